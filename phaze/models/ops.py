@@ -11,7 +11,8 @@ paper's op-fusion rule (design.md section 4.2) and returns an :class:`OpGraph` o
 * reductions and norms absorb nothing, and no fusion crosses a collective.
 
 "Single-consumer" means the group's output tensor is read by exactly one operator of the
-layer. Every primitive also names the tensors it keeps for the backward pass; a layer's
+layer; and an operator joins a group only if its other inputs are ready before the group
+starts (fusion never serialises independent work, e.g. SwiGLU's gate and up GEMMs). Every primitive also names the tensors it keeps for the backward pass; a layer's
 activation bytes are the sum over the *distinct* saved tensors (a tensor read by Q, K and V
 is kept once).
 """
@@ -204,6 +205,19 @@ def _absorbs(tail_cat: str, cat: str) -> bool:
     return False
 
 
+def _inputs_ready(p, g, groups, group_of, producer, ancestors) -> bool:
+    """Absorbing ``p`` into group ``g`` must not serialise independent work: every other
+    in-layer input of ``p`` must be computed before the group starts (an ancestor of its
+    first primitive). A residual add may join its GEMM; SwiGLU's gate product may not
+    join the gate GEMM, or the up projection could no longer run beside it."""
+    head = groups[g][0]
+    for t in p.inputs:
+        r = producer.get(t)
+        if r is not None and group_of[r] != g and not (ancestors[head] >> r) & 1:
+            return False
+    return True
+
+
 def fuse(prims: list[_Prim]) -> OpGraph:
     """Fuse primitives (in topological order) into an :class:`OpGraph`."""
     producer: dict[str, int] = {}
@@ -217,6 +231,14 @@ def fuse(prims: list[_Prim]) -> OpGraph:
             consumers.setdefault(t, []).append(i)
         producer[p.output] = i
 
+    # ancestors[i]: bitset of the primitives that primitive i depends on
+    ancestors = [0] * len(prims)
+    for i, p in enumerate(prims):
+        for t in p.inputs:
+            q = producer.get(t)
+            if q is not None:
+                ancestors[i] |= ancestors[q] | (1 << q)
+
     group_of = [-1] * len(prims)
     groups: list[list[int]] = []
     for i, p in enumerate(prims):
@@ -229,7 +251,8 @@ def fuse(prims: list[_Prim]) -> OpGraph:
                 g = group_of[q]
                 tail = prims[groups[g][-1]]
                 if (tail.output == t and consumers.get(t) == [i]
-                        and _absorbs(tail.cat, p.cat)):
+                        and _absorbs(tail.cat, p.cat)
+                        and _inputs_ready(p, g, groups, group_of, producer, ancestors)):
                     target = g
                     break
         if target < 0:
