@@ -30,7 +30,9 @@ def test_models_skips_presets_a_width_does_not_fit(capsys):
 def test_bad_input_exits_2_with_one_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "error:" in err and "Traceback" not in err
+    assert err.count("\n") == 1
+    assert "error:" in err
+    assert "Traceback" not in err
 
 
 def test_python_dash_m_runs_the_cli():

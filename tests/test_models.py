@@ -202,7 +202,7 @@ def test_unique_op_index_reconstructs_every_occurrence(args):
         for pos, layer in enumerate(graph.layers):
             rows = index.rows(gi, pos)
             assert rows.shape == (layer.ops.n_ops,)
-            for op, r in zip(layer.ops.ops, rows):
+            for op, r in zip(layer.ops.ops, rows, strict=False):
                 keys.add(op.key)
                 assert table.kind[r] == op.kind
                 gemm = (table.gemm_b[r], table.gemm_m[r], table.gemm_k[r], table.gemm_n[r])
@@ -210,7 +210,7 @@ def test_unique_op_index_reconstructs_every_occurrence(args):
                 lo, hi = table.vc_ptr[r], table.vc_ptr[r + 1]
                 parts = tuple(zip(table.vc_code[lo:hi].tolist(),
                                   table.vc_elems[lo:hi].tolist(),
-                                  table.vc_aux[lo:hi].tolist()))
+                                  table.vc_aux[lo:hi].tolist(), strict=False))
                 assert parts == op.vc_parts
                 comm = (table.comm_bytes[r], table.comm_group[r], table.comm_pass[r])
                 assert comm == (op.comm or (0, 0, -1))
@@ -223,7 +223,9 @@ def test_no_fusion_crosses_a_collective(args):
     for layer in g.layers:
         for i, op in enumerate(layer.ops.ops):
             if op.kind == OpKind.COMM:
-                assert "+" not in op.name and op.gemm is None and op.vc_parts == ()
+                assert "+" not in op.name
+                assert op.gemm is None
+                assert op.vc_parts == ()
                 preds = layer.ops.edges[layer.ops.edges[:, 1] == i, 0]
                 succs = layer.ops.edges[layer.ops.edges[:, 0] == i, 1]
                 assert len(preds) >= 1 or len(succs) >= 1
@@ -234,7 +236,8 @@ def test_fusion_rule_on_a_gpt_block():
     eight = {op.name: op.kind for op in build_graph(preset("gpt3-175b"), 64, 1, 8).block.ops.ops}
     # t=1: the projection absorbs bias-dropout-add; t=8: the all-reduce separates them
     assert one["out_proj+dropout1+residual1"] == OpKind.TC_VC
-    assert eight["out_proj"] == OpKind.TC and eight["g_attn"] == OpKind.COMM
+    assert eight["out_proj"] == OpKind.TC
+    assert eight["g_attn"] == OpKind.COMM
     assert eight["dropout1+residual1"] == OpKind.VC
     assert one["fc1+gelu"] == OpKind.TC_VC
     # Q, K and V stay separate GEMMs so the scheduler sees their parallelism
@@ -247,7 +250,8 @@ def test_swiglu_gate_and_up_are_separate_parallel_gemms():
     gate = next(i for i, n in enumerate(names) if n.startswith("gate_proj"))
     up = names.index("up_proj")
     dag = g.to_networkx()
-    assert not nx.has_path(dag, gate, up) and not nx.has_path(dag, up, gate)
+    assert not nx.has_path(dag, gate, up)
+    assert not nx.has_path(dag, up, gate)
 
 
 def test_identical_blocks_share_one_signature():
@@ -284,7 +288,8 @@ def test_one_layer_model_and_unit_dims():
     spec = TransformerSpec(name="tiny", layers=1, hidden=1, heads=1, ffn=1, vocab=1,
                            max_positions=1)
     g = build_graph(spec, 1, 1, 1)
-    assert len(g.layers) == 3 and g.block.fwd_gemm_macs > 0
+    assert len(g.layers) == 3
+    assert g.block.fwd_gemm_macs > 0
     table, _ = unique_ops(g)
     assert (table.gemm_m[table.kind <= OpKind.TC_VC] >= 1).all()
 
@@ -321,7 +326,8 @@ def test_bad_sequence_or_batch(seq, mbs, match):
 
 
 def test_unknown_preset_lists_known_ones():
-    with pytest.raises(ConfigError, match="unknown model 'gpt5'; known presets: bert-large.*llama2-70b.*gpt3-175b"):
+    known = "unknown model 'gpt5'; known presets: bert-large.*llama2-70b.*gpt3-175b"
+    with pytest.raises(ConfigError, match=known):
         preset("gpt5")
 
 
@@ -351,7 +357,7 @@ def test_hf_config_with_missing_field(tmp_path):
 
 
 def test_hf_config_file_not_found(tmp_path):
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError, match="absent.json"):
         TransformerSpec.from_hf_config(tmp_path / "absent.json")
 
 

@@ -44,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         raise ConfigError("no preset accepts these settings: " + "; ".join(skipped))
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)))
     for r in rows:
         print("  ".join(c.rjust(w) if i else c.ljust(w)
-                        for i, (c, w) in enumerate(zip(r, widths))))
+                        for i, (c, w) in enumerate(zip(r, widths, strict=False))))
     for line in skipped:
         print(f"skipped {line}")
     print(f"(GEMM FLOPs only; train = fwd + 2x bwd; activation bytes of one block at "

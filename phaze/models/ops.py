@@ -12,8 +12,9 @@ paper's op-fusion rule (design.md section 4.2) and returns an :class:`OpGraph` o
 
 "Single-consumer" means the group's output tensor is read by exactly one operator of the
 layer; and an operator joins a group only if its other inputs are ready before the group
-starts (fusion never serialises independent work, e.g. SwiGLU's gate and up GEMMs). Every primitive also names the tensors it keeps for the backward pass; a layer's
-activation bytes are the sum over the *distinct* saved tensors (a tensor read by Q, K and V
+starts (fusion never serialises independent work, e.g. SwiGLU's gate and up GEMMs).
+Every primitive also names the tensors it keeps for the backward pass; a layer's activation
+bytes are the sum over the *distinct* saved tensors (a tensor read by Q, K and V
 is kept once).
 """
 
