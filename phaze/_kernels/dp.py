@@ -1,0 +1,705 @@
+"""Numba kernels of the placement dynamic program (design.md section 8).
+
+The DP runs over *upsets* of the layer DAG (a stage is ``U \\ U'`` for upsets ``U' < U``,
+equivalently ``D \\ D'`` for downsets). Every layer graph is reduced to a list of
+**states** ``0 ... n_states-1`` and a CSR list of **pairs** (stages):
+
+* state ``k`` is the set of layers *not yet placed* (an upset); state 0 is every layer,
+  state ``n_states-1`` is the empty set. Partners of a state have larger indices.
+* ``ptr[k]:ptr[k+1]`` are the stages that can be placed first from state ``k``;
+  ``partner[p]`` is the state left after placing stage ``p``.
+* per stage ``p``: ``load1[p]`` (its load when it is the last stage: no recomputation),
+  ``loadr[p]`` (its load when another stage follows it: with recomputation if on),
+  ``max_stages[p]`` (the largest position from the end its memory allows, 0 .. n_dev),
+  ``cheap[p]`` (1 if it holds no tensor-parallel layer and ``t > 1``, so it needs one
+  device instead of ``t``) and ``param_bytes[p]``.
+* ``rem[k]``: layers in state ``k`` (a bound on the stages that can follow).
+
+Three table builders produce this form:
+
+* :func:`chain_stage_tables` -- the layer graph is a chain (edges only ``i -> i+1``);
+  states are suffixes, stage loads come from prefix sums (O(1) per stage).
+* :func:`prefix_stage_tables` -- every consecutive pair has an edge, plus skip edges
+  (the topological order is unique, so the states are still suffixes); loads by
+  incremental list schedules, O(L (L + E)) in all.
+* :func:`dag_stage_tables` after :func:`enumerate_downsets` -- any DAG; states are the
+  complements of downsets held as ``uint64`` bitsets. The number of downsets can be
+  exponential: the wrapper caps it (``MAX_DOWNSETS``) and reports a clear error.
+
+:func:`dp_solve` then runs the recurrence and the final round over the data-parallel
+degree. Devices are not a DP dimension: a stage needs ``t`` devices or, if ``cheap``, 1,
+so ``s`` stages of which ``r`` are cheap need ``t*s - (t-1)*r`` devices, and
+"at most ``k`` devices" becomes "at least ``r_min(k)`` cheap stages" (only the device
+counts that can occur are represented). ``r`` has ``n_cheap + 1`` values; it is 1 when
+``t == 1`` or when no layer (or every layer) is tensor-parallel.
+
+All times in seconds, sizes in bytes, bandwidth in bytes/s; ``inf`` means infeasible and
+is never an error. Every kernel: ``@njit(cache=True, nogil=True)``, no fastmath.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "MAX_DOWNSETS",
+    "chain_stage_tables",
+    "dag_stage_tables",
+    "dp_solve",
+    "enumerate_downsets",
+    "max_stages",
+    "prefix_stage_tables",
+    "reconstruct",
+    "warmup",
+]
+
+#: Largest number of downsets the general-DAG path enumerates. Tables grow with the
+#: square of this number (pairs of nested downsets), so 4096 means up to ~8 M stages.
+MAX_DOWNSETS = 4096
+
+
+@njit(cache=True, nogil=True)
+def max_stages(const_bytes, stash_bytes, hbm_bytes, n_dev):
+    """Largest position from the end a stage may take: ``const + (s-1)*stash <= hbm``.
+
+    Returns ``n_dev`` when even ``s = n_dev`` fits, 0 when ``const > hbm``, else
+    ``1 + floor((hbm - const) / stash)`` (design.md section 8, reference README).
+    """
+    if not const_bytes <= hbm_bytes:
+        return 0
+    if stash_bytes <= 0.0 or const_bytes + (n_dev - 1) * stash_bytes <= hbm_bytes:
+        return n_dev
+    v = 1.0 + np.floor((hbm_bytes - const_bytes) / stash_bytes)
+    if v >= n_dev:
+        return n_dev
+    return np.int64(v)
+
+
+@njit(cache=True, nogil=True)
+def _prefix(x):
+    """Prefix sums of the finite entries of ``x`` and prefix counts of the infinite ones."""
+    n = x.shape[0]
+    pre = np.zeros(n + 1)
+    cnt = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        v = x[i]
+        if v < np.inf:
+            pre[i + 1] = pre[i] + v
+            cnt[i + 1] = cnt[i]
+        else:
+            pre[i + 1] = pre[i]
+            cnt[i + 1] = cnt[i] + 1
+    return pre, cnt
+
+
+@njit(cache=True, nogil=True)
+def _range(pre, cnt, i, j):
+    if cnt[j] > cnt[i]:
+        return np.inf
+    return pre[j] - pre[i]
+
+
+@njit(cache=True, nogil=True)
+def chain_stage_tables(
+    fwd_s,
+    bwd_s,
+    param_bytes,
+    activation_bytes,
+    tensor_parallel,
+    link_max_bytes,
+    link_sum_bytes,
+    bandwidth_Bps,
+    hbm_bytes,
+    n_dev,
+    t,
+    recompute,
+    adam,
+):
+    """Stage tables of a chain ``0 -> 1 -> ... -> L-1``; stages ``[i, j)`` from prefix sums.
+
+    Parameters
+    ----------
+    fwd_s, bwd_s, param_bytes, activation_bytes : float64 (L,)
+    tensor_parallel : bool (L,)
+    link_max_bytes, link_sum_bytes : float64 (L+1,)
+        Largest and total bytes of the edges entering layer ``i`` from ``i-1`` (entries 0
+        and L are 0). The largest sets the arrival time, the total the stashed bytes.
+    bandwidth_Bps, hbm_bytes : float
+    n_dev, t : int
+    recompute, adam : bool
+
+    Returns
+    -------
+    ptr (L+2,), partner, load1, loadr, max_stages, cheap, param_bytes (n_pairs,), rem (L+1,)
+        The state/pair form of the module docstring; state ``i`` = layers ``i ... L-1``.
+    """
+    n = fwd_s.shape[0]
+    fpre, fcnt = _prefix(fwd_s)
+    bpre, bcnt = _prefix(bwd_s)
+    ppre = np.zeros(n + 1)
+    apre = np.zeros(n + 1)
+    tpre = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        ppre[i + 1] = ppre[i] + param_bytes[i]
+        apre[i + 1] = apre[i] + activation_bytes[i]
+        tpre[i + 1] = tpre[i] + (1 if tensor_parallel[i] else 0)
+    n_pairs = n * (n + 1) // 2
+    ptr = np.empty(n + 2, np.int64)
+    partner = np.empty(n_pairs, np.int64)
+    load1 = np.empty(n_pairs)
+    loadr = np.empty(n_pairs)
+    maxs = np.empty(n_pairs, np.int64)
+    cheap = np.empty(n_pairs, np.int64)
+    pbytes = np.empty(n_pairs)
+    rem = np.empty(n + 1, np.int64)
+    p = 0
+    for i in range(n):
+        ptr[i] = p
+        rem[i] = n - i
+        t_in = link_max_bytes[i] / bandwidth_Bps
+        for j in range(i + 1, n + 1):
+            t_out = link_max_bytes[j] / bandwidth_Bps
+            f = _range(fpre, fcnt, i, j)
+            b = _range(bpre, bcnt, i, j)
+            fwd = t_in + f
+            bwd = t_out + b
+            partner[p] = j
+            load1[p] = fwd + bwd
+            if recompute:
+                loadr[p] = fwd + (max(f, t_out) + b)
+            else:
+                loadr[p] = fwd + bwd
+            pb = ppre[j] - ppre[i]
+            ab = apre[j] - apre[i]
+            const = 2.0 * pb + (pb if adam else 0.0) + ab
+            stash = link_sum_bytes[i] if recompute else ab
+            maxs[p] = max_stages(const, stash, hbm_bytes, n_dev)
+            cheap[p] = 1 if (t > 1 and tpre[j] == tpre[i]) else 0
+            pbytes[p] = pb
+            p += 1
+    ptr[n] = p
+    ptr[n + 1] = p
+    rem[n] = 0
+    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem
+
+
+@njit(cache=True, nogil=True)
+def prefix_stage_tables(
+    fwd_s,
+    bwd_s,
+    param_bytes,
+    activation_bytes,
+    tensor_parallel,
+    in_ptr,
+    in_src,
+    in_bytes,
+    out_ptr,
+    out_dst,
+    out_bytes,
+    bandwidth_Bps,
+    hbm_bytes,
+    n_dev,
+    t,
+    recompute,
+    adam,
+):
+    """Stage tables of a DAG whose topological order is unique (chain plus skip edges).
+
+    Stages are ``[i, j)``. Forward list schedules grow ``j`` for a fixed ``i``; backward
+    ones grow ``i`` downward for a fixed ``j``. The recomputation backward, whose layers
+    start no earlier than ``fwd'``, is ``max(bwd, fwd' + lp)`` with ``lp`` the longest
+    backward-latency path from the stage's first layer inside the stage (max-plus
+    linearity of the schedule in its start floor).
+
+    Parameters
+    ----------
+    in_ptr, in_src, in_bytes : CSR of in-edges by destination (src < dst).
+    out_ptr, out_dst, out_bytes : CSR of out-edges by source.
+    Other parameters and the returns as :func:`chain_stage_tables`.
+    """
+    n = fwd_s.shape[0]
+    bwd_m = np.empty((n + 1, n + 1))
+    lp_m = np.empty((n + 1, n + 1))
+    fin = np.empty(n)
+    lpv = np.empty(n)
+    for j in range(1, n + 1):
+        for i in range(j - 1, -1, -1):
+            start = 0.0
+            best = 0.0
+            for e in range(out_ptr[i], out_ptr[i + 1]):
+                w = out_dst[e]
+                if w < j:
+                    x = fin[w]
+                    if lpv[w] > best:
+                        best = lpv[w]
+                else:
+                    x = out_bytes[e] / bandwidth_Bps
+                if x > start:
+                    start = x
+            fin[i] = start + bwd_s[i]
+            lpv[i] = bwd_s[i] + best
+            bwd_m[i, j] = fin[i]
+            lp_m[i, j] = lpv[i]
+    n_pairs = n * (n + 1) // 2
+    ptr = np.empty(n + 2, np.int64)
+    partner = np.empty(n_pairs, np.int64)
+    load1 = np.empty(n_pairs)
+    loadr = np.empty(n_pairs)
+    maxs = np.empty(n_pairs, np.int64)
+    cheap = np.empty(n_pairs, np.int64)
+    pbytes = np.empty(n_pairs)
+    rem = np.empty(n + 1, np.int64)
+    ffin = np.empty(n)
+    fpin = np.empty(n)
+    p = 0
+    for i in range(n):
+        ptr[i] = p
+        rem[i] = n - i
+        pb = 0.0
+        ab = 0.0
+        stash_in = 0.0
+        any_tp = False
+        for j in range(i + 1, n + 1):
+            v = j - 1
+            start = 0.0
+            startp = 0.0
+            for e in range(in_ptr[v], in_ptr[v + 1]):
+                u = in_src[e]
+                if u >= i:
+                    x = ffin[u]
+                    if fpin[u] > startp:
+                        startp = fpin[u]
+                else:
+                    x = in_bytes[e] / bandwidth_Bps
+                    stash_in += in_bytes[e]
+                if x > start:
+                    start = x
+            ffin[v] = start + fwd_s[v]
+            fpin[v] = startp + fwd_s[v]
+            pb += param_bytes[v]
+            ab += activation_bytes[v]
+            any_tp = any_tp or tensor_parallel[v]
+            fwd = ffin[v]
+            bwd = bwd_m[i, j]
+            partner[p] = j
+            load1[p] = fwd + bwd
+            if recompute:
+                loadr[p] = fwd + max(bwd, fpin[v] + lp_m[i, j])
+            else:
+                loadr[p] = fwd + bwd
+            const = 2.0 * pb + (pb if adam else 0.0) + ab
+            stash = stash_in if recompute else ab
+            maxs[p] = max_stages(const, stash, hbm_bytes, n_dev)
+            cheap[p] = 1 if (t > 1 and not any_tp) else 0
+            pbytes[p] = pb
+            p += 1
+    ptr[n] = p
+    ptr[n + 1] = p
+    rem[n] = 0
+    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem
+
+
+@njit(cache=True, nogil=True)
+def _popcount(words):
+    c = 0
+    for w in range(words.shape[0]):
+        x = words[w]
+        while x:
+            x &= x - np.uint64(1)
+            c += 1
+    return c
+
+
+@njit(cache=True, nogil=True)
+def enumerate_downsets(pred_bits, limit):
+    """All downsets of a DAG as bitsets, sorted by size (stable).
+
+    Parameters
+    ----------
+    pred_bits : uint64 (n, W)
+        Bit ``u`` of row ``v`` is set when ``u -> v`` is an edge (layers in topological
+        order, ``W = ceil(n / 64)``).
+    limit : int
+        Stop and return count -1 when there are more than ``limit`` downsets.
+
+    Returns
+    -------
+    bits : uint64 (count, W), sizes : int64 (count,), count : int
+        Depth-first over layers: exclude a layer, or include it when all its predecessors
+        are in; each leaf is a distinct downset, so the work is O(n * count * W).
+    """
+    n, n_words = pred_bits.shape
+    out = np.zeros((limit, n_words), np.uint64)
+    cur = np.zeros(n_words, np.uint64)
+    state = np.zeros(n + 1, np.int64)
+    count = 0
+    v = 0
+    one = np.uint64(1)
+    while v >= 0:
+        if v == n:
+            if count >= limit:
+                return np.zeros((0, n_words), np.uint64), np.zeros(0, np.int64), -1
+            out[count, :] = cur
+            count += 1
+            v -= 1
+            continue
+        word = v // 64
+        bit = one << np.uint64(v % 64)
+        st = state[v]
+        if st == 0:
+            state[v] = 1
+            v += 1
+            state[v] = 0
+        elif st == 1:
+            state[v] = 2
+            ok = True
+            for w in range(n_words):
+                if pred_bits[v, w] & ~cur[w]:
+                    ok = False
+                    break
+            if ok:
+                cur[word] |= bit
+                v += 1
+                state[v] = 0
+        else:
+            cur[word] &= ~bit
+            v -= 1
+    sizes = np.empty(count, np.int64)
+    for k in range(count):
+        sizes[k] = _popcount(out[k])
+    order = np.argsort(sizes, kind="mergesort")
+    bits = np.empty((count, n_words), np.uint64)
+    sorted_sizes = np.empty(count, np.int64)
+    for k in range(count):
+        bits[k, :] = out[order[k], :]
+        sorted_sizes[k] = sizes[order[k]]
+    return bits, sorted_sizes, count
+
+
+@njit(cache=True, nogil=True)
+def _is_proper_subset(a, b):
+    for w in range(a.shape[0]):
+        if a[w] & ~b[w]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def dag_stage_tables(
+    bits,
+    sizes,
+    fwd_s,
+    bwd_s,
+    param_bytes,
+    activation_bytes,
+    tensor_parallel,
+    in_ptr,
+    in_src,
+    in_bytes,
+    out_ptr,
+    out_dst,
+    out_bytes,
+    bandwidth_Bps,
+    hbm_bytes,
+    n_dev,
+    t,
+    recompute,
+    adam,
+):
+    """Stage tables of a general DAG over its downsets (from :func:`enumerate_downsets`).
+
+    State ``k`` is the upset ``V \\ bits[k]``; stage ``(k, k2)`` is ``bits[k2] \\ bits[k]``
+    for ``bits[k] < bits[k2]``. Loads are list schedules over the stage's layers in
+    topological order, written directly from design.md section 8 (forward; backward in
+    reverse; the recomputation backward with every start at least ``fwd'``).
+
+    Returns the same tuple as :func:`chain_stage_tables`.
+    """
+    n_states = bits.shape[0]
+    n = fwd_s.shape[0]
+    n_pairs = 0
+    for k in range(n_states):
+        for k2 in range(k + 1, n_states):
+            if sizes[k2] > sizes[k] and _is_proper_subset(bits[k], bits[k2]):
+                n_pairs += 1
+    ptr = np.empty(n_states + 1, np.int64)
+    partner = np.empty(n_pairs, np.int64)
+    load1 = np.empty(n_pairs)
+    loadr = np.empty(n_pairs)
+    maxs = np.empty(n_pairs, np.int64)
+    cheap = np.empty(n_pairs, np.int64)
+    pbytes = np.empty(n_pairs)
+    rem = np.empty(n_states, np.int64)
+    inside = np.zeros(n, np.bool_)
+    fin = np.empty(n)
+    fin_p = np.empty(n)
+    fin_b = np.empty(n)
+    fin_r = np.empty(n)
+    one = np.uint64(1)
+    p = 0
+    for k in range(n_states):
+        ptr[k] = p
+        rem[k] = n - sizes[k]
+        for k2 in range(k + 1, n_states):
+            if not (sizes[k2] > sizes[k] and _is_proper_subset(bits[k], bits[k2])):
+                continue
+            first = -1
+            last = -1
+            pb = 0.0
+            ab = 0.0
+            any_tp = False
+            for v in range(n):
+                word = v // 64
+                bit = one << np.uint64(v % 64)
+                inside[v] = (bits[k2, word] & bit) != 0 and (bits[k, word] & bit) == 0
+                if inside[v]:
+                    if first < 0:
+                        first = v
+                    last = v
+                    pb += param_bytes[v]
+                    ab += activation_bytes[v]
+                    any_tp = any_tp or tensor_parallel[v]
+            stash_in = 0.0
+            for v in range(first, last + 1):
+                if not inside[v]:
+                    continue
+                start = 0.0
+                startp = 0.0
+                for e in range(in_ptr[v], in_ptr[v + 1]):
+                    u = in_src[e]
+                    if inside[u]:
+                        x = fin[u]
+                        if fin_p[u] > startp:
+                            startp = fin_p[u]
+                    else:
+                        x = in_bytes[e] / bandwidth_Bps
+                        stash_in += in_bytes[e]
+                    if x > start:
+                        start = x
+                fin[v] = start + fwd_s[v]
+                fin_p[v] = startp + fwd_s[v]
+            fwd = fin[last]
+            floor = fin_p[last]
+            for v in range(last, first - 1, -1):
+                if not inside[v]:
+                    continue
+                start = 0.0
+                start_r = floor
+                for e in range(out_ptr[v], out_ptr[v + 1]):
+                    w = out_dst[e]
+                    if inside[w]:
+                        x = fin_b[w]
+                        xr = fin_r[w]
+                    else:
+                        x = out_bytes[e] / bandwidth_Bps
+                        xr = x
+                    if x > start:
+                        start = x
+                    if xr > start_r:
+                        start_r = xr
+                fin_b[v] = start + bwd_s[v]
+                fin_r[v] = start_r + bwd_s[v]
+            partner[p] = k2
+            load1[p] = fwd + fin_b[first]
+            loadr[p] = fwd + (fin_r[first] if recompute else fin_b[first])
+            const = 2.0 * pb + (pb if adam else 0.0) + ab
+            stash = stash_in if recompute else ab
+            maxs[p] = max_stages(const, stash, hbm_bytes, n_dev)
+            cheap[p] = 1 if (t > 1 and not any_tp) else 0
+            pbytes[p] = pb
+            p += 1
+    ptr[n_states] = p
+    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem
+
+
+@njit(cache=True, nogil=True)
+def dp_solve(
+    ptr,
+    partner,
+    load1,
+    loadr,
+    maxs,
+    cheap,
+    pbytes,
+    rem,
+    n_dev,
+    micro_batches,
+    bandwidth_Bps,
+    t,
+    n_cheap,
+):
+    """The placement recurrence and the final round over the data-parallel degree.
+
+    ``g[k, s, r]`` is the least possible largest stage load placing the layers of state
+    ``k`` in exactly ``s`` stages, ``r`` of them cheap; the first stage placed from ``k``
+    is the ``s``-th from the end (load ``loadr`` if ``s > 1`` else ``load1``, and
+    ``s <= max_stages``). Final round, for ``d = 1 ... min(n_dev, micro_batches)``:
+    ``n = n_dev // d`` devices and ``m = ceil(micro_batches / d)`` micro-batches per
+    pipeline; over first stages ``p`` from state 0 and ``s``:
+    ``time = max(g[partner[p], s-1, r >= r_min], load(p, s)) * (m + s - 1)
+    + 4 (d-1) param_bytes[p] / (bandwidth d)``. Strictly smaller wins (d, then p, then s
+    in increasing order). A ``d`` with the same ``(n, m)`` as ``d-1`` is skipped: its
+    gradient all-reduce term can only be larger.
+
+    Parameters
+    ----------
+    ptr, partner, load1, loadr, maxs, cheap, pbytes, rem
+        Stage tables (module docstring).
+    n_dev, micro_batches, t, n_cheap : int
+        ``t`` is the effective width (1 when all stages need one device); ``n_cheap`` the
+        largest number of cheap stages (0 when ``t == 1``).
+    bandwidth_Bps : float
+
+    Returns
+    -------
+    best_time : float
+        Least time per batch in seconds; ``inf`` when nothing fits.
+    best_d, best_p, best_s, best_r : int
+        Data-parallel degree, first stage (pair), number of stages and the number of cheap
+        stages after the first (-1 when infeasible).
+    choice : int64 (n_states, S+1, n_cheap+1)
+        ``choice[k, s, r]``: the best first stage from state ``k`` (reconstruction).
+    """
+    n_states = ptr.shape[0] - 1
+    last = n_states - 1
+    n_layers = rem[0]
+    s_cap = min(n_dev, n_layers)
+    n_r = n_cheap + 1
+    g = np.full((n_states, s_cap + 1, n_r), np.inf)
+    choice = np.full((n_states, s_cap + 1, n_r), -1, np.int64)
+    g[last, 0, 0] = 0.0
+    for k in range(last - 1, 0, -1):
+        for p in range(ptr[k], ptr[k + 1]):
+            k2 = partner[p]
+            c = cheap[p]
+            smax = min(maxs[p], s_cap, rem[k2] + 1)
+            if smax < 1:
+                continue
+            if k2 == last:
+                v = load1[p]
+                if c < n_r and v < g[k, 1, c]:
+                    g[k, 1, c] = v
+                    choice[k, 1, c] = p
+                continue
+            ld = loadr[p]
+            for s in range(2, smax + 1):
+                rtop = min(n_r - 1, s)
+                for r in range(c, rtop + 1):
+                    prev = g[k2, s - 1, r - c]
+                    v = prev if prev > ld else ld
+                    if v < g[k, s, r]:
+                        g[k, s, r] = v
+                        choice[k, s, r] = p
+    # suffix minima over r: at least r cheap stages
+    hmin = np.full((n_states, s_cap + 1, n_r), np.inf)
+    harg = np.full((n_states, s_cap + 1, n_r), -1, np.int64)
+    for k in range(1, n_states):
+        for s in range(s_cap + 1):
+            run = np.inf
+            arg = -1
+            for r in range(n_r - 1, -1, -1):
+                if g[k, s, r] <= run and g[k, s, r] < np.inf:
+                    run = g[k, s, r]
+                    arg = r
+                hmin[k, s, r] = run
+                harg[k, s, r] = arg
+    best = np.inf
+    best_d = -1
+    best_p = -1
+    best_s = -1
+    best_r = -1
+    d_max = min(n_dev, micro_batches)
+    prev_n = -1
+    prev_m = -1
+    for d in range(1, d_max + 1):
+        n = n_dev // d
+        m = (micro_batches + d - 1) // d
+        if n == prev_n and m == prev_m:
+            continue
+        prev_n = n
+        prev_m = m
+        for p in range(ptr[0], ptr[1]):
+            k2 = partner[p]
+            c = cheap[p]
+            a = 1 if (t == 1 or c == 1) else t
+            if a > n:
+                continue
+            nr = n - a
+            smax = min(maxs[p], s_cap, rem[k2] + 1, n)
+            if smax < 1:
+                continue
+            comm = 0.0
+            if d > 1:
+                comm = 4.0 * (d - 1) * pbytes[p] / (bandwidth_Bps * d)
+            for s in range(1, smax + 1):
+                q = s - 1
+                if t == 1:
+                    if q > nr:
+                        break
+                    rmin = 0
+                else:
+                    need = t * q - nr
+                    rmin = 0 if need <= 0 else (need + t - 2) // (t - 1)
+                    if rmin > n_r - 1 or rmin > q:
+                        break
+                prev = hmin[k2, q, rmin] if k2 != last else (0.0 if q == 0 else np.inf)
+                if prev == np.inf:
+                    continue
+                ld = load1[p] if s == 1 else loadr[p]
+                x = prev if prev > ld else ld
+                tm = x * (m + s - 1) + comm
+                if tm < best:
+                    best = tm
+                    best_d = d
+                    best_p = p
+                    best_s = s
+                    best_r = harg[k2, q, rmin] if k2 != last else 0
+    return best, best_d, best_p, best_s, best_r, choice
+
+
+@njit(cache=True, nogil=True)
+def reconstruct(partner, cheap, choice, first_p, n_stages, n_cheap_after):
+    """Stages (pair indices) of the plan from the first stage and ``dp_solve``'s choices.
+
+    Returns int64 (n_stages,): the stages in pipeline order (first stage first).
+    """
+    out = np.empty(n_stages, np.int64)
+    out[0] = first_p
+    k = partner[first_p]
+    r = n_cheap_after
+    for idx in range(1, n_stages):
+        p = choice[k, n_stages - idx, r]
+        out[idx] = p
+        r -= cheap[p]
+        k = partner[p]
+    return out
+
+
+def warmup() -> None:
+    """Compile (or load from numba's cache) every kernel of this module on a tiny input.
+
+    Call in the parent process before starting workers (style.md rule 6).
+    """
+    f = np.array([1.0, 2.0])
+    z = np.zeros(2)
+    tp = np.array([True, False])
+    link = np.zeros(3)
+    tabs = chain_stage_tables(f, f, z, z, tp, link, link, 1.0, 1.0, 2, 2, True, False)
+    dp_solve(*tabs, 2, 2, 1.0, 2, 1)
+    in_ptr = np.array([0, 0, 1], np.int64)
+    src = np.array([0], np.int64)
+    eb = np.ones(1)
+    out_ptr = np.array([0, 1, 1], np.int64)
+    dst = np.array([1], np.int64)
+    prefix_stage_tables(
+        f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, False
+    )
+    pred = np.zeros((2, 1), np.uint64)
+    pred[1, 0] = np.uint64(1)
+    bits, sizes, _ = enumerate_downsets(pred, 8)
+    tabs = dag_stage_tables(
+        bits, sizes, f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, False
+    )
+    best, _, p, s, r, choice = dp_solve(*tabs, 2, 2, 1.0, 2, 1)
+    reconstruct(tabs[1], tabs[5], choice, p, s, r)

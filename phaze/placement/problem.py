@@ -1,0 +1,685 @@
+"""Placement problems: layer graphs per tensor width, a cluster and a memory model.
+
+A :class:`PlacementProblem` holds, for every tensor-parallel width ``t`` it offers, a
+:class:`WidthGraph` (layers in topological order with forward/backward latencies,
+parameter and activation bytes and a tensor-parallel flag; edges with the activation
+bytes they carry), plus the cluster (devices, link bandwidth, HBM per device), the batch
+(micro-batches per batch), recomputation, the optimizer and, optionally, the fixed
+Megatron-style baseline plan (design.md section 8).
+
+It is built from the reference JSON format of the original solver
+(:func:`load_instance`) or from phaze's own model graphs
+(:meth:`PlacementProblem.from_graphs`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from phaze.errors import ConfigError
+
+__all__ = ["FixedBaseline", "PlacementProblem", "WidthGraph", "load_instance"]
+
+_OPTIMIZERS = ("sgd", "adam")
+
+
+def _check_int(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
+    return int(value)
+
+
+def _check_positive(name: str, value: object, allow_inf: bool = False) -> float:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} must be a number > 0") from None
+    if isinstance(value, bool) or not v > 0 or (math.isinf(v) and not allow_inf):
+        allowed = "a number > 0 (inf allowed)" if allow_inf else "a finite number > 0"
+        raise ConfigError(f"{name}={value!r} must be {allowed}")
+    return v
+
+
+def _frozen_array(x: object, dtype: type, name: str, where: str) -> np.ndarray:
+    try:
+        a = np.array(x, dtype=dtype, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{where}: {name} must be a 1-d array of {dtype.__name__}: {exc}"
+        ) from None
+    if a.ndim != 1:
+        raise ConfigError(f"{where}: {name} must be 1-d, got shape {a.shape}")
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WidthGraph:
+    """The layer graph at one tensor-parallel width, layers in topological order.
+
+    Attributes
+    ----------
+    layer_ids : int64 (n,)
+        Layer ids (for example -1 embedding, 0 ... L-1 blocks, L head); distinct.
+    fwd_s, bwd_s : float64 (n,)
+        Forward and backward latency of each layer in seconds, >= 0; ``inf`` means the
+        layer cannot run at this width (every plan using it is infeasible).
+    param_bytes, activation_bytes : float64 (n,)
+        Parameter bytes per device and activation bytes kept for backward (one
+        micro-batch); finite, >= 0.
+    tensor_parallel : bool (n,)
+        The layer is split over ``t`` devices (a stage holding one needs ``t`` devices).
+    edge_src, edge_dst : int64 (E,)
+        Positions into the layer arrays, ``edge_src < edge_dst`` (topological order).
+    edge_bytes : float64 (E,)
+        Activation bytes crossing each edge, finite, >= 0.
+
+    Use :meth:`from_unordered` when the layers are not yet topologically ordered.
+    """
+
+    layer_ids: np.ndarray
+    fwd_s: np.ndarray
+    bwd_s: np.ndarray
+    param_bytes: np.ndarray
+    activation_bytes: np.ndarray
+    tensor_parallel: np.ndarray
+    edge_src: np.ndarray
+    edge_dst: np.ndarray
+    edge_bytes: np.ndarray
+    width: int = 0
+
+    def __post_init__(self) -> None:
+        where = f"width t={self.width}" if self.width else "layer graph"
+        conv = {
+            "layer_ids": np.int64,
+            "fwd_s": np.float64,
+            "bwd_s": np.float64,
+            "param_bytes": np.float64,
+            "activation_bytes": np.float64,
+            "tensor_parallel": np.bool_,
+            "edge_src": np.int64,
+            "edge_dst": np.int64,
+            "edge_bytes": np.float64,
+        }
+        for name, dtype in conv.items():
+            object.__setattr__(self, name, _frozen_array(getattr(self, name), dtype, name, where))
+        n = self.layer_ids.shape[0]
+        if n == 0:
+            raise ConfigError(f"{where}: the layer graph has no layers; at least 1 needed")
+        for name in ("fwd_s", "bwd_s", "param_bytes", "activation_bytes", "tensor_parallel"):
+            if getattr(self, name).shape[0] != n:
+                raise ConfigError(
+                    f"{where}: {name} has {getattr(self, name).shape[0]} "
+                    f"entries, expected {n} (one per layer)"
+                )
+        if np.unique(self.layer_ids).shape[0] != n:
+            ids, counts = np.unique(self.layer_ids, return_counts=True)
+            raise ConfigError(
+                f"{where}: layer ids must be distinct; repeated: {ids[counts > 1].tolist()}"
+            )
+        for name in ("fwd_s", "bwd_s"):
+            a = getattr(self, name)
+            bad = np.flatnonzero(~(a >= 0))
+            if bad.size:
+                i = int(bad[0])
+                raise ConfigError(
+                    f"{where}: {name} of layer {self.layer_ids[i]} is {a[i]}; "
+                    "latencies must be >= 0 (inf allowed: cannot run)"
+                )
+        for name in ("param_bytes", "activation_bytes"):
+            a = getattr(self, name)
+            bad = np.flatnonzero(~((a >= 0) & np.isfinite(a)))
+            if bad.size:
+                i = int(bad[0])
+                raise ConfigError(
+                    f"{where}: {name} of layer {self.layer_ids[i]} is {a[i]}; "
+                    "sizes must be finite and >= 0"
+                )
+        e = self.edge_src.shape[0]
+        if self.edge_dst.shape[0] != e or self.edge_bytes.shape[0] != e:
+            raise ConfigError(
+                f"{where}: edge_src, edge_dst and edge_bytes must have equal "
+                f"lengths, got {e}, {self.edge_dst.shape[0]}, "
+                f"{self.edge_bytes.shape[0]}"
+            )
+        if e:
+            if self.edge_src.min() < 0 or self.edge_dst.max() >= n or self.edge_dst.min() < 0:
+                raise ConfigError(f"{where}: edge positions must lie in 0..{n - 1}")
+            back = np.flatnonzero(self.edge_src >= self.edge_dst)
+            if back.size:
+                i = int(back[0])
+                raise ConfigError(
+                    f"{where}: edge {self.layer_ids[self.edge_src[i]]} -> "
+                    f"{self.layer_ids[self.edge_dst[i]]} goes backwards; layers must be in "
+                    "topological order (use WidthGraph.from_unordered)"
+                )
+            bad = np.flatnonzero(~((self.edge_bytes >= 0) & np.isfinite(self.edge_bytes)))
+            if bad.size:
+                i = int(bad[0])
+                raise ConfigError(
+                    f"{where}: edge {self.layer_ids[self.edge_src[i]]} -> "
+                    f"{self.layer_ids[self.edge_dst[i]]} carries {self.edge_bytes[i]} bytes;"
+                    " sizes must be finite and >= 0"
+                )
+
+    @property
+    def n_layers(self) -> int:
+        """Number of layers."""
+        return int(self.layer_ids.shape[0])
+
+    @classmethod
+    def from_unordered(
+        cls,
+        layer_ids,
+        fwd_s,
+        bwd_s,
+        param_bytes,
+        activation_bytes,
+        tensor_parallel,
+        edge_src_ids,
+        edge_dst_ids,
+        edge_bytes,
+        width: int = 0,
+    ) -> WidthGraph:
+        """Build from layers in any order and edges given by layer *id*.
+
+        Layers are renumbered in a topological order: the given order when it is one,
+        else Kahn's algorithm taking the earliest-listed ready layer first (deterministic).
+
+        Raises
+        ------
+        ConfigError
+            An edge names an unknown layer, or the graph has a cycle (the message lists
+            the layers on it or behind it).
+
+        Examples
+        --------
+        >>> g = WidthGraph.from_unordered([1, 0], [1.0, 2.0], [2.0, 4.0], [0, 0], [0, 0],
+        ...                               [False, False], [0], [1], [8.0])
+        >>> g.layer_ids.tolist(), g.edge_src.tolist(), g.edge_dst.tolist()
+        ([0, 1], [0], [1])
+        """
+        where = f"width t={width}" if width else "layer graph"
+        ids = [int(v) for v in np.asarray(layer_ids, dtype=np.int64).tolist()]
+        pos = {v: i for i, v in enumerate(ids)}
+        if len(pos) != len(ids):
+            raise ConfigError(f"{where}: layer ids must be distinct")
+        src = np.asarray(edge_src_ids, dtype=np.int64).tolist()
+        dst = np.asarray(edge_dst_ids, dtype=np.int64).tolist()
+        if len(src) != len(dst):
+            raise ConfigError(f"{where}: {len(src)} edge sources but {len(dst)} destinations")
+        for u, v in zip(src, dst, strict=True):
+            for end in (u, v):
+                if end not in pos:
+                    raise ConfigError(
+                        f"{where}: edge {u} -> {v} names layer {end}, which is "
+                        f"not among the layers ({_brief(ids)})"
+                    )
+        n = len(ids)
+        succ: list[list[int]] = [[] for _ in range(n)]
+        indeg = [0] * n
+        for u, v in zip(src, dst, strict=True):
+            succ[pos[u]].append(pos[v])
+            indeg[pos[v]] += 1
+        ready = [i for i in range(n) if indeg[i] == 0]
+        heapq.heapify(ready)
+        order: list[int] = []
+        while ready:
+            i = heapq.heappop(ready)
+            order.append(i)
+            for j in succ[i]:
+                indeg[j] -= 1
+                if indeg[j] == 0:
+                    heapq.heappush(ready, j)
+        if len(order) != n:
+            stuck = [ids[i] for i in range(n) if indeg[i] > 0]
+            raise ConfigError(
+                f"{where}: the layer graph has a cycle; layers on or behind it: {_brief(stuck)}"
+            )
+        new = np.empty(n, dtype=np.int64)
+        new[np.array(order, dtype=np.int64)] = np.arange(n)
+        perm = np.array(order, dtype=np.int64)
+
+        def take(x: object, dtype: type) -> np.ndarray:
+            a = np.asarray(x, dtype=dtype)
+            if a.ndim != 1 or a.shape[0] != n:
+                raise ConfigError(
+                    f"{where}: per-layer arrays must have {n} entries, got shape {a.shape}"
+                )
+            return a[perm]
+
+        return cls(
+            layer_ids=np.array(ids, dtype=np.int64)[perm],
+            fwd_s=take(fwd_s, np.float64),
+            bwd_s=take(bwd_s, np.float64),
+            param_bytes=take(param_bytes, np.float64),
+            activation_bytes=take(activation_bytes, np.float64),
+            tensor_parallel=take(tensor_parallel, np.bool_),
+            edge_src=new[[pos[u] for u in src]] if src else np.zeros(0, np.int64),
+            edge_dst=new[[pos[v] for v in dst]] if dst else np.zeros(0, np.int64),
+            edge_bytes=np.asarray(edge_bytes, dtype=np.float64),
+            width=width,
+        )
+
+
+def _brief(values: Sequence[object], limit: int = 8) -> str:
+    head = ", ".join(str(v) for v in list(values)[:limit])
+    return head + (", ..." if len(values) > limit else "")
+
+
+@dataclass(frozen=True, slots=True)
+class FixedBaseline:
+    """The fixed Megatron-style plan of design.md section 8.
+
+    ``pipeline_stages`` (p) stages of ``ceil(num_blocks / p)`` consecutive blocks (layer
+    ids 0 ... num_blocks-1; ids < 0 join the first stage, ids >= num_blocks the last),
+    ``tensor_width`` (t) devices per stage and ``data_parallel`` (d) pipeline replicas.
+    """
+
+    pipeline_stages: int
+    tensor_width: int
+    data_parallel: int
+    num_blocks: int
+
+    def __post_init__(self) -> None:
+        for name in ("pipeline_stages", "tensor_width", "data_parallel", "num_blocks"):
+            object.__setattr__(
+                self, name, _check_int(f"fixed baseline {name}", getattr(self, name), 1)
+            )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PlacementProblem:
+    """A device-placement problem (design.md section 8).
+
+    Attributes
+    ----------
+    widths : tuple of int
+        Tensor-parallel widths offered, increasing.
+    graphs : tuple of WidthGraph
+        The layer graph at each width (same order as ``widths``); every width has the same
+        layer ids in the same order.
+    devices : int
+        Accelerators in the cluster (N >= 1).
+    link_bandwidth_Bps : float
+        Link bandwidth between devices, bytes per second (> 0).
+    hbm_bytes : float
+        Memory per device in bytes (> 0; ``inf`` = unlimited).
+    micro_batches : int
+        Micro-batches per global batch (B / mbs >= 1).
+    recompute : bool
+        Recompute activations in backward (stash only the stage inputs).
+    optimizer : {"sgd", "adam"}
+        Adam keeps optimizer state equal to the parameter bytes; SGD none.
+    fixed_baseline : FixedBaseline or None
+    micro_batch_size : int or None
+        Samples per micro-batch, when known (gives throughput in samples per second).
+    """
+
+    widths: tuple[int, ...]
+    graphs: tuple[WidthGraph, ...]
+    devices: int
+    link_bandwidth_Bps: float
+    hbm_bytes: float
+    micro_batches: int
+    recompute: bool
+    optimizer: str = "sgd"
+    fixed_baseline: FixedBaseline | None = None
+    micro_batch_size: int | None = None
+    _index: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        widths = tuple(_check_int("tensor width", t, 1) for t in self.widths)
+        if len(set(widths)) != len(widths) or list(widths) != sorted(widths):
+            raise ConfigError(f"widths={widths} must be distinct and increasing")
+        if not widths:
+            raise ConfigError("a placement problem needs at least one tensor width")
+        graphs = tuple(self.graphs)
+        if len(graphs) != len(widths):
+            raise ConfigError(f"{len(widths)} widths but {len(graphs)} layer graphs")
+        for t, g in zip(widths, graphs, strict=True):
+            if not isinstance(g, WidthGraph):
+                raise ConfigError(f"width t={t}: expected a WidthGraph, got {type(g).__name__}")
+        ids0 = graphs[0].layer_ids
+        for t, g in zip(widths[1:], graphs[1:], strict=True):
+            if g.layer_ids.shape != ids0.shape or not np.array_equal(g.layer_ids, ids0):
+                raise ConfigError(
+                    f"width t={t} has layers [{_brief(g.layer_ids.tolist())}] but width "
+                    f"t={widths[0]} has [{_brief(ids0.tolist())}]; every width must list the "
+                    "same layers in the same topological order"
+                )
+        object.__setattr__(self, "widths", widths)
+        object.__setattr__(self, "graphs", graphs)
+        object.__setattr__(self, "devices", _check_int("devices", self.devices, 1))
+        object.__setattr__(
+            self,
+            "link_bandwidth_Bps",
+            _check_positive("link_bandwidth_Bps", self.link_bandwidth_Bps),
+        )
+        object.__setattr__(
+            self, "hbm_bytes", _check_positive("hbm_bytes", self.hbm_bytes, allow_inf=True)
+        )
+        object.__setattr__(
+            self, "micro_batches", _check_int("micro_batches", self.micro_batches, 1)
+        )
+        if not isinstance(self.recompute, (bool, np.bool_)):
+            raise ConfigError(f"recompute={self.recompute!r} must be True or False")
+        object.__setattr__(self, "recompute", bool(self.recompute))
+        opt = str(self.optimizer).lower()
+        if opt not in _OPTIMIZERS:
+            raise ConfigError(f"optimizer={self.optimizer!r}; allowed: {', '.join(_OPTIMIZERS)}")
+        object.__setattr__(self, "optimizer", opt)
+        if self.micro_batch_size is not None:
+            object.__setattr__(
+                self, "micro_batch_size", _check_int("micro_batch_size", self.micro_batch_size, 1)
+            )
+        fb = self.fixed_baseline
+        if fb is not None:
+            if not isinstance(fb, FixedBaseline):
+                raise ConfigError(f"fixed_baseline must be a FixedBaseline, got {fb!r}")
+            if fb.tensor_width not in widths:
+                raise ConfigError(
+                    f"fixed baseline width t={fb.tensor_width} is not among the "
+                    f"problem's widths {widths}"
+                )
+        object.__setattr__(self, "_index", {t: i for i, t in enumerate(widths)})
+
+    @property
+    def adam(self) -> bool:
+        """The optimizer keeps state equal to the parameter bytes (Adam)."""
+        return self.optimizer == "adam"
+
+    @property
+    def layer_ids(self) -> np.ndarray:
+        """Layer ids in topological order (shared by every width)."""
+        return self.graphs[0].layer_ids
+
+    def graph(self, t: int) -> WidthGraph:
+        """The layer graph at width ``t``."""
+        try:
+            return self.graphs[self._index[t]]
+        except (KeyError, TypeError):
+            raise ConfigError(
+                f"tensor width t={t!r} is not offered; allowed: {', '.join(map(str, self.widths))}"
+            ) from None
+
+    @classmethod
+    def from_graphs(
+        cls,
+        graphs: Mapping[int, object],
+        fwd_s: Mapping[int, np.ndarray],
+        bwd_s: Mapping[int, np.ndarray],
+        devices: int,
+        link_bandwidth_Bps: float,
+        hbm_bytes: float,
+        micro_batches: int,
+        recompute: bool,
+        optimizer: str,
+        fixed_baseline: FixedBaseline | tuple[int, int, int] | None = None,
+    ) -> PlacementProblem:
+        """Build from phaze model graphs (one per width) and per-layer latencies.
+
+        Parameters
+        ----------
+        graphs : mapping of int to ModelGraph
+            ``{t: build_graph(spec, seq_len, micro_batch, tp=t)}``. Only the contract
+            attributes are read: ``layers`` (topological order; each with ``layer_id``,
+            ``param_bytes``, ``activation_bytes``, ``tensor_parallel``), ``edges`` (with
+            ``src``, ``dst`` positions and ``bytes``), and ``micro_batch`` if present.
+        fwd_s, bwd_s : mapping of int to float64 (n_layers,)
+            Per-layer forward and backward latency in seconds at each width.
+        devices, link_bandwidth_Bps, hbm_bytes, micro_batches, recompute, optimizer
+            As the attributes of :class:`PlacementProblem`.
+        fixed_baseline : FixedBaseline or (p, t, d), optional
+            With a tuple, ``num_blocks`` is the number of layers whose role is ``block``
+            (or, without roles, whose id is >= 0 and below the largest id).
+
+        Examples
+        --------
+        >>> from phaze.models import build_graph, preset
+        >>> g = {t: build_graph(preset("gpt2-xl"), 1024, 1, tp=t) for t in (1, 2)}
+        >>> lat = {t: np.full(len(g[t].layers), 1e-3 / t) for t in g}
+        >>> prob = PlacementProblem.from_graphs(g, lat, lat, devices=8,
+        ...     link_bandwidth_Bps=50e9, hbm_bytes=80e9, micro_batches=64,
+        ...     recompute=False, optimizer="adam", fixed_baseline=(4, 2, 1))
+        >>> prob.widths, prob.graph(2).n_layers, prob.fixed_baseline.num_blocks
+        ((1, 2), 50, 48)
+        """
+        if not isinstance(graphs, Mapping) or not graphs:
+            raise ConfigError("graphs must be a non-empty mapping {tensor width: ModelGraph}")
+        widths = sorted(graphs)
+        for name, m in (("fwd_s", fwd_s), ("bwd_s", bwd_s)):
+            if not isinstance(m, Mapping) or sorted(m) != widths:
+                got = sorted(m) if isinstance(m, Mapping) else type(m).__name__
+                raise ConfigError(
+                    f"{name} must map the same widths as graphs ({widths}); got {got}"
+                )
+        built = []
+        mbs = None
+        for t in widths:
+            g = graphs[t]
+            layers = list(g.layers)
+            n = len(layers)
+            for name, m in (("fwd_s", fwd_s), ("bwd_s", bwd_s)):
+                if np.shape(m[t]) != (n,):
+                    raise ConfigError(
+                        f"width t={t}: {name} has shape {np.shape(m[t])}, "
+                        f"expected ({n},) (one latency per layer)"
+                    )
+            edges = list(g.edges)
+            built.append(
+                WidthGraph(
+                    layer_ids=[layer.layer_id for layer in layers],
+                    fwd_s=fwd_s[t],
+                    bwd_s=bwd_s[t],
+                    param_bytes=[layer.param_bytes for layer in layers],
+                    activation_bytes=[layer.activation_bytes for layer in layers],
+                    tensor_parallel=[bool(layer.tensor_parallel) for layer in layers],
+                    edge_src=np.array([e.src for e in edges], dtype=np.int64),
+                    edge_dst=np.array([e.dst for e in edges], dtype=np.int64),
+                    edge_bytes=np.array([e.bytes for e in edges], dtype=np.float64),
+                    width=int(t),
+                )
+            )
+            m_b = getattr(g, "micro_batch", None)
+            if m_b is not None:
+                if mbs is not None and m_b != mbs:
+                    raise ConfigError(
+                        f"graphs have different micro-batch sizes ({mbs} and "
+                        f"{m_b}); build every width with the same one"
+                    )
+                mbs = m_b
+        if fixed_baseline is not None and not isinstance(fixed_baseline, FixedBaseline):
+            try:
+                p, t_b, d = fixed_baseline
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"fixed_baseline={fixed_baseline!r} must be a "
+                    "FixedBaseline or a (p, t, d) tuple"
+                ) from None
+            layers = list(graphs[widths[0]].layers)
+            roles = [getattr(layer, "role", None) for layer in layers]
+            if all(r is not None for r in roles):
+                n_blocks = sum(r == "block" for r in roles)
+            else:
+                ids = [layer.layer_id for layer in layers]
+                n_blocks = sum(0 <= i < max(ids) for i in ids)
+            fixed_baseline = FixedBaseline(p, t_b, d, n_blocks)
+        return cls(
+            widths=tuple(int(t) for t in widths),
+            graphs=tuple(built),
+            devices=devices,
+            link_bandwidth_Bps=link_bandwidth_Bps,
+            hbm_bytes=hbm_bytes,
+            micro_batches=micro_batches,
+            recompute=recompute,
+            optimizer=optimizer,
+            fixed_baseline=fixed_baseline,
+            micro_batch_size=mbs,
+        )
+
+    def to_instance_dict(self) -> dict:
+        """The problem in the reference JSON format (inverse of :func:`load_instance`)."""
+        nodes, edges = {}, {}
+        for t, g in zip(self.widths, self.graphs, strict=True):
+            ids = g.layer_ids.tolist()
+            nodes[str(t)] = [
+                {
+                    "id": ids[i],
+                    "parameterSize": float(g.param_bytes[i]),
+                    "activationSize": float(g.activation_bytes[i]),
+                    "optimalLatencyFw": float(g.fwd_s[i]),
+                    "optimalLatencyBw": float(g.bwd_s[i]),
+                    "isTensorParallelized": bool(g.tensor_parallel[i]),
+                }
+                for i in range(len(ids))
+            ]
+            edges[str(t)] = [
+                {"sourceId": ids[u], "destId": ids[v], "communicationCost": float(c)}
+                for u, v, c in zip(
+                    g.edge_src.tolist(), g.edge_dst.tolist(), g.edge_bytes.tolist(), strict=True
+                )
+            ]
+        out = {
+            "maxMemoryPerDevice": self.hbm_bytes,
+            "maxDevices": self.devices,
+            "bandwidth": self.link_bandwidth_Bps,
+            "mbsInBatch": self.micro_batches,
+            "nodes": nodes,
+            "edges": edges,
+            "activationRecomputation": self.recompute,
+            "optimizerAlgorithm": "Adam" if self.adam else "SGD",
+        }
+        fb = self.fixed_baseline
+        if fb is not None:
+            out.update(
+                fixedPP=fb.pipeline_stages,
+                fixedTMPC=fb.tensor_width,
+                fixedDP=fb.data_parallel,
+                numTransformerLayers=fb.num_blocks,
+            )
+        return out
+
+
+_REQUIRED = (
+    "maxMemoryPerDevice",
+    "maxDevices",
+    "bandwidth",
+    "mbsInBatch",
+    "nodes",
+    "edges",
+    "activationRecomputation",
+    "optimizerAlgorithm",
+)
+_NODE_KEYS = (
+    "id",
+    "parameterSize",
+    "activationSize",
+    "optimalLatencyFw",
+    "optimalLatencyBw",
+    "isTensorParallelized",
+)
+_EDGE_KEYS = ("sourceId", "destId", "communicationCost")
+_FIXED = ("fixedPP", "fixedTMPC", "fixedDP", "numTransformerLayers")
+
+
+def problem_from_instance(obj: Mapping, where: str = "instance") -> PlacementProblem:
+    """Build a :class:`PlacementProblem` from a parsed reference-format JSON object."""
+    if not isinstance(obj, Mapping):
+        raise ConfigError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    missing = [k for k in _REQUIRED if k not in obj]
+    if missing:
+        raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}")
+    nodes, edges = obj["nodes"], obj["edges"]
+    if not isinstance(nodes, Mapping) or not isinstance(edges, Mapping) or not nodes:
+        raise ConfigError(
+            f"{where}: 'nodes' and 'edges' must be non-empty objects keyed by tensor width"
+        )
+    if set(nodes) != set(edges):
+        raise ConfigError(
+            f"{where}: widths in 'nodes' ({sorted(nodes)}) and 'edges' "
+            f"({sorted(edges)}) differ; every width needs both"
+        )
+    try:
+        width_of = {int(k): k for k in nodes}
+    except ValueError:
+        raise ConfigError(f"{where}: width keys must be integers, got {sorted(nodes)}") from None
+    graphs = []
+    for t in sorted(width_of):
+        key = width_of[t]
+        ns, es = nodes[key], edges[key]
+        if not isinstance(ns, list) or not isinstance(es, list):
+            raise ConfigError(f"{where}: nodes[{key}] and edges[{key}] must be lists")
+        for i, nd in enumerate(ns):
+            lack = [k for k in _NODE_KEYS if not isinstance(nd, Mapping) or k not in nd]
+            if lack:
+                raise ConfigError(f"{where}: nodes[{key}][{i}] lacks {', '.join(lack)}")
+        for i, ed in enumerate(es):
+            lack = [k for k in _EDGE_KEYS if not isinstance(ed, Mapping) or k not in ed]
+            if lack:
+                raise ConfigError(f"{where}: edges[{key}][{i}] lacks {', '.join(lack)}")
+        graphs.append(
+            WidthGraph.from_unordered(
+                [nd["id"] for nd in ns],
+                [nd["optimalLatencyFw"] for nd in ns],
+                [nd["optimalLatencyBw"] for nd in ns],
+                [nd["parameterSize"] for nd in ns],
+                [nd["activationSize"] for nd in ns],
+                [nd["isTensorParallelized"] for nd in ns],
+                [ed["sourceId"] for ed in es],
+                [ed["destId"] for ed in es],
+                [ed["communicationCost"] for ed in es],
+                width=t,
+            )
+        )
+    fixed = None
+    present = [k for k in _FIXED if k in obj]
+    if present:
+        if len(present) != len(_FIXED):
+            raise ConfigError(
+                f"{where}: the fixed baseline needs all of {', '.join(_FIXED)}; "
+                f"got only {', '.join(present)}"
+            )
+        fixed = FixedBaseline(*(obj[k] for k in _FIXED))
+    return PlacementProblem(
+        widths=tuple(sorted(width_of)),
+        graphs=tuple(graphs),
+        devices=obj["maxDevices"],
+        link_bandwidth_Bps=obj["bandwidth"],
+        hbm_bytes=obj["maxMemoryPerDevice"],
+        micro_batches=obj["mbsInBatch"],
+        recompute=obj["activationRecomputation"],
+        optimizer=str(obj["optimizerAlgorithm"]),
+        fixed_baseline=fixed,
+    )
+
+
+def load_instance(path: str | os.PathLike) -> PlacementProblem:
+    """Load a placement problem in the original solver's JSON format.
+
+    Fields: ``maxMemoryPerDevice``, ``maxDevices``, ``bandwidth``, ``mbsInBatch``,
+    ``nodes[t]`` and ``edges[t]`` per tensor width, ``activationRecomputation``,
+    ``optimizerAlgorithm`` (``SGD`` or ``Adam``) and, optionally, the fixed baseline
+    ``fixedPP``, ``fixedTMPC``, ``fixedDP``, ``numTransformerLayers``.
+
+    Raises
+    ------
+    ConfigError
+        The file is not valid JSON or a field is missing or invalid (the message names it).
+    OSError
+        The file cannot be read.
+    """
+    with open(path, encoding="utf-8") as fh:
+        try:
+            obj = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{os.fspath(path)}: not valid JSON ({exc})") from None
+    return problem_from_instance(obj, where=os.fspath(path))

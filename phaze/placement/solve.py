@@ -1,0 +1,410 @@
+"""The placement dynamic program: least time per batch over t, stages, devices and d.
+
+:func:`place` and :func:`place_per_width` return :class:`~phaze.placement.Plan` objects;
+:func:`place_arrays` is the array-level entry for searches that solve very many
+problems and need only the optimum's numbers. All three prepare arrays and call the numba
+kernels of :mod:`phaze._kernels.dp` (design.md section 8; the module docstring there
+describes the state/stage form and the three graph paths: chain, unique topological
+order with skip edges, general DAG over downset bitsets).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from phaze._kernels import dp as _dp
+from phaze.errors import ConfigError, InfeasibleError
+from phaze.placement.plan import Plan, _plan_from_positions
+from phaze.placement.problem import PlacementProblem, WidthGraph
+
+__all__ = [
+    "ArrayPlacement",
+    "MAX_DOWNSETS",
+    "graph_kind",
+    "place",
+    "place_arrays",
+    "place_per_width",
+]
+
+#: Largest number of downsets (sets of layers closed under predecessors) of a layer graph
+#: whose topological order is not unique; beyond it the general-DAG path refuses.
+MAX_DOWNSETS = _dp.MAX_DOWNSETS
+
+
+class ArrayPlacement(NamedTuple):
+    """The optimum as plain numbers (:func:`place_arrays`).
+
+    ``time_per_batch_s`` is ``inf`` and ``tensor_width``, ``data_parallel`` and
+    ``stages`` are 0 when no width has a plan that fits. ``width_times_s[i]`` is the
+    optimum restricted to ``widths[i]`` (``inf`` = infeasible).
+    """
+
+    time_per_batch_s: float
+    tensor_width: int
+    data_parallel: int
+    stages: int
+    width_times_s: np.ndarray
+
+
+def graph_kind(edge_src: np.ndarray, edge_dst: np.ndarray, n_layers: int) -> str:
+    """Which DP path a layer graph takes: ``"chain"``, ``"prefix"`` or ``"dag"``.
+
+    ``chain``: edges only ``i -> i+1`` and all of them present; ``prefix``: every
+    ``i -> i+1`` present plus skip edges (the topological order is unique, so the
+    downsets are the prefixes); ``dag``: anything else (downset enumeration).
+
+    Examples
+    --------
+    >>> graph_kind(np.array([0, 1]), np.array([1, 2]), 3)
+    'chain'
+    >>> graph_kind(np.array([0, 1, 0]), np.array([1, 2, 2]), 3)
+    'prefix'
+    >>> graph_kind(np.array([0, 0]), np.array([1, 2]), 3)
+    'dag'
+    """
+    if n_layers <= 1:
+        return "chain"
+    consecutive = np.zeros(n_layers - 1, dtype=bool)
+    step = edge_dst - edge_src == 1
+    consecutive[edge_src[step]] = True
+    if not consecutive.all():
+        return "dag"
+    return "chain" if step.all() else "prefix"
+
+
+def _csr(key: np.ndarray, other: np.ndarray, nbytes: np.ndarray, n: int):
+    order = np.argsort(key, kind="stable")
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=n), out=ptr[1:])
+    return ptr, np.ascontiguousarray(other[order]), np.ascontiguousarray(nbytes[order])
+
+
+class _Tables(NamedTuple):
+    tabs: tuple
+    t_eff: int
+    n_cheap: int
+    kind: str
+    bits: np.ndarray | None
+
+
+def _tables(
+    t: int,
+    fwd,
+    bwd,
+    pbytes,
+    abytes,
+    tp,
+    src,
+    dst,
+    ebytes,
+    devices,
+    bw,
+    hbm,
+    recompute,
+    adam,
+    kind=None,
+) -> _Tables:
+    n = fwd.shape[0]
+    n_tp = int(tp.sum())
+    t_eff = 1 if (t == 1 or n_tp == 0) else t
+    n_cheap = 0 if t_eff == 1 else min(n - n_tp, n, devices)
+    kind = kind or graph_kind(src, dst, n)
+    args = (bw, hbm, devices, t_eff, recompute, adam)
+    bits = None
+    if kind == "chain":
+        link_max = np.zeros(n + 1)
+        link_sum = np.zeros(n + 1)
+        if src.shape[0]:
+            np.maximum.at(link_max, dst, ebytes)
+            np.add.at(link_sum, dst, ebytes)
+        tabs = _dp.chain_stage_tables(fwd, bwd, pbytes, abytes, tp, link_max, link_sum, *args)
+    else:
+        in_ptr, in_src, in_b = _csr(dst, src, ebytes, n)
+        out_ptr, out_dst, out_b = _csr(src, dst, ebytes, n)
+        if kind == "prefix":
+            tabs = _dp.prefix_stage_tables(
+                fwd, bwd, pbytes, abytes, tp, in_ptr, in_src, in_b, out_ptr, out_dst, out_b, *args
+            )
+        else:
+            n_words = (n + 63) // 64
+            pred = np.zeros((n, n_words), dtype=np.uint64)
+            for u, v in zip(src.tolist(), dst.tolist(), strict=True):
+                pred[v, u // 64] |= np.uint64(1) << np.uint64(u % 64)
+            bits, sizes, count = _dp.enumerate_downsets(pred, MAX_DOWNSETS)
+            if count < 0:
+                raise ConfigError(
+                    f"width t={t}: the layer graph ({n} layers, {src.shape[0]} edges) has more "
+                    f"than MAX_DOWNSETS={MAX_DOWNSETS} downsets; the general-DAG placement "
+                    "handles at most that many (chains and graphs whose layers are linked "
+                    "i -> i+1 have no limit)"
+                )
+            tabs = _dp.dag_stage_tables(
+                bits,
+                sizes,
+                fwd,
+                bwd,
+                pbytes,
+                abytes,
+                tp,
+                in_ptr,
+                in_src,
+                in_b,
+                out_ptr,
+                out_dst,
+                out_b,
+                *args,
+            )
+    return _Tables(tabs, t_eff, n_cheap, kind, bits)
+
+
+def _solve(problem_args: tuple, t: int, g: WidthGraph):
+    devices, bw, hbm, mb, recompute, adam = problem_args
+    tb = _tables(
+        t,
+        g.fwd_s,
+        g.bwd_s,
+        g.param_bytes,
+        g.activation_bytes,
+        g.tensor_parallel,
+        g.edge_src,
+        g.edge_dst,
+        g.edge_bytes,
+        devices,
+        bw,
+        hbm,
+        recompute,
+        adam,
+    )
+    res = _dp.dp_solve(*tb.tabs, devices, mb, bw, tb.t_eff, tb.n_cheap)
+    return tb, res
+
+
+def _args(problem: PlacementProblem) -> tuple:
+    return (
+        problem.devices,
+        problem.link_bandwidth_Bps,
+        problem.hbm_bytes,
+        problem.micro_batches,
+        problem.recompute,
+        problem.adam,
+    )
+
+
+def _plan(problem: PlacementProblem, t: int, tb: _Tables, res) -> Plan | None:
+    best, d, p, s, r, choice = res
+    if not best < math.inf:
+        return None
+    ptr, partner, cheap = tb.tabs[0], tb.tabs[1], tb.tabs[5]
+    pairs = _dp.reconstruct(partner, cheap, choice, p, s, r)
+    state_of_pair = np.searchsorted(ptr, pairs, side="right") - 1
+    n = problem.graph(t).n_layers
+    stages = []
+    for k, p_ in zip(state_of_pair.tolist(), pairs.tolist(), strict=True):
+        k2 = int(partner[p_])
+        if tb.bits is None:
+            stages.append(np.arange(k, k2, dtype=np.int64))
+        else:
+            diff = tb.bits[k2] & ~tb.bits[k]
+            stages.append(
+                np.array(
+                    [v for v in range(n) if (int(diff[v // 64]) >> (v % 64)) & 1], dtype=np.int64
+                )
+            )
+    return _plan_from_positions(problem, t, int(d), stages, None, claimed_time=float(best))
+
+
+def place_per_width(problem: PlacementProblem) -> dict[int, Plan | None]:
+    """The best plan at every tensor width of the problem (None = nothing fits).
+
+    Examples
+    --------
+    >>> from phaze.placement import WidthGraph, PlacementProblem
+    >>> g = WidthGraph([0, 1, 2], [1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [1, 1, 1], [1, 1, 1],
+    ...                [False] * 3, [0, 1], [1, 2], [0.0, 0.0])
+    >>> prob = PlacementProblem(widths=(1,), graphs=(g,), devices=3,
+    ...     link_bandwidth_Bps=1.0, hbm_bytes=10, micro_batches=3, recompute=False)
+    >>> plan = place_per_width(prob)[1]
+    >>> plan.data_parallel, plan.num_stages, plan.time_per_batch_s
+    (3, 1, 9.0)
+    """
+    args = _args(problem)
+    out: dict[int, Plan | None] = {}
+    for t, g in zip(problem.widths, problem.graphs, strict=True):
+        tb, res = _solve(args, t, g)
+        out[t] = _plan(problem, t, tb, res)
+    return out
+
+
+def place(problem: PlacementProblem, *, tensor_width: int | None = None) -> Plan:
+    """The plan with the least time per batch (design.md section 8).
+
+    Over tensor widths (strictly smaller time wins, widths in increasing order), pipeline
+    stages (contiguous layer sets), their devices and the data-parallel degree.
+
+    Parameters
+    ----------
+    problem : PlacementProblem
+    tensor_width : int, optional
+        Restrict to this width.
+
+    Raises
+    ------
+    InfeasibleError
+        No plan fits in memory (or every plan has an infinite latency).
+
+    Examples
+    --------
+    >>> from phaze.placement import WidthGraph, PlacementProblem
+    >>> g = WidthGraph([0, 1], [1.0, 1.0], [2.0, 2.0], [1, 1], [1, 1], [False, False],
+    ...                [0], [1], [0.0])
+    >>> prob = PlacementProblem(widths=(1,), graphs=(g,), devices=2,
+    ...     link_bandwidth_Bps=1.0, hbm_bytes=3, micro_batches=4, recompute=False)
+    >>> plan = place(prob)   # one layer per device fits, two do not
+    >>> plan.stage_layers, plan.time_per_batch_s
+    (((0,), (1,)), 15.0)
+    """
+    args = _args(problem)
+    widths = problem.widths if tensor_width is None else (tensor_width,)
+    best: Plan | None = None
+    for t in widths:
+        g = problem.graph(t)
+        tb, res = _solve(args, t, g)
+        if best is None or res[0] < best.time_per_batch_s:
+            plan = _plan(problem, t, tb, res)
+            if plan is not None:
+                best = plan
+    if best is None:
+        raise InfeasibleError(
+            f"no plan fits: widths {', '.join(map(str, widths))}, {problem.devices} devices, "
+            f"{problem.hbm_bytes:.6g} bytes HBM per device"
+        )
+    return best
+
+
+def place_arrays(
+    widths,
+    fwd_s,
+    bwd_s,
+    param_bytes,
+    activation_bytes,
+    tensor_parallel,
+    edge_src,
+    edge_dst,
+    edge_bytes,
+    *,
+    devices: int,
+    link_bandwidth_Bps: float,
+    hbm_bytes: float,
+    micro_batches: int,
+    recompute: bool,
+    adam: bool,
+    kind: str | None = None,
+) -> ArrayPlacement:
+    """The optimum from raw arrays, without building plan objects (for searches).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Tensor widths, increasing (``W`` of them).
+    fwd_s, bwd_s, param_bytes, activation_bytes : float64 (W, n)
+        Per width and layer (layers in topological order, the same at every width);
+        latencies may be ``inf`` (that width then has no plan using the layer).
+    tensor_parallel : bool (W, n) or (n,)
+    edge_src, edge_dst : int64 (E,)
+        Layer positions, ``src < dst``.
+    edge_bytes : float64 (W, E) or (E,)
+    devices, link_bandwidth_Bps, hbm_bytes, micro_batches, recompute, adam
+        As in :class:`~phaze.placement.PlacementProblem` (``adam`` = Adam optimizer).
+    kind : {"chain", "prefix", "dag"}, optional
+        The graph path if already known (see :func:`graph_kind`); saves a check.
+
+    Returns
+    -------
+    ArrayPlacement
+        ``(time_per_batch_s, tensor_width, data_parallel, stages, width_times_s)``;
+        infeasible: ``(inf, 0, 0, 0, ...)``. Never raises for infeasible data.
+
+    Raises
+    ------
+    ConfigError
+        Inconsistent shapes, NaN or negative values, or a general DAG past
+        ``MAX_DOWNSETS``.
+    """
+    widths = [int(t) for t in widths]
+    n_w = len(widths)
+    fwd = np.ascontiguousarray(fwd_s, dtype=np.float64)
+    if fwd.ndim != 2 or fwd.shape[0] != n_w or fwd.shape[1] == 0:
+        raise ConfigError(
+            f"fwd_s must have shape (len(widths)={n_w}, n_layers >= 1), got {fwd.shape}"
+        )
+    n = fwd.shape[1]
+    src = np.ascontiguousarray(edge_src, dtype=np.int64)
+    dst = np.ascontiguousarray(edge_dst, dtype=np.int64)
+
+    def per_width(x, name, dtype, m):
+        a = np.ascontiguousarray(x, dtype=dtype)
+        if a.ndim == 1:
+            a = np.broadcast_to(a, (n_w, m))
+        if a.shape != (n_w, m):
+            raise ConfigError(f"{name} must have shape ({n_w}, {m}) or ({m},), got {a.shape}")
+        return a
+
+    bwd = per_width(bwd_s, "bwd_s", np.float64, n)
+    pb = per_width(param_bytes, "param_bytes", np.float64, n)
+    ab = per_width(activation_bytes, "activation_bytes", np.float64, n)
+    tp = per_width(tensor_parallel, "tensor_parallel", np.bool_, n)
+    eb = per_width(edge_bytes, "edge_bytes", np.float64, src.shape[0])
+    if dst.shape != src.shape:
+        raise ConfigError(
+            f"edge_src and edge_dst differ in length ({src.shape[0]} and {dst.shape[0]})"
+        )
+    if src.shape[0] and (src.min() < 0 or (src >= dst).any() or dst.max() >= n):
+        raise ConfigError(f"edges must satisfy 0 <= src < dst < n_layers={n}")
+    for name, a in (
+        ("fwd_s", fwd),
+        ("bwd_s", bwd),
+        ("param_bytes", pb),
+        ("activation_bytes", ab),
+        ("edge_bytes", eb),
+    ):
+        if not (a >= 0).all():
+            raise ConfigError(f"{name} has a negative or NaN entry; values must be >= 0")
+    if kind is None:
+        kind = graph_kind(src, dst, n)
+    elif kind not in ("chain", "prefix", "dag"):
+        raise ConfigError(f"kind={kind!r}; allowed: chain, prefix, dag")
+    times = np.full(n_w, np.inf)
+    best = (math.inf, 0, 0, 0)
+    for i, t in enumerate(widths):
+        tb = _tables(
+            t,
+            fwd[i],
+            np.ascontiguousarray(bwd[i]),
+            np.ascontiguousarray(pb[i]),
+            np.ascontiguousarray(ab[i]),
+            np.ascontiguousarray(tp[i]),
+            src,
+            dst,
+            np.ascontiguousarray(eb[i]),
+            int(devices),
+            float(link_bandwidth_Bps),
+            float(hbm_bytes),
+            bool(recompute),
+            bool(adam),
+            kind,
+        )
+        tm, d, _, s, _, _ = _dp.dp_solve(
+            *tb.tabs,
+            int(devices),
+            int(micro_batches),
+            float(link_bandwidth_Bps),
+            tb.t_eff,
+            tb.n_cheap,
+        )
+        times[i] = tm
+        if tm < best[0]:
+            best = (tm, t, int(d), int(s))
+    return ArrayPlacement(*best, width_times_s=times)
