@@ -1,0 +1,201 @@
+"""Serial schedule generation, the lower bound and the list-schedule upper bound.
+
+Internal to :mod:`phaze.schedule`; design.md section 7 ("cheap bounds first").
+"""
+
+from __future__ import annotations
+
+from phaze.schedule._problem import R_LINK, R_TC, R_VC, Problem, resource_users
+
+__all__ = [
+    "earliest_start",
+    "heads",
+    "list_schedule",
+    "lower_bound",
+    "priority_order",
+    "serial_makespan",
+    "sgs",
+    "tails",
+]
+
+
+def _fits(t: float, end: float, dem, placed, cap) -> bool:
+    """Whether ``dem`` units fit over ``[t, end)`` next to the ``placed`` operators."""
+    points = [t]
+    for s, _, _ in placed:
+        if t < s < end:
+            points.append(s)
+    for r in (R_TC, R_VC, R_LINK):
+        need = dem[r]
+        if not need:
+            continue
+        room = cap[r] - need
+        for p in points:
+            used = 0
+            for s, f, d in placed:
+                if s <= p < f:
+                    used += d[r]
+            if used > room:
+                return False
+    return True
+
+
+def earliest_start(est: float, dur: float, dem, placed, cap) -> float:
+    """Earliest ``t >= est`` at which an operator of duration ``dur`` holding ``dem`` units
+    fits next to ``placed`` (a list of ``(start, finish, demand)``); the serial SGS step.
+
+    Resource usage only drops at finish times, so the candidates are ``est`` and the finish
+    times after it; the last candidate always fits. An operator of zero duration occupies
+    the empty interval and fits at ``est``.
+    """
+    if dur <= 0.0 or _fits(est, est + dur, dem, placed, cap):
+        return est
+    for t in sorted({f for _, f, _ in placed if f > est}):
+        if _fits(t, t + dur, dem, placed, cap):
+            return t
+    raise AssertionError("unreachable: after the last finish every resource is free")
+
+
+def sgs(prob: Problem, modes, order) -> tuple[float, list[float]]:
+    """Serial schedule-generation scheme: place the operators of the precedence-feasible
+    list ``order`` one by one, each at its earliest precedence- and resource-feasible start
+    in mode ``modes[i]``. Returns ``(makespan, starts)``."""
+    n = prob.n
+    preds = prob.dag.preds
+    starts = [0.0] * n
+    fins = [0.0] * n
+    placed = []
+    cap = prob.cap
+    makespan = 0.0
+    for i in order:
+        est = 0.0
+        for p in preds[i]:
+            if fins[p] > est:
+                est = fins[p]
+        m = modes[i]
+        dur = prob.duration(i, m)
+        dem = prob.demand(i, m)
+        t = earliest_start(est, dur, dem, placed, cap)
+        starts[i] = t
+        fins[i] = t + dur
+        placed.append((t, fins[i], dem))
+        if fins[i] > makespan:
+            makespan = fins[i]
+    return makespan, starts
+
+
+def tails(prob: Problem, durations) -> list[float]:
+    """Longest path from each operator's start to the end, with ``durations``."""
+    tail = [0.0] * prob.n
+    for i in reversed(prob.dag.topo):
+        best = 0.0
+        for s in prob.dag.succs[i]:
+            if tail[s] > best:
+                best = tail[s]
+        tail[i] = durations[i] + best
+    return tail
+
+
+def heads(prob: Problem, durations) -> list[float]:
+    """Earliest start of each operator ignoring resources, with ``durations``."""
+    head = [0.0] * prob.n
+    for i in prob.dag.topo:
+        best = 0.0
+        for p in prob.dag.preds[i]:
+            v = head[p] + durations[p]
+            if v > best:
+                best = v
+        head[i] = best
+    return head
+
+
+def lower_bound(prob: Problem) -> float:
+    """max(critical path with min(L1, LA), work / cores of every resource).
+
+    Work of an operator on a resource is its least core-seconds there: ``L1`` on one core,
+    or ``cap * LA`` when it runs on all cores (intra-op mode); the link carries every COMM
+    operator one at a time.
+    """
+    n = prob.n
+    if n == 0:
+        return 0.0
+    dmin = [prob.dmin(i) for i in range(n)]
+    head = heads(prob, dmin)
+    lb = max(head[i] + dmin[i] for i in range(n))
+    tc, vc, link = resource_users(prob.dag, prob.kinds)
+    for users, r in ((tc, R_TC), (vc, R_VC)):
+        if not users:
+            continue
+        c = prob.cap[r]
+        work = 0.0
+        for i in users:
+            w = prob.l1[i]
+            if prob.can_intra(i) and c * prob.la[i] < w:
+                w = c * prob.la[i]
+            work += w
+        lb = max(lb, work / c)
+    if link:
+        lb = max(lb, sum(prob.l1[i] for i in link))
+    return lb
+
+
+def priority_order(prob: Problem, priority) -> list[int]:
+    """Precedence-feasible list: repeatedly the ready operator of highest ``priority``
+    (ties: lowest index)."""
+    n = prob.n
+    preds = prob.dag.preds
+    left = [len(preds[i]) for i in range(n)]
+    ready = [i for i in range(n) if left[i] == 0]
+    order = []
+    while ready:
+        i = max(ready, key=lambda j: (priority[j], -j))
+        ready.remove(i)
+        order.append(i)
+        for s in prob.dag.succs[i]:
+            left[s] -= 1
+            if left[s] == 0:
+                ready.append(s)
+    return order
+
+
+def _run(prob: Problem, modes) -> tuple[float, list[float], list[int]]:
+    durs = [prob.duration(i, modes[i]) for i in range(prob.n)]
+    order = priority_order(prob, tails(prob, durs))
+    makespan, starts = sgs(prob, modes, order)
+    return makespan, starts, order
+
+
+def list_schedule(prob: Problem) -> tuple[float, tuple[int, ...], list[float]]:
+    """Upper bound: a list schedule (serial SGS, longest-tail-first priority) over a few
+    mode vectors -- all single-core; intra-op wherever it is faster; one greedy pass of
+    single flips from the better of the two. Returns ``(makespan, modes, starts)``."""
+    n = prob.n
+    if n == 0:
+        return 0.0, (), []
+    single = [0] * n
+    best = (*_run(prob, single)[:2], tuple(single))
+    intra = [1 if prob.can_intra(i) else 0 for i in range(n)]
+    if any(intra):
+        ms, st, _ = _run(prob, intra)
+        if ms < best[0]:
+            best = (ms, st, tuple(intra))
+        modes = list(best[2])
+        for i in range(n):
+            if not prob.can_intra(i):
+                continue
+            modes[i] ^= 1
+            ms, st, _ = _run(prob, modes)
+            if ms < best[0]:
+                best = (ms, st, tuple(modes))
+            else:
+                modes[i] ^= 1
+    return best[0], best[2], best[1]
+
+
+def serial_makespan(prob: Problem) -> float:
+    """Makespan of running the operators one at a time in topological order, each in its
+    faster mode (always feasible)."""
+    t = 0.0
+    for i in prob.dag.topo:
+        t = t + prob.dmin(i)
+    return t
