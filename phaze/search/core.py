@@ -1,0 +1,340 @@
+"""Joint search of accelerator architectures and execution plans (design.md section 9).
+
+A *design* is an architecture (a row of the design space) with an HBM size. Its value is
+the mean, over the searched workloads, of each workload's best throughput over
+micro-batch sizes and recomputation (each workload with its own best plan). Strategies:
+
+``exact`` (default)
+    The true optimum and the exact throughput/area frontier. Designs are visited in order
+    of an admissible optimistic throughput (:mod:`phaze.search.bounds`) and a design whose
+    bound is below the incumbent is never evaluated; within a design, settings whose bound
+    is below the workload's best so far are skipped. The frontier pass visits
+    architectures by increasing area and skips one whose bound is below the best
+    throughput already reached with no more area. Pruning is strict (``<``), so ties are
+    evaluated and broken exactly as an exhaustive evaluation breaks them: highest value,
+    then smaller area, then lower architecture index, then smaller HBM.
+``phaze``
+    The paper's walk (:func:`phaze.search.strategy.phaze_walk`) for every (micro-batch,
+    HBM, recomputation) setting, for comparison.
+``exhaustive``
+    Every design, no pruning (the reference the tests compare ``exact`` with).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from phaze.errors import ConfigError
+from phaze.schedule import ScheduleCache
+from phaze.search.evaluate import WorkloadEvaluator
+from phaze.search.strategy import pareto_frontier, phaze_walk
+from phaze.store import ResultStore
+from phaze.workload import GIB, Cluster, Workload
+
+__all__ = ["STRATEGIES", "Design", "SearchResult", "search"]
+
+STRATEGIES = ("exact", "phaze", "exhaustive")
+
+
+@dataclass(frozen=True, slots=True)
+class Design:
+    """An evaluated design: architecture, HBM size, and each workload's best setting.
+
+    ``per_workload[i]`` is ``(throughput, mbs, recompute, time_per_batch_s, t, d,
+    stages)`` of workload ``i``; ``value`` is the mean throughput.
+    """
+
+    arch: int
+    hbm_bytes: int
+    value: float
+    per_workload: tuple[tuple, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class SearchResult:
+    """What a search found.
+
+    Attributes
+    ----------
+    best : Design or None
+        None when no design has a feasible plan.
+    frontier : int64 array
+        Architecture indices on the throughput/area frontier, by increasing area.
+    frontier_value : float64 array
+        Their values (mean samples/s over workloads, best HBM size).
+    rows : dict of arrays
+        Every evaluated (workload, arch, mbs, hbm, recompute) row.
+    counters : dict
+    """
+
+    workloads: tuple[Workload, ...]
+    cluster: Cluster
+    strategy: str
+    arch_table: object
+    best: Design | None
+    frontier: np.ndarray
+    frontier_value: np.ndarray
+    rows: dict
+    counters: dict = field(default_factory=dict)
+
+
+class _Run:
+    """State of one search run (owned by :func:`search`; no module-level state)."""
+
+    def __init__(self, evaluators, hbm_sizes, micro_batches, recompute, store,
+                 progress) -> None:
+        self.ev = evaluators
+        self.hbm = sorted(int(h) for h in hbm_sizes)
+        self.mbs = list(micro_batches)
+        self.rc = list(recompute)
+        self.store = store
+        self.progress = progress
+        self.rows: dict[tuple, tuple] = {}
+        self.pending: list[tuple] = []
+        self.counters = {"exact_rows": 0, "stored_rows_reused": 0, "settings_pruned": 0,
+                         "designs_evaluated": 0, "designs_pruned": 0}
+        self.ub = [{m: e.upper_bound(m) for m in self.mbs} for e in evaluators]
+        self.design_ub = np.mean([np.max([u[m] for m in self.mbs], axis=0)
+                                  for u in self.ub], axis=0)
+        self.values: dict[tuple[int, int], Design] = {}
+        if store is not None:
+            self._load_store()
+
+    def _load_store(self) -> None:
+        for wi, e in enumerate(self.ev):
+            for m in self.mbs:
+                for h in self.hbm:
+                    for r in self.rc:
+                        got = self.store.load(e.workload.name, m, h, r)
+                        for i, a in enumerate(got["arch"].tolist()):
+                            self.rows[(wi, a, m, h, r)] = (
+                                float(got["throughput"][i]), float(got["time_per_batch_s"][i]),
+                                int(got["tp"][i]), int(got["dp"][i]), int(got["stages"][i]))
+        self.counters["stored_rows_reused"] = len(self.rows)
+
+    def row(self, wi: int, arch: int, mbs: int, hbm: int, rc: bool) -> tuple:
+        key = (wi, arch, mbs, hbm, rc)
+        found = self.rows.get(key)
+        if found is None:
+            found = self.ev[wi].exact(mbs, arch, hbm, rc)
+            self.rows[key] = found
+            self.pending.append(key)
+            self.counters["exact_rows"] += 1
+        return found
+
+    def flush(self) -> None:
+        """Write pending rows to the store (one transaction per setting)."""
+        if self.store is None or not self.pending:
+            self.pending.clear()
+            return
+        groups: dict[tuple, list[tuple]] = {}
+        for key in self.pending:
+            groups.setdefault((key[0], key[2], key[3], key[4]), []).append(key)
+        for (wi, m, h, r), keys in groups.items():
+            vals = [self.rows[k] for k in keys]
+            self.store.add(self.ev[wi].workload.name, m, h, r, [k[1] for k in keys], {
+                "throughput": [v[0] for v in vals], "time_per_batch_s": [v[1] for v in vals],
+                "tp": [v[2] for v in vals], "dp": [v[3] for v in vals],
+                "stages": [v[4] for v in vals], "bottleneck": [-1] * len(vals)})
+        self.pending.clear()
+
+    def design(self, arch: int, hbm: int, prune: bool = True,
+               settings: Sequence[tuple[int, bool]] | None = None) -> Design:
+        """Value of (arch, hbm): each workload's best over its settings."""
+        key = (arch, hbm) if settings is None else (arch, hbm, tuple(settings))
+        found = self.values.get(key)
+        if found is not None:
+            return found
+        per = []
+        for wi in range(len(self.ev)):
+            opts = settings or [(m, r) for m in self.mbs for r in self.rc]
+            order = sorted(opts, key=lambda s: (-self.ub[wi][s[0]][arch], s[0], s[1]))
+            best = (0.0, 0, False, np.inf, 0, 0, 0)
+            for m, r in order:
+                if prune and self.ub[wi][m][arch] < best[0]:
+                    self.counters["settings_pruned"] += 1
+                    continue
+                tput, t_s, t, d, s = self.row(wi, arch, m, hbm, r)
+                if tput > best[0]:
+                    best = (tput, m, r, t_s, t, d, s)
+            per.append(best)
+        value = float(np.mean([p[0] for p in per]))
+        out = Design(arch=arch, hbm_bytes=hbm, value=value, per_workload=tuple(per))
+        self.values[key] = out
+        self.counters["designs_evaluated"] += 1
+        self.flush()
+        if self.progress is not None:
+            self.progress(1)
+        return out
+
+
+def _better(a: Design | None, b: Design, area: np.ndarray) -> bool:
+    """Whether ``b`` beats incumbent ``a`` (value, then smaller area, index, HBM)."""
+    if a is None:
+        return b.value > 0
+    ka = (-a.value, area[a.arch], a.arch, a.hbm_bytes)
+    kb = (-b.value, area[b.arch], b.arch, b.hbm_bytes)
+    return kb < ka
+
+
+def _exact(run: _Run, area: np.ndarray, exhaustive: bool) -> tuple:
+    n = area.shape[0]
+    best: Design | None = None
+    # pass 1: the optimum, most promising designs first
+    order = np.lexsort((np.arange(n), area, -run.design_ub))
+    for arch in order.tolist():
+        if not exhaustive and best is not None and run.design_ub[arch] < best.value:
+            break  # every later design has a lower bound still
+        for h in sorted(run.hbm, reverse=True):
+            d = run.design(arch, h, prune=not exhaustive)
+            if _better(best, d, area):
+                best = d
+    # pass 2: the frontier, by increasing area
+    arch_value = np.zeros(n)
+    evaluated = np.zeros(n, dtype=bool)
+    reached = 0.0
+    for arch in np.lexsort((np.arange(n), area)).tolist():
+        if not exhaustive and run.design_ub[arch] < reached:
+            continue
+        v = max(run.design(arch, h, prune=not exhaustive).value for h in run.hbm)
+        arch_value[arch], evaluated[arch] = v, True
+        reached = max(reached, v)
+    run.counters["designs_pruned"] = int(n - evaluated.sum()) * len(run.hbm)
+    front = pareto_frontier(area[evaluated], arch_value[evaluated])
+    idx = np.flatnonzero(evaluated)[front]
+    return best, idx, arch_value[idx]
+
+
+def _phaze(run: _Run, area: np.ndarray) -> tuple:
+    best: Design | None = None
+    arch_value = np.zeros(area.shape[0])
+    for m in run.mbs:
+        for h in run.hbm:
+            for r in run.rc:
+                def value_of(idx, m=m, h=h, r=r):
+                    out = np.empty(len(idx))
+                    for j, a in enumerate(np.asarray(idx).tolist()):
+                        d = run.design(a, h, prune=False, settings=[(m, r)])
+                        out[j] = d.value
+                        arch_value[a] = max(arch_value[a], d.value)
+                    return out
+
+                visited, _ = phaze_walk(area, value_of)
+                for a in visited.tolist():
+                    d = run.design(a, h, prune=False, settings=[(m, r)])
+                    if _better(best, d, area):
+                        best = d
+    seen = np.flatnonzero(arch_value > 0)
+    front = seen[pareto_frontier(area[seen], arch_value[seen])]
+    return best, front, arch_value[front]
+
+
+def fingerprint(workloads, cluster, space, micro_batches, hbm_sizes, recompute,
+                strategy) -> dict:
+    """JSON-ready description of a search's arguments (what a resumed run must match)."""
+    return {
+        "workloads": [{"model": repr(w.model), "seq_len": w.seq_len,
+                       "global_batch": w.global_batch, "optimizer": w.optimizer,
+                       "bytes_per_element": w.bytes_per_element, "max_tp": w.max_tp}
+                      for w in workloads],
+        "cluster": {"devices": cluster.devices,
+                    "link_bandwidth_Bps": cluster.link_bandwidth_Bps},
+        "space": repr(space),
+        "micro_batches": list(micro_batches),
+        "hbm_bytes": sorted(int(h) for h in hbm_sizes),
+        "recompute": [bool(r) for r in recompute],
+        "strategy": strategy,
+        "format": 1,
+    }
+
+
+def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = None,
+           space=None, micro_batches: Sequence[int] = (1, 2, 4, 8),
+           hbm_sizes: Sequence[float] = (32 * GIB, 64 * GIB, 80 * GIB),
+           recompute: Sequence[bool] = (False, True), strategy: str = "exact",
+           out: str | None = None, force: bool = False,
+           progress: Callable[[int], None] | None = None) -> SearchResult:
+    """Search architectures and plans jointly; see the module docstring.
+
+    Parameters
+    ----------
+    workloads : Workload or sequence of Workload
+        Several workloads share one architecture, each with its own plan.
+    cluster : Cluster, optional
+    space : DesignSpace, optional
+        Default: the paper's space (29,360 architectures).
+    micro_batches, hbm_sizes, recompute : sequences
+        Settings searched for every architecture.
+    strategy : {"exact", "phaze", "exhaustive"}
+    out : path, optional
+        Directory of the resumable result store.
+    force : bool
+        Discard a store written with other arguments.
+    progress : callable, optional
+        Called with 1 after every evaluated design.
+
+    Returns
+    -------
+    SearchResult
+    """
+    from phaze.hardware import DesignSpace
+
+    started = time.perf_counter()
+    if isinstance(workloads, Workload):
+        workloads = [workloads]
+    workloads = tuple(workloads)
+    if not workloads:
+        raise ConfigError("at least one workload is needed")
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"strategy={strategy!r}; allowed: {', '.join(STRATEGIES)}")
+    cluster = cluster or Cluster()
+    space = space if space is not None else DesignSpace()
+    for h in hbm_sizes:
+        if not h > 0:
+            raise ConfigError(f"HBM size {h!r} must be > 0 bytes")
+    if not micro_batches or not hbm_sizes or not recompute:
+        raise ConfigError("micro_batches, hbm_sizes and recompute must be non-empty")
+    names = [w.name for w in workloads]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"workloads must have distinct model names, got {names}")
+    arch_table = space.enumerate()
+    area = np.asarray(arch_table.area_um2, dtype=np.float64)
+    cache = ScheduleCache()
+    evaluators = [WorkloadEvaluator(w, cluster, arch_table, micro_batches, cache)
+                  for w in workloads]
+    store = None
+    if out is not None:
+        store = ResultStore(out, fingerprint(workloads, cluster, space, micro_batches,
+                                             hbm_sizes, recompute, strategy), force=force)
+    try:
+        run = _Run(evaluators, hbm_sizes, micro_batches, recompute, store, progress)
+        if strategy == "phaze":
+            best, front, front_value = _phaze(run, area)
+        else:
+            best, front, front_value = _exact(run, area, exhaustive=strategy == "exhaustive")
+        run.flush()
+    finally:
+        if store is not None:
+            store.close()
+    keys = sorted(run.rows)
+    rows = {
+        "workload": np.array([k[0] for k in keys], dtype=np.int64),
+        "arch": np.array([k[1] for k in keys], dtype=np.int64),
+        "mbs": np.array([k[2] for k in keys], dtype=np.int64),
+        "hbm_bytes": np.array([k[3] for k in keys], dtype=np.int64),
+        "recompute": np.array([k[4] for k in keys], dtype=bool),
+    }
+    for j, name in enumerate(("throughput", "time_per_batch_s", "tp", "dp", "stages")):
+        dtype = np.float64 if j < 2 else np.int64
+        rows[name] = np.array([run.rows[k][j] for k in keys], dtype=dtype)
+    counters = dict(run.counters)
+    counters.update(architectures=int(area.shape[0]),
+                    dp_calls=sum(e.dp_calls for e in evaluators),
+                    wall_s=time.perf_counter() - started, **cache.counters())
+    return SearchResult(workloads=workloads, cluster=cluster, strategy=strategy,
+                        arch_table=arch_table, best=best, frontier=front,
+                        frontier_value=front_value, rows=rows, counters=counters)

@@ -1,0 +1,245 @@
+"""The search's inner loop: architectures in, best plans out, as numpy arrays.
+
+:class:`WorkloadEvaluator` prepares one workload once (model graphs for every micro-batch
+size and tensor width, the unique-operator table, operator latencies for every
+architecture of an :class:`~phaze.hardware.ArchTable`, lower-bound layer latencies) and
+then answers two questions per architecture:
+
+* :meth:`~WorkloadEvaluator.upper_bound`: an optimistic throughput (samples/s) from
+  lower-bound layer latencies (:mod:`phaze.search.bounds`) -- cheap, vectorised;
+* :meth:`~WorkloadEvaluator.exact`: the exact throughput of the best plan -- layer
+  latencies from the layer scheduler (memoised), then the placement DP for every
+  (HBM size, recomputation) setting.
+
+:func:`evaluate` is the public one-call form used in notebooks and scripts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from phaze.cost import latency_table
+
+from phaze.errors import ConfigError
+from phaze.models import build_graph, unique_ops
+from phaze.placement import place_arrays
+from phaze.schedule import ScheduleCache, schedule_model
+from phaze.search.bounds import layer_latency_lower_bound, time_per_batch_lower_bound
+from phaze.workload import Cluster, Workload
+
+__all__ = ["EvaluateResult", "WorkloadEvaluator", "evaluate"]
+
+
+class EvaluateResult(NamedTuple):
+    """Best plan per architecture (one entry each); infeasible: throughput 0, t = d = 0.
+
+    Attributes
+    ----------
+    throughput : float64 (A,)
+        Samples per second.
+    time_per_batch_s : float64 (A,)
+    tp, dp, stages : int64 (A,)
+        Tensor width, data-parallel degree and pipeline depth of the best plan.
+    """
+
+    throughput: np.ndarray
+    time_per_batch_s: np.ndarray
+    tp: np.ndarray
+    dp: np.ndarray
+    stages: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class _MbsData:
+    """Everything about one micro-batch size that does not depend on the architecture."""
+
+    mbs: int
+    micro_batches: int
+    graphs: dict
+    widths: tuple[int, ...]
+    param_bytes: np.ndarray  # (W, n)
+    activation_bytes: np.ndarray
+    tensor_parallel: np.ndarray
+    edge_src: np.ndarray
+    edge_dst: np.ndarray
+    edge_bytes: np.ndarray  # (W, E)
+    latency_s: np.ndarray  # [op, arch, mode, pass]
+    lb_fwd_s: np.ndarray  # (W, n, A)
+    lb_bwd_s: np.ndarray
+
+
+class WorkloadEvaluator:
+    """Prepared state for evaluating one workload on the architectures of an ArchTable.
+
+    Parameters
+    ----------
+    workload : Workload
+    cluster : Cluster
+    arch_table : ArchTable
+    micro_batches : sequence of int
+        Micro-batch sizes to prepare; each must divide the global batch.
+    cache : ScheduleCache, optional
+        Memo of layer schedules; a new one if omitted.
+    """
+
+    def __init__(self, workload: Workload, cluster: Cluster, arch_table,
+                 micro_batches: Sequence[int], cache: ScheduleCache | None = None) -> None:
+        self.workload, self.cluster, self.arch_table = workload, cluster, arch_table
+        self.cache = cache if cache is not None else ScheduleCache()
+        self.widths = tuple(t for t in workload.tensor_widths if t <= cluster.devices)
+        if not self.widths:
+            raise ConfigError(f"no tensor width of {workload.name} fits on "
+                              f"{cluster.devices} devices")
+        self.num_tc = np.asarray(arch_table.num_tc, dtype=np.int64)
+        self.num_vc = np.asarray(arch_table.num_vc, dtype=np.int64)
+        self._mbs: dict[int, _MbsData] = {}
+        for mbs in micro_batches:
+            self._mbs[int(mbs)] = self._prepare(int(mbs))
+        self.dp_calls = 0
+        self._exact_layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def micro_batch_sizes(self) -> tuple[int, ...]:
+        """The prepared micro-batch sizes."""
+        return tuple(self._mbs)
+
+    def _prepare(self, mbs: int) -> _MbsData:
+        w = self.workload
+        if isinstance(mbs, bool) or mbs < 1 or w.global_batch % mbs:
+            raise ConfigError(f"micro-batch size {mbs} must be >= 1 and divide the global "
+                              f"batch ({w.global_batch})")
+        graphs = {t: build_graph(w.model, w.seq_len, mbs, t, w.bytes_per_element)
+                  for t in self.widths}
+        glist = [graphs[t] for t in self.widths]
+        table, index = unique_ops(glist)
+        lat = latency_table(table, self.arch_table,
+                            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps).latency_s
+        n_layers = len(glist[0].layers)
+        shape = (len(glist), n_layers)
+        pb, ab = np.zeros(shape), np.zeros(shape)
+        tp = np.zeros(shape, dtype=bool)
+        lb_f = np.zeros((*shape, len(self.num_tc)))
+        lb_b = np.zeros_like(lb_f)
+        for gi, g in enumerate(glist):
+            done: dict[int, int] = {}
+            for pos, layer in enumerate(g.layers):
+                pb[gi, pos] = layer.param_bytes
+                ab[gi, pos] = layer.activation_bytes
+                tp[gi, pos] = layer.tensor_parallel
+                key = id(layer.ops)
+                if key in done:
+                    lb_f[gi, pos], lb_b[gi, pos] = lb_f[gi, done[key]], lb_b[gi, done[key]]
+                    continue
+                done[key] = pos
+                rows = index.rows(gi, pos)
+                for p, out in ((0, lb_f), (1, lb_b)):
+                    out[gi, pos] = layer_latency_lower_bound(
+                        layer.ops.edges, layer.ops.kinds, lat[rows, :, 0, p],
+                        lat[rows, :, 1, p], self.num_tc, self.num_vc)
+        g0 = glist[0]
+        return _MbsData(
+            mbs=mbs, micro_batches=w.global_batch // mbs, graphs=graphs, widths=self.widths,
+            param_bytes=pb, activation_bytes=ab, tensor_parallel=tp,
+            edge_src=np.array([e.src for e in g0.edges], dtype=np.int64),
+            edge_dst=np.array([e.dst for e in g0.edges], dtype=np.int64),
+            edge_bytes=np.array([[e.bytes for e in g.edges] for g in glist], dtype=float),
+            latency_s=lat, lb_fwd_s=lb_f, lb_bwd_s=lb_b)
+
+    def upper_bound(self, mbs: int) -> np.ndarray:
+        """Optimistic throughput (samples/s) of every architecture at micro-batch ``mbs``;
+        valid for every HBM size and recomputation setting."""
+        d = self._mbs[mbs]
+        best = np.full(self.num_tc.shape[0], np.inf)
+        for i, t in enumerate(d.widths):
+            a = np.where(d.tensor_parallel[i], t, 1)
+            lb = time_per_batch_lower_bound(d.lb_fwd_s[i], d.lb_bwd_s[i], a,
+                                            self.cluster.devices, d.micro_batches)
+            best = np.minimum(best, lb)
+        with np.errstate(divide="ignore"):
+            ub = np.where(best > 0, self.workload.global_batch / best, np.inf)
+        return ub * (1 + 1e-9)  # float summation order must never make the bound cut
+
+    def layer_latencies(self, mbs: int, arch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact per-layer (fwd, bwd) latencies, shape (W, n), of one architecture."""
+        key = (mbs, arch)
+        found = self._exact_layers.get(key)
+        if found is not None:
+            return found
+        d = self._mbs[mbs]
+        fwd = np.zeros(d.param_bytes.shape)
+        bwd = np.zeros_like(fwd)
+        for i, t in enumerate(d.widths):
+            f, b = schedule_model(d.graphs[t], d.latency_s, [arch], cache=self.cache)
+            fwd[i], bwd[i] = f[:, 0], b[:, 0]
+        self._exact_layers[key] = (fwd, bwd)
+        return fwd, bwd
+
+    def forget(self, arch: int) -> None:
+        """Drop the memoised layer latencies of ``arch`` (bounded memory in long runs)."""
+        for mbs in self._mbs:
+            self._exact_layers.pop((mbs, arch), None)
+
+    def exact(self, mbs: int, arch: int, hbm_bytes: float, recompute: bool
+              ) -> tuple[float, float, int, int, int]:
+        """``(throughput, time_per_batch_s, t, d, stages)`` of the best plan."""
+        d = self._mbs[mbs]
+        fwd, bwd = self.layer_latencies(mbs, arch)
+        self.dp_calls += 1
+        res = place_arrays(d.widths, fwd, bwd, d.param_bytes, d.activation_bytes,
+                           d.tensor_parallel, d.edge_src, d.edge_dst, d.edge_bytes,
+                           devices=self.cluster.devices,
+                           link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+                           hbm_bytes=float(hbm_bytes), micro_batches=d.micro_batches,
+                           recompute=bool(recompute),
+                           adam=self.workload.optimizer == "adam", kind="chain")
+        time = float(res.time_per_batch_s)
+        tput = self.workload.global_batch / time if np.isfinite(time) and time > 0 else 0.0
+        return tput, time, int(res.tensor_width), int(res.data_parallel), int(res.stages)
+
+
+def evaluate(workload: Workload, cluster: Cluster, arch_table, micro_batch: int,
+             hbm_bytes: float, recompute: bool, *, cache: ScheduleCache | None = None
+             ) -> EvaluateResult:
+    """Best plan of ``workload`` on every architecture of ``arch_table``.
+
+    Parameters
+    ----------
+    workload : Workload
+    cluster : Cluster
+    arch_table : ArchTable
+        Architectures to evaluate (e.g. ``DesignSpace(...).enumerate()`` or a slice).
+    micro_batch : int
+    hbm_bytes : float
+        HBM capacity per device.
+    recompute : bool
+        Activation recomputation.
+    cache : ScheduleCache, optional
+        Reuse layer schedules across calls (e.g. over HBM sizes).
+
+    Returns
+    -------
+    EvaluateResult
+        Numpy arrays, one entry per architecture.
+
+    Examples
+    --------
+    >>> from phaze.hardware import DesignSpace
+    >>> from phaze.models import preset
+    >>> from phaze.workload import GIB
+    >>> space = DesignSpace(num_tc=(8,), num_vc=(2,), tc_width=(128,), tc_depth=(128,),
+    ...                     vc_width=(128,), glb_bytes=(2**27,), area_band=0.0)
+    >>> r = evaluate(Workload(preset("bert-large"), global_batch=256), Cluster(devices=16),
+    ...              space.enumerate(), micro_batch=8, hbm_bytes=32 * GIB, recompute=False)
+    >>> bool(r.throughput[0] > 0), int(r.tp[0]) in (1, 2, 4, 8)
+    (True, True)
+    """
+    ev = WorkloadEvaluator(workload, cluster, arch_table, [micro_batch], cache)
+    n = len(ev.num_tc)
+    out = [np.zeros(n), np.full(n, np.inf)] + [np.zeros(n, dtype=np.int64) for _ in range(3)]
+    for a in range(n):
+        for col, value in zip(out, ev.exact(micro_batch, a, hbm_bytes, recompute)):
+            col[a] = value
+    return EvaluateResult(*out)

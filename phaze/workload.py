@@ -1,0 +1,100 @@
+"""What is trained (:class:`Workload`) and on what cluster (:class:`Cluster`).
+
+Defaults follow the paper's setup (design.md section 1): global batch 4096 samples, SGD,
+2 bytes per element, 1024 accelerators linked at 4 GiB/s (PCIe 3.0), HBM options of 32,
+64 and 80 GiB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from phaze.errors import ConfigError
+from phaze.models.graph import valid_tensor_widths
+from phaze.models.spec import TransformerSpec
+
+__all__ = ["GIB", "Cluster", "Workload"]
+
+GIB = 2**30
+_OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A transformer training job.
+
+    Parameters
+    ----------
+    model : TransformerSpec
+    seq_len : int
+        Tokens per sample; default ``model.default_seq``.
+    global_batch : int
+        Samples per optimizer step.
+    optimizer : {"sgd", "adam"}
+        Adam keeps optimizer state equal to the parameter bytes.
+    bytes_per_element : int
+    max_tp : int
+        Largest tensor-parallel width considered (the paper: 8).
+
+    Examples
+    --------
+    >>> from phaze.models import preset
+    >>> w = Workload(preset("gpt3-175b"))
+    >>> w.seq_len, w.tensor_widths
+    (2048, (1, 2, 4, 8))
+    """
+
+    model: TransformerSpec
+    seq_len: int = 0
+    global_batch: int = 4096
+    optimizer: str = "sgd"
+    bytes_per_element: int = 2
+    max_tp: int = 8
+
+    def __post_init__(self) -> None:
+        if self.seq_len == 0:
+            object.__setattr__(self, "seq_len", self.model.default_seq)
+        for name in ("seq_len", "global_batch", "bytes_per_element", "max_tp"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"workload {name}={value!r} must be an integer >= 1")
+        if self.seq_len > self.model.max_positions:
+            raise ConfigError(f"seq_len={self.seq_len} exceeds {self.model.name}'s max "
+                              f"positions ({self.model.max_positions})")
+        if self.optimizer not in _OPTIMIZERS:
+            raise ConfigError(f"optimizer={self.optimizer!r} is not supported; allowed: "
+                              f"{', '.join(_OPTIMIZERS)}")
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.model.name
+
+    @property
+    def tensor_widths(self) -> tuple[int, ...]:
+        """Powers of two up to ``max_tp`` that divide heads, kv_heads and ffn."""
+        valid = set(valid_tensor_widths(self.model, self.max_tp))
+        return tuple(t for t in (1, 2, 4, 8, 16, 32, 64) if t <= self.max_tp and t in valid)
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """Accelerators and the links between them.
+
+    Parameters
+    ----------
+    devices : int
+        Number of accelerators N.
+    link_bandwidth_Bps : float
+        Bytes per second between two accelerators.
+    """
+
+    devices: int = 1024
+    link_bandwidth_Bps: float = 4.0 * GIB
+
+    def __post_init__(self) -> None:
+        if isinstance(self.devices, bool) or not isinstance(self.devices, int) \
+                or self.devices < 1:
+            raise ConfigError(f"devices={self.devices!r} must be an integer >= 1")
+        if not self.link_bandwidth_Bps > 0:
+            raise ConfigError(f"link_bandwidth_Bps={self.link_bandwidth_Bps!r} must be > 0")
