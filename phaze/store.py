@@ -54,7 +54,7 @@ class ResultStore:
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as d:
     ...     with ResultStore(d, {"model": "x"}) as store:
-    ...         store.add("x", 1, 2**30, False, [3], {"throughput": [9.5],
+    ...         new = store.add("x", 1, 2**30, False, [3], {"throughput": [9.5],
     ...                   "time_per_batch_s": [1.0], "tp": [1], "dp": [4], "stages": [2],
     ...                   "bottleneck": [0]})
     ...         store.load("x", 1, 2**30, False)["throughput"].tolist()
