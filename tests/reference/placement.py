@@ -1,0 +1,136 @@
+"""Brute-force device placement, written from design.md section 8 (slow on purpose).
+
+Enumerates every plan: every ordered partition of the layers into stages such that each
+union of the first stages is a downset (for a chain: every split into runs of
+consecutive layers), every tensor width and every data-parallel degree ``d``, and
+returns the least time per batch. Nothing here is shared with the kernels.
+
+Device counts: a stage's load and memory do not depend on how many devices it gets
+beyond the ``a`` it needs (``t`` with a tensor-parallel layer, else 1), so a device
+assignment for one pipeline exists exactly when the stages' ``a`` sum to at most
+``devices // d``; that is what is checked.
+
+Conventions (those of the original solver's reference instances): the stages are in
+pipeline order, the first holds the graph's first layers and is the ``s``-th from the
+end of ``s`` stages; the last stage never recomputes; the data-parallel term uses the
+first stage's parameter bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+__all__ = ["brute_force", "ordered_stage_partitions", "plan_time", "stage_load"]
+
+
+def stage_load(layers, edges, fwd, bwd, bandwidth, recompute_here):
+    """Forward plus backward time of one micro-batch through a stage.
+
+    ``layers``: the stage's layer positions; ``edges``: (u, v, bytes) triples with u < v
+    (topological positions). Forward: a layer starts when its in-stage predecessors have
+    finished and inputs from outside have arrived (bytes / bandwidth); ``fwd`` is the
+    finish time of the stage's last layer in topological order. Backward likewise on
+    the reversed graph; ``bwd`` is the finish of the stage's first layer. With
+    recomputation the backward's layers all start no earlier than ``fwd'``, a forward
+    that waits for no outside input.
+    """
+    order = sorted(layers)
+    inside = set(order)
+    finish = {}
+    finish_local = {}
+    for v in order:
+        ready = 0.0
+        ready_local = 0.0
+        for u, w, c in edges:
+            if w != v:
+                continue
+            if u in inside:
+                ready = max(ready, finish[u])
+                ready_local = max(ready_local, finish_local[u])
+            else:
+                ready = max(ready, c / bandwidth)
+        finish[v] = ready + fwd[v]
+        finish_local[v] = ready_local + fwd[v]
+    forward = finish[order[-1]]
+    earliest = finish_local[order[-1]] if recompute_here else 0.0
+    back = {}
+    for v in reversed(order):
+        ready = earliest
+        for u, w, c in edges:
+            if u != v:
+                continue
+            ready = max(ready, back[w] if w in inside else c / bandwidth)
+        back[v] = ready + bwd[v]
+    return forward + back[order[0]]
+
+
+def _is_downset(members, edges):
+    return all(u in members for u, v, _ in edges if v in members)
+
+
+def ordered_stage_partitions(n_layers, edges):
+    """Yield every list of stages (sets of positions) whose prefixes are downsets."""
+
+    def rec(placed, remaining):
+        if not remaining:
+            yield []
+            return
+        rem = sorted(remaining)
+        for size in range(1, len(rem) + 1):
+            for stage in combinations(rem, size):
+                new = placed | set(stage)
+                if not _is_downset(new, edges):
+                    continue
+                for rest in rec(new, remaining - set(stage)):
+                    yield [set(stage), *rest]
+
+    yield from rec(set(), set(range(n_layers)))
+
+
+def plan_time(stages, t, d, graph, devices, bandwidth, hbm, micro_batches, recompute, adam):
+    """Time per batch of one plan (``inf`` when it does not fit), straight from s. 8."""
+    fwd, bwd = graph["fwd"], graph["bwd"]
+    params, acts, tp, edges = graph["params"], graph["acts"], graph["tp"], graph["edges"]
+    n_stages = len(stages)
+    if d > min(devices, micro_batches):
+        return math.inf
+    need = sum(t if any(tp[v] for v in st) else 1 for st in stages)
+    if need > devices // d:
+        return math.inf
+    loads = []
+    for q, st in enumerate(stages):
+        s = n_stages - q  # position from the end
+        p = sum(params[v] for v in st)
+        a = sum(acts[v] for v in st)
+        if recompute:
+            stash = sum(c for u, v, c in edges if v in st and u not in st)
+        else:
+            stash = a
+        memory = 2 * p + (p if adam else 0) + a + (s - 1) * stash
+        if memory > hbm:
+            return math.inf
+        loads.append(stage_load(st, edges, fwd, bwd, bandwidth, recompute and s > 1))
+    m = -(-micro_batches // d)
+    p_first = sum(params[v] for v in stages[0])
+    return max(loads) * (m + n_stages - 1) + 4 * (d - 1) * p_first / (bandwidth * d)
+
+
+def brute_force(graphs, devices, bandwidth, hbm, micro_batches, recompute, adam):
+    """Least time per batch at every width: ``{t: time}`` (``inf`` = nothing fits).
+
+    ``graphs``: ``{t: {"fwd", "bwd", "params", "acts", "tp": lists per layer position,
+    "edges": [(u, v, bytes)]}}`` with every width's layers in the same topological order.
+    """
+    out = {}
+    for t, g in graphs.items():
+        n = len(g["fwd"])
+        best = math.inf
+        for stages in ordered_stage_partitions(n, g["edges"]):
+            for d in range(1, min(devices, micro_batches) + 1):
+                tm = plan_time(
+                    stages, t, d, g, devices, bandwidth, hbm, micro_batches, recompute, adam
+                )
+                best = min(best, tm)
+        out[t] = best
+    return out
