@@ -445,13 +445,13 @@ class PlacementProblem:
         Examples
         --------
         >>> from phaze.models import build_graph, preset
-        >>> g = {t: build_graph(preset("gpt2-xl"), 1024, 1, tp=t) for t in (1, 2)}
+        >>> g = {t: build_graph(preset("llama2-7b"), 1024, 1, tp=t) for t in (1, 2)}
         >>> lat = {t: np.full(len(g[t].layers), 1e-3 / t) for t in g}
         >>> prob = PlacementProblem.from_graphs(g, lat, lat, devices=8,
         ...     link_bandwidth_Bps=50e9, hbm_bytes=80e9, micro_batches=64,
         ...     recompute=False, optimizer="adam", fixed_baseline=(4, 2, 1))
         >>> prob.widths, prob.graph(2).n_layers, prob.fixed_baseline.num_blocks
-        ((1, 2), 50, 48)
+        ((1, 2), 34, 32)
         """
         if not isinstance(graphs, Mapping) or not graphs:
             raise ConfigError("graphs must be a non-empty mapping {tensor width: ModelGraph}")

@@ -227,8 +227,8 @@ def place_per_width(problem: PlacementProblem) -> dict[int, Plan | None]:
     >>> prob = PlacementProblem(widths=(1,), graphs=(g,), devices=3,
     ...     link_bandwidth_Bps=1.0, hbm_bytes=10, micro_batches=3, recompute=False)
     >>> plan = place_per_width(prob)[1]
-    >>> plan.data_parallel, plan.num_stages, plan.time_per_batch_s
-    (3, 1, 9.0)
+    >>> plan.data_parallel, plan.num_stages, plan.time_per_batch_s  # 3 micro-batches, load 3
+    (1, 3, 15.0)
     """
     args = _args(problem)
     out: dict[int, Plan | None] = {}
@@ -261,7 +261,7 @@ def place(problem: PlacementProblem, *, tensor_width: int | None = None) -> Plan
     >>> g = WidthGraph([0, 1], [1.0, 1.0], [2.0, 2.0], [1, 1], [1, 1], [False, False],
     ...                [0], [1], [0.0])
     >>> prob = PlacementProblem(widths=(1,), graphs=(g,), devices=2,
-    ...     link_bandwidth_Bps=1.0, hbm_bytes=3, micro_batches=4, recompute=False)
+    ...     link_bandwidth_Bps=1.0, hbm_bytes=4, micro_batches=4, recompute=False)
     >>> plan = place(prob)   # one layer per device fits, two do not
     >>> plan.stage_layers, plan.time_per_batch_s
     (((0,), (1,)), 15.0)
