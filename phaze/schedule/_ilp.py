@@ -173,6 +173,23 @@ def solve_ilp(
             m += T >= t[i] + p(i)
     m.objective = mip.minimize(T)
     n_vars, n_cons = m.num_cols, m.num_rows
+    if not (y or x or z):
+        # No binaries: the LP is a longest-path problem; solve it exactly without CBC
+        # (whose LP path also prints to stdout whatever its log level).
+        modes = (0,) * n
+        starts = _longest_path(prob, modes, ())
+        ms = max((starts[i] + prob.l1[i] for i in range(n)), default=0.0)
+        return IlpResult(
+            ms,
+            modes,
+            tuple(starts),
+            True,
+            ms,
+            "NO_BINARIES",
+            n_vars,
+            n_cons,
+            time.perf_counter() - t0,
+        )
 
     remaining = max(0.01, time_limit_s - (time.perf_counter() - t0))
     status = m.optimize(max_seconds=remaining)

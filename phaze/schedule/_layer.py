@@ -75,6 +75,8 @@ def decompose(dag: Dag, cache: ScheduleCache | None = None) -> tuple:
 
 
 def _record(cache: ScheduleCache, prob: Problem, res) -> None:
+    if res.status in ("TRIVIAL", "NO_BINARIES"):
+        return  # CBC was not called
     cache.solved += 1
     cache.ilp_stats.append(
         IlpStat(prob.n, res.n_vars, res.n_constraints, res.seconds, res.status, res.optimal)

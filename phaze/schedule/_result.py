@@ -37,7 +37,8 @@ class LayerSchedule:
         Tensor / vector core of a single-core operator; -1 when it uses none of that kind
         or runs on all cores (``intra_op``). COMM operators use the link only.
     tc_util_avg, vc_util_avg : float
-        Busy core-seconds / (cores x makespan).
+        Busy core-seconds / (cores x makespan); a core is busy while an operator computes
+        on it (an intra-op VC operator keeps the tensor cores idle, though it blocks them).
     tc_util_peak, vc_util_peak : float
         Largest fraction of the cores busy at one instant.
     lower_bound_s : float
@@ -188,8 +189,12 @@ def build_schedule(
     single = [i for i in range(n) if not modes[i]]
     tc = _assign(starts, durs, [i for i in single if SINGLE_DEMAND[prob.kinds[i]][R_TC]])
     vc = _assign(starts, durs, [i for i in single if SINGLE_DEMAND[prob.kinds[i]][R_VC]])
-    held_tc = [prob.num_tc if modes[i] else SINGLE_DEMAND[prob.kinds[i]][R_TC] for i in range(n)]
-    held_vc = [prob.num_vc if modes[i] else SINGLE_DEMAND[prob.kinds[i]][R_VC] for i in range(n)]
+    # utilisation counts the cores an operator computes on: an intra-op VC operator
+    # blocks the tensor cores (it runs alone) but does not use them
+    uses_tc = [SINGLE_DEMAND[prob.kinds[i]][R_TC] for i in range(n)]
+    uses_vc = [SINGLE_DEMAND[prob.kinds[i]][R_VC] for i in range(n)]
+    held_tc = [prob.num_tc * uses_tc[i] if modes[i] else uses_tc[i] for i in range(n)]
+    held_vc = [prob.num_vc * uses_vc[i] if modes[i] else uses_vc[i] for i in range(n)]
     tca, tcp = _utilisation(starts, durs, held_tc, prob.num_tc, makespan)
     vca, vcp = _utilisation(starts, durs, held_vc, prob.num_vc, makespan)
     return LayerSchedule(
