@@ -13,7 +13,8 @@ equivalently ``D \\ D'`` for downsets). Every layer graph is reduced to a list o
   ``max_stages[p]`` (the largest position from the end its memory allows, 0 .. n_dev),
   ``cheap[p]`` (1 if it holds no tensor-parallel layer and ``t > 1``, so it needs one
   device instead of ``t``) and ``param_bytes[p]``.
-* ``rem[k]``: layers in state ``k`` (a bound on the stages that can follow).
+* ``rem[k]``: layers in state ``k``; ``cheap_cap[k]``: those of them that are not
+  tensor-parallel when ``t > 1`` (a bound on the cheap stages that can follow), else 0.
 
 Three table builders produce this form:
 
@@ -131,7 +132,8 @@ def chain_stage_tables(
 
     Returns
     -------
-    ptr (L+2,), partner, load1, loadr, max_stages, cheap, param_bytes (n_pairs,), rem (L+1,)
+    ptr (L+2,), partner, load1, loadr, max_stages, cheap, param_bytes (n_pairs,), rem,
+    cheap_cap (L+1,)
         The state/pair form of the module docstring; state ``i`` = layers ``i ... L-1``.
     """
     n = fwd_s.shape[0]
@@ -181,7 +183,18 @@ def chain_stage_tables(
     ptr[n] = p
     ptr[n + 1] = p
     rem[n] = 0
-    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem
+    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, _suffix_cheap(tensor_parallel, t)
+
+
+@njit(cache=True, nogil=True)
+def _suffix_cheap(tensor_parallel, t):
+    """Layers that are not tensor-parallel in each suffix (all 0 when ``t == 1``)."""
+    n = tensor_parallel.shape[0]
+    out = np.zeros(n + 1, np.int64)
+    if t > 1:
+        for i in range(n - 1, -1, -1):
+            out[i] = out[i + 1] + (0 if tensor_parallel[i] else 1)
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -297,7 +310,7 @@ def prefix_stage_tables(
     ptr[n] = p
     ptr[n + 1] = p
     rem[n] = 0
-    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem
+    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, _suffix_cheap(tensor_parallel, t)
 
 
 @njit(cache=True, nogil=True)
@@ -510,7 +523,13 @@ def dag_stage_tables(
             pbytes[p] = pb
             p += 1
     ptr[n_states] = p
-    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem
+    cheap_cap = np.zeros(n_states, np.int64)
+    if t > 1:
+        for k in range(n_states):
+            for v in range(n):
+                if not tensor_parallel[v] and (bits[k, v // 64] & (one << np.uint64(v % 64))) == 0:
+                    cheap_cap[k] += 1
+    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, cheap_cap
 
 
 @njit(cache=True, nogil=True)
@@ -523,6 +542,7 @@ def dp_solve(
     cheap,
     pbytes,
     rem,
+    cheap_cap,
     n_dev,
     micro_batches,
     bandwidth_Bps,
@@ -544,8 +564,9 @@ def dp_solve(
 
     Parameters
     ----------
-    ptr, partner, load1, loadr, maxs, cheap, pbytes, rem
-        Stage tables (module docstring).
+    ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, cheap_cap
+        Stage tables (module docstring); ``cheap_cap[k]``: layers of state ``k`` that are
+        not tensor-parallel, a bound on its cheap stages.
     n_dev, micro_batches, t, n_cheap : int
         ``t`` is the effective width (1 when all stages need one device); ``n_cheap`` the
         largest number of cheap stages (0 when ``t == 1``).
@@ -565,15 +586,22 @@ def dp_solve(
     last = n_states - 1
     n_layers = rem[0]
     s_cap = min(n_dev, n_layers)
+    if t > 1:  # s stages, at most n_cheap of them cheap, need >= t*s - (t-1)*n_cheap devices
+        s_cap = min(s_cap, (n_dev + (t - 1) * n_cheap) // t)
     n_r = n_cheap + 1
     g = np.full((n_states, s_cap + 1, n_r), np.inf)
     choice = np.full((n_states, s_cap + 1, n_r), -1, np.int64)
+    # qlo[k] .. qhi[k]: the stage counts with a finite g[k, q, :] (empty: qlo > qhi)
+    qlo = np.full(n_states, s_cap + 1, np.int64)
+    qhi = np.full(n_states, -1, np.int64)
     g[last, 0, 0] = 0.0
+    qlo[last] = 0
+    qhi[last] = 0
     for k in range(last - 1, 0, -1):
         for p in range(ptr[k], ptr[k + 1]):
             k2 = partner[p]
             c = cheap[p]
-            smax = min(maxs[p], s_cap, rem[k2] + 1)
+            smax = min(maxs[p], s_cap, qhi[k2] + 1)
             if smax < 1:
                 continue
             if k2 == last:
@@ -583,14 +611,25 @@ def dp_solve(
                     choice[k, 1, c] = p
                 continue
             ld = loadr[p]
-            for s in range(2, smax + 1):
-                rtop = min(n_r - 1, s)
-                for r in range(c, rtop + 1):
-                    prev = g[k2, s - 1, r - c]
+            if not ld < np.inf:
+                continue
+            cap2 = cheap_cap[k2]
+            for s in range(max(2, qlo[k2] + 1), smax + 1):
+                top = min(n_r - 1 - c, s - 1, cap2)
+                for r2 in range(top + 1):
+                    prev = g[k2, s - 1, r2]
                     v = prev if prev > ld else ld
-                    if v < g[k, s, r]:
-                        g[k, s, r] = v
-                        choice[k, s, r] = p
+                    if v < g[k, s, r2 + c]:
+                        g[k, s, r2 + c] = v
+                        choice[k, s, r2 + c] = p
+        for s in range(s_cap + 1):
+            for r in range(n_r):
+                if g[k, s, r] < np.inf:
+                    if s < qlo[k]:
+                        qlo[k] = s
+                    if s > qhi[k]:
+                        qhi[k] = s
+                    break
     # suffix minima over r: at least r cheap stages
     hmin = np.full((n_states, s_cap + 1, n_r), np.inf)
     harg = np.full((n_states, s_cap + 1, n_r), -1, np.int64)
@@ -626,13 +665,19 @@ def dp_solve(
             if a > n:
                 continue
             nr = n - a
-            smax = min(maxs[p], s_cap, rem[k2] + 1, n)
-            if smax < 1:
+            smax = min(maxs[p], s_cap, qhi[k2] + 1, n)
+            if smax < 1 or qlo[k2] + 1 > smax:
                 continue
             comm = 0.0
             if d > 1:
                 comm = 4.0 * (d - 1) * pbytes[p] / (bandwidth_Bps * d)
-            for s in range(1, smax + 1):
+            # lower bounds: the time is at least load * (m + s - 1) + comm
+            lower = load1[p] * m if k2 == last else loadr[p] * (m + 1)
+            if lower + comm >= best:
+                continue
+            for s in range(qlo[k2] + 1, smax + 1):
+                if s > 1 and loadr[p] * (m + s - 1) + comm >= best:
+                    break
                 q = s - 1
                 if t == 1:
                     if q > nr:
@@ -641,7 +686,7 @@ def dp_solve(
                 else:
                     need = t * q - nr
                     rmin = 0 if need <= 0 else (need + t - 2) // (t - 1)
-                    if rmin > n_r - 1 or rmin > q:
+                    if rmin > n_r - 1 or rmin > q or rmin > cheap_cap[k2]:
                         break
                 prev = hmin[k2, q, rmin] if k2 != last else (0.0 if q == 0 else np.inf)
                 if prev == np.inf:
