@@ -296,6 +296,51 @@ def test_general_dag_matches_brute_force(case):
     _agrees_with_brute_force(*case)
 
 
+@given(
+    n=st.integers(2, 14),
+    skips=st.lists(st.tuples(st.integers(0, 13), st.integers(2, 6)), max_size=6),
+    devices=st.integers(1, 64),
+    micro_batches=st.integers(1, 64),
+    hbm=st.integers(50, 2000),
+    recompute=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_graph_paths_agree_beyond_brute_force(
+    n, skips, devices, micro_batches, hbm, recompute, seed
+):
+    """Chain (prefix sums), prefix (incremental schedules) and downset-bitset tables give
+    the same optimum where more than one applies, on sizes brute force cannot reach."""
+    rng = np.random.default_rng(seed)
+    src = list(range(n - 1)) + [u for u, k in skips if u + k < n]
+    dst = list(range(1, n)) + [u + k for u, k in skips if u + k < n]
+    widths = (1, 2, 4)
+    shape = (len(widths), n)
+    args = (
+        widths,
+        rng.integers(0, 9, shape) / 4,
+        rng.integers(0, 9, shape) / 4,
+        rng.integers(0, 30, shape),
+        rng.integers(0, 30, shape),
+        rng.random(shape) < 0.8,
+        np.array(src),
+        np.array(dst),
+        rng.integers(0, 20, (len(widths), len(src))),
+    )
+    kw = {
+        "devices": devices,
+        "link_bandwidth_Bps": 2.0,
+        "hbm_bytes": hbm,
+        "micro_batches": micro_batches,
+        "recompute": recompute,
+        "adam": bool(seed % 2),
+    }
+    kinds = ["prefix", "dag"] + (["chain"] if len(src) == n - 1 else [])
+    results = {k: place_arrays(*args, **kw, kind=k) for k in kinds}
+    base = results["prefix"].width_times_s
+    for k, res in results.items():
+        assert all(_close(a, b) for a, b in zip(res.width_times_s, base, strict=True)), (k, res)
+
+
 # --- phaze model graphs ------------------------------------------------------------------
 
 
