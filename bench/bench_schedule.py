@@ -6,9 +6,12 @@ segments, enumerated segments, memo hits) and asserts its time bar.
 
 Latencies come from :mod:`phaze.cost` when it exists; otherwise from a stand-in roofline
 (:func:`stand_in_latency`) with the same array contract, ``latency_s[op, arch, mode,
-pass]``, so the scheduler sees realistic magnitudes: GEMMs limited by MACs and by the
+pass]``, so the scheduler sees realistic magnitudes: GEMMs limited by MACs, by the
 chip-wide SRAM->PE bandwidth (throughput stops growing at ~256*sqrt(w*d)/3 MACs/cycle,
-paper.md), vector work ``ceil(E/L)*c(op)``, ring all-reduce ``2(t-1)/t*bytes/bw``.
+paper.md) and by HBM traffic that shrinks with the global buffer; vector work
+``ceil(E/L)*c(op)``; ring all-reduce ``2(t-1)/t*bytes/bw``. Architectures are distinct
+points of the design-space grid (the area band is not applied), so latency vectors rarely
+repeat across architectures: memo hits come from identical layers and passes only.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ LINK_BYTES_PER_S = 4 * 2**30
 #: this stand-in sample has about the same spread of core counts and array sizes.
 POW2 = 2 ** np.arange(13)
 DIMS = 2 ** np.arange(1, 9)
+GLB_MIB = 2 ** np.arange(1, 8)
+#: HBM -> GLB words per cycle (paper.md); 2-byte words
+HBM_WORDS_PER_CYCLE = 128
 #: per-element vector cycles (forward, backward), paper.md; MEAN/SOFTMAX approximated
 _VC_CYCLES = {
     VcOp.LAYERNORM: (1, 1), VcOp.GELU: (1, 1), VcOp.MASKED_FILL: (1, 1),
@@ -40,11 +46,15 @@ _VC_CYCLES = {
 
 
 def sample_archs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """``n`` architectures: cores in {1 .. 4096}, array and lane sizes in {2 .. 256}."""
+    """``n`` distinct architectures drawn from the grid of the design space: cores in
+    {1 .. 4096}, array sizes in {2 .. 256} (vector width = tensor width, as in the
+    paper's grid), global buffer in {2 .. 128} MiB."""
     rng = np.random.default_rng(seed)
-    w = rng.choice(DIMS, n)
-    return {"num_tc": rng.choice(POW2, n), "num_vc": rng.choice(POW2, n), "w": w,
-            "d": rng.choice(DIMS, n), "vw": w}  # fmt: skip
+    shape = (POW2.size, POW2.size, DIMS.size, DIMS.size, GLB_MIB.size)
+    flat = rng.choice(int(np.prod(shape)), n, replace=False)
+    a, b, c, d, e = np.unravel_index(flat, shape)
+    return {"num_tc": POW2[a], "num_vc": POW2[b], "w": DIMS[c], "d": DIMS[d],
+            "vw": DIMS[c], "glb_bytes": GLB_MIB[e] * 2**20}  # fmt: skip
 
 
 def stand_in_latency(table, archs) -> np.ndarray:
@@ -62,8 +72,10 @@ def stand_in_latency(table, archs) -> np.ndarray:
             continue
         if kind in (OpKind.TC, OpKind.TC_VC):
             macs = float(table.gemm_b[i] * table.gemm_m[i] * table.gemm_k[i] * table.gemm_n[i])
+            # HBM traffic of a GEMM tiled to fit the GLB: ~2*macs/sqrt(GLB words / 3)
+            hbm = 2.0 * macs / np.sqrt(archs["glb_bytes"] / 2.0 / 3.0) / HBM_WORDS_PER_CYCLE
             for mode, cores in ((0, 1.0), (1, ntc)):
-                cyc = macs / np.minimum(cores * pe, chip)
+                cyc = np.maximum(macs / np.minimum(cores * pe, chip), hbm)
                 lat[i, :, mode, 0] += cyc / FREQ_HZ
                 lat[i, :, mode, 1] += 2.0 * cyc / FREQ_HZ
         for p in range(table.vc_ptr[i], table.vc_ptr[i + 1]):
@@ -174,6 +186,7 @@ def real_block_ilps(models=("gpt3-175b", "llama2-7b"), widths=(1, 8)):
                 for i, k in enumerate(("label", "num_tc", "num_vc", "w", "d"))
             }
             archs["vw"] = archs["w"]
+            archs["glb_bytes"] = np.full(len(REAL_ARCHS), 128 * 2**20)
             lat = stand_in_latency(table, archs)
             p = next(i for i, layer in enumerate(g.layers) if layer.role == "block")
             ops = g.layers[p].ops

@@ -21,6 +21,7 @@ Constraints::
     x_ik >= x_ij + x_jk - 1              transitivity
     sum_c z_ic + y_i = 1                 single-core users of a short resource
     x_ij + x_ji >= z_ic + z_jc - 1       two operators on one core are ordered
+    T >= sum_i L1_i z_ic + sum_k LA_k y_k    load of core c (valid cut; also the link)
     T <= 1
 
 The solution's discrete part (``y``, ``x``) is turned into exact start times by a longest
@@ -79,6 +80,48 @@ def _longest_path(prob: Problem, modes, order_edges) -> list[float] | None:
     return None
 
 
+def _no_cutoff_increment(m: mip.Model) -> None:
+    """CBC prunes nodes whose bound is within its cutoff increment (1e-5 absolute by
+    default, i.e. 1e-5 of UB here) of the incumbent, so "optimal" would only mean "within
+    1e-5". Make the increment negligible (python-mip passes CBC parameters by name)."""
+    try:
+        from mip.cbc import cbc_set_parameter
+    except ImportError:  # pragma: no cover - other python-mip builds: proof check catches it
+        return
+    cbc_set_parameter(m.solver, "increment", "1e-10")
+
+
+def _mip_start(prob: Problem, modes, starts, s: float, T, t, y, x, z) -> list:
+    """The incumbent schedule as a MIP start (scaled times; orders from the timeline;
+    core labels renumbered by first use so the symmetry breaking admits them)."""
+    n = prob.n
+    fin = [starts[i] + prob.duration(i, modes[i]) for i in range(n)]
+    ms = max(fin, default=0.0)
+    start = [(T, ms / s)] + [(t[i], starts[i] / s) for i in range(n)]
+    start += [(v, float(modes[i])) for i, v in y.items()]
+    start += [(v, 1.0 if fin[i] <= starts[j] else 0.0) for (i, j), v in x.items()]
+    for r in (R_TC, R_VC):
+        users = sorted(i for rr, i in z if rr == r)
+        if not users:
+            continue
+        free: list[float] = []
+        label: dict[int, int] = {}
+        core_of = {}
+        for i in sorted((i for i in users if not modes[i]), key=lambda i: (starts[i], i)):
+            c = next((k for k, f in enumerate(free) if f <= starts[i]), None)
+            if c is None:
+                c = len(free)
+                free.append(0.0)
+            free[c] = fin[i]
+            core_of[i] = c
+        for i in users:  # q-th user: first-use labels are <= q
+            if i in core_of:
+                core_of[i] = label.setdefault(core_of[i], len(label))
+            for c, v in enumerate(z[r, i]):
+                start.append((v, 1.0 if core_of.get(i) == c else 0.0))
+    return start
+
+
 def solve_ilp(
     prob: Problem,
     ub: float,
@@ -108,6 +151,7 @@ def solve_ilp(
     m.seed = 0
     m.max_mip_gap = gap
     m.max_mip_gap_abs = 1e-10
+    _no_cutoff_increment(m)
 
     T = m.add_var("T", lb=0.0, ub=1.0)
     t = [m.add_var(f"t{i}", lb=0.0, ub=1.0) for i in range(n)]
@@ -171,6 +215,18 @@ def solve_ilp(
     for i in range(n):
         if not dag.succs[i]:
             m += T >= t[i] + p(i)
+    # Load cuts (valid, they tighten the LP): the operators on one core, and every
+    # intra-op operator, run one at a time; so do the COMM operators on the link.
+    alone = mip.xsum(da[k] * y[k] for k in y) if y else 0
+    for r in (R_TC, R_VC):
+        on = [(i, z[r, i]) for rr, i in z if rr == r]
+        for c in range(prob.cap[r]):
+            terms = [d1[i] * zc[c] for i, zc in on if c < len(zc)]
+            if len(terms) > 1:
+                m += T >= mip.xsum(terms) + alone
+    comm = [i for i in range(n) if prob.kinds[i] == COMM and d1[i] > 0.0]
+    if len(comm) > 1:
+        m += T >= sum(d1[i] for i in comm) + alone
     m.objective = mip.minimize(T)
     n_vars, n_cons = m.num_cols, m.num_rows
     if not (y or x or z):
@@ -191,13 +247,13 @@ def solve_ilp(
             time.perf_counter() - t0,
         )
 
+    m.start = _mip_start(prob, ub_modes, ub_starts, s, T, t, y, x, z)
     remaining = max(0.01, time_limit_s - (time.perf_counter() - t0))
     status = m.optimize(max_seconds=remaining)
     found = status in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE)
-    bound = (
-        m.objective_bound if found or status == mip.OptimizationStatus.NO_SOLUTION_FOUND else 0.0
-    )
-    bound_s = max(0.0, float(bound or 0.0)) * s
+    # CBC's bound is meaningful only once its search ran (not after NO_SOLUTION_FOUND)
+    bound = float(m.objective_bound or 0.0) if found else 0.0
+    bound_s = min(max(0.0, bound), 1.0) * s
     makespan, modes, starts = ub, ub_modes, ub_starts
     optimal = False
     if found:
