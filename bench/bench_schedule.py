@@ -4,7 +4,7 @@ Run: ``pytest bench/bench_schedule.py --benchmark-only -s`` (the 29,360-architec
 marked ``slow``: add ``-m slow``). Each test prints its counters (CBC solves, bound-closed
 segments, enumerated segments, memo hits) and asserts its time bar.
 
-Latencies come from :mod:`phaze.cost` when it exists; otherwise from a stand-in roofline
+Latencies come from a stand-in roofline until :mod:`phaze.cost` exists
 (:func:`stand_in_latency`) with the same array contract, ``latency_s[op, arch, mode,
 pass]``, so the scheduler sees realistic magnitudes: GEMMs limited by MACs, by the
 chip-wide SRAM->PE bandwidth (throughput stops growing at ~256*sqrt(w*d)/3 MACs/cycle,
@@ -88,21 +88,13 @@ def stand_in_latency(table, archs) -> np.ndarray:
     return lat
 
 
-def _latency(table, archs):
-    try:  # the real cost model, when it is there
-        from phaze import cost  # noqa: F401
-    except ImportError:
-        return stand_in_latency(table, archs)
-    return stand_in_latency(table, archs)  # TODO(issue 3): switch to phaze.cost
-
-
 def schedule_gpt3(n_archs: int, seed: int = 0):
     """Schedule every unique layer of gpt3-175b (t in 1, 2, 4, 8; fwd and bwd) on
     ``n_archs`` sampled architectures. Returns (seconds, cache, schedules)."""
     graphs = [build_graph(preset("gpt3-175b"), 2048, 1, t) for t in WIDTHS]
     table, index = unique_ops(graphs)
     archs = sample_archs(n_archs, seed)
-    lat = _latency(table, archs)
+    lat = stand_in_latency(table, archs)  # phaze.cost (issue 3) is not there yet
     cache = ScheduleCache()
     rows = np.arange(n_archs)
     t0 = time.perf_counter()

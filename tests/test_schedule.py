@@ -370,3 +370,17 @@ def test_cli_schedule(tmp_path, capsys):
     assert "lat_one has shape" in capsys.readouterr().err
     assert main([*argv, "--layer", "nope"]) == 2
     assert "--layer='nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["auto", "ilp", "enumerate"])
+def test_empty_and_single_operator_layers(method):
+    g = nx.DiGraph()
+    s = schedule_layer(g, [], [], [], 1, 1, method=method)
+    assert s.makespan_s == 0.0
+    assert s.tc_util_avg == 0.0
+    g.add_node(0)
+    s = schedule_layer(g, [2.0], [1.0], [1], 1, 1, method=method)
+    assert s.makespan_s == 1.0
+    assert s.intra_op.tolist() == [True]
+    assert s.optimal
+    assert not check_schedule(s, g, [2.0], [1.0], [1])
