@@ -69,6 +69,12 @@ class SearchResult:
     rows : dict of arrays
         Every evaluated (workload, arch, mbs, hbm, recompute) row.
     counters : dict
+    details : tuple of dict
+        Per workload, for the best design: ``plan`` (a :class:`~phaze.placement.Plan`),
+        ``own_best`` (the workload's best value on a design of its own; equal to its
+        throughput for a single workload), and the comparisons of
+        :func:`phaze.search.baselines.compare` (``tpuv4_like``, ``megatron``,
+        ``megatron_plan``).
     """
 
     workloads: tuple[Workload, ...]
@@ -80,27 +86,30 @@ class SearchResult:
     frontier_value: np.ndarray
     rows: dict
     counters: dict = field(default_factory=dict)
+    details: tuple = ()
 
 
 class _Run:
     """State of one search run (owned by :func:`search`; no module-level state)."""
 
     def __init__(self, evaluators, hbm_sizes, micro_batches, recompute, store,
-                 progress) -> None:
+                 progress, rows: dict | None = None) -> None:
         self.ev = evaluators
+        self.names = [e.workload.name for e in evaluators]
         self.hbm = sorted(int(h) for h in hbm_sizes)
         self.mbs = list(micro_batches)
         self.rc = list(recompute)
         self.store = store
         self.progress = progress
-        self.rows: dict[tuple, tuple] = {}
+        self.rows: dict[tuple, tuple] = {} if rows is None else rows
         self.pending: list[tuple] = []
         self.counters = {"exact_rows": 0, "stored_rows_reused": 0, "settings_pruned": 0,
                          "designs_evaluated": 0, "designs_pruned": 0}
         self.ub = [{m: e.upper_bound(m) for m in self.mbs} for e in evaluators]
         self.design_ub = np.mean([np.max([u[m] for m in self.mbs], axis=0)
                                   for u in self.ub], axis=0)
-        self.values: dict[tuple[int, int], Design] = {}
+        self.values: dict[tuple, tuple[Design, float]] = {}
+        self._flushed = time.perf_counter()
         if store is not None:
             self._load_store()
 
@@ -111,13 +120,13 @@ class _Run:
                     for r in self.rc:
                         got = self.store.load(e.workload.name, m, h, r)
                         for i, a in enumerate(got["arch"].tolist()):
-                            self.rows[(wi, a, m, h, r)] = (
+                            self.rows[(e.workload.name, a, m, h, r)] = (
                                 float(got["throughput"][i]), float(got["time_per_batch_s"][i]),
                                 int(got["tp"][i]), int(got["dp"][i]), int(got["stages"][i]))
         self.counters["stored_rows_reused"] = len(self.rows)
 
     def row(self, wi: int, arch: int, mbs: int, hbm: int, rc: bool) -> tuple:
-        key = (wi, arch, mbs, hbm, rc)
+        key = (self.names[wi], arch, mbs, hbm, rc)
         found = self.rows.get(key)
         if found is None:
             found = self.ev[wi].exact(mbs, arch, hbm, rc)
@@ -134,28 +143,37 @@ class _Run:
         groups: dict[tuple, list[tuple]] = {}
         for key in self.pending:
             groups.setdefault((key[0], key[2], key[3], key[4]), []).append(key)
-        for (wi, m, h, r), keys in groups.items():
+        for (name, m, h, r), keys in groups.items():
             vals = [self.rows[k] for k in keys]
-            self.store.add(self.ev[wi].workload.name, m, h, r, [k[1] for k in keys], {
+            self.store.add(name, m, h, r, [k[1] for k in keys], {
                 "throughput": [v[0] for v in vals], "time_per_batch_s": [v[1] for v in vals],
                 "tp": [v[2] for v in vals], "dp": [v[3] for v in vals],
                 "stages": [v[4] for v in vals], "bottleneck": [-1] * len(vals)})
         self.pending.clear()
+        self._flushed = time.perf_counter()
 
     def design(self, arch: int, hbm: int, prune: bool = True,
-               settings: Sequence[tuple[int, bool]] | None = None) -> Design:
-        """Value of (arch, hbm): each workload's best over its settings."""
+               settings: Sequence[tuple[int, bool]] | None = None,
+               floor: float = 0.0) -> Design:
+        """Value of (arch, hbm): each workload's best over its settings.
+
+        With one workload and ``floor > 0``, settings whose bound is below ``floor`` are
+        skipped too: the value returned is exact when it is at least ``floor``, and
+        otherwise only known to be below it (callers use it as "cannot reach ``floor``").
+        """
         key = (arch, hbm) if settings is None else (arch, hbm, tuple(settings))
+        if len(self.ev) > 1 or not prune:
+            floor = 0.0
         found = self.values.get(key)
-        if found is not None:
-            return found
+        if found is not None and found[1] <= floor:
+            return found[0]
         per = []
         for wi in range(len(self.ev)):
             opts = settings or [(m, r) for m in self.mbs for r in self.rc]
             order = sorted(opts, key=lambda s: (-self.ub[wi][s[0]][arch], s[0], s[1]))
             best = (0.0, 0, False, np.inf, 0, 0, 0)
             for m, r in order:
-                if prune and self.ub[wi][m][arch] < best[0]:
+                if prune and self.ub[wi][m][arch] < max(best[0], floor):
                     self.counters["settings_pruned"] += 1
                     continue
                 tput, t_s, t, d, s = self.row(wi, arch, m, hbm, r)
@@ -164,12 +182,21 @@ class _Run:
             per.append(best)
         value = float(np.mean([p[0] for p in per]))
         out = Design(arch=arch, hbm_bytes=hbm, value=value, per_workload=tuple(per))
-        self.values[key] = out
+        self.values[key] = (out, floor)
         self.counters["designs_evaluated"] += 1
-        self.flush()
+        if time.perf_counter() - self._flushed > 1.0:
+            self.flush()
         if self.progress is not None:
             self.progress(1)
         return out
+
+    def prefetch(self, archs: Sequence[int]) -> None:
+        """Schedule the layers of ``archs`` for every workload and micro-batch size in
+        one vectorised call each."""
+        if len(archs):
+            for e in self.ev:
+                for m in self.mbs:
+                    e.schedule(m, archs)
 
 
 def _better(a: Design | None, b: Design, area: np.ndarray) -> bool:
@@ -181,31 +208,57 @@ def _better(a: Design | None, b: Design, area: np.ndarray) -> bool:
     return kb < ka
 
 
-def _exact(run: _Run, area: np.ndarray, exhaustive: bool) -> tuple:
+_BATCH = 64  # architectures scheduled per vectorised call
+
+
+def _exact(run: _Run, area: np.ndarray, exhaustive: bool, frontier: bool = True) -> tuple:
     n = area.shape[0]
+    ub = run.design_ub
+    hbm_desc = sorted(run.hbm, reverse=True)
     best: Design | None = None
-    # pass 1: the optimum, most promising designs first
-    order = np.lexsort((np.arange(n), area, -run.design_ub))
-    for arch in order.tolist():
-        if not exhaustive and best is not None and run.design_ub[arch] < best.value:
+    # pass 1: the optimum, most promising designs first. HBM sizes from the largest:
+    # a smaller HBM never does better (fewer plans fit), so it is evaluated only when the
+    # largest reaches the incumbent (a tie on value is broken towards the smaller HBM).
+    order = np.lexsort((np.arange(n), area, -ub)).tolist()
+    for k, arch in enumerate(order):
+        if not exhaustive and best is not None and ub[arch] < best.value:
             break  # every later design has a lower bound still
-        for h in sorted(run.hbm, reverse=True):
+        if k % _BATCH == 0:
+            limit = 0.0 if exhaustive or best is None else best.value
+            run.prefetch([a for a in order[k:k + _BATCH] if ub[a] >= limit])
+        top = run.design(arch, hbm_desc[0], prune=not exhaustive)
+        if _better(best, top, area):
+            best = top
+        for h in hbm_desc[1:]:
+            if not exhaustive and top.value < best.value:
+                break
             d = run.design(arch, h, prune=not exhaustive)
             if _better(best, d, area):
                 best = d
-    # pass 2: the frontier, by increasing area
+    if not frontier:
+        return best, np.zeros(0, np.int64), np.zeros(0)
+    # pass 2: the frontier, by increasing area, at the largest HBM (which bounds the
+    # others). An architecture whose bound is below the best value reached with no more
+    # area cannot be on the frontier.
     arch_value = np.zeros(n)
     evaluated = np.zeros(n, dtype=bool)
     reached = 0.0
-    for arch in np.lexsort((np.arange(n), area)).tolist():
-        if not exhaustive and run.design_ub[arch] < reached:
+    by_area = np.lexsort((np.arange(n), area)).tolist()
+    for k, arch in enumerate(by_area):
+        if k % _BATCH == 0 and not exhaustive:
+            run.prefetch([a for a in by_area[k:k + _BATCH] if ub[a] >= reached])
+        if not exhaustive and ub[arch] < reached:
             continue
-        v = max(run.design(arch, h, prune=not exhaustive).value for h in run.hbm)
+        floor = 0.0 if exhaustive else reached
+        v = run.design(arch, hbm_desc[0], prune=not exhaustive, floor=floor).value
+        if exhaustive:
+            v = max([v, *(run.design(arch, h, prune=False).value for h in hbm_desc[1:])])
         arch_value[arch], evaluated[arch] = v, True
         reached = max(reached, v)
-    run.counters["designs_pruned"] = int(n - evaluated.sum()) * len(run.hbm)
-    front = pareto_frontier(area[evaluated], arch_value[evaluated])
-    idx = np.flatnonzero(evaluated)[front]
+    run.counters["designs_pruned"] = int(n - evaluated.sum())
+    keep = evaluated & (arch_value >= 0)
+    front = pareto_frontier(area[keep], arch_value[keep])
+    idx = np.flatnonzero(keep)[front]
     return best, idx, arch_value[idx]
 
 
@@ -317,12 +370,15 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
         else:
             best, front, front_value = _exact(run, area, exhaustive=strategy == "exhaustive")
         run.flush()
+        details = _details(run, best, area, strategy, cluster, space, micro_batches,
+                           recompute, cache) if best is not None else ()
+        run.flush()
     finally:
         if store is not None:
             store.close()
-    keys = sorted(run.rows)
+    keys = sorted(run.rows, key=lambda k: (names.index(k[0]), *k[1:]))
     rows = {
-        "workload": np.array([k[0] for k in keys], dtype=np.int64),
+        "workload": np.array([names.index(k[0]) for k in keys], dtype=np.int64),
         "arch": np.array([k[1] for k in keys], dtype=np.int64),
         "mbs": np.array([k[2] for k in keys], dtype=np.int64),
         "hbm_bytes": np.array([k[3] for k in keys], dtype=np.int64),
@@ -334,7 +390,34 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
     counters = dict(run.counters)
     counters.update(architectures=int(area.shape[0]),
                     dp_calls=sum(e.dp_calls for e in evaluators),
-                    wall_s=time.perf_counter() - started, **cache.counters())
+                    wall_s=time.perf_counter() - started, **cache.stats())
     return SearchResult(workloads=workloads, cluster=cluster, strategy=strategy,
                         arch_table=arch_table, best=best, frontier=front,
-                        frontier_value=front_value, rows=rows, counters=counters)
+                        frontier_value=front_value, rows=rows, counters=counters,
+                        details=details)
+
+
+def _details(run: _Run, best: Design, area, strategy, cluster, space, micro_batches,
+             recompute, cache) -> tuple[dict, ...]:
+    from phaze.placement import place
+    from phaze.search.baselines import compare
+
+    out = []
+    for wi, ev in enumerate(run.ev):
+        tput, mbs, rc, _, t, _, _ = best.per_workload[wi]
+        plan = place(ev.problem(mbs, best.arch, best.hbm_bytes, rc), tensor_width=t) \
+            if tput > 0 else None
+        own = tput
+        if len(run.ev) > 1:  # this workload's best on a design of its own
+            solo = _Run([ev], run.hbm, run.mbs, run.rc, run.store, None, rows=run.rows)
+            if strategy == "phaze":
+                own_design = _phaze(solo, area)[0]
+            else:
+                own_design = _exact(solo, area, strategy == "exhaustive", frontier=False)[0]
+            solo.flush()
+            own = own_design.value if own_design is not None else 0.0
+        cmp = compare(ev.workload, cluster, space.template, micro_batches, best.hbm_bytes,
+                      recompute, cache)
+        out.append({"plan": plan, "own_best": own, "micro_batch": mbs, "recompute": rc,
+                    "throughput": tput, **cmp})
+    return tuple(out)

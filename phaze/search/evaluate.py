@@ -25,7 +25,7 @@ from phaze.cost import latency_table
 
 from phaze.errors import ConfigError
 from phaze.models import build_graph, unique_ops
-from phaze.placement import place_arrays
+from phaze.placement import PlacementProblem, place_arrays
 from phaze.schedule import ScheduleCache, schedule_model
 from phaze.search.bounds import layer_latency_lower_bound, time_per_batch_lower_bound
 from phaze.workload import Cluster, Workload
@@ -67,6 +67,7 @@ class _MbsData:
     edge_dst: np.ndarray
     edge_bytes: np.ndarray  # (W, E)
     latency_s: np.ndarray  # [op, arch, mode, pass]
+    op_index: object  # OpIndex of the graphs, in width order
     lb_fwd_s: np.ndarray  # (W, n, A)
     lb_bwd_s: np.ndarray
 
@@ -146,7 +147,7 @@ class WorkloadEvaluator:
             edge_src=np.array([e.src for e in g0.edges], dtype=np.int64),
             edge_dst=np.array([e.dst for e in g0.edges], dtype=np.int64),
             edge_bytes=np.array([[e.bytes for e in g.edges] for g in glist], dtype=float),
-            latency_s=lat, lb_fwd_s=lb_f, lb_bwd_s=lb_b)
+            latency_s=lat, op_index=index, lb_fwd_s=lb_f, lb_bwd_s=lb_b)
 
     def upper_bound(self, mbs: int) -> np.ndarray:
         """Optimistic throughput (samples/s) of every architecture at micro-batch ``mbs``;
@@ -164,23 +165,46 @@ class WorkloadEvaluator:
 
     def layer_latencies(self, mbs: int, arch: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact per-layer (fwd, bwd) latencies, shape (W, n), of one architecture."""
-        key = (mbs, arch)
-        found = self._exact_layers.get(key)
-        if found is not None:
-            return found
+        found = self._exact_layers.get((mbs, arch))
+        if found is None:
+            self.schedule(mbs, [arch])
+            found = self._exact_layers[(mbs, arch)]
+        return found
+
+    def schedule(self, mbs: int, archs) -> None:
+        """Schedule every layer for the architectures ``archs`` at once (vectorised over
+        architectures in the scheduler) and memoise the results."""
+        todo = sorted({int(a) for a in archs if (mbs, int(a)) not in self._exact_layers})
+        if not todo:
+            return
         d = self._mbs[mbs]
-        fwd = np.zeros(d.param_bytes.shape)
+        fwd = np.zeros((len(d.widths), d.param_bytes.shape[1], len(todo)))
         bwd = np.zeros_like(fwd)
         for i, t in enumerate(d.widths):
-            f, b = schedule_model(d.graphs[t], d.latency_s, [arch], cache=self.cache)
-            fwd[i], bwd[i] = f[:, 0], b[:, 0]
-        self._exact_layers[key] = (fwd, bwd)
-        return fwd, bwd
+            s = schedule_model(d.graphs[t], d.latency_s, todo, cache=self.cache,
+                               num_tc=self.num_tc, num_vc=self.num_vc, op_index=d.op_index,
+                               graph=i)
+            fwd[i], bwd[i] = s.fwd_s, s.bwd_s
+        for j, a in enumerate(todo):
+            self._exact_layers[(mbs, a)] = (np.ascontiguousarray(fwd[:, :, j]),
+                                            np.ascontiguousarray(bwd[:, :, j]))
 
     def forget(self, arch: int) -> None:
         """Drop the memoised layer latencies of ``arch`` (bounded memory in long runs)."""
         for mbs in self._mbs:
             self._exact_layers.pop((mbs, arch), None)
+
+    def problem(self, mbs: int, arch: int, hbm_bytes: float, recompute: bool,
+                fixed_baseline: tuple[int, int, int] | None = None) -> PlacementProblem:
+        """The placement problem of one architecture and setting (for plans and reports)."""
+        d = self._mbs[mbs]
+        fwd, bwd = self.layer_latencies(mbs, arch)
+        return PlacementProblem.from_graphs(
+            d.graphs, {t: fwd[i] for i, t in enumerate(d.widths)},
+            {t: bwd[i] for i, t in enumerate(d.widths)}, devices=self.cluster.devices,
+            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps, hbm_bytes=float(hbm_bytes),
+            micro_batches=d.micro_batches, recompute=bool(recompute),
+            optimizer=self.workload.optimizer, fixed_baseline=fixed_baseline)
 
     def exact(self, mbs: int, arch: int, hbm_bytes: float, recompute: bool
               ) -> tuple[float, float, int, int, int]:
