@@ -50,8 +50,11 @@ def _close(a: float, b: float) -> bool:
 
 def _assert_valid(s, inst, reverse=False):
     g, one, alll, kinds, _, _ = inst
-    errors = check_schedule(s, g, one, alll, kinds, reverse=reverse)
+    # rtol=0: schedules are built so that "starts when another ends" holds exactly
+    errors = check_schedule(s, g, one, alll, kinds, reverse=reverse, rtol=0.0)
     assert not errors, f"{errors} for {inst}"
+    assert s.tc_util_peak <= 1.0
+    assert s.vc_util_peak <= 1.0
 
 
 @settings(max_examples=35)
@@ -85,11 +88,14 @@ def test_auto_and_enumeration_match_brute_force(inst):
         _assert_valid(s, inst)
 
 
-@given(instances(max_ops=14, budget=0), st.booleans())
-def test_auto_on_larger_dags_is_valid_and_bounded(inst, reverse):
+@given(instances(max_ops=14, budget=0), st.booleans(), st.sampled_from([1.0, 1 / 3, 1e-3 / 7]))
+def test_auto_on_larger_dags_is_valid_and_bounded(inst, reverse, scale):
     """Beyond brute force: auto equals branch and bound on the whole DAG, lies between the
-    bounds, and the checker accepts it (forward and reversed)."""
+    bounds, and the checker accepts it exactly (forward and reversed; latencies also
+    scaled to values that do not add up exactly in binary)."""
     g, one, alll, kinds, num_tc, num_vc = inst
+    one, alll = [v * scale for v in one], [v * scale for v in alll]
+    inst = (g, one, alll, kinds, num_tc, num_vc)
     s = schedule_layer(g, one, alll, kinds, num_tc, num_vc, reverse=reverse)
     _assert_valid(s, inst, reverse=reverse)
     prob = make_problem(g, one, alll, kinds, num_tc, num_vc, reverse=reverse)
@@ -192,7 +198,7 @@ def test_opgraph_input_and_results_are_read_only():
     one = rng.uniform(1e-5, 1e-3, n)
     alll = one / rng.uniform(0.5, 8.0, n)
     s = schedule_layer(layer.ops, one, alll, layer.ops.kinds, 8, 2)
-    assert not check_schedule(s, layer.ops, one, alll, layer.ops.kinds)
+    assert not check_schedule(s, layer.ops, one, alll, layer.ops.kinds, rtol=0.0)
     assert s.optimal
     with pytest.raises(ValueError, match="read-only"):
         s.start_s[0] = 0.0
@@ -384,3 +390,37 @@ def test_empty_and_single_operator_layers(method):
     assert s.intra_op.tolist() == [True]
     assert s.optimal
     assert not check_schedule(s, g, [2.0], [1.0], [1])
+
+
+@pytest.mark.parametrize(("name", "tp"), [("gpt3-175b", 8), ("llama2-7b", 1)])
+def test_real_blocks_with_the_cost_model(name, tp):
+    """Real latencies (phaze.cost) on tpuv4-like and 1- and 2-tensor-core variants: the
+    whole-block ILP equals the default path; schedule_model reads the cores from the
+    latency table and matches schedule_layer."""
+    from phaze.cost import latency_table
+    from phaze.hardware import Accelerator, ArchTable
+    from phaze.models import build_graph, preset, unique_ops
+
+    tpu = Accelerator.preset("tpuv4-like")
+    accs = [tpu, tpu.replace(num_tc=1, num_vc=1), tpu.replace(num_tc=2, tc_width=64)]
+    g = build_graph(preset(name), 2048, 1, tp)
+    table, index = unique_ops(g)
+    lt = latency_table(table, ArchTable.from_accelerators(accs))
+    out = schedule_model(g, lt, [0, 1, 2])
+    assert bool(out.optimal.all())
+    p = 1  # the first block
+    ops, rows = g.layers[p].ops, index.rows(0, p)
+    for a, acc in enumerate(accs):
+        for pas, got in ((0, out.fwd_s), (1, out.bwd_s)):
+            args = (ops, lt.latency_s[rows, a, 0, pas], lt.latency_s[rows, a, 1, pas],
+                    ops.kinds, acc.num_tc, acc.num_vc)  # fmt: skip
+            cache = ScheduleCache()
+            ilp = schedule_layer(*args, reverse=bool(pas), method="ilp", cache=cache)
+            auto = schedule_layer(*args, reverse=bool(pas))
+            assert ilp.optimal
+            assert ilp.makespan_s == pytest.approx(auto.makespan_s, rel=1e-9)
+            assert got[p, a] == pytest.approx(auto.makespan_s, rel=RTOL)
+            assert cache.ilp_stats[0].seconds <= 2.0
+            for sched in (ilp, auto):
+                assert not check_schedule(sched, ops, *args[1:4], reverse=bool(pas), rtol=0.0)
+                assert sched.tc_util_peak <= 1.0

@@ -35,14 +35,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="fwd",
         help="forward, or backward on the reversed DAG (default fwd)",
     )
-    parser.add_argument("--num-tc", type=int, default=8, help="tensor cores (default 8)")
-    parser.add_argument("--num-vc", type=int, default=2, help="vector cores (default 2)")
+    parser.add_argument(
+        "--arch",
+        default="tpuv4-like",
+        help="accelerator preset to start from: tpuv4-like or phaze (default tpuv4-like)",
+    )
+    for flag, what in (
+        ("--num-tc", "tensor cores"),
+        ("--tc-width", "tensor-core width"),
+        ("--tc-depth", "tensor-core depth"),
+        ("--num-vc", "vector cores"),
+        ("--vc-width", "vector-core lanes"),
+        ("--glb-mib", "global buffer, MiB"),
+    ):
+        parser.add_argument(flag, type=int, default=None, help=f"{what} (default: the preset's)")
     parser.add_argument(
         "--latencies",
         metavar="FILE",
-        required=True,
-        help='JSON file {"lat_one": [...], "lat_all": [...]}: seconds per '
-        "operator of the layer in the chosen pass (one core / all cores)",
+        default=None,
+        help='JSON file {"lat_one": [...], "lat_all": [...]}: seconds per operator of the '
+        "layer in the chosen pass (one core / all cores), instead of the cost model",
     )
     parser.add_argument(
         "--method",
@@ -89,23 +101,46 @@ def _latencies(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(data["lat_one"], dtype=float), np.asarray(data["lat_all"], dtype=float)
 
 
+def _accelerator(args):
+    from phaze.hardware import MIB, Accelerator
+
+    acc = Accelerator.preset(args.arch)
+    names = ("num_tc", "tc_width", "tc_depth", "num_vc", "vc_width")
+    changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if args.glb_mib is not None:
+        changes["glb_bytes"] = args.glb_mib * MIB
+    return acc.replace(**changes) if changes else acc
+
+
 def run(args: argparse.Namespace) -> int:
+    from phaze.models import unique_ops
     from phaze.schedule import ScheduleCache, schedule_layer
 
     spec = preset(args.model)
     g = build_graph(spec, args.seq or spec.default_seq, args.mbs, args.tp)
     p, layer = _layer(g, args.layer)
     ops = layer.ops
-    one, alll = _latencies(args.latencies, ops.n_ops)
+    acc = _accelerator(args)
+    pas = 0 if args.pass_ == "fwd" else 1
+    if args.latencies is not None:
+        one, alll = _latencies(args.latencies, ops.n_ops)
+    else:
+        from phaze.cost import latency_table
+        from phaze.hardware import ArchTable
+
+        table, index = unique_ops(g)
+        lat = latency_table(table, ArchTable.from_accelerators([acc])).latency_s
+        r = index.rows(0, p)
+        one, alll = lat[r, 0, 0, pas], lat[r, 0, 1, pas]
     cache = ScheduleCache()
     s = schedule_layer(
         ops,
         one,
         alll,
         ops.kinds,
-        args.num_tc,
-        args.num_vc,
-        reverse=args.pass_ == "bwd",
+        acc.num_tc,
+        acc.num_vc,
+        reverse=bool(pas),
         method=args.method,
         time_limit_s=args.time_limit,
         cache=cache,
@@ -139,8 +174,8 @@ def run(args: argparse.Namespace) -> int:
         "layer": layer.name,
         "position": p,
         "pass": args.pass_,
-        "num_tc": args.num_tc,
-        "num_vc": args.num_vc,
+        "num_tc": acc.num_tc,
+        "num_vc": acc.num_vc,
         "makespan_s": s.makespan_s,
         "lower_bound_s": s.lower_bound_s,
         "optimal": s.optimal,
@@ -169,8 +204,8 @@ def run(args: argparse.Namespace) -> int:
     ]
     widths = [max(len(r[c]) for r in (header, *table)) for c in range(len(header))]
     print(
-        f"{args.model} t={args.tp} {layer.name} ({args.pass_}) on {args.num_tc} TC / "
-        f"{args.num_vc} VC: makespan {s.makespan_s * 1e6:.3f} us "
+        f"{args.model} t={args.tp} {layer.name} ({args.pass_}) on {acc.num_tc} TC / "
+        f"{acc.num_vc} VC: makespan {s.makespan_s * 1e6:.3f} us "
         f"({'optimal' if s.optimal else 'not proven optimal'}, {s.method}); "
         f"TC util avg {s.tc_util_avg:.2f} peak {s.tc_util_peak:.2f}, "
         f"VC util avg {s.vc_util_avg:.2f} peak {s.vc_util_peak:.2f}"

@@ -119,6 +119,29 @@ def solve_segment(
     return res
 
 
+def shift(rel_starts, durs, offset: float, rank) -> list[float]:
+    """Move a schedule by ``offset`` keeping its orders exact in floating point.
+
+    ``offset + s`` rounds, so an operator that starts exactly when another ends could
+    overlap it by an ulp after a plain shift. Every start of a schedule built here is 0 or
+    the finish of another operator, so each start is rebuilt as the latest shifted finish
+    of the operators that end by it (``rank``: topological position, for zero-length ties).
+    """
+    k = len(rel_starts)
+    rel_fin = [rel_starts[q] + durs[q] for q in range(k)]
+    order = sorted(range(k), key=lambda q: (rel_starts[q], durs[q] > 0.0, rank[q]))
+    out = [0.0] * k
+    done: list[int] = []
+    for q in order:
+        st = offset
+        for o in done:
+            if rel_fin[o] <= rel_starts[q] and out[o] + durs[o] > st:
+                st = out[o] + durs[o]
+        out[q] = st
+        done.append(q)
+    return out
+
+
 def _check_settings(time_limit_s, gap, method) -> None:
     if not (
         isinstance(time_limit_s, (int, float)) and math.isfinite(time_limit_s) and time_limit_s > 0
@@ -150,11 +173,13 @@ def _auto(prob: Problem, cache: ScheduleCache, time_limit_s: float, gap: float):
             continue
         nodes = list(item)
         res = solve_segment(prob.sub(nodes), cache, time_limit_s=time_limit_s, gap=gap)
+        sub_durs = [prob.duration(v, res.modes[k]) for k, v in enumerate(nodes)]
+        placed = shift(res.starts, sub_durs, t, [prob.dag.topo.index(v) for v in nodes])
         end = t
         for k, v in enumerate(nodes):
             modes[v] = res.modes[k]
-            starts[v] = t + res.starts[k]
-            end = max(end, starts[v] + prob.duration(v, modes[v]))
+            starts[v] = placed[k]
+            end = max(end, placed[k] + sub_durs[k])
         t = end
         lb = lb + res.lower_bound
         optimal = optimal and res.optimal
