@@ -376,6 +376,14 @@ def test_cli_schedule(tmp_path, capsys):
     assert "lat_one has shape" in capsys.readouterr().err
     assert main([*argv, "--layer", "nope"]) == 2
     assert "--layer='nope'" in capsys.readouterr().err
+    # latencies from the cost model (tpuv4-like preset with overrides)
+    assert main(["schedule", "--tp", "8", "--num-tc", "2", "--layer", "head", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["num_tc"] == 2
+    assert data["optimal"]
+    assert data["makespan_s"] > 0
+    assert main(["schedule", "--arch", "nope"]) == 2
+    assert "unknown accelerator preset" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("method", ["auto", "ilp", "enumerate"])

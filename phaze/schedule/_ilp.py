@@ -43,7 +43,6 @@ __all__ = ["IlpResult", "solve_ilp"]
 #: A solve counts as proven optimal when CBC's bound is within this of its objective (in
 #: units of UB): CBC's own feasibility tolerance is 1e-7 absolute on the scaled times.
 _PROOF_TOL = 1e-7
-_NO_CONFLICT = 0
 
 
 @dataclass(frozen=True, slots=True)
