@@ -363,6 +363,7 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
     if out is not None:
         store = ResultStore(out, fingerprint(workloads, cluster, space, micro_batches,
                                              hbm_sizes, recompute, strategy), force=force)
+    run = None
     try:
         run = _Run(evaluators, hbm_sizes, micro_batches, recompute, store, progress)
         if strategy == "phaze":
@@ -372,8 +373,9 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
         run.flush()
         details = _details(run, best, area, strategy, cluster, space, micro_batches,
                            recompute, cache) if best is not None else ()
-        run.flush()
-    finally:
+    finally:  # an interrupted search keeps every row it computed
+        if run is not None:
+            run.flush()
         if store is not None:
             store.close()
     keys = sorted(run.rows, key=lambda k: (names.index(k[0]), *k[1:]))

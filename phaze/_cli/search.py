@@ -1,0 +1,120 @@
+"""``phaze search``: search accelerator architectures and plans jointly."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+from phaze.errors import ConfigError
+
+HELP = "search accelerator architectures and execution plans jointly (the main job)"
+
+DEFAULT_MODEL = "bert-large"
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{flag}={text!r}: expected comma-separated integers") from None
+    if not values or any(v < 1 for v in values):
+        raise ConfigError(f"{flag}={text!r}: every value must be an integer >= 1")
+    return values
+
+
+def _float_list(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{flag}={text!r}: expected comma-separated numbers") from None
+    if not values or any(not (v > 0 and math.isfinite(v)) for v in values):
+        raise ConfigError(f"{flag}={text!r}: every value must be a number > 0")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("workload")
+    g.add_argument("--model", action="append", default=[], metavar="NAME",
+                   help=f"preset model (repeatable; see 'phaze models'; default "
+                        f"{DEFAULT_MODEL})")
+    g.add_argument("--hf-config", action="append", default=[], metavar="PATH",
+                   help="Hugging Face config.json of a GPT-2, BERT, OPT or Llama model "
+                        "(repeatable)")
+    g.add_argument("--seq", type=int, default=None,
+                   help="sequence length (default: each model's own)")
+    g.add_argument("--batch", type=int, default=4096, help="global batch (default 4096)")
+    g.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    g.add_argument("--max-tp", type=int, default=8,
+                   help="largest tensor-parallel width (default 8)")
+    g = parser.add_argument_group("cluster")
+    g.add_argument("--devices", type=int, default=1024, help="accelerators (default 1024)")
+    g.add_argument("--link-gibps", type=float, default=4.0,
+                   help="link bandwidth between accelerators, GiB/s (default 4, PCIe 3.0)")
+    g.add_argument("--hbm", default="32,64,80",
+                   help="HBM sizes per device, GiB, comma-separated (default 32,64,80)")
+    g = parser.add_argument_group("search")
+    g.add_argument("--mbs", default="1,2,4,8",
+                   help="micro-batch sizes, comma-separated (default 1,2,4,8)")
+    g.add_argument("--recompute", choices=("both", "off", "on"), default="both",
+                   help="activation recomputation settings to search (default both)")
+    g.add_argument("--area-budget", type=float, default=None, metavar="MM2",
+                   help="chip area budget in mm^2 (default: the tpuv4-like chip, "
+                        "278.8 mm^2)")
+    g.add_argument("--area-band", type=float, default=0.3,
+                   help="smallest area kept, as a fraction of the budget (default 0.3)")
+    g.add_argument("--strategy", choices=("exact", "phaze", "exhaustive"), default="exact")
+    g.add_argument("--jobs", type=int, default=1,
+                   help="worker processes (default 1; see README on parallelism)")
+    g.add_argument("--out", default="phaze-out",
+                   help="output directory: results store, results.csv, best.json, plots "
+                        "(default ./phaze-out)")
+    g.add_argument("--force", action="store_true",
+                   help="discard results in --out from a search with other arguments")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _workloads(args):
+    from phaze.models import TransformerSpec, preset
+    from phaze.workload import Workload
+
+    specs = [preset(name) for name in args.model]
+    for path in args.hf_config:
+        if not os.path.isfile(path):
+            raise ConfigError(f"--hf-config {path!r}: no such file")
+        specs.append(TransformerSpec.from_hf_config(path))
+    if not specs:
+        specs = [preset(DEFAULT_MODEL)]
+    if args.seq is not None and args.seq < 1:
+        raise ConfigError(f"--seq={args.seq} must be >= 1")
+    return [Workload(s, seq_len=args.seq or 0, global_batch=args.batch,
+                     optimizer=args.optimizer, max_tp=args.max_tp) for s in specs]
+
+
+def run(args: argparse.Namespace) -> int:
+    from phaze.hardware import DesignSpace
+    from phaze.search.run import run_search
+    from phaze.workload import GIB, Cluster
+
+    workloads = _workloads(args)
+    if args.devices < 1:
+        raise ConfigError(f"--devices={args.devices} must be >= 1")
+    if not (args.link_gibps > 0 and math.isfinite(args.link_gibps)):
+        raise ConfigError(f"--link-gibps={args.link_gibps} must be a number > 0")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs={args.jobs} must be >= 1")
+    cluster = Cluster(devices=args.devices, link_bandwidth_Bps=args.link_gibps * GIB)
+    hbm = tuple(int(round(v * GIB)) for v in _float_list(args.hbm, "--hbm"))
+    mbs = _int_list(args.mbs, "--mbs")
+    recompute = {"both": (False, True), "off": (False,), "on": (True,)}[args.recompute]
+    if args.area_budget is not None and not (args.area_budget > 0
+                                             and math.isfinite(args.area_budget)):
+        raise ConfigError(f"--area-budget={args.area_budget} must be a number > 0 (mm^2)")
+    budget = None if args.area_budget is None else args.area_budget * 1e6
+    space = DesignSpace(area_budget_um2=budget, area_band=args.area_band)
+    summary = run_search(workloads, cluster, space, mbs, hbm, recompute, args.strategy,
+                         out=args.out, force=args.force, jobs=args.jobs,
+                         progress=not args.no_progress and sys.stderr.isatty())
+    print(summary)
+    return 0
