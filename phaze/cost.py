@@ -117,6 +117,11 @@ def _check_ops(ops: OpTable) -> None:
         raise ConfigError(f"op table has a vector code outside 0..{CYCLES_FWD.shape[0] - 1}")
     if ops.vc_elems.size and ops.vc_elems.min() < 0:
         raise ConfigError("op table has a vector part with negative vc_elems")
+    if ops.vc_aux.size and ops.vc_aux.min() < 1:
+        raise ConfigError(
+            "op table has a vector part with vc_aux < 1; allowed: the row "
+            "length (>= 1) for MEAN and SOFTMAX, 1 otherwise"
+        )
     comm = kind == OpKind.COMM
     if comm.any():
         if ops.comm_group[comm].min() < 1:

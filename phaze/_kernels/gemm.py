@@ -42,7 +42,8 @@ GLB -> core SRAM (per core) and HBM -> GLB (whole GEMM)
     ``B``.
 
 Cycles = max(compute, words / bandwidth at every boundary), with a chip-wide bandwidth
-serving ``used`` cores' words and a per-core bandwidth each core's own words.
+serving ``used`` cores' words and a per-core bandwidth each core's own words. A GLB too
+small for any tile (fewer than 3 words) gives ``inf`` cycles and HBM words.
 
 Under the ``phaze`` preset this tracks the original's tiling optimiser (shared reference
 ``tiling_cycles.jsonl``; see tests/test_cost.py). The balanced register tile and the row
@@ -278,7 +279,8 @@ def gemm_cycles(
     for g in range(gb.shape[0]):
         bt, m, k, n = gb[g], gm[g], gk[g], gn[g]
         for u in range(glb_words.shape[0]):
-            hbm[u] = bt * _level_words(m, k, n, 0, 0, 0, glb_words[u])
+            w = _level_words(m, k, n, 0, 0, 0, glb_words[u])
+            hbm[u] = _INF if w >= _BIG else float(bt) * w  # inf: nothing fits the GLB
         for q in range(n_geo):
             lo, hi = geo_ptr[q], geo_ptr[q + 1]
             if lo == hi:
