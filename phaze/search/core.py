@@ -93,7 +93,8 @@ class _Run:
     """State of one search run (owned by :func:`search`; no module-level state)."""
 
     def __init__(self, evaluators, hbm_sizes, micro_batches, recompute, store,
-                 progress, rows: dict | None = None) -> None:
+                 progress, rows: dict | None = None, flush_every_s: float = 1.0) -> None:
+        self.flush_every_s = flush_every_s
         self.ev = evaluators
         self.names = [e.workload.name for e in evaluators]
         self.hbm = sorted(int(h) for h in hbm_sizes)
@@ -114,7 +115,7 @@ class _Run:
             self._load_store()
 
     def _load_store(self) -> None:
-        for wi, e in enumerate(self.ev):
+        for e in self.ev:
             for m in self.mbs:
                 for h in self.hbm:
                     for r in self.rc:
@@ -184,7 +185,7 @@ class _Run:
         out = Design(arch=arch, hbm_bytes=hbm, value=value, per_workload=tuple(per))
         self.values[key] = (out, floor)
         self.counters["designs_evaluated"] += 1
-        if time.perf_counter() - self._flushed > 1.0:
+        if time.perf_counter() - self._flushed >= self.flush_every_s:
             self.flush()
         if self.progress is not None:
             self.progress(1)
@@ -310,7 +311,8 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
            hbm_sizes: Sequence[float] = (32 * GIB, 64 * GIB, 80 * GIB),
            recompute: Sequence[bool] = (False, True), strategy: str = "exact",
            out: str | None = None, force: bool = False,
-           progress: Callable[[int], None] | None = None) -> SearchResult:
+           progress: Callable[[int], None] | None = None,
+           flush_every_s: float = 1.0) -> SearchResult:
     """Search architectures and plans jointly; see the module docstring.
 
     Parameters
@@ -329,6 +331,9 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
         Discard a store written with other arguments.
     progress : callable, optional
         Called with 1 after every evaluated design.
+    flush_every_s : float
+        Rows are written to the store at least this often (and at the end, also when
+        interrupted); at most this much work is lost to a hard kill.
 
     Returns
     -------
@@ -356,16 +361,22 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
         raise ConfigError(f"workloads must have distinct model names, got {names}")
     arch_table = space.enumerate()
     area = np.asarray(arch_table.area_um2, dtype=np.float64)
-    cache = ScheduleCache()
-    evaluators = [WorkloadEvaluator(w, cluster, arch_table, micro_batches, cache)
-                  for w in workloads]
-    store = None
+    store = None  # opened first: a bad output directory fails before any work
     if out is not None:
         store = ResultStore(out, fingerprint(workloads, cluster, space, micro_batches,
                                              hbm_sizes, recompute, strategy), force=force)
+    cache = ScheduleCache()
+    try:
+        evaluators = [WorkloadEvaluator(w, cluster, arch_table, micro_batches, cache)
+                      for w in workloads]
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
     run = None
     try:
-        run = _Run(evaluators, hbm_sizes, micro_batches, recompute, store, progress)
+        run = _Run(evaluators, hbm_sizes, micro_batches, recompute, store, progress,
+                   flush_every_s=flush_every_s)
         if strategy == "phaze":
             best, front, front_value = _phaze(run, area)
         else:

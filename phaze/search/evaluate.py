@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from phaze.cost import latency_table
 
+from phaze.cost import latency_table
 from phaze.errors import ConfigError
 from phaze.models import build_graph, unique_ops
 from phaze.placement import PlacementProblem, place_arrays

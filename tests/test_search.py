@@ -1,0 +1,217 @@
+"""Joint search (issue 6): exact equals exhaustive, the paper's walk, resume after a kill,
+the inner-loop API and the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phaze.cli import main
+from phaze.errors import ConfigError
+from phaze.hardware import DesignSpace
+from phaze.models import preset
+from phaze.search import evaluate, search
+from phaze.search.strategy import area_buckets
+from phaze.workload import GIB, Cluster, Workload
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: 320 architectures: small enough for an exhaustive reference run in CI.
+SPACE = DesignSpace(num_tc=(1, 2, 4, 8, 16), num_vc=(1, 2, 4, 8), tc_width=(8, 32, 128, 256),
+                    tc_depth=(8, 32, 128, 256), glb_bytes=(2**21, 2**27), area_band=0.0)
+CLUSTER = Cluster(devices=64)
+SETTINGS = dict(micro_batches=(1, 4), hbm_sizes=(2 * GIB, 16 * GIB), recompute=(False, True))
+BERT = Workload(preset("bert-large"), seq_len=128, global_batch=512)
+OPT = Workload(preset("opt-350m"), seq_len=256, global_batch=512, optimizer="adam")
+
+
+def test_reduced_space_has_enough_architectures():
+    assert len(SPACE.enumerate()) >= 300
+
+
+@pytest.mark.parametrize("workloads", [[BERT], [OPT], [BERT, OPT]],
+                         ids=["bert", "opt", "bert+opt"])
+def test_exact_equals_exhaustive(workloads):
+    exact = search(workloads, CLUSTER, SPACE, strategy="exact", **SETTINGS)
+    full = search(workloads, CLUSTER, SPACE, strategy="exhaustive", **SETTINGS)
+    assert full.best is not None
+    assert exact.best == full.best  # same architecture, HBM, value and per-model settings
+    assert exact.frontier.tolist() == full.frontier.tolist()
+    np.testing.assert_array_equal(exact.frontier_value, full.frontier_value)
+    # the bounds did their job: fewer rows than the exhaustive run
+    assert exact.counters["exact_rows"] < full.counters["exact_rows"]
+    # every evaluated row equals the exhaustive run's row for the same key
+    key = ("workload", "arch", "mbs", "hbm_bytes", "recompute")
+    full_rows = {tuple(int(full.rows[k][i]) for k in key): full.rows["throughput"][i]
+                 for i in range(full.rows["arch"].size)}
+    for i in range(exact.rows["arch"].size):
+        assert exact.rows["throughput"][i] == full_rows[tuple(int(exact.rows[k][i])
+                                                              for k in key)]
+
+
+def test_joint_search_reports_each_models_loss():
+    joint = search([BERT, OPT], CLUSTER, SPACE, **SETTINGS)
+    for w, det in zip(joint.workloads, joint.details):
+        alone = search([w], CLUSTER, SPACE, **SETTINGS)
+        assert det["own_best"] == pytest.approx(alone.best.value, rel=1e-12)
+        assert det["throughput"] <= det["own_best"] * (1 + 1e-12)
+    assert joint.best.value == pytest.approx(np.mean([d["throughput"]
+                                                      for d in joint.details]))
+
+
+def test_phaze_strategy_walks_from_the_largest_area_down():
+    res = search([BERT], CLUSTER, SPACE, strategy="phaze", micro_batches=(4,),
+                 hbm_sizes=(16 * GIB,), recompute=(False,))
+    area = np.asarray(res.arch_table.area_um2)
+    visited = set(res.rows["arch"].tolist())
+    buckets = area_buckets(area)
+    # every architecture of the first bucket visited, and a prefix of buckets only
+    assert set(buckets[0].tolist()) <= visited
+    seen = [bool(set(b.tolist()) & visited) for b in buckets]
+    k = seen.index(False) if False in seen else len(seen)
+    assert all(seen[:k]) and not any(seen[k:])
+    assert all(set(b.tolist()) <= visited for b in buckets[:k])
+    assert k >= 5  # the stopping rule needs five buckets
+    exact = search([BERT], CLUSTER, SPACE, micro_batches=(4,), hbm_sizes=(16 * GIB,),
+                   recompute=(False,))
+    assert res.best.value <= exact.best.value
+
+
+def test_evaluate_returns_arrays_per_architecture():
+    table = SPACE.enumerate().take(np.arange(0, 320, 40))
+    r = evaluate(BERT, CLUSTER, table, micro_batch=4, hbm_bytes=16 * GIB, recompute=False)
+    assert r.throughput.shape == (8,) and r.tp.dtype == np.int64
+    feasible = r.throughput > 0
+    assert feasible.any()
+    np.testing.assert_allclose(r.throughput[feasible],
+                               BERT.global_batch / r.time_per_batch_s[feasible])
+    assert set(r.tp[feasible].tolist()) <= {1, 2, 4, 8}
+
+
+def test_infeasible_memory_is_a_result_not_a_crash():
+    res = search([BERT], CLUSTER, SPACE, micro_batches=(4,), hbm_sizes=(1024,),
+                 recompute=(True,))
+    assert res.best is None and res.rows["throughput"].max() == 0
+
+
+def test_bad_search_arguments():
+    with pytest.raises(ConfigError, match="strategy='fast'"):
+        search([BERT], CLUSTER, SPACE, strategy="fast", **SETTINGS)
+    with pytest.raises(ConfigError, match="micro-batch size 3 must"):
+        search([BERT], CLUSTER, SPACE, micro_batches=(3,), hbm_sizes=(GIB,))
+    with pytest.raises(ConfigError, match="HBM size 0"):
+        search([BERT], CLUSTER, SPACE, hbm_sizes=(0,))
+
+
+# --- resume after SIGKILL -------------------------------------------------------------------
+
+_SCRIPT = textwrap.dedent("""
+    import sys
+    from phaze.hardware import DesignSpace
+    from phaze.models import preset
+    from phaze.search import search
+    from phaze.workload import GIB, Cluster, Workload
+    space = DesignSpace(num_tc=(1, 2, 4, 8, 16), num_vc=(1, 2, 4, 8),
+                        tc_width=(8, 32, 128, 256), tc_depth=(8, 32, 128, 256),
+                        glb_bytes=(2**21, 2**27), area_band=0.0)
+    w = Workload(preset("bert-large"), seq_len=128, global_batch=512)
+    r = search([w], Cluster(devices=64), space, micro_batches=(1, 4),
+               hbm_sizes=(2 * GIB, 16 * GIB), recompute=(False, True), strategy="exhaustive",
+               out=sys.argv[1], flush_every_s=0.0)
+    print(r.best.arch, r.best.hbm_bytes, repr(r.best.value))
+""")
+
+
+def _stored(path: Path) -> list[tuple]:
+    with sqlite3.connect(path / "results.sqlite") as db:
+        return db.execute("SELECT * FROM rows ORDER BY model, arch, mbs, hbm_bytes, "
+                          "recompute").fetchall()
+
+
+def _count(path: Path) -> int:
+    try:
+        with sqlite3.connect(path / "results.sqlite", timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_resume_after_sigkill_gives_the_same_result(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = tmp_path / "run.py"
+    script.write_text(_SCRIPT)
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    ref = subprocess.run([sys.executable, str(script), str(whole)], env=env,
+                         capture_output=True, text=True, check=True, timeout=600)
+    total = _count(whole)
+    proc = subprocess.Popen([sys.executable, str(script), str(killed)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while _count(killed) < total // 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = _count(killed)
+    assert 0 < partial < total, "the kill must land mid-run"
+    again = subprocess.run([sys.executable, str(script), str(killed)], env=env,
+                           capture_output=True, text=True, check=True, timeout=600)
+    assert again.stdout == ref.stdout  # same best design, bit for bit
+    assert _stored(killed) == _stored(whole)  # no row lost, none duplicated
+
+
+# --- command line ---------------------------------------------------------------------------
+
+def test_cli_search_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["search", "--model", "bert-large", "--seq", "128", "--batch", "512",
+                 "--devices", "64", "--hbm", "16", "--mbs", "4", "--recompute", "off",
+                 "--area-budget", "40", "--out", str(out), "--no-progress"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "Best architecture" in text and "tpuv4-like" in text
+    best = json.loads((out / "best.json").read_text())
+    assert best["schema"] == "phaze.best/1"
+    assert best["architecture"]["area_mm2"] <= 40
+    w = best["workloads"][0]
+    assert w["throughput_samples_per_s"] > 0 and w["plan"]["feasible"]
+    assert w["speedup_vs_tpuv4_like"] > 0
+    frontier = [f["value_samples_per_s"] for f in best["frontier"]]
+    assert frontier == sorted(frontier) and len(set(frontier)) == len(frontier)
+    for name in ("results.csv", "frontier.png", "stages.png"):
+        assert (out / name).stat().st_size > 0
+    # rerunning with the same arguments recomputes nothing
+    code = main(["search", "--model", "bert-large", "--seq", "128", "--batch", "512",
+                 "--devices", "64", "--hbm", "16", "--mbs", "4", "--recompute", "off",
+                 "--area-budget", "40", "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert " 0 placement rows" in capsys.readouterr().out
+    # other arguments into the same directory are refused without --force
+    assert main(["search", "--model", "bert-large", "--seq", "64", "--batch", "512",
+                 "--devices", "64", "--hbm", "16", "--mbs", "4", "--area-budget", "40",
+                 "--out", str(out), "--no-progress"]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--model", "gpt5"], "unknown model 'gpt5'; known presets: bert-large"),
+    (["--hf-config", "/nonexistent/config.json"], "no such file"),
+    (["--hbm", "0"], "--hbm='0'"),
+    (["--devices", "0"], "--devices=0"),
+    (["--mbs", "2,-1"], "--mbs='2,-1'"),
+    (["--area-budget", "0.001"], "below the smallest configuration"),
+    (["--out", "/proc/phaze-out"], "cannot be created"),
+])
+def test_cli_search_bad_input_exits_2_with_one_line(argv, message, capsys):
+    assert main(["search", *argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
