@@ -215,3 +215,12 @@ def test_cli_search_bad_input_exits_2_with_one_line(argv, message, capsys):
     assert main(["search", *argv, "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_worker_processes_do_not_change_the_result():
+    one = search([BERT, OPT], CLUSTER, SPACE, **SETTINGS)
+    two = search([BERT, OPT], CLUSTER, SPACE, jobs=2, **SETTINGS)
+    assert two.best == one.best
+    assert two.frontier.tolist() == one.frontier.tolist()
+    for k in one.rows:
+        np.testing.assert_array_equal(two.rows[k], one.rows[k])

@@ -95,6 +95,7 @@ class _Run:
     def __init__(self, evaluators, hbm_sizes, micro_batches, recompute, store,
                  progress, rows: dict | None = None, flush_every_s: float = 1.0) -> None:
         self.flush_every_s = flush_every_s
+        self.pool = None
         self.ev = evaluators
         self.names = [e.workload.name for e in evaluators]
         self.hbm = sorted(int(h) for h in hbm_sizes)
@@ -193,11 +194,14 @@ class _Run:
 
     def prefetch(self, archs: Sequence[int]) -> None:
         """Schedule the layers of ``archs`` for every workload and micro-batch size in
-        one vectorised call each."""
+        one vectorised call each (split over the worker processes if there are any)."""
         if len(archs):
-            for e in self.ev:
+            for wi, e in enumerate(self.ev):
                 for m in self.mbs:
-                    e.schedule(m, archs)
+                    if self.pool is not None:
+                        self.pool.schedule(wi, m, archs)
+                    else:
+                        e.schedule(m, archs)
 
 
 def _better(a: Design | None, b: Design, area: np.ndarray) -> bool:
@@ -312,7 +316,7 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
            recompute: Sequence[bool] = (False, True), strategy: str = "exact",
            out: str | None = None, force: bool = False,
            progress: Callable[[int], None] | None = None,
-           flush_every_s: float = 1.0) -> SearchResult:
+           flush_every_s: float = 1.0, jobs: int = 1) -> SearchResult:
     """Search architectures and plans jointly; see the module docstring.
 
     Parameters
@@ -331,6 +335,9 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
         Discard a store written with other arguments.
     progress : callable, optional
         Called with 1 after every evaluated design.
+    jobs : int
+        Processes that schedule layers (1: none, all in this process). The result does
+        not depend on it.
     flush_every_s : float
         Rows are written to the store at least this often (and at the end, also when
         interrupted); at most this much work is lost to a hard kill.
@@ -373,10 +380,17 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
         if store is not None:
             store.close()
         raise
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs={jobs!r} must be an integer >= 1")
     run = None
+    pool = None
     try:
         run = _Run(evaluators, hbm_sizes, micro_batches, recompute, store, progress,
                    flush_every_s=flush_every_s)
+        if jobs > 1:
+            from phaze.search.workers import WorkerPool
+
+            pool = run.pool = WorkerPool(evaluators, jobs)
         if strategy == "phaze":
             best, front, front_value = _phaze(run, area)
         else:
@@ -385,6 +399,8 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
         details = _details(run, best, area, strategy, cluster, space, micro_batches,
                            recompute, cache) if best is not None else ()
     finally:  # an interrupted search keeps every row it computed
+        if pool is not None:
+            pool.close()
         if run is not None:
             run.flush()
         if store is not None:

@@ -189,6 +189,14 @@ class WorkloadEvaluator:
             self._exact_layers[(mbs, a)] = (np.ascontiguousarray(fwd[:, :, j]),
                                             np.ascontiguousarray(bwd[:, :, j]))
 
+    def has_layers(self, mbs: int, arch: int) -> bool:
+        """Whether the layer latencies of ``arch`` at ``mbs`` are memoised."""
+        return (mbs, arch) in self._exact_layers
+
+    def set_layers(self, mbs: int, arch: int, fwd: np.ndarray, bwd: np.ndarray) -> None:
+        """Memoise layer latencies computed elsewhere (a worker process)."""
+        self._exact_layers[(mbs, arch)] = (fwd, bwd)
+
     def forget(self, arch: int) -> None:
         """Drop the memoised layer latencies of ``arch`` (bounded memory in long runs)."""
         for mbs in self._mbs:

@@ -40,7 +40,7 @@ def run_search(workloads, cluster, space, micro_batches, hbm_sizes, recompute, s
     bar, update = _progress_bar(total, progress)
     try:
         result = search(workloads, cluster, space, micro_batches, hbm_sizes, recompute,
-                        strategy, out=out, force=force, progress=update)
+                        strategy, out=out, force=force, progress=update, jobs=jobs)
     finally:
         if bar is not None:
             bar.close()
