@@ -479,3 +479,12 @@ def test_cost_kernels_load_from_numba_cache(tmp_path):
     assert runs[0]["misses"] > 0, runs
     assert runs[1]["misses"] == 0, runs
     assert not math.isnan(runs[1]["s"])
+
+
+def test_package_warmup_compiles_every_cost_kernel():
+    from phaze import _kernels
+
+    _kernels.warmup()
+    for name in ("gemm_cycles", "vc_cycles"):
+        f = _dispatchers()[f"phaze._kernels.{'gemm' if name[0] == 'g' else 'vector'}.{name}"]
+        assert len(f.signatures) == 1, name  # one specialisation (style.md rule 4)
