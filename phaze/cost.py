@@ -132,6 +132,12 @@ def _check_ops(ops: OpTable) -> None:
             raise ConfigError("a COMM row has comm_pass outside {0 (FWD), 1 (BWD)}")
 
 
+def _arg(x, dtype) -> np.ndarray:
+    """Kernel argument: C-contiguous, writable, of ``dtype`` -- one numba specialisation
+    per kernel (read-only arrays, e.g. frozen table columns, would compile another)."""
+    return np.require(x, dtype=dtype, requirements=["C", "W"])
+
+
 def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unique rows of ``keys`` and, per row, its group index."""
     uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
@@ -179,24 +185,20 @@ def gemm_table(shapes: np.ndarray, arch_table: ArchTable) -> tuple[np.ndarray, .
     glb_u, glb_of = _groups(glb[:, None])
     out = [np.zeros((shapes.shape[0], n_tc, 2)) for _ in range(4)]
     if shapes.shape[0]:
+        i8, f8, b1 = np.int64, np.float64, np.bool_
         gemm_cycles(
-            np.ascontiguousarray(shapes[:, 0]),
-            np.ascontiguousarray(shapes[:, 1]),
-            np.ascontiguousarray(shapes[:, 2]),
-            np.ascontiguousarray(shapes[:, 3]),
-            np.ascontiguousarray(geo[:, 0]),
-            np.ascontiguousarray(geo[:, 1]),
-            np.ascontiguousarray(geo[:, 2]),
-            ptr,
-            order,
-            np.ascontiguousarray(tc.num_tc, dtype=np.int64),
-            glb_of,
-            np.ascontiguousarray(glb_u[:, 0]),
-            np.ascontiguousarray(tc.sram_pe_words_per_cycle, dtype=np.float64),
-            np.ascontiguousarray(tc.sram_pe_per_core, dtype=np.bool_),
-            np.ascontiguousarray(tc.glb_sram_words_per_cycle, dtype=np.float64),
-            np.ascontiguousarray(tc.glb_sram_per_core, dtype=np.bool_),
-            np.ascontiguousarray(tc.hbm_words_per_cycle, dtype=np.float64),
+            *(_arg(shapes[:, j], i8) for j in range(4)),
+            *(_arg(geo[:, j], i8) for j in range(3)),
+            _arg(ptr, i8),
+            _arg(order, i8),
+            _arg(tc.num_tc, i8),
+            _arg(glb_of, i8),
+            _arg(glb_u[:, 0], i8),
+            _arg(tc.sram_pe_words_per_cycle, f8),
+            _arg(tc.sram_pe_per_core, b1),
+            _arg(tc.glb_sram_words_per_cycle, f8),
+            _arg(tc.glb_sram_per_core, b1),
+            _arg(tc.hbm_words_per_cycle, f8),
             *out,
         )
     return tuple(out)
@@ -286,18 +288,16 @@ def latency_table(
     vcyc = np.zeros((len(vc_rows), n_vc, 2, 2))
     vwords = np.zeros_like(vcyc)
     if len(vc_rows):
+        i8, f8, b1 = np.int64, np.float64, np.bool_
         vc_cycles(
-            vc_rows.astype(np.int64),
-            ops.vc_ptr,
-            ops.vc_code,
-            ops.vc_elems,
-            ops.vc_aux,
-            np.ascontiguousarray(kind[vc_rows] == OpKind.VC),
-            np.ascontiguousarray(vc.num_vc, dtype=np.int64),
-            np.ascontiguousarray(vc.vc_width, dtype=np.int64),
-            np.ascontiguousarray(vc.vc_memory_term, dtype=np.bool_),
-            np.ascontiguousarray(vc.glb_sram_words_per_cycle, dtype=np.float64),
-            np.ascontiguousarray(vc.glb_sram_per_core, dtype=np.bool_),
+            _arg(vc_rows, i8),
+            *(_arg(getattr(ops, c), i8) for c in ("vc_ptr", "vc_code", "vc_elems", "vc_aux")),
+            _arg(kind[vc_rows] == OpKind.VC, b1),
+            _arg(vc.num_vc, i8),
+            _arg(vc.vc_width, i8),
+            _arg(vc.vc_memory_term, b1),
+            _arg(vc.glb_sram_words_per_cycle, f8),
+            _arg(vc.glb_sram_per_core, b1),
             vcyc,
             vwords,
         )
