@@ -84,18 +84,19 @@ def test_vector_kernel_gpt3_full_space(benchmark, gpt3):
     vc = archs.vc
     out = np.zeros((len(rows), len(vc), 2, 2))
     words = np.zeros_like(out)
+
+    def w(x, dtype=np.int64):  # writable C arrays: the specialisation latency_table uses
+        return np.require(x, dtype=dtype, requirements=["C", "W"])
+
     args = (
-        rows,
-        ops.vc_ptr,
-        ops.vc_code,
-        ops.vc_elems,
-        ops.vc_aux,
-        ops.kind[rows] == OpKind.VC,
-        vc.num_vc,
-        vc.vc_width,
-        vc.vc_memory_term,
-        vc.glb_sram_words_per_cycle,
-        vc.glb_sram_per_core,
+        w(rows),
+        *(w(getattr(ops, c)) for c in ("vc_ptr", "vc_code", "vc_elems", "vc_aux")),
+        w(ops.kind[rows] == OpKind.VC, np.bool_),
+        w(vc.num_vc),
+        w(vc.vc_width),
+        w(vc.vc_memory_term, np.bool_),
+        w(vc.glb_sram_words_per_cycle, np.float64),
+        w(vc.glb_sram_per_core, np.bool_),
         out,
         words,
     )
