@@ -17,8 +17,12 @@ Presets (:meth:`Accelerator.preset`):
     reproduces that. Under it the GEMM kernel tracks the original's tiling optimiser.
 ``"tpuv4-like"``
     The largest configuration of the paper's design space (8 TCs of 128x128, 2 VCs of 128
-    lanes, 128 MiB GLB), which mirrors a TPUv4 chip, with physically scaled bandwidths and
-    TPUv4's public HBM figures.
+    lanes, 128 MiB GLB), which mirrors a TPUv4 chip, with TPUv4's public HBM figures and
+    the physically scaled defaults of :class:`Accelerator`: 2-byte words and on-chip
+    bandwidths per core (256 words per cycle into each core's PE array and into each
+    core's SRAM), sized so that one 128x128 core runs a large GEMM at its peak under the
+    GEMM model (phaze/_kernels/gemm.py); a chip-wide figure would make more cores slower
+    per core, as the original's did.
 """
 
 from __future__ import annotations
@@ -118,10 +122,10 @@ class Accelerator:
     frequency_hz: float = 1.05e9
     hbm_bytes: int = 32 * GIB
     hbm_bandwidth_Bps: float = 1.2e12
-    sram_pe_words_per_cycle: float = 64.0
+    sram_pe_words_per_cycle: float = 256.0
     sram_pe_per_core: bool = True
     glb_sram_words_per_cycle: float = 256.0
-    glb_sram_per_core: bool = False
+    glb_sram_per_core: bool = True
     register_words: int = 32
     word_bytes: int = 2
     vc_memory_term: bool = True
@@ -232,10 +236,10 @@ ACCELERATOR_PRESETS = MappingProxyType(
             frequency_hz=_FREQ,
             hbm_bytes=32 * GIB,
             hbm_bandwidth_Bps=1200e9,
-            sram_pe_words_per_cycle=64.0,
+            sram_pe_words_per_cycle=256.0,
             sram_pe_per_core=True,
             glb_sram_words_per_cycle=256.0,
-            glb_sram_per_core=False,
+            glb_sram_per_core=True,
             register_words=32,
             word_bytes=2,
             vc_memory_term=True,
