@@ -26,7 +26,7 @@ from phaze.workload import GIB, Cluster, Workload
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: 320 architectures: small enough for an exhaustive reference run in CI.
+#: 579 architectures: small enough for an exhaustive reference run in CI.
 SPACE = DesignSpace(num_tc=(1, 2, 4, 8, 16), num_vc=(1, 2, 4, 8), tc_width=(8, 32, 128, 256),
                     tc_depth=(8, 32, 128, 256), glb_bytes=(2**21, 2**27), area_band=0.0)
 CLUSTER = Cluster(devices=64)
@@ -224,3 +224,22 @@ def test_worker_processes_do_not_change_the_result():
     assert two.frontier.tolist() == one.frontier.tolist()
     for k in one.rows:
         np.testing.assert_array_equal(two.rows[k], one.rows[k])
+
+
+def test_readme_quickstart_main_job(tmp_path):
+    """``phaze search`` with no arguments, as the README's quickstart runs it."""
+    done = subprocess.run([sys.executable, "-m", "phaze", "search"], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Best architecture" in done.stdout
+    best = json.loads((tmp_path / "phaze-out" / "best.json").read_text())
+    w = best["workloads"][0]
+    assert w["model"] == "bert-large" and w["plan"]["feasible"]
+    assert w["throughput_samples_per_s"] > 0
+    assert best["counters"]["architectures"] == 29_360
+    assert best["architecture"]["area_um2"] <= 278_826_676 * (1 + 1e-9)
+    frontier = [f["value_samples_per_s"] for f in best["frontier"]]
+    areas = [f["area_mm2"] for f in best["frontier"]]
+    assert frontier == sorted(frontier) and areas == sorted(areas)
+    assert frontier[-1] == pytest.approx(best["value_samples_per_s"])
