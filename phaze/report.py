@@ -42,8 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["format_table", "plot_frontier", "plot_stages", "write_best_json",
-           "write_results_csv"]
+__all__ = ["format_table", "plot_frontier", "plot_stages", "write_best_json", "write_results_csv"]
 
 _ARCH_FIELDS = ("num_tc", "tc_width", "tc_depth", "num_vc", "vc_width", "glb_bytes")
 
@@ -61,11 +60,19 @@ def arch_dict(arch_table, index: int) -> dict:
 def format_table(header: list[str], rows: list[list[str]]) -> str:
     """Plain-text table, first column left-aligned, others right-aligned."""
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    lines = ["  ".join(str(h).ljust(w) if i == 0 else str(h).rjust(w)
-                       for i, (h, w) in enumerate(zip(header, widths)))]
+    lines = [
+        "  ".join(
+            str(h).ljust(w) if i == 0 else str(h).rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths))
+        )
+    ]
     for r in rows:
-        lines.append("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))))
+        lines.append(
+            "  ".join(
+                str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths))
+            )
+        )
     return "\n".join(lines)
 
 
@@ -77,16 +84,42 @@ def write_results_csv(path: str | os.PathLike, result) -> int:
     area = np.asarray(table.area_um2)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["model", "arch", *_ARCH_FIELDS, "area_mm2", "micro_batch", "hbm_gib",
-                    "recompute", "throughput_samples_per_s", "time_per_batch_s", "tp", "dp",
-                    "stages"])
+        w.writerow(
+            [
+                "model",
+                "arch",
+                *_ARCH_FIELDS,
+                "area_mm2",
+                "micro_batch",
+                "hbm_gib",
+                "recompute",
+                "throughput_samples_per_s",
+                "time_per_batch_s",
+                "tp",
+                "dp",
+                "stages",
+                "bottleneck_stage",
+            ]
+        )
         for i in range(rows["arch"].shape[0]):
             a = int(rows["arch"][i])
-            w.writerow([names[rows["workload"][i]], a, *(int(cols[f][a]) for f in _ARCH_FIELDS),
-                        f"{area[a] / 1e6:.6f}", int(rows["mbs"][i]),
-                        f"{rows['hbm_bytes'][i] / 2**30:g}", int(rows["recompute"][i]),
-                        f"{rows['throughput'][i]:.6g}", f"{rows['time_per_batch_s'][i]:.6g}",
-                        int(rows["tp"][i]), int(rows["dp"][i]), int(rows["stages"][i])])
+            w.writerow(
+                [
+                    names[rows["workload"][i]],
+                    a,
+                    *(int(cols[f][a]) for f in _ARCH_FIELDS),
+                    f"{area[a] / 1e6:.6f}",
+                    int(rows["mbs"][i]),
+                    f"{rows['hbm_bytes'][i] / 2**30:g}",
+                    int(rows["recompute"][i]),
+                    f"{rows['throughput'][i]:.6g}",
+                    f"{rows['time_per_batch_s'][i]:.6g}",
+                    int(rows["tp"][i]),
+                    int(rows["dp"][i]),
+                    int(rows["stages"][i]),
+                    int(rows["bottleneck"][i]),
+                ]
+            )
     return int(rows["arch"].shape[0])
 
 
@@ -118,21 +151,34 @@ def _pyplot():
     return plt
 
 
-def plot_frontier(path: str | os.PathLike, area_um2: np.ndarray, value: np.ndarray,
-                  frontier: np.ndarray, best: int | None, title: str) -> None:
+def plot_frontier(
+    path: str | os.PathLike,
+    area_um2: np.ndarray,
+    value: np.ndarray,
+    frontier: np.ndarray,
+    best: int | None,
+    title: str,
+) -> None:
     """Throughput against area: every evaluated architecture, the frontier, the best."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     seen = value > 0
-    ax.scatter(area_um2[seen] / 1e6, value[seen], s=6, color="0.6",
-               label="evaluated architectures")
+    ax.scatter(area_um2[seen] / 1e6, value[seen], s=6, color="0.6", label="evaluated architectures")
     if frontier.size:
-        ax.step(area_um2[frontier] / 1e6, value[frontier], where="post", color="C0",
-                label="frontier")
+        ax.step(
+            area_um2[frontier] / 1e6, value[frontier], where="post", color="C0", label="frontier"
+        )
         ax.scatter(area_um2[frontier] / 1e6, value[frontier], s=14, color="C0")
     if best is not None:
-        ax.scatter([area_um2[best] / 1e6], [value[best]], marker="*", s=180, color="C3",
-                   zorder=5, label="best")
+        ax.scatter(
+            [area_um2[best] / 1e6],
+            [value[best]],
+            marker="*",
+            s=180,
+            color="C3",
+            zorder=5,
+            label="best",
+        )
     ax.set_xlabel("chip area (mm$^2$)")
     ax.set_ylabel("throughput (samples/s)")
     ax.set_title(title)
@@ -143,12 +189,12 @@ def plot_frontier(path: str | os.PathLike, area_um2: np.ndarray, value: np.ndarr
     plt.close(fig)
 
 
-def plot_stages(path: str | os.PathLike, plans: list[tuple[str, object]],
-                hbm_bytes: float) -> None:
+def plot_stages(path: str | os.PathLike, plans: list[tuple[str, object]], hbm_bytes: float) -> None:
     """Per-stage load and memory of the best plan of each workload."""
     plt = _pyplot()
-    fig, axes = plt.subplots(2, len(plans), figsize=(max(6, 5 * len(plans)), 6), dpi=120,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(plans), figsize=(max(6, 5 * len(plans)), 6), dpi=120, squeeze=False
+    )
     for col, (name, plan) in enumerate(plans):
         loads = [st.load_s * 1e3 for st in plan.stages]
         mem = [st.memory_bytes / 2**30 for st in plan.stages]
@@ -156,8 +202,11 @@ def plot_stages(path: str | os.PathLike, plans: list[tuple[str, object]],
         colors = ["C3" if i == plan.bottleneck_stage else "C0" for i in x]
         axes[0, col].bar(x, loads, color=colors)
         axes[0, col].set_ylabel("load per micro-batch (ms)")
-        axes[0, col].set_title(f"{name}: t={plan.tensor_width}, d={plan.data_parallel}, "
-                               f"{plan.num_stages} stages (red: bottleneck)", fontsize=9)
+        axes[0, col].set_title(
+            f"{name}: t={plan.tensor_width}, d={plan.data_parallel}, "
+            f"{plan.num_stages} stages (red: bottleneck)",
+            fontsize=9,
+        )
         axes[1, col].bar(x, mem, color="C2")
         axes[1, col].axhline(hbm_bytes / 2**30, color="k", lw=1, ls="--", label="HBM")
         axes[1, col].set_ylabel("memory per device (GiB)")

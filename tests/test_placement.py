@@ -151,6 +151,10 @@ def test_reference_instance_array_entry_and_round_trip(name):
         assert res.tensor_width == exp["best"]["tensor_parallel"]
         assert res.stages >= 1
         assert res.data_parallel >= 1
+        plan = place(problem, tensor_width=res.tensor_width)
+        loads = [st.load_s for st in plan.stages]
+        assert 0 <= res.bottleneck_stage < res.stages == len(loads)
+        assert _close(loads[res.bottleneck_stage], max(loads))
     for t, tm in zip(problem.widths, res.width_times_s, strict=True):
         want = exp["per_tensor_parallel_width"][str(t)]["time_per_batch"]
         assert _close(None if math.isinf(tm) else float(tm), want)

@@ -27,8 +27,14 @@ from phaze.workload import GIB, Cluster, Workload
 ROOT = Path(__file__).resolve().parents[1]
 
 #: 579 architectures: small enough for an exhaustive reference run in CI.
-SPACE = DesignSpace(num_tc=(1, 2, 4, 8, 16), num_vc=(1, 2, 4, 8), tc_width=(8, 32, 128, 256),
-                    tc_depth=(8, 32, 128, 256), glb_bytes=(2**21, 2**27), area_band=0.0)
+SPACE = DesignSpace(
+    num_tc=(1, 2, 4, 8, 16),
+    num_vc=(1, 2, 4, 8),
+    tc_width=(8, 32, 128, 256),
+    tc_depth=(8, 32, 128, 256),
+    glb_bytes=(2**21, 2**27),
+    area_band=0.0,
+)
 CLUSTER = Cluster(devices=64)
 SETTINGS = dict(micro_batches=(1, 4), hbm_sizes=(2 * GIB, 16 * GIB), recompute=(False, True))
 BERT = Workload(preset("bert-large"), seq_len=128, global_batch=512)
@@ -39,8 +45,7 @@ def test_reduced_space_has_enough_architectures():
     assert len(SPACE.enumerate()) >= 300
 
 
-@pytest.mark.parametrize("workloads", [[BERT], [OPT], [BERT, OPT]],
-                         ids=["bert", "opt", "bert+opt"])
+@pytest.mark.parametrize("workloads", [[BERT], [OPT], [BERT, OPT]], ids=["bert", "opt", "bert+opt"])
 def test_exact_equals_exhaustive(workloads):
     exact = search(workloads, CLUSTER, SPACE, strategy="exact", **SETTINGS)
     full = search(workloads, CLUSTER, SPACE, strategy="exhaustive", **SETTINGS)
@@ -52,11 +57,12 @@ def test_exact_equals_exhaustive(workloads):
     assert exact.counters["exact_rows"] < full.counters["exact_rows"]
     # every evaluated row equals the exhaustive run's row for the same key
     key = ("workload", "arch", "mbs", "hbm_bytes", "recompute")
-    full_rows = {tuple(int(full.rows[k][i]) for k in key): full.rows["throughput"][i]
-                 for i in range(full.rows["arch"].size)}
+    full_rows = {
+        tuple(int(full.rows[k][i]) for k in key): full.rows["throughput"][i]
+        for i in range(full.rows["arch"].size)
+    }
     for i in range(exact.rows["arch"].size):
-        assert exact.rows["throughput"][i] == full_rows[tuple(int(exact.rows[k][i])
-                                                              for k in key)]
+        assert exact.rows["throughput"][i] == full_rows[tuple(int(exact.rows[k][i]) for k in key)]
 
 
 def test_joint_search_reports_each_models_loss():
@@ -65,13 +71,19 @@ def test_joint_search_reports_each_models_loss():
         alone = search([w], CLUSTER, SPACE, **SETTINGS)
         assert det["own_best"] == pytest.approx(alone.best.value, rel=1e-12)
         assert det["throughput"] <= det["own_best"] * (1 + 1e-12)
-    assert joint.best.value == pytest.approx(np.mean([d["throughput"]
-                                                      for d in joint.details]))
+    assert joint.best.value == pytest.approx(np.mean([d["throughput"] for d in joint.details]))
 
 
 def test_phaze_strategy_walks_from_the_largest_area_down():
-    res = search([BERT], CLUSTER, SPACE, strategy="phaze", micro_batches=(4,),
-                 hbm_sizes=(16 * GIB,), recompute=(False,))
+    res = search(
+        [BERT],
+        CLUSTER,
+        SPACE,
+        strategy="phaze",
+        micro_batches=(4,),
+        hbm_sizes=(16 * GIB,),
+        recompute=(False,),
+    )
     area = np.asarray(res.arch_table.area_um2)
     visited = set(res.rows["arch"].tolist())
     buckets = area_buckets(area)
@@ -82,8 +94,9 @@ def test_phaze_strategy_walks_from_the_largest_area_down():
     assert all(seen[:k]) and not any(seen[k:])
     assert all(set(b.tolist()) <= visited for b in buckets[:k])
     assert k >= 5  # the stopping rule needs five buckets
-    exact = search([BERT], CLUSTER, SPACE, micro_batches=(4,), hbm_sizes=(16 * GIB,),
-                   recompute=(False,))
+    exact = search(
+        [BERT], CLUSTER, SPACE, micro_batches=(4,), hbm_sizes=(16 * GIB,), recompute=(False,)
+    )
     assert res.best.value <= exact.best.value
 
 
@@ -93,14 +106,16 @@ def test_evaluate_returns_arrays_per_architecture():
     assert r.throughput.shape == (8,) and r.tp.dtype == np.int64
     feasible = r.throughput > 0
     assert feasible.any()
-    np.testing.assert_allclose(r.throughput[feasible],
-                               BERT.global_batch / r.time_per_batch_s[feasible])
+    np.testing.assert_allclose(
+        r.throughput[feasible], BERT.global_batch / r.time_per_batch_s[feasible]
+    )
     assert set(r.tp[feasible].tolist()) <= {1, 2, 4, 8}
+    assert ((r.bottleneck[feasible] >= 0) & (r.bottleneck[feasible] < r.stages[feasible])).all()
+    assert (r.bottleneck[~feasible] == -1).all()
 
 
 def test_infeasible_memory_is_a_result_not_a_crash():
-    res = search([BERT], CLUSTER, SPACE, micro_batches=(4,), hbm_sizes=(1024,),
-                 recompute=(True,))
+    res = search([BERT], CLUSTER, SPACE, micro_batches=(4,), hbm_sizes=(1024,), recompute=(True,))
     assert res.best is None and res.rows["throughput"].max() == 0
 
 
@@ -134,8 +149,9 @@ _SCRIPT = textwrap.dedent("""
 
 def _stored(path: Path) -> list[tuple]:
     with sqlite3.connect(path / "results.sqlite") as db:
-        return db.execute("SELECT * FROM rows ORDER BY model, arch, mbs, hbm_bytes, "
-                          "recompute").fetchall()
+        return db.execute(
+            "SELECT * FROM rows ORDER BY model, arch, mbs, hbm_bytes, recompute"
+        ).fetchall()
 
 
 def _count(path: Path) -> int:
@@ -151,11 +167,21 @@ def test_resume_after_sigkill_gives_the_same_result(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(_SCRIPT)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    ref = subprocess.run([sys.executable, str(script), str(whole)], env=env,
-                         capture_output=True, text=True, check=True, timeout=600)
+    ref = subprocess.run(
+        [sys.executable, str(script), str(whole)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     total = _count(whole)
-    proc = subprocess.Popen([sys.executable, str(script), str(killed)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while _count(killed) < total // 3 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -163,19 +189,47 @@ def test_resume_after_sigkill_gives_the_same_result(tmp_path):
     proc.wait()
     partial = _count(killed)
     assert 0 < partial < total, "the kill must land mid-run"
-    again = subprocess.run([sys.executable, str(script), str(killed)], env=env,
-                           capture_output=True, text=True, check=True, timeout=600)
+    again = subprocess.run(
+        [sys.executable, str(script), str(killed)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     assert again.stdout == ref.stdout  # same best design, bit for bit
     assert _stored(killed) == _stored(whole)  # no row lost, none duplicated
 
 
 # --- command line ---------------------------------------------------------------------------
 
+
 def test_cli_search_writes_every_output(tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["search", "--model", "bert-large", "--seq", "128", "--batch", "512",
-                 "--devices", "64", "--hbm", "16", "--mbs", "4", "--recompute", "off",
-                 "--area-budget", "40", "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "search",
+            "--model",
+            "bert-large",
+            "--seq",
+            "128",
+            "--batch",
+            "512",
+            "--devices",
+            "64",
+            "--hbm",
+            "16",
+            "--mbs",
+            "4",
+            "--recompute",
+            "off",
+            "--area-budget",
+            "40",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "Best architecture" in text and "tpuv4-like" in text
@@ -190,27 +244,73 @@ def test_cli_search_writes_every_output(tmp_path, capsys):
     for name in ("results.csv", "frontier.png", "stages.png"):
         assert (out / name).stat().st_size > 0
     # rerunning with the same arguments recomputes nothing
-    code = main(["search", "--model", "bert-large", "--seq", "128", "--batch", "512",
-                 "--devices", "64", "--hbm", "16", "--mbs", "4", "--recompute", "off",
-                 "--area-budget", "40", "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "search",
+            "--model",
+            "bert-large",
+            "--seq",
+            "128",
+            "--batch",
+            "512",
+            "--devices",
+            "64",
+            "--hbm",
+            "16",
+            "--mbs",
+            "4",
+            "--recompute",
+            "off",
+            "--area-budget",
+            "40",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert " 0 placement rows" in capsys.readouterr().out
     # other arguments into the same directory are refused without --force
-    assert main(["search", "--model", "bert-large", "--seq", "64", "--batch", "512",
-                 "--devices", "64", "--hbm", "16", "--mbs", "4", "--area-budget", "40",
-                 "--out", str(out), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "search",
+                "--model",
+                "bert-large",
+                "--seq",
+                "64",
+                "--batch",
+                "512",
+                "--devices",
+                "64",
+                "--hbm",
+                "16",
+                "--mbs",
+                "4",
+                "--area-budget",
+                "40",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "--force" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--model", "gpt5"], "unknown model 'gpt5'; known presets: bert-large"),
-    (["--hf-config", "/nonexistent/config.json"], "no such file"),
-    (["--hbm", "0"], "--hbm='0'"),
-    (["--devices", "0"], "--devices=0"),
-    (["--mbs", "2,-1"], "--mbs='2,-1'"),
-    (["--area-budget", "0.001"], "below the smallest configuration"),
-    (["--out", "/proc/phaze-out"], "cannot be created"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "gpt5"], "unknown model 'gpt5'; known presets: bert-large"),
+        (["--hf-config", "/nonexistent/config.json"], "no such file"),
+        (["--hbm", "0"], "--hbm='0'"),
+        (["--devices", "0"], "--devices=0"),
+        (["--mbs", "2,-1"], "--mbs='2,-1'"),
+        (["--area-budget", "0.001"], "below the smallest configuration"),
+        (["--out", "/proc/phaze-out"], "cannot be created"),
+    ],
+)
 def test_cli_search_bad_input_exits_2_with_one_line(argv, message, capsys):
     assert main(["search", *argv, "--no-progress"]) == 2
     err = capsys.readouterr().err
@@ -228,9 +328,15 @@ def test_worker_processes_do_not_change_the_result():
 
 def test_readme_quickstart_main_job(tmp_path):
     """``phaze search`` with no arguments, as the README's quickstart runs it."""
-    done = subprocess.run([sys.executable, "-m", "phaze", "search"], cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                          text=True, timeout=900, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "phaze", "search"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "Best architecture" in done.stdout
     best = json.loads((tmp_path / "phaze-out" / "best.json").read_text())

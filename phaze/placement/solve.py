@@ -38,7 +38,9 @@ class ArrayPlacement(NamedTuple):
     """The optimum as plain numbers (:func:`place_arrays`).
 
     ``time_per_batch_s`` is ``inf`` and ``tensor_width``, ``data_parallel`` and
-    ``stages`` are 0 when no width has a plan that fits. ``width_times_s[i]`` is the
+    ``stages`` are 0 when no width has a plan that fits (``bottleneck_stage`` -1).
+    ``bottleneck_stage`` is the index, in pipeline order, of the stage with the largest
+    load (the first of equals), as :attr:`Plan.bottleneck_stage`. ``width_times_s[i]`` is the
     optimum restricted to ``widths[i]`` (``inf`` = infeasible).
     """
 
@@ -46,6 +48,7 @@ class ArrayPlacement(NamedTuple):
     tensor_width: int
     data_parallel: int
     stages: int
+    bottleneck_stage: int
     width_times_s: np.ndarray
 
 
@@ -324,8 +327,9 @@ def place_arrays(
     Returns
     -------
     ArrayPlacement
-        ``(time_per_batch_s, tensor_width, data_parallel, stages, width_times_s)``;
-        infeasible: ``(inf, 0, 0, 0, ...)``. Never raises for infeasible data.
+        ``(time_per_batch_s, tensor_width, data_parallel, stages, bottleneck_stage,
+        width_times_s)``; infeasible: ``(inf, 0, 0, 0, -1, ...)``. Never raises for
+        infeasible data.
 
     Raises
     ------
@@ -378,6 +382,7 @@ def place_arrays(
         raise ConfigError(f"kind={kind!r}; allowed: chain, prefix, dag")
     times = np.full(n_w, np.inf)
     best = (math.inf, 0, 0, 0)
+    best_tables = None
     for i, t in enumerate(widths):
         tb = _tables(
             t,
@@ -396,7 +401,7 @@ def place_arrays(
             bool(adam),
             kind,
         )
-        tm, d, _, s, _, _ = _dp.dp_solve(
+        res = _dp.dp_solve(
             *tb.tabs,
             int(devices),
             int(micro_batches),
@@ -404,7 +409,18 @@ def place_arrays(
             tb.t_eff,
             tb.n_cheap,
         )
+        tm, d, _, s, _, _ = res
         times[i] = tm
         if tm < best[0]:
             best = (tm, t, int(d), int(s))
-    return ArrayPlacement(*best, width_times_s=times)
+            best_tables = (tb, res)
+    bottleneck = -1
+    if best[0] < math.inf:  # the stage with the largest load, in pipeline order
+        tb, (_, _, p, s, r, choice) = best_tables
+        pairs = _dp.reconstruct(tb.tabs[1], tb.tabs[5], choice, p, s, r)
+        load1, loadr = tb.tabs[2], tb.tabs[3]
+        loads = [
+            loadr[q] if recompute and j < s - 1 else load1[q] for j, q in enumerate(pairs.tolist())
+        ]
+        bottleneck = int(np.argmax(loads))
+    return ArrayPlacement(*best, bottleneck_stage=bottleneck, width_times_s=times)

@@ -9,5 +9,12 @@
 from phaze.search.core import STRATEGIES, Design, SearchResult, search
 from phaze.search.evaluate import EvaluateResult, WorkloadEvaluator, evaluate
 
-__all__ = ["STRATEGIES", "Design", "EvaluateResult", "SearchResult", "WorkloadEvaluator",
-           "evaluate", "search"]
+__all__ = [
+    "STRATEGIES",
+    "Design",
+    "EvaluateResult",
+    "SearchResult",
+    "WorkloadEvaluator",
+    "evaluate",
+    "search",
+]

@@ -21,23 +21,26 @@ from phaze.search.evaluate import WorkloadEvaluator
 __all__ = ["MEGATRON_PLANS", "megatron_plan", "tpuv4_like_table"]
 
 #: The paper's fixed plans (pipeline p, tensor t, data d) for 1024 devices.
-MEGATRON_PLANS = MappingProxyType({
-    "opt-350m": (12, 1, 85),
-    "bert-large": (8, 1, 128),
-    "gpt2-xl": (32, 1, 32),
-    "megatron-bert": (8, 1, 128),
-    "megatron-gpt2-xl": (8, 1, 128),
-    "megatron-gpt2-54": (8, 4, 32),
-    "megatron-gpt2-72": (8, 8, 16),
-    "gpt3-175b": (32, 4, 8),
-    "llama2-7b": (8, 1, 128),
-    "llama2-13b": (8, 1, 128),
-    "llama2-70b": (8, 1, 128),
-})
+MEGATRON_PLANS = MappingProxyType(
+    {
+        "opt-350m": (12, 1, 85),
+        "bert-large": (8, 1, 128),
+        "gpt2-xl": (32, 1, 32),
+        "megatron-bert": (8, 1, 128),
+        "megatron-gpt2-xl": (8, 1, 128),
+        "megatron-gpt2-54": (8, 4, 32),
+        "megatron-gpt2-72": (8, 8, 16),
+        "gpt3-175b": (32, 4, 8),
+        "llama2-7b": (8, 1, 128),
+        "llama2-13b": (8, 1, 128),
+        "llama2-70b": (8, 1, 128),
+    }
+)
 
 
-def megatron_plan(name: str, layers: int, devices: int, widths: tuple[int, ...]
-                  ) -> tuple[int, int, int]:
+def megatron_plan(
+    name: str, layers: int, devices: int, widths: tuple[int, ...]
+) -> tuple[int, int, int]:
     """``(p, t, d)``: the paper's plan for ``name`` (default ``(8, 1, .)``), with ``p``
     capped at the number of blocks, ``t`` at the widths on offer and ``d`` filling the
     cluster: ``d = max(1, devices // (p * t))``."""
@@ -51,13 +54,18 @@ def megatron_plan(name: str, layers: int, devices: int, widths: tuple[int, ...]
 def tpuv4_like_table(template) -> ArchTable:
     """The tpuv4-like configuration with the constants of ``template``."""
     tc, vc, w, d, vw, glb = REFERENCE_MAX_CONFIG
-    return ArchTable.from_columns(template, num_tc=np.array([tc]), num_vc=np.array([vc]),
-                                  tc_width=np.array([w]), tc_depth=np.array([d]),
-                                  vc_width=np.array([vw]), glb_bytes=np.array([glb]))
+    return ArchTable.from_columns(
+        template,
+        num_tc=np.array([tc]),
+        num_vc=np.array([vc]),
+        tc_width=np.array([w]),
+        tc_depth=np.array([d]),
+        vc_width=np.array([vw]),
+        glb_bytes=np.array([glb]),
+    )
 
 
-def compare(workload, cluster, template, micro_batches, hbm_bytes, recompute,
-            cache=None) -> dict:
+def compare(workload, cluster, template, micro_batches, hbm_bytes, recompute, cache=None) -> dict:
     """Best plan on the tpuv4-like chip and the fixed Megatron plan on it, at one HBM
     size, each the best over micro-batch sizes and recomputation.
 
@@ -65,22 +73,19 @@ def compare(workload, cluster, template, micro_batches, hbm_bytes, recompute,
     ``{"samples_per_s", "micro_batch", "recompute", "plan"}`` (throughput 0 and plan None
     when nothing fits) and ``megatron_plan`` ``(p, t, d)``.
     """
-    ev = WorkloadEvaluator(workload, cluster, tpuv4_like_table(template), micro_batches,
-                           cache)
+    ev = WorkloadEvaluator(workload, cluster, tpuv4_like_table(template), micro_batches, cache)
     tpu = {"samples_per_s": 0.0, "micro_batch": None, "recompute": None, "plan": None}
     meg = dict(tpu)
     fixed = megatron_plan(workload.name, workload.model.layers, cluster.devices, ev.widths)
     for mbs in micro_batches:
         for rc in recompute:
-            tput, _, t, _, _ = ev.exact(mbs, 0, hbm_bytes, rc)
+            tput, _, t, _, _, _ = ev.exact(mbs, 0, hbm_bytes, rc)
             if tput > tpu["samples_per_s"]:
                 plan = place(ev.problem(mbs, 0, hbm_bytes, rc), tensor_width=t)
-                tpu = {"samples_per_s": tput, "micro_batch": mbs, "recompute": rc,
-                       "plan": plan}
+                tpu = {"samples_per_s": tput, "micro_batch": mbs, "recompute": rc, "plan": plan}
             plan = evaluate_baseline(ev.problem(mbs, 0, hbm_bytes, rc, fixed_baseline=fixed))
             if plan.feasible:
                 tput = workload.global_batch / plan.time_per_batch_s
                 if tput > meg["samples_per_s"]:
-                    meg = {"samples_per_s": tput, "micro_batch": mbs, "recompute": rc,
-                           "plan": plan}
+                    meg = {"samples_per_s": tput, "micro_batch": mbs, "recompute": rc, "plan": plan}
     return {"tpuv4_like": tpu, "megatron": meg, "megatron_plan": fixed}

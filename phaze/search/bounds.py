@@ -26,9 +26,14 @@ from phaze.opcodes import OpKind
 __all__ = ["layer_latency_lower_bound", "time_per_batch_lower_bound"]
 
 
-def layer_latency_lower_bound(edges: np.ndarray, kinds: np.ndarray, lat_one: np.ndarray,
-                              lat_all: np.ndarray, num_tc: np.ndarray, num_vc: np.ndarray
-                              ) -> np.ndarray:
+def layer_latency_lower_bound(
+    edges: np.ndarray,
+    kinds: np.ndarray,
+    lat_one: np.ndarray,
+    lat_all: np.ndarray,
+    num_tc: np.ndarray,
+    num_vc: np.ndarray,
+) -> np.ndarray:
     """Lower bound on a layer's makespan (seconds) for many architectures.
 
     Parameters
@@ -70,8 +75,10 @@ def layer_latency_lower_bound(edges: np.ndarray, kinds: np.ndarray, lat_one: np.
         finish[j] = start + fastest[j]
     bound = finish.max(axis=0) if n else np.zeros(lat_one.shape[1])
     kinds = np.asarray(kinds)
-    for members, cores in (((OpKind.TC, OpKind.TC_VC), num_tc),
-                           ((OpKind.VC, OpKind.TC_VC), num_vc)):
+    for members, cores in (
+        ((OpKind.TC, OpKind.TC_VC), num_tc),
+        ((OpKind.VC, OpKind.TC_VC), num_vc),
+    ):
         sel = np.isin(kinds, members)
         if sel.any():
             c = np.asarray(cores, dtype=np.float64)
@@ -83,9 +90,13 @@ def layer_latency_lower_bound(edges: np.ndarray, kinds: np.ndarray, lat_one: np.
     return bound
 
 
-def time_per_batch_lower_bound(layer_fwd_s: np.ndarray, layer_bwd_s: np.ndarray,
-                               devices_per_layer: np.ndarray, devices: int,
-                               micro_batches: int) -> np.ndarray:
+def time_per_batch_lower_bound(
+    layer_fwd_s: np.ndarray,
+    layer_bwd_s: np.ndarray,
+    devices_per_layer: np.ndarray,
+    devices: int,
+    micro_batches: int,
+) -> np.ndarray:
     """Lower bound on the time per batch of any plan of one tensor width.
 
     Parameters

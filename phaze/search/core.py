@@ -92,8 +92,17 @@ class SearchResult:
 class _Run:
     """State of one search run (owned by :func:`search`; no module-level state)."""
 
-    def __init__(self, evaluators, hbm_sizes, micro_batches, recompute, store,
-                 progress, rows: dict | None = None, flush_every_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        evaluators,
+        hbm_sizes,
+        micro_batches,
+        recompute,
+        store,
+        progress,
+        rows: dict | None = None,
+        flush_every_s: float = 1.0,
+    ) -> None:
         self.flush_every_s = flush_every_s
         self.pool = None
         self.ev = evaluators
@@ -105,11 +114,17 @@ class _Run:
         self.progress = progress
         self.rows: dict[tuple, tuple] = {} if rows is None else rows
         self.pending: list[tuple] = []
-        self.counters = {"exact_rows": 0, "stored_rows_reused": 0, "settings_pruned": 0,
-                         "designs_evaluated": 0, "designs_pruned": 0}
+        self.counters = {
+            "exact_rows": 0,
+            "stored_rows_reused": 0,
+            "settings_pruned": 0,
+            "designs_evaluated": 0,
+            "designs_pruned": 0,
+        }
         self.ub = [{m: e.upper_bound(m) for m in self.mbs} for e in evaluators]
-        self.design_ub = np.mean([np.max([u[m] for m in self.mbs], axis=0)
-                                  for u in self.ub], axis=0)
+        self.design_ub = np.mean(
+            [np.max([u[m] for m in self.mbs], axis=0) for u in self.ub], axis=0
+        )
         self.values: dict[tuple, tuple[Design, float]] = {}
         self._flushed = time.perf_counter()
         if store is not None:
@@ -123,8 +138,13 @@ class _Run:
                         got = self.store.load(e.workload.name, m, h, r)
                         for i, a in enumerate(got["arch"].tolist()):
                             self.rows[(e.workload.name, a, m, h, r)] = (
-                                float(got["throughput"][i]), float(got["time_per_batch_s"][i]),
-                                int(got["tp"][i]), int(got["dp"][i]), int(got["stages"][i]))
+                                float(got["throughput"][i]),
+                                float(got["time_per_batch_s"][i]),
+                                int(got["tp"][i]),
+                                int(got["dp"][i]),
+                                int(got["stages"][i]),
+                                int(got["bottleneck"][i]),
+                            )
         self.counters["stored_rows_reused"] = len(self.rows)
 
     def row(self, wi: int, arch: int, mbs: int, hbm: int, rc: bool) -> tuple:
@@ -147,16 +167,32 @@ class _Run:
             groups.setdefault((key[0], key[2], key[3], key[4]), []).append(key)
         for (name, m, h, r), keys in groups.items():
             vals = [self.rows[k] for k in keys]
-            self.store.add(name, m, h, r, [k[1] for k in keys], {
-                "throughput": [v[0] for v in vals], "time_per_batch_s": [v[1] for v in vals],
-                "tp": [v[2] for v in vals], "dp": [v[3] for v in vals],
-                "stages": [v[4] for v in vals], "bottleneck": [-1] * len(vals)})
+            self.store.add(
+                name,
+                m,
+                h,
+                r,
+                [k[1] for k in keys],
+                {
+                    "throughput": [v[0] for v in vals],
+                    "time_per_batch_s": [v[1] for v in vals],
+                    "tp": [v[2] for v in vals],
+                    "dp": [v[3] for v in vals],
+                    "stages": [v[4] for v in vals],
+                    "bottleneck": [v[5] for v in vals],
+                },
+            )
         self.pending.clear()
         self._flushed = time.perf_counter()
 
-    def design(self, arch: int, hbm: int, prune: bool = True,
-               settings: Sequence[tuple[int, bool]] | None = None,
-               floor: float = 0.0) -> Design:
+    def design(
+        self,
+        arch: int,
+        hbm: int,
+        prune: bool = True,
+        settings: Sequence[tuple[int, bool]] | None = None,
+        floor: float = 0.0,
+    ) -> Design:
         """Value of (arch, hbm): each workload's best over its settings.
 
         With one workload and ``floor > 0``, settings whose bound is below ``floor`` are
@@ -178,7 +214,7 @@ class _Run:
                 if prune and self.ub[wi][m][arch] < max(best[0], floor):
                     self.counters["settings_pruned"] += 1
                     continue
-                tput, t_s, t, d, s = self.row(wi, arch, m, hbm, r)
+                tput, t_s, t, d, s, _ = self.row(wi, arch, m, hbm, r)
                 if tput > best[0]:
                     best = (tput, m, r, t_s, t, d, s)
             per.append(best)
@@ -230,7 +266,7 @@ def _exact(run: _Run, area: np.ndarray, exhaustive: bool, frontier: bool = True)
             break  # every later design has a lower bound still
         if k % _BATCH == 0:
             limit = 0.0 if exhaustive or best is None else best.value
-            run.prefetch([a for a in order[k:k + _BATCH] if ub[a] >= limit])
+            run.prefetch([a for a in order[k : k + _BATCH] if ub[a] >= limit])
         top = run.design(arch, hbm_desc[0], prune=not exhaustive)
         if _better(best, top, area):
             best = top
@@ -251,7 +287,7 @@ def _exact(run: _Run, area: np.ndarray, exhaustive: bool, frontier: bool = True)
     by_area = np.lexsort((np.arange(n), area)).tolist()
     for k, arch in enumerate(by_area):
         if k % _BATCH == 0 and not exhaustive:
-            run.prefetch([a for a in by_area[k:k + _BATCH] if ub[a] >= reached])
+            run.prefetch([a for a in by_area[k : k + _BATCH] if ub[a] >= reached])
         if not exhaustive and ub[arch] < reached:
             continue
         floor = 0.0 if exhaustive else reached
@@ -273,6 +309,7 @@ def _phaze(run: _Run, area: np.ndarray) -> tuple:
     for m in run.mbs:
         for h in run.hbm:
             for r in run.rc:
+
                 def value_of(idx, m=m, h=h, r=r):
                     out = np.empty(len(idx))
                     for j, a in enumerate(np.asarray(idx).tolist()):
@@ -291,16 +328,21 @@ def _phaze(run: _Run, area: np.ndarray) -> tuple:
     return best, front, arch_value[front]
 
 
-def fingerprint(workloads, cluster, space, micro_batches, hbm_sizes, recompute,
-                strategy) -> dict:
+def fingerprint(workloads, cluster, space, micro_batches, hbm_sizes, recompute, strategy) -> dict:
     """JSON-ready description of a search's arguments (what a resumed run must match)."""
     return {
-        "workloads": [{"model": repr(w.model), "seq_len": w.seq_len,
-                       "global_batch": w.global_batch, "optimizer": w.optimizer,
-                       "bytes_per_element": w.bytes_per_element, "max_tp": w.max_tp}
-                      for w in workloads],
-        "cluster": {"devices": cluster.devices,
-                    "link_bandwidth_Bps": cluster.link_bandwidth_Bps},
+        "workloads": [
+            {
+                "model": repr(w.model),
+                "seq_len": w.seq_len,
+                "global_batch": w.global_batch,
+                "optimizer": w.optimizer,
+                "bytes_per_element": w.bytes_per_element,
+                "max_tp": w.max_tp,
+            }
+            for w in workloads
+        ],
+        "cluster": {"devices": cluster.devices, "link_bandwidth_Bps": cluster.link_bandwidth_Bps},
         "space": repr(space),
         "micro_batches": list(micro_batches),
         "hbm_bytes": sorted(int(h) for h in hbm_sizes),
@@ -310,13 +352,20 @@ def fingerprint(workloads, cluster, space, micro_batches, hbm_sizes, recompute,
     }
 
 
-def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = None,
-           space=None, micro_batches: Sequence[int] = (1, 2, 4, 8),
-           hbm_sizes: Sequence[float] = (32 * GIB, 64 * GIB, 80 * GIB),
-           recompute: Sequence[bool] = (False, True), strategy: str = "exact",
-           out: str | None = None, force: bool = False,
-           progress: Callable[[int], None] | None = None,
-           flush_every_s: float = 1.0, jobs: int = 1) -> SearchResult:
+def search(
+    workloads: Workload | Sequence[Workload],
+    cluster: Cluster | None = None,
+    space=None,
+    micro_batches: Sequence[int] = (1, 2, 4, 8),
+    hbm_sizes: Sequence[float] = (32 * GIB, 64 * GIB, 80 * GIB),
+    recompute: Sequence[bool] = (False, True),
+    strategy: str = "exact",
+    out: str | None = None,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+    flush_every_s: float = 1.0,
+    jobs: int = 1,
+) -> SearchResult:
     """Search architectures and plans jointly; see the module docstring.
 
     Parameters
@@ -370,12 +419,16 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
     area = np.asarray(arch_table.area_um2, dtype=np.float64)
     store = None  # opened first: a bad output directory fails before any work
     if out is not None:
-        store = ResultStore(out, fingerprint(workloads, cluster, space, micro_batches,
-                                             hbm_sizes, recompute, strategy), force=force)
+        store = ResultStore(
+            out,
+            fingerprint(workloads, cluster, space, micro_batches, hbm_sizes, recompute, strategy),
+            force=force,
+        )
     cache = ScheduleCache()
     try:
-        evaluators = [WorkloadEvaluator(w, cluster, arch_table, micro_batches, cache)
-                      for w in workloads]
+        evaluators = [
+            WorkloadEvaluator(w, cluster, arch_table, micro_batches, cache) for w in workloads
+        ]
     except BaseException:
         if store is not None:
             store.close()
@@ -385,8 +438,15 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
     run = None
     pool = None
     try:
-        run = _Run(evaluators, hbm_sizes, micro_batches, recompute, store, progress,
-                   flush_every_s=flush_every_s)
+        run = _Run(
+            evaluators,
+            hbm_sizes,
+            micro_batches,
+            recompute,
+            store,
+            progress,
+            flush_every_s=flush_every_s,
+        )
         if jobs > 1:
             from phaze.search.workers import WorkerPool
 
@@ -396,8 +456,11 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
         else:
             best, front, front_value = _exact(run, area, exhaustive=strategy == "exhaustive")
         run.flush()
-        details = _details(run, best, area, strategy, cluster, space, micro_batches,
-                           recompute, cache) if best is not None else ()
+        details = (
+            _details(run, best, area, strategy, cluster, space, micro_batches, recompute, cache)
+            if best is not None
+            else ()
+        )
     finally:  # an interrupted search keeps every row it computed
         if pool is not None:
             pool.close()
@@ -413,29 +476,46 @@ def search(workloads: Workload | Sequence[Workload], cluster: Cluster | None = N
         "hbm_bytes": np.array([k[3] for k in keys], dtype=np.int64),
         "recompute": np.array([k[4] for k in keys], dtype=bool),
     }
-    for j, name in enumerate(("throughput", "time_per_batch_s", "tp", "dp", "stages")):
+    for j, name in enumerate(
+        ("throughput", "time_per_batch_s", "tp", "dp", "stages", "bottleneck")
+    ):
         dtype = np.float64 if j < 2 else np.int64
         rows[name] = np.array([run.rows[k][j] for k in keys], dtype=dtype)
     counters = dict(run.counters)
-    counters.update(architectures=int(area.shape[0]),
-                    dp_calls=sum(e.dp_calls for e in evaluators),
-                    wall_s=time.perf_counter() - started, **cache.stats())
-    return SearchResult(workloads=workloads, cluster=cluster, strategy=strategy,
-                        arch_table=arch_table, best=best, frontier=front,
-                        frontier_value=front_value, rows=rows, counters=counters,
-                        details=details)
+    counters.update(
+        architectures=int(area.shape[0]),
+        dp_calls=sum(e.dp_calls for e in evaluators),
+        wall_s=time.perf_counter() - started,
+        **cache.stats(),
+    )
+    return SearchResult(
+        workloads=workloads,
+        cluster=cluster,
+        strategy=strategy,
+        arch_table=arch_table,
+        best=best,
+        frontier=front,
+        frontier_value=front_value,
+        rows=rows,
+        counters=counters,
+        details=details,
+    )
 
 
-def _details(run: _Run, best: Design, area, strategy, cluster, space, micro_batches,
-             recompute, cache) -> tuple[dict, ...]:
+def _details(
+    run: _Run, best: Design, area, strategy, cluster, space, micro_batches, recompute, cache
+) -> tuple[dict, ...]:
     from phaze.placement import place
     from phaze.search.baselines import compare
 
     out = []
     for wi, ev in enumerate(run.ev):
         tput, mbs, rc, _, t, _, _ = best.per_workload[wi]
-        plan = place(ev.problem(mbs, best.arch, best.hbm_bytes, rc), tensor_width=t) \
-            if tput > 0 else None
+        plan = (
+            place(ev.problem(mbs, best.arch, best.hbm_bytes, rc), tensor_width=t)
+            if tput > 0
+            else None
+        )
         own = tput
         if len(run.ev) > 1:  # this workload's best on a design of its own
             solo = _Run([ev], run.hbm, run.mbs, run.rc, run.store, None, rows=run.rows)
@@ -445,8 +525,17 @@ def _details(run: _Run, best: Design, area, strategy, cluster, space, micro_batc
                 own_design = _exact(solo, area, strategy == "exhaustive", frontier=False)[0]
             solo.flush()
             own = own_design.value if own_design is not None else 0.0
-        cmp = compare(ev.workload, cluster, space.template, micro_batches, best.hbm_bytes,
-                      recompute, cache)
-        out.append({"plan": plan, "own_best": own, "micro_batch": mbs, "recompute": rc,
-                    "throughput": tput, **cmp})
+        cmp = compare(
+            ev.workload, cluster, space.template, micro_batches, best.hbm_bytes, recompute, cache
+        )
+        out.append(
+            {
+                "plan": plan,
+                "own_best": own,
+                "micro_batch": mbs,
+                "recompute": rc,
+                "throughput": tput,
+                **cmp,
+            }
+        )
     return tuple(out)

@@ -43,6 +43,9 @@ class EvaluateResult(NamedTuple):
     time_per_batch_s : float64 (A,)
     tp, dp, stages : int64 (A,)
         Tensor width, data-parallel degree and pipeline depth of the best plan.
+    bottleneck : int64 (A,)
+        Index (pipeline order) of the best plan's stage with the largest load; -1 when
+        infeasible.
     """
 
     throughput: np.ndarray
@@ -50,6 +53,7 @@ class EvaluateResult(NamedTuple):
     tp: np.ndarray
     dp: np.ndarray
     stages: np.ndarray
+    bottleneck: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,14 +90,21 @@ class WorkloadEvaluator:
         Memo of layer schedules; a new one if omitted.
     """
 
-    def __init__(self, workload: Workload, cluster: Cluster, arch_table,
-                 micro_batches: Sequence[int], cache: ScheduleCache | None = None) -> None:
+    def __init__(
+        self,
+        workload: Workload,
+        cluster: Cluster,
+        arch_table,
+        micro_batches: Sequence[int],
+        cache: ScheduleCache | None = None,
+    ) -> None:
         self.workload, self.cluster, self.arch_table = workload, cluster, arch_table
         self.cache = cache if cache is not None else ScheduleCache()
         self.widths = tuple(t for t in workload.tensor_widths if t <= cluster.devices)
         if not self.widths:
-            raise ConfigError(f"no tensor width of {workload.name} fits on "
-                              f"{cluster.devices} devices")
+            raise ConfigError(
+                f"no tensor width of {workload.name} fits on {cluster.devices} devices"
+            )
         self.num_tc = np.asarray(arch_table.num_tc, dtype=np.int64)
         self.num_vc = np.asarray(arch_table.num_vc, dtype=np.int64)
         self._mbs: dict[int, _MbsData] = {}
@@ -110,14 +121,18 @@ class WorkloadEvaluator:
     def _prepare(self, mbs: int) -> _MbsData:
         w = self.workload
         if isinstance(mbs, bool) or mbs < 1 or w.global_batch % mbs:
-            raise ConfigError(f"micro-batch size {mbs} must be >= 1 and divide the global "
-                              f"batch ({w.global_batch})")
-        graphs = {t: build_graph(w.model, w.seq_len, mbs, t, w.bytes_per_element)
-                  for t in self.widths}
+            raise ConfigError(
+                f"micro-batch size {mbs} must be >= 1 and divide the global "
+                f"batch ({w.global_batch})"
+            )
+        graphs = {
+            t: build_graph(w.model, w.seq_len, mbs, t, w.bytes_per_element) for t in self.widths
+        }
         glist = [graphs[t] for t in self.widths]
         table, index = unique_ops(glist)
-        lat = latency_table(table, self.arch_table,
-                            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps).latency_s
+        lat = latency_table(
+            table, self.arch_table, link_bandwidth_Bps=self.cluster.link_bandwidth_Bps
+        ).latency_s
         n_layers = len(glist[0].layers)
         shape = (len(glist), n_layers)
         pb, ab = np.zeros(shape), np.zeros(shape)
@@ -138,16 +153,30 @@ class WorkloadEvaluator:
                 rows = index.rows(gi, pos)
                 for p, out in ((0, lb_f), (1, lb_b)):
                     out[gi, pos] = layer_latency_lower_bound(
-                        layer.ops.edges, layer.ops.kinds, lat[rows, :, 0, p],
-                        lat[rows, :, 1, p], self.num_tc, self.num_vc)
+                        layer.ops.edges,
+                        layer.ops.kinds,
+                        lat[rows, :, 0, p],
+                        lat[rows, :, 1, p],
+                        self.num_tc,
+                        self.num_vc,
+                    )
         g0 = glist[0]
         return _MbsData(
-            mbs=mbs, micro_batches=w.global_batch // mbs, graphs=graphs, widths=self.widths,
-            param_bytes=pb, activation_bytes=ab, tensor_parallel=tp,
+            mbs=mbs,
+            micro_batches=w.global_batch // mbs,
+            graphs=graphs,
+            widths=self.widths,
+            param_bytes=pb,
+            activation_bytes=ab,
+            tensor_parallel=tp,
             edge_src=np.array([e.src for e in g0.edges], dtype=np.int64),
             edge_dst=np.array([e.dst for e in g0.edges], dtype=np.int64),
             edge_bytes=np.array([[e.bytes for e in g.edges] for g in glist], dtype=float),
-            latency_s=lat, op_index=index, lb_fwd_s=lb_f, lb_bwd_s=lb_b)
+            latency_s=lat,
+            op_index=index,
+            lb_fwd_s=lb_f,
+            lb_bwd_s=lb_b,
+        )
 
     def upper_bound(self, mbs: int) -> np.ndarray:
         """Optimistic throughput (samples/s) of every architecture at micro-batch ``mbs``;
@@ -156,8 +185,9 @@ class WorkloadEvaluator:
         best = np.full(self.num_tc.shape[0], np.inf)
         for i, t in enumerate(d.widths):
             a = np.where(d.tensor_parallel[i], t, 1)
-            lb = time_per_batch_lower_bound(d.lb_fwd_s[i], d.lb_bwd_s[i], a,
-                                            self.cluster.devices, d.micro_batches)
+            lb = time_per_batch_lower_bound(
+                d.lb_fwd_s[i], d.lb_bwd_s[i], a, self.cluster.devices, d.micro_batches
+            )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
             ub = np.where(best > 0, self.workload.global_batch / best, np.inf)
@@ -181,13 +211,22 @@ class WorkloadEvaluator:
         fwd = np.zeros((len(d.widths), d.param_bytes.shape[1], len(todo)))
         bwd = np.zeros_like(fwd)
         for i, t in enumerate(d.widths):
-            s = schedule_model(d.graphs[t], d.latency_s, todo, cache=self.cache,
-                               num_tc=self.num_tc, num_vc=self.num_vc, op_index=d.op_index,
-                               graph=i)
+            s = schedule_model(
+                d.graphs[t],
+                d.latency_s,
+                todo,
+                cache=self.cache,
+                num_tc=self.num_tc,
+                num_vc=self.num_vc,
+                op_index=d.op_index,
+                graph=i,
+            )
             fwd[i], bwd[i] = s.fwd_s, s.bwd_s
         for j, a in enumerate(todo):
-            self._exact_layers[(mbs, a)] = (np.ascontiguousarray(fwd[:, :, j]),
-                                            np.ascontiguousarray(bwd[:, :, j]))
+            self._exact_layers[(mbs, a)] = (
+                np.ascontiguousarray(fwd[:, :, j]),
+                np.ascontiguousarray(bwd[:, :, j]),
+            )
 
     def has_layers(self, mbs: int, arch: int) -> bool:
         """Whether the layer latencies of ``arch`` at ``mbs`` are memoised."""
@@ -202,39 +241,78 @@ class WorkloadEvaluator:
         for mbs in self._mbs:
             self._exact_layers.pop((mbs, arch), None)
 
-    def problem(self, mbs: int, arch: int, hbm_bytes: float, recompute: bool,
-                fixed_baseline: tuple[int, int, int] | None = None) -> PlacementProblem:
+    def problem(
+        self,
+        mbs: int,
+        arch: int,
+        hbm_bytes: float,
+        recompute: bool,
+        fixed_baseline: tuple[int, int, int] | None = None,
+    ) -> PlacementProblem:
         """The placement problem of one architecture and setting (for plans and reports)."""
         d = self._mbs[mbs]
         fwd, bwd = self.layer_latencies(mbs, arch)
         return PlacementProblem.from_graphs(
-            d.graphs, {t: fwd[i] for i, t in enumerate(d.widths)},
-            {t: bwd[i] for i, t in enumerate(d.widths)}, devices=self.cluster.devices,
-            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps, hbm_bytes=float(hbm_bytes),
-            micro_batches=d.micro_batches, recompute=bool(recompute),
-            optimizer=self.workload.optimizer, fixed_baseline=fixed_baseline)
+            d.graphs,
+            {t: fwd[i] for i, t in enumerate(d.widths)},
+            {t: bwd[i] for i, t in enumerate(d.widths)},
+            devices=self.cluster.devices,
+            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+            hbm_bytes=float(hbm_bytes),
+            micro_batches=d.micro_batches,
+            recompute=bool(recompute),
+            optimizer=self.workload.optimizer,
+            fixed_baseline=fixed_baseline,
+        )
 
-    def exact(self, mbs: int, arch: int, hbm_bytes: float, recompute: bool
-              ) -> tuple[float, float, int, int, int]:
-        """``(throughput, time_per_batch_s, t, d, stages)`` of the best plan."""
+    def exact(
+        self, mbs: int, arch: int, hbm_bytes: float, recompute: bool
+    ) -> tuple[float, float, int, int, int, int]:
+        """``(throughput, time_per_batch_s, t, d, stages, bottleneck)`` of the best
+        plan."""
         d = self._mbs[mbs]
         fwd, bwd = self.layer_latencies(mbs, arch)
         self.dp_calls += 1
-        res = place_arrays(d.widths, fwd, bwd, d.param_bytes, d.activation_bytes,
-                           d.tensor_parallel, d.edge_src, d.edge_dst, d.edge_bytes,
-                           devices=self.cluster.devices,
-                           link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
-                           hbm_bytes=float(hbm_bytes), micro_batches=d.micro_batches,
-                           recompute=bool(recompute),
-                           adam=self.workload.optimizer == "adam", kind="chain")
+        res = place_arrays(
+            d.widths,
+            fwd,
+            bwd,
+            d.param_bytes,
+            d.activation_bytes,
+            d.tensor_parallel,
+            d.edge_src,
+            d.edge_dst,
+            d.edge_bytes,
+            devices=self.cluster.devices,
+            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+            hbm_bytes=float(hbm_bytes),
+            micro_batches=d.micro_batches,
+            recompute=bool(recompute),
+            adam=self.workload.optimizer == "adam",
+            kind="chain",
+        )
         time = float(res.time_per_batch_s)
         tput = self.workload.global_batch / time if np.isfinite(time) and time > 0 else 0.0
-        return tput, time, int(res.tensor_width), int(res.data_parallel), int(res.stages)
+        return (
+            tput,
+            time,
+            int(res.tensor_width),
+            int(res.data_parallel),
+            int(res.stages),
+            int(res.bottleneck_stage),
+        )
 
 
-def evaluate(workload: Workload, cluster: Cluster, arch_table, micro_batch: int,
-             hbm_bytes: float, recompute: bool, *, cache: ScheduleCache | None = None
-             ) -> EvaluateResult:
+def evaluate(
+    workload: Workload,
+    cluster: Cluster,
+    arch_table,
+    micro_batch: int,
+    hbm_bytes: float,
+    recompute: bool,
+    *,
+    cache: ScheduleCache | None = None,
+) -> EvaluateResult:
     """Best plan of ``workload`` on every architecture of ``arch_table``.
 
     Parameters
@@ -270,7 +348,7 @@ def evaluate(workload: Workload, cluster: Cluster, arch_table, micro_batch: int,
     """
     ev = WorkloadEvaluator(workload, cluster, arch_table, [micro_batch], cache)
     n = len(ev.num_tc)
-    out = [np.zeros(n), np.full(n, np.inf)] + [np.zeros(n, dtype=np.int64) for _ in range(3)]
+    out = [np.zeros(n), np.full(n, np.inf)] + [np.zeros(n, dtype=np.int64) for _ in range(4)]
     for a in range(n):
         for col, value in zip(out, ev.exact(micro_batch, a, hbm_bytes, recompute)):
             col[a] = value

@@ -25,22 +25,50 @@ def _progress_bar(total: int, enabled: bool):
         return None, None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="design", desc="search", mininterval=0.5,
-               bar_format="{desc}: {n_fmt} designs [{elapsed}<{remaining}, {rate_fmt}]"
-               " (of at most {total_fmt}; pruning ends it early)")
+    bar = tqdm(
+        total=total,
+        unit="design",
+        desc="search",
+        mininterval=0.5,
+        bar_format="{desc}: {n_fmt} designs [{elapsed}<{remaining}, {rate_fmt}]"
+        " (of at most {total_fmt}; pruning ends it early)",
+    )
     return bar, bar.update
 
 
-def run_search(workloads, cluster, space, micro_batches, hbm_sizes, recompute, strategy,
-               out: str, force: bool = False, jobs: int = 1, progress: bool = True) -> str:
+def run_search(
+    workloads,
+    cluster,
+    space,
+    micro_batches,
+    hbm_sizes,
+    recompute,
+    strategy,
+    out: str,
+    force: bool = False,
+    jobs: int = 1,
+    progress: bool = True,
+) -> str:
     """Run :func:`~phaze.search.search`, write the files into ``out``, return the summary
     text."""
-    total = len(space.enumerate()) * (2 if strategy == "exact" else len(hbm_sizes)
-                                      * len(micro_batches) * len(recompute))
+    total = len(space.enumerate()) * (
+        2 if strategy == "exact" else len(hbm_sizes) * len(micro_batches) * len(recompute)
+    )
     bar, update = _progress_bar(total, progress)
     try:
-        result = search(workloads, cluster, space, micro_batches, hbm_sizes, recompute,
-                        strategy, out=out, force=force, progress=update, jobs=jobs)
+        result = search(
+            workloads,
+            cluster,
+            space,
+            micro_batches,
+            hbm_sizes,
+            recompute,
+            strategy,
+            out=out,
+            force=force,
+            progress=update,
+            jobs=jobs,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -56,35 +84,46 @@ def best_payload(result: SearchResult) -> dict:
     doc = {
         "schema": "phaze.best/1",
         "strategy": result.strategy,
-        "cluster": {"devices": result.cluster.devices,
-                    "link_bandwidth_Bps": result.cluster.link_bandwidth_Bps},
+        "cluster": {
+            "devices": result.cluster.devices,
+            "link_bandwidth_Bps": result.cluster.link_bandwidth_Bps,
+        },
         "architecture": arch_dict(table, best.arch) if best else None,
         "hbm_bytes": best.hbm_bytes if best else None,
         "value_samples_per_s": best.value if best else 0.0,
         "workloads": [],
-        "frontier": [{"arch": int(a), "area_mm2": float(area[a]) / 1e6,
-                      "value_samples_per_s": float(v)}
-                     for a, v in zip(result.frontier, result.frontier_value)],
+        "frontier": [
+            {"arch": int(a), "area_mm2": float(area[a]) / 1e6, "value_samples_per_s": float(v)}
+            for a, v in zip(result.frontier, result.frontier_value)
+        ],
         "counters": result.counters,
     }
     for w, det in zip(result.workloads, result.details):
         tput = det["throughput"]
         tpu, meg = det["tpuv4_like"], det["megatron"]
-        doc["workloads"].append({
-            "model": w.name, "seq_len": w.seq_len, "global_batch": w.global_batch,
-            "optimizer": w.optimizer, "throughput_samples_per_s": tput,
-            "micro_batch": det["micro_batch"], "recompute": det["recompute"],
-            "plan": det["plan"].to_dict() if det["plan"] is not None else None,
-            "own_best_samples_per_s": det["own_best"],
-            "loss_vs_own_best": 1 - tput / det["own_best"] if det["own_best"] else None,
-            "tpuv4_like_samples_per_s": tpu["samples_per_s"] or None,
-            "speedup_vs_tpuv4_like": tput / tpu["samples_per_s"] if tpu["samples_per_s"]
-            else None,
-            "megatron_samples_per_s": meg["samples_per_s"] or None,
-            "megatron_plan": list(det["megatron_plan"]),
-            "speedup_vs_megatron": tput / meg["samples_per_s"] if meg["samples_per_s"]
-            else None,
-        })
+        doc["workloads"].append(
+            {
+                "model": w.name,
+                "seq_len": w.seq_len,
+                "global_batch": w.global_batch,
+                "optimizer": w.optimizer,
+                "throughput_samples_per_s": tput,
+                "micro_batch": det["micro_batch"],
+                "recompute": det["recompute"],
+                "plan": det["plan"].to_dict() if det["plan"] is not None else None,
+                "own_best_samples_per_s": det["own_best"],
+                "loss_vs_own_best": 1 - tput / det["own_best"] if det["own_best"] else None,
+                "tpuv4_like_samples_per_s": tpu["samples_per_s"] or None,
+                "speedup_vs_tpuv4_like": tput / tpu["samples_per_s"]
+                if tpu["samples_per_s"]
+                else None,
+                "megatron_samples_per_s": meg["samples_per_s"] or None,
+                "megatron_plan": list(det["megatron_plan"]),
+                "speedup_vs_megatron": tput / meg["samples_per_s"]
+                if meg["samples_per_s"]
+                else None,
+            }
+        )
     return doc
 
 
@@ -92,8 +131,12 @@ def write_outputs(result: SearchResult, out: str | os.PathLike) -> dict[str, Pat
     """results.csv, best.json, frontier.png and stages.png in ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"results": out / "results.csv", "best": out / "best.json",
-             "frontier": out / "frontier.png", "stages": out / "stages.png"}
+    files = {
+        "results": out / "results.csv",
+        "best": out / "best.json",
+        "frontier": out / "frontier.png",
+        "stages": out / "stages.png",
+    }
     write_results_csv(files["results"], result)
     write_best_json(files["best"], best_payload(result))
     area = np.asarray(result.arch_table.area_um2, dtype=float)
@@ -106,10 +149,19 @@ def write_outputs(result: SearchResult, out: str | os.PathLike) -> dict[str, Pat
     value = per.mean(axis=0)
     best = result.best.arch if result.best else None
     names = ", ".join(w.name for w in result.workloads)
-    plot_frontier(files["frontier"], area, value, result.frontier, best,
-                  f"{names} on {result.cluster.devices} devices ({result.strategy})")
-    plans = [(w.name, d["plan"]) for w, d in zip(result.workloads, result.details)
-             if d["plan"] is not None]
+    plot_frontier(
+        files["frontier"],
+        area,
+        value,
+        result.frontier,
+        best,
+        f"{names} on {result.cluster.devices} devices ({result.strategy})",
+    )
+    plans = [
+        (w.name, d["plan"])
+        for w, d in zip(result.workloads, result.details)
+        if d["plan"] is not None
+    ]
     if plans:
         plot_stages(files["stages"], plans, result.best.hbm_bytes)
     else:
@@ -126,37 +178,63 @@ def summary_text(result: SearchResult, out: str | os.PathLike | None = None) -> 
     lines = []
     c = result.counters
     if result.best is None:
-        lines.append("No design has a plan that fits in memory: try larger --hbm, more "
-                     "--devices or recomputation (--recompute on).")
+        lines.append(
+            "No design has a plan that fits in memory: try larger --hbm, more "
+            "--devices or recomputation (--recompute on)."
+        )
     else:
         a = arch_dict(result.arch_table, result.best.arch)
         lines.append(
             f"Best architecture (#{a['index']}): {a['num_tc']} TC of {a['tc_width']}x"
             f"{a['tc_depth']}, {a['num_vc']} VC of {a['vc_width']} lanes, GLB "
             f"{a['glb_bytes'] / 2**20:g} MiB, area {a['area_mm2']:.1f} mm^2, HBM "
-            f"{result.best.hbm_bytes / 2**30:g} GiB")
+            f"{result.best.hbm_bytes / 2**30:g} GiB"
+        )
         rows = []
         for w, d in zip(result.workloads, result.details):
             p = d["plan"]
             tpu, meg = d["tpuv4_like"]["samples_per_s"], d["megatron"]["samples_per_s"]
-            plan = (f"t={p.tensor_width} d={p.data_parallel} stages={p.num_stages} "
-                    f"mbs={d['micro_batch']} rc={'on' if d['recompute'] else 'off'}"
-                    if p is not None else "infeasible")
-            rows.append([w.name, plan, _fmt(d["throughput"]), _fmt(tpu),
-                         f"{d['throughput'] / tpu:.2f}x" if tpu else "-", _fmt(meg),
-                         f"{d['throughput'] / meg:.2f}x" if meg else "infeasible",
-                         f"{1 - d['throughput'] / d['own_best']:.1%}" if d["own_best"]
-                         else "-"])
-        lines.append(format_table(
-            ["model", "plan", "samples/s", "tpuv4-like", "speed-up", "megatron",
-             "speed-up", "loss vs own best"], rows))
+            plan = (
+                f"t={p.tensor_width} d={p.data_parallel} stages={p.num_stages} "
+                f"mbs={d['micro_batch']} rc={'on' if d['recompute'] else 'off'}"
+                if p is not None
+                else "infeasible"
+            )
+            rows.append(
+                [
+                    w.name,
+                    plan,
+                    _fmt(d["throughput"]),
+                    _fmt(tpu),
+                    f"{d['throughput'] / tpu:.2f}x" if tpu else "-",
+                    _fmt(meg),
+                    f"{d['throughput'] / meg:.2f}x" if meg else "infeasible",
+                    f"{1 - d['throughput'] / d['own_best']:.1%}" if d["own_best"] else "-",
+                ]
+            )
+        lines.append(
+            format_table(
+                [
+                    "model",
+                    "plan",
+                    "samples/s",
+                    "tpuv4-like",
+                    "speed-up",
+                    "megatron",
+                    "speed-up",
+                    "loss vs own best",
+                ],
+                rows,
+            )
+        )
     lines.append(
         f"{c['architectures']:,} architectures; {c['designs_evaluated']:,} designs "
         f"evaluated exactly, {c['designs_pruned']:,} architectures pruned by bounds; "
         f"{c['exact_rows']:,} placement rows ({c['stored_rows_reused']:,} reused from the "
         f"store); layer schedules: {c['bound_closed']:,} closed by bounds, "
         f"{c['enumerated']:,} by enumeration, {c['solved']:,} CBC solves, "
-        f"{c['segment_hits'] + c['layer_hits']:,} memo hits; {c['wall_s']:.1f} s")
+        f"{c['segment_hits'] + c['layer_hits']:,} memo hits; {c['wall_s']:.1f} s"
+    )
     if out is not None:
         lines.append(f"Results in {out}/: results.csv, best.json, frontier.png, stages.png")
     return "\n".join(lines)

@@ -31,9 +31,12 @@ def area_buckets(area_um2: np.ndarray, bucket_um2: float = BUCKET_UM2) -> list[n
     return np.split(order, cuts)
 
 
-def phaze_walk(area_um2: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray],
-               patience: int = 5, bucket_um2: float = BUCKET_UM2
-               ) -> tuple[np.ndarray, np.ndarray]:
+def phaze_walk(
+    area_um2: np.ndarray,
+    evaluate: Callable[[np.ndarray], np.ndarray],
+    patience: int = 5,
+    bucket_um2: float = BUCKET_UM2,
+) -> tuple[np.ndarray, np.ndarray]:
     """Run the paper's bucketed walk.
 
     Parameters
@@ -70,8 +73,10 @@ def phaze_walk(area_um2: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray
         last = bucket_best[-patience:]
         if len(last) == patience and all(a >= b for a, b in zip(last, last[1:])):
             break
-    return (np.concatenate(visited) if visited else np.zeros(0, np.int64),
-            np.concatenate(values) if values else np.zeros(0))
+    return (
+        np.concatenate(visited) if visited else np.zeros(0, np.int64),
+        np.concatenate(values) if values else np.zeros(0),
+    )
 
 
 def pareto_frontier(area_um2: np.ndarray, throughput: np.ndarray) -> np.ndarray:

@@ -18,8 +18,15 @@ import numpy as np
 
 __all__ = ["WorkerPool"]
 
-_COUNTERS = ("layer_hits", "segment_hits", "chains", "bound_closed", "enumerated", "solved",
-             "not_optimal")
+_COUNTERS = (
+    "layer_hits",
+    "segment_hits",
+    "chains",
+    "bound_closed",
+    "enumerated",
+    "solved",
+    "not_optimal",
+)
 
 
 def _worker_loop(evaluators, tasks, results) -> None:
@@ -36,8 +43,9 @@ def _worker_loop(evaluators, tasks, results) -> None:
             delta = {k: getattr(ev.cache, k) - before[k] for k in _COUNTERS}
             for a in archs:  # the parent keeps them; free the worker's copy
                 ev.forget(a)
-            results.put((tid, np.stack([p[0] for p in pairs]),
-                         np.stack([p[1] for p in pairs]), delta, None))
+            results.put(
+                (tid, np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), delta, None)
+            )
         except Exception:  # noqa: BLE001 - reported to the parent, which raises
             results.put((tid, None, None, None, traceback.format_exc()))
 
@@ -56,9 +64,12 @@ class WorkerPool:
         ctx = mp.get_context("fork")
         self._tasks = ctx.Queue()
         self._results = ctx.Queue()
-        self._procs = [ctx.Process(target=_worker_loop,
-                                   args=(evaluators, self._tasks, self._results),
-                                   daemon=True) for _ in range(jobs)]
+        self._procs = [
+            ctx.Process(
+                target=_worker_loop, args=(evaluators, self._tasks, self._results), daemon=True
+            )
+            for _ in range(jobs)
+        ]
         for p in self._procs:
             p.start()
         self.jobs = jobs
