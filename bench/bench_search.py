@@ -20,31 +20,47 @@ from phaze.models import preset
 from phaze.search import search
 from phaze.workload import GIB, Cluster, Workload
 
-FULL = dict(micro_batches=(1, 2, 4, 8), hbm_sizes=(32 * GIB, 64 * GIB, 80 * GIB),
-            recompute=(False, True))
+FULL = dict(
+    micro_batches=(1, 2, 4, 8), hbm_sizes=(32 * GIB, 64 * GIB, 80 * GIB), recompute=(False, True)
+)
 
 
 def _run(benchmark, workloads, cluster, space=None, **kw):
     _kernels.warmup()
-    result = benchmark.pedantic(lambda: search(workloads, cluster, space, **kw), rounds=1,
-                                iterations=1)
-    benchmark.extra_info.update({k: v for k, v in result.counters.items()
-                                 if isinstance(v, (int, float))})
-    print(f"\n{', '.join(w.name for w in result.workloads)} ({kw.get('strategy', 'exact')}, "
-          f"jobs={kw.get('jobs', 1)}): best value {result.best.value:.6g} samples/s on "
-          f"arch {result.best.arch}; {result.counters}")
+    result = benchmark.pedantic(
+        lambda: search(workloads, cluster, space, **kw), rounds=1, iterations=1
+    )
+    benchmark.extra_info.update(
+        {k: v for k, v in result.counters.items() if isinstance(v, (int, float))}
+    )
+    print(
+        f"\n{', '.join(w.name for w in result.workloads)} ({kw.get('strategy', 'exact')}, "
+        f"jobs={kw.get('jobs', 1)}): best value {result.best.value:.6g} samples/s on "
+        f"arch {result.best.arch}; {result.counters}"
+    )
     return result
 
 
 @pytest.mark.benchmark(group="search")
 def test_search_reduced_space(benchmark):
     """Smoke size: 320 architectures, bert-large on 64 devices (CI runs this)."""
-    space = DesignSpace(num_tc=(1, 2, 4, 8, 16), num_vc=(1, 2, 4, 8),
-                        tc_width=(8, 32, 128, 256), tc_depth=(8, 32, 128, 256),
-                        glb_bytes=(2**21, 2**27), area_band=0.0)
-    r = _run(benchmark, [Workload(preset("bert-large"), seq_len=128, global_batch=512)],
-             Cluster(devices=64), space, micro_batches=(1, 4), hbm_sizes=(16 * GIB,),
-             recompute=(False, True))
+    space = DesignSpace(
+        num_tc=(1, 2, 4, 8, 16),
+        num_vc=(1, 2, 4, 8),
+        tc_width=(8, 32, 128, 256),
+        tc_depth=(8, 32, 128, 256),
+        glb_bytes=(2**21, 2**27),
+        area_band=0.0,
+    )
+    r = _run(
+        benchmark,
+        [Workload(preset("bert-large"), seq_len=128, global_batch=512)],
+        Cluster(devices=64),
+        space,
+        micro_batches=(1, 4),
+        hbm_sizes=(16 * GIB,),
+        recompute=(False, True),
+    )
     assert r.best.value > 0
 
 
@@ -78,6 +94,7 @@ def test_search_quickstart_default(benchmark):
 @pytest.mark.benchmark(group="search-full")
 def test_search_two_models_jointly(benchmark):
     """One architecture for gpt3-175b and llama2-7b together, full space."""
-    r = _run(benchmark, [Workload(preset("gpt3-175b")), Workload(preset("llama2-7b"))],
-             Cluster(), **FULL)
+    r = _run(
+        benchmark, [Workload(preset("gpt3-175b")), Workload(preset("llama2-7b"))], Cluster(), **FULL
+    )
     assert r.best.value > 0

@@ -61,14 +61,16 @@ class ResultStore:
     [9.5]
     """
 
-    def __init__(self, directory: str | os.PathLike[str], fingerprint: Mapping,
-                 force: bool = False) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], fingerprint: Mapping, force: bool = False
+    ) -> None:
         self.directory = Path(directory)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"output directory {str(directory)!r} cannot be created: "
-                              f"{exc.strerror or exc}") from None
+            raise ConfigError(
+                f"output directory {str(directory)!r} cannot be created: {exc.strerror or exc}"
+            ) from None
         if not os.access(self.directory, os.W_OK | os.X_OK):
             raise ConfigError(f"output directory {str(directory)!r} is not writable")
         self.path = self.directory / "results.sqlite"
@@ -82,9 +84,11 @@ class ResultStore:
             if not force:
                 diff = _differences(json.loads(found[0]), json.loads(wanted))
                 self._db.close()
-                raise ConfigError(f"{self.path} holds results of a different search "
-                                  f"(differs in: {diff}); rerun with --force to discard "
-                                  f"them, or choose another --out")
+                raise ConfigError(
+                    f"{self.path} holds results of a different search "
+                    f"(differs in: {diff}); rerun with --force to discard "
+                    f"them, or choose another --out"
+                )
             self._db.execute("DELETE FROM rows")
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (wanted,))
 
@@ -100,8 +104,15 @@ class ResultStore:
             self._db.close()
             self._db = None
 
-    def add(self, model: str, mbs: int, hbm_bytes: int, recompute: bool,
-            archs, values: Mapping[str, object]) -> int:
+    def add(
+        self,
+        model: str,
+        mbs: int,
+        hbm_bytes: int,
+        recompute: bool,
+        archs,
+        values: Mapping[str, object],
+    ) -> int:
         """Insert rows for ``archs`` in one transaction; existing keys are kept.
 
         Returns the number of new rows.
@@ -109,23 +120,33 @@ class ResultStore:
         archs = np.asarray(archs, dtype=np.int64)
         cols = [np.asarray(values[f]) for f in ROW_FIELDS]
         key = (model, int(mbs), int(hbm_bytes), int(bool(recompute)))
-        rows = [(key[0], int(a), *key[1:], float(cols[0][i]), float(cols[1][i]),
-                 *(int(c[i]) for c in cols[2:])) for i, a in enumerate(archs.tolist())]
+        rows = [
+            (
+                key[0],
+                int(a),
+                *key[1:],
+                float(cols[0][i]),
+                float(cols[1][i]),
+                *(int(c[i]) for c in cols[2:]),
+            )
+            for i, a in enumerate(archs.tolist())
+        ]
         before = self._db.total_changes
         self._db.execute("BEGIN")
-        self._db.executemany("INSERT OR IGNORE INTO rows VALUES "
-                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self._db.executemany(
+            "INSERT OR IGNORE INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
         self._db.execute("COMMIT")
         return self._db.total_changes - before
 
-    def load(self, model: str, mbs: int, hbm_bytes: int, recompute: bool
-             ) -> dict[str, np.ndarray]:
+    def load(self, model: str, mbs: int, hbm_bytes: int, recompute: bool) -> dict[str, np.ndarray]:
         """Stored rows of one setting as arrays (``arch`` plus :data:`ROW_FIELDS`),
         sorted by architecture index."""
         cur = self._db.execute(
             "SELECT arch, " + ", ".join(ROW_FIELDS) + " FROM rows WHERE model=? AND mbs=? "
             "AND hbm_bytes=? AND recompute=? ORDER BY arch",
-            (model, int(mbs), int(hbm_bytes), int(bool(recompute))))
+            (model, int(mbs), int(hbm_bytes), int(bool(recompute))),
+        )
         data = cur.fetchall()
         out = {"arch": np.array([r[0] for r in data], dtype=np.int64)}
         for j, f in enumerate(ROW_FIELDS, start=1):
@@ -140,8 +161,9 @@ class ResultStore:
     def all_rows(self) -> list[tuple]:
         """Every stored row ``(model, arch, mbs, hbm_bytes, recompute, *ROW_FIELDS)``,
         in key order."""
-        return self._db.execute("SELECT * FROM rows ORDER BY model, arch, mbs, hbm_bytes, "
-                                "recompute").fetchall()
+        return self._db.execute(
+            "SELECT * FROM rows ORDER BY model, arch, mbs, hbm_bytes, recompute"
+        ).fetchall()
 
 
 def _differences(old: dict, new: dict) -> str:

@@ -59,11 +59,14 @@ class Workload:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"workload {name}={value!r} must be an integer >= 1")
         if self.seq_len > self.model.max_positions:
-            raise ConfigError(f"seq_len={self.seq_len} exceeds {self.model.name}'s max "
-                              f"positions ({self.model.max_positions})")
+            raise ConfigError(
+                f"seq_len={self.seq_len} exceeds {self.model.name}'s max "
+                f"positions ({self.model.max_positions})"
+            )
         if self.optimizer not in _OPTIMIZERS:
-            raise ConfigError(f"optimizer={self.optimizer!r} is not supported; allowed: "
-                              f"{', '.join(_OPTIMIZERS)}")
+            raise ConfigError(
+                f"optimizer={self.optimizer!r} is not supported; allowed: {', '.join(_OPTIMIZERS)}"
+            )
 
     @property
     def name(self) -> str:
@@ -93,8 +96,7 @@ class Cluster:
     link_bandwidth_Bps: float = 4.0 * GIB
 
     def __post_init__(self) -> None:
-        if isinstance(self.devices, bool) or not isinstance(self.devices, int) \
-                or self.devices < 1:
+        if isinstance(self.devices, bool) or not isinstance(self.devices, int) or self.devices < 1:
             raise ConfigError(f"devices={self.devices!r} must be an integer >= 1")
         if not self.link_bandwidth_Bps > 0:
             raise ConfigError(f"link_bandwidth_Bps={self.link_bandwidth_Bps!r} must be > 0")

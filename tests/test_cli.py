@@ -36,7 +36,11 @@ def test_bad_input_exits_2_with_one_line(argv, capsys):
 
 
 def test_python_dash_m_runs_the_cli():
-    done = subprocess.run([sys.executable, "-m", "phaze", "models", "--seq", "128"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "phaze", "models", "--seq", "128"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "gpt3-175b" in done.stdout

@@ -10,8 +10,11 @@ import pytest
 
 import phaze
 
-MODULES = sorted(m.name for m in pkgutil.walk_packages(phaze.__path__, "phaze.")
-                 if not m.name.startswith(("phaze._cli", "phaze.__main__")))
+MODULES = sorted(
+    m.name
+    for m in pkgutil.walk_packages(phaze.__path__, "phaze.")
+    if not m.name.startswith(("phaze._cli", "phaze.__main__"))
+)
 
 
 @pytest.mark.parametrize("name", MODULES)

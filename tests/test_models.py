@@ -28,6 +28,7 @@ DATA = Path(__file__).parent / "data" / "hf_configs"
 
 # --- strategies --------------------------------------------------------------------------
 
+
 @st.composite
 def specs(draw, gpt_style: bool = False):
     """Random valid small specs covering every option (or GPT-style blocks only)."""
@@ -35,23 +36,41 @@ def specs(draw, gpt_style: bool = False):
     heads = kv_heads * (1 if gpt_style else draw(st.integers(1, 3)))
     head_dim = draw(st.integers(1, 8))
     hidden = heads * head_dim
-    gpt = dict(norm="layernorm", mlp="gelu", position="learned", pre_norm=True,
-               dropout=True, architecture="decoder")
-    options = gpt if gpt_style else dict(
-        norm=draw(st.sampled_from(["layernorm", "rmsnorm"])),
-        mlp=draw(st.sampled_from(["gelu", "relu", "swiglu"])),
-        position=draw(st.sampled_from(["learned", "rotary"])),
-        pre_norm=draw(st.booleans()), dropout=draw(st.booleans()),
-        architecture=draw(st.sampled_from(["decoder", "encoder"])),
+    gpt = dict(
+        norm="layernorm",
+        mlp="gelu",
+        position="learned",
+        pre_norm=True,
+        dropout=True,
+        architecture="decoder",
+    )
+    options = (
+        gpt
+        if gpt_style
+        else dict(
+            norm=draw(st.sampled_from(["layernorm", "rmsnorm"])),
+            mlp=draw(st.sampled_from(["gelu", "relu", "swiglu"])),
+            position=draw(st.sampled_from(["learned", "rotary"])),
+            pre_norm=draw(st.booleans()),
+            dropout=draw(st.booleans()),
+            architecture=draw(st.sampled_from(["decoder", "encoder"])),
+        )
     )
     return TransformerSpec(
-        name="random", layers=draw(st.integers(1, 3)), hidden=hidden, heads=heads,
+        name="random",
+        layers=draw(st.integers(1, 3)),
+        hidden=hidden,
+        heads=heads,
         kv_heads=kv_heads,
         ffn=4 * hidden if gpt_style else draw(st.integers(1, 6)) * kv_heads * 2,
-        vocab=draw(st.integers(1, 600)), max_positions=draw(st.integers(1, 64)),
-        bias=draw(st.booleans()), tied_embeddings=draw(st.booleans()),
+        vocab=draw(st.integers(1, 600)),
+        max_positions=draw(st.integers(1, 64)),
+        bias=draw(st.booleans()),
+        tied_embeddings=draw(st.booleans()),
         embed_dim=draw(st.sampled_from([0, max(1, hidden // 2)])),
-        type_vocab=draw(st.sampled_from([0, 2])), **options)
+        type_vocab=draw(st.sampled_from([0, 2])),
+        **options,
+    )
 
 
 @st.composite
@@ -59,8 +78,11 @@ def graph_args(draw, gpt_style: bool = False):
     spec = draw(specs(gpt_style))
     seq = draw(st.integers(1, spec.max_positions))
     mbs = draw(st.integers(1, 4))
-    widths = [t for t in range(1, 9)
-              if spec.heads % t == 0 and spec.kv_heads % t == 0 and spec.ffn % t == 0]
+    widths = [
+        t
+        for t in range(1, 9)
+        if spec.heads % t == 0 and spec.kv_heads % t == 0 and spec.ffn % t == 0
+    ]
     t = draw(st.sampled_from(widths))
     return spec, seq, mbs, t
 
@@ -73,6 +95,7 @@ def _block_gemm_flops(graph) -> tuple[int, int]:
 
 
 # --- parameter counts --------------------------------------------------------------------
+
 
 def test_llama2_7b_params_equal_hugging_face():
     assert preset("llama2-7b").param_count() == 6_738_415_616
@@ -94,13 +117,16 @@ def test_llama2_70b_has_grouped_query_attention():
     assert spec.param_count() == 68_976_648_192
 
 
-@pytest.mark.parametrize(("path", "name"), [
-    ("gpt2-xl.json", "gpt2-xl"),
-    ("bert-large-uncased.json", "bert-large"),
-    ("opt-350m.json", "opt-350m"),
-    ("llama-2-7b.json", "llama2-7b"),
-    ("llama-2-70b.json", "llama2-70b"),
-])
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("gpt2-xl.json", "gpt2-xl"),
+        ("bert-large-uncased.json", "bert-large"),
+        ("opt-350m.json", "opt-350m"),
+        ("llama-2-7b.json", "llama2-7b"),
+        ("llama-2-70b.json", "llama2-70b"),
+    ],
+)
 def test_hf_config_reproduces_preset(path, name):
     spec = TransformerSpec.from_hf_config(DATA / path)
     ref = preset(name)
@@ -113,12 +139,23 @@ def test_hf_config_reproduces_preset(path, name):
 
 def test_presets_include_the_paper_models():
     names = set(preset_names())
-    assert {"bert-large", "gpt2-xl", "opt-350m", "llama2-7b", "megatron-bert",
-            "megatron-gpt2-xl", "megatron-gpt2-54", "megatron-gpt2-72", "gpt3-175b",
-            "llama2-13b", "llama2-70b"} <= names
+    assert {
+        "bert-large",
+        "gpt2-xl",
+        "opt-350m",
+        "llama2-7b",
+        "megatron-bert",
+        "megatron-gpt2-xl",
+        "megatron-gpt2-54",
+        "megatron-gpt2-72",
+        "gpt3-175b",
+        "llama2-13b",
+        "llama2-70b",
+    } <= names
 
 
 # --- FLOPs, tensor parallelism, collectives ----------------------------------------------
+
 
 @given(graph_args())
 def test_backward_gemm_flops_are_twice_forward(args):
@@ -159,8 +196,9 @@ def test_four_allreduces_of_bsh_per_block(args):
         assert comms == []
         return
     nbytes = mbs * seq * spec.hidden * 2
-    assert sorted(comms) == sorted([(nbytes, t, CommPass.FWD)] * 2
-                                   + [(nbytes, t, CommPass.BWD)] * 2)
+    assert sorted(comms) == sorted(
+        [(nbytes, t, CommPass.FWD)] * 2 + [(nbytes, t, CommPass.BWD)] * 2
+    )
 
 
 @given(graph_args(gpt_style=True))
@@ -181,6 +219,7 @@ def test_activation_bytes_are_the_per_operator_sum():
 
 
 # --- structure ---------------------------------------------------------------------------
+
 
 @given(graph_args())
 def test_operator_dags_are_acyclic_and_topologically_numbered(args):
@@ -208,9 +247,14 @@ def test_unique_op_index_reconstructs_every_occurrence(args):
                 gemm = (table.gemm_b[r], table.gemm_m[r], table.gemm_k[r], table.gemm_n[r])
                 assert gemm == (op.gemm or (0, 0, 0, 0))
                 lo, hi = table.vc_ptr[r], table.vc_ptr[r + 1]
-                parts = tuple(zip(table.vc_code[lo:hi].tolist(),
-                                  table.vc_elems[lo:hi].tolist(),
-                                  table.vc_aux[lo:hi].tolist(), strict=False))
+                parts = tuple(
+                    zip(
+                        table.vc_code[lo:hi].tolist(),
+                        table.vc_elems[lo:hi].tolist(),
+                        table.vc_aux[lo:hi].tolist(),
+                        strict=False,
+                    )
+                )
                 assert parts == op.vc_parts
                 comm = (table.comm_bytes[r], table.comm_group[r], table.comm_pass[r])
                 assert comm == (op.comm or (0, 0, -1))
@@ -284,9 +328,11 @@ def test_every_layer_of_a_wide_graph_is_tensor_parallel():
 
 # --- edge cases ---------------------------------------------------------------------------
 
+
 def test_one_layer_model_and_unit_dims():
-    spec = TransformerSpec(name="tiny", layers=1, hidden=1, heads=1, ffn=1, vocab=1,
-                           max_positions=1)
+    spec = TransformerSpec(
+        name="tiny", layers=1, hidden=1, heads=1, ffn=1, vocab=1, max_positions=1
+    )
     g = build_graph(spec, 1, 1, 1)
     assert len(g.layers) == 3
     assert g.block.fwd_gemm_macs > 0
@@ -304,6 +350,7 @@ def test_unique_table_is_small_for_many_widths():
 
 # --- bad input ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("t", "field"), [(3, "heads"), (64, "kv_heads")])
 def test_tensor_width_must_divide_heads(t, field):
     with pytest.raises(ConfigError, match=f"t={t} must divide {field}"):
@@ -311,15 +358,21 @@ def test_tensor_width_must_divide_heads(t, field):
 
 
 def test_tensor_width_must_divide_ffn():
-    spec = TransformerSpec(name="odd", layers=1, hidden=8, heads=4, ffn=6, vocab=10,
-                           max_positions=8)
+    spec = TransformerSpec(
+        name="odd", layers=1, hidden=8, heads=4, ffn=6, vocab=10, max_positions=8
+    )
     with pytest.raises(ConfigError, match=r"t=4 must divide ffn \(6\); allowed: 1, 2"):
         build_graph(spec, 4, 1, 4)
 
 
-@pytest.mark.parametrize(("seq", "mbs", "match"), [
-    (0, 1, "seq_len=0"), (8, 0, "micro_batch=0"), (4097, 1, "exceeds llama2-7b's max"),
-])
+@pytest.mark.parametrize(
+    ("seq", "mbs", "match"),
+    [
+        (0, 1, "seq_len=0"),
+        (8, 0, "micro_batch=0"),
+        (4097, 1, "exceeds llama2-7b's max"),
+    ],
+)
 def test_bad_sequence_or_batch(seq, mbs, match):
     with pytest.raises(ConfigError, match=match):
         build_graph(preset("llama2-7b"), seq, mbs, 1)
@@ -333,11 +386,11 @@ def test_unknown_preset_lists_known_ones():
 
 def test_bad_spec_fields_are_named():
     with pytest.raises(ConfigError, match="norm='batchnorm'.*allowed: layernorm, rmsnorm"):
-        TransformerSpec(name="x", layers=1, hidden=8, heads=2, ffn=8, vocab=8,
-                        max_positions=8, norm="batchnorm")
+        TransformerSpec(
+            name="x", layers=1, hidden=8, heads=2, ffn=8, vocab=8, max_positions=8, norm="batchnorm"
+        )
     with pytest.raises(ConfigError, match="hidden=0"):
-        TransformerSpec(name="x", layers=1, hidden=0, heads=2, ffn=8, vocab=8,
-                        max_positions=8)
+        TransformerSpec(name="x", layers=1, hidden=0, heads=2, ffn=8, vocab=8, max_positions=8)
 
 
 def test_hf_config_with_unknown_model_type(tmp_path):

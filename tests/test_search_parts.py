@@ -17,8 +17,14 @@ from phaze.store import ResultStore
 
 # --- store ---------------------------------------------------------------------------------
 
-VALUES = {"throughput": [1.5, 2.5], "time_per_batch_s": [3.0, 4.0], "tp": [1, 2],
-          "dp": [8, 4], "stages": [1, 2], "bottleneck": [0, 1]}
+VALUES = {
+    "throughput": [1.5, 2.5],
+    "time_per_batch_s": [3.0, 4.0],
+    "tp": [1, 2],
+    "dp": [8, 4],
+    "stages": [1, 2],
+    "bottleneck": [0, 1],
+}
 
 
 def test_store_keeps_rows_across_reopen_without_duplicates(tmp_path):
@@ -57,10 +63,12 @@ def test_store_directory_that_is_a_file(tmp_path):
 
 # --- the paper's walk -----------------------------------------------------------------------
 
+
 def test_phaze_walk_order_and_stopping_rule_on_crafted_space():
     # 8 buckets of 0.01 mm^2; two architectures in the largest bucket
-    area = np.array([80_500.0, 80_100.0, 70_000.0, 60_000.0, 50_000.0, 40_000.0,
-                     30_000.0, 20_000.0, 10_000.0])
+    area = np.array(
+        [80_500.0, 80_100.0, 70_000.0, 60_000.0, 50_000.0, 40_000.0, 30_000.0, 20_000.0, 10_000.0]
+    )
     tput = np.array([1.0, 2.0, 3.0, 2.5, 2.5, 2.4, 2.0, 9.0, 9.5])
     calls = []
 
@@ -98,16 +106,19 @@ def test_pareto_frontier_matches_brute_force(points):
     for i in range(len(points)):
         if tput[i] <= 0:
             continue
-        beaten = any((area[j] < area[i] and tput[j] >= tput[i])
-                     or (area[j] == area[i] and (tput[j] > tput[i]
-                                                 or (tput[j] == tput[i] and j < i)))
-                     for j in range(len(points)) if j != i)
+        beaten = any(
+            (area[j] < area[i] and tput[j] >= tput[i])
+            or (area[j] == area[i] and (tput[j] > tput[i] or (tput[j] == tput[i] and j < i)))
+            for j in range(len(points))
+            if j != i
+        )
         if not beaten:
             expected.add(i)
     assert got == expected
 
 
 # --- bounds ---------------------------------------------------------------------------------
+
 
 def _brute_makespan(n, edges, kinds, l1, la, num_tc, num_vc):
     """Least makespan over every mode assignment and order (serial SGS), tiny DAGs."""
@@ -117,8 +128,7 @@ def _brute_makespan(n, edges, kinds, l1, la, num_tc, num_vc):
 @st.composite
 def tiny_layers(draw):
     n = draw(st.integers(1, 5))
-    edges = sorted({(i, j) for i in range(n) for j in range(i + 1, n)
-                    if draw(st.booleans())})
+    edges = sorted({(i, j) for i in range(n) for j in range(i + 1, n) if draw(st.booleans())})
     kinds = [draw(st.integers(0, 3)) for _ in range(n)]
     l1 = [float(draw(st.integers(1, 20))) for _ in range(n)]
     la = [float(draw(st.integers(1, 20))) if k != 3 else l1[i] for i, k in enumerate(kinds)]
@@ -128,16 +138,25 @@ def tiny_layers(draw):
 @given(tiny_layers())
 def test_layer_lower_bound_never_exceeds_the_optimum(inst):
     n, edges, kinds, l1, la, num_tc, num_vc = inst
-    lb = layer_latency_lower_bound(np.array(edges, dtype=np.int64).reshape(-1, 2),
-                                   np.array(kinds), np.array(l1)[:, None],
-                                   np.array(la)[:, None], np.array([num_tc]),
-                                   np.array([num_vc]))[0]
+    lb = layer_latency_lower_bound(
+        np.array(edges, dtype=np.int64).reshape(-1, 2),
+        np.array(kinds),
+        np.array(l1)[:, None],
+        np.array(la)[:, None],
+        np.array([num_tc]),
+        np.array([num_vc]),
+    )[0]
     opt = _brute_makespan(n, edges, kinds, l1, la, num_tc, num_vc)
     assert lb <= opt + 1e-12, (inst, lb, opt)
 
 
-@given(st.integers(1, 5), st.integers(1, 6), st.integers(1, 12), st.integers(1, 3),
-       st.randoms(use_true_random=False))
+@given(
+    st.integers(1, 5),
+    st.integers(1, 6),
+    st.integers(1, 12),
+    st.integers(1, 3),
+    st.randoms(use_true_random=False),
+)
 def test_time_per_batch_bound_below_every_chain_plan(n, devices, micro, t, rnd):
     """Enumerate every partition of a chain into stages, d, and check the bound."""
     fwd = np.array([rnd.uniform(0.1, 2) for _ in range(n)])

@@ -11,16 +11,33 @@ HELP = "list the model presets: parameters, FLOPs per token, activation bytes pe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seq", type=int, default=None,
-                        help="sequence length (default: each model's own, see 'seq')")
+    parser.add_argument(
+        "--seq",
+        type=int,
+        default=None,
+        help="sequence length (default: each model's own, see 'seq')",
+    )
     parser.add_argument("--mbs", type=int, default=1, help="micro-batch size (default 1)")
-    parser.add_argument("--tp", type=int, default=1,
-                        help="tensor-parallel width for the per-device figures (default 1)")
+    parser.add_argument(
+        "--tp",
+        type=int,
+        default=1,
+        help="tensor-parallel width for the per-device figures (default 1)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    header = ("model", "layers", "hidden", "heads", "params", "seq",
-              "fwd GFLOP/token", "train GFLOP/token", "act MiB/block")
+    header = (
+        "model",
+        "layers",
+        "hidden",
+        "heads",
+        "params",
+        "seq",
+        "fwd GFLOP/token",
+        "train GFLOP/token",
+        "act MiB/block",
+    )
     for flag, value in (("--seq", args.seq), ("--mbs", args.mbs), ("--tp", args.tp)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag}={value} must be >= 1")
@@ -35,21 +52,34 @@ def run(args: argparse.Namespace) -> int:
             continue
         tokens = seq * args.mbs
         fwd_flops = 2 * sum(layer.fwd_gemm_macs for layer in g.layers) * args.tp / tokens
-        rows.append((name, str(spec.layers), str(spec.hidden),
-                     f"{spec.heads}/{spec.kv_heads}" if spec.kv_heads != spec.heads
-                     else str(spec.heads),
-                     f"{spec.param_count() / 1e9:.3f}B", str(seq), f"{fwd_flops / 1e9:.2f}",
-                     f"{3 * fwd_flops / 1e9:.2f}",
-                     f"{g.block.activation_bytes / 2**20:.1f}"))
+        rows.append(
+            (
+                name,
+                str(spec.layers),
+                str(spec.hidden),
+                f"{spec.heads}/{spec.kv_heads}" if spec.kv_heads != spec.heads else str(spec.heads),
+                f"{spec.param_count() / 1e9:.3f}B",
+                str(seq),
+                f"{fwd_flops / 1e9:.2f}",
+                f"{3 * fwd_flops / 1e9:.2f}",
+                f"{g.block.activation_bytes / 2**20:.1f}",
+            )
+        )
     if not rows:
         raise ConfigError("no preset accepts these settings: " + "; ".join(skipped))
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)))
     for r in rows:
-        print("  ".join(c.rjust(w) if i else c.ljust(w)
-                        for i, (c, w) in enumerate(zip(r, widths, strict=False))))
+        print(
+            "  ".join(
+                c.rjust(w) if i else c.ljust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=False))
+            )
+        )
     for line in skipped:
         print(f"skipped {line}")
-    print(f"(GEMM FLOPs only; train = fwd + 2x bwd; activation bytes of one block at "
-          f"mbs={args.mbs}, t={args.tp}, 2 bytes/element, no recomputation)")
+    print(
+        f"(GEMM FLOPs only; train = fwd + 2x bwd; activation bytes of one block at "
+        f"mbs={args.mbs}, t={args.tp}, 2 bytes/element, no recomputation)"
+    )
     return 0

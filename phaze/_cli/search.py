@@ -36,42 +36,81 @@ def _float_list(text: str, flag: str) -> tuple[float, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("workload")
-    g.add_argument("--model", action="append", default=[], metavar="NAME",
-                   help=f"preset model (repeatable; see 'phaze models'; default "
-                        f"{DEFAULT_MODEL})")
-    g.add_argument("--hf-config", action="append", default=[], metavar="PATH",
-                   help="Hugging Face config.json of a GPT-2, BERT, OPT or Llama model "
-                        "(repeatable)")
-    g.add_argument("--seq", type=int, default=None,
-                   help="sequence length (default: each model's own)")
+    g.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"preset model (repeatable; see 'phaze models'; default {DEFAULT_MODEL})",
+    )
+    g.add_argument(
+        "--hf-config",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="Hugging Face config.json of a GPT-2, BERT, OPT or Llama model (repeatable)",
+    )
+    g.add_argument(
+        "--seq", type=int, default=None, help="sequence length (default: each model's own)"
+    )
     g.add_argument("--batch", type=int, default=4096, help="global batch (default 4096)")
     g.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-    g.add_argument("--max-tp", type=int, default=8,
-                   help="largest tensor-parallel width (default 8)")
+    g.add_argument(
+        "--max-tp", type=int, default=8, help="largest tensor-parallel width (default 8)"
+    )
     g = parser.add_argument_group("cluster")
     g.add_argument("--devices", type=int, default=1024, help="accelerators (default 1024)")
-    g.add_argument("--link-gibps", type=float, default=4.0,
-                   help="link bandwidth between accelerators, GiB/s (default 4, PCIe 3.0)")
-    g.add_argument("--hbm", default="32,64,80",
-                   help="HBM sizes per device, GiB, comma-separated (default 32,64,80)")
+    g.add_argument(
+        "--link-gibps",
+        type=float,
+        default=4.0,
+        help="link bandwidth between accelerators, GiB/s (default 4, PCIe 3.0)",
+    )
+    g.add_argument(
+        "--hbm",
+        default="32,64,80",
+        help="HBM sizes per device, GiB, comma-separated (default 32,64,80)",
+    )
     g = parser.add_argument_group("search")
-    g.add_argument("--mbs", default="1,2,4,8",
-                   help="micro-batch sizes, comma-separated (default 1,2,4,8)")
-    g.add_argument("--recompute", choices=("both", "off", "on"), default="both",
-                   help="activation recomputation settings to search (default both)")
-    g.add_argument("--area-budget", type=float, default=None, metavar="MM2",
-                   help="chip area budget in mm^2 (default: the tpuv4-like chip, "
-                        "278.8 mm^2)")
-    g.add_argument("--area-band", type=float, default=0.3,
-                   help="smallest area kept, as a fraction of the budget (default 0.3)")
+    g.add_argument(
+        "--mbs", default="1,2,4,8", help="micro-batch sizes, comma-separated (default 1,2,4,8)"
+    )
+    g.add_argument(
+        "--recompute",
+        choices=("both", "off", "on"),
+        default="both",
+        help="activation recomputation settings to search (default both)",
+    )
+    g.add_argument(
+        "--area-budget",
+        type=float,
+        default=None,
+        metavar="MM2",
+        help="chip area budget in mm^2 (default: the tpuv4-like chip, 278.8 mm^2)",
+    )
+    g.add_argument(
+        "--area-band",
+        type=float,
+        default=0.3,
+        help="smallest area kept, as a fraction of the budget (default 0.3)",
+    )
     g.add_argument("--strategy", choices=("exact", "phaze", "exhaustive"), default="exact")
-    g.add_argument("--jobs", type=int, default=1,
-                   help="worker processes (default 1; see README on parallelism)")
-    g.add_argument("--out", default="phaze-out",
-                   help="output directory: results store, results.csv, best.json, plots "
-                        "(default ./phaze-out)")
-    g.add_argument("--force", action="store_true",
-                   help="discard results in --out from a search with other arguments")
+    g.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes (default 1; see README on parallelism)",
+    )
+    g.add_argument(
+        "--out",
+        default="phaze-out",
+        help="output directory: results store, results.csv, best.json, plots (default ./phaze-out)",
+    )
+    g.add_argument(
+        "--force",
+        action="store_true",
+        help="discard results in --out from a search with other arguments",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -88,8 +127,16 @@ def _workloads(args):
         specs = [preset(DEFAULT_MODEL)]
     if args.seq is not None and args.seq < 1:
         raise ConfigError(f"--seq={args.seq} must be >= 1")
-    return [Workload(s, seq_len=args.seq or 0, global_batch=args.batch,
-                     optimizer=args.optimizer, max_tp=args.max_tp) for s in specs]
+    return [
+        Workload(
+            s,
+            seq_len=args.seq or 0,
+            global_batch=args.batch,
+            optimizer=args.optimizer,
+            max_tp=args.max_tp,
+        )
+        for s in specs
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,13 +155,24 @@ def run(args: argparse.Namespace) -> int:
     hbm = tuple(int(round(v * GIB)) for v in _float_list(args.hbm, "--hbm"))
     mbs = _int_list(args.mbs, "--mbs")
     recompute = {"both": (False, True), "off": (False,), "on": (True,)}[args.recompute]
-    if args.area_budget is not None and not (args.area_budget > 0
-                                             and math.isfinite(args.area_budget)):
+    if args.area_budget is not None and not (
+        args.area_budget > 0 and math.isfinite(args.area_budget)
+    ):
         raise ConfigError(f"--area-budget={args.area_budget} must be a number > 0 (mm^2)")
     budget = None if args.area_budget is None else args.area_budget * 1e6
     space = DesignSpace(area_budget_um2=budget, area_band=args.area_band)
-    summary = run_search(workloads, cluster, space, mbs, hbm, recompute, args.strategy,
-                         out=args.out, force=args.force, jobs=args.jobs,
-                         progress=not args.no_progress and sys.stderr.isatty())
+    summary = run_search(
+        workloads,
+        cluster,
+        space,
+        mbs,
+        hbm,
+        recompute,
+        args.strategy,
+        out=args.out,
+        force=args.force,
+        jobs=args.jobs,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
     print(summary)
     return 0

@@ -28,8 +28,7 @@ from phaze.models.ops import OpGraph, PrimitiveBuilder
 from phaze.models.spec import TransformerSpec
 from phaze.opcodes import CommPass, VcOp
 
-__all__ = ["Layer", "LayerEdge", "ModelGraph", "build_graph", "padded_vocab",
-           "valid_tensor_widths"]
+__all__ = ["Layer", "LayerEdge", "ModelGraph", "build_graph", "padded_vocab", "valid_tensor_widths"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +116,11 @@ def padded_vocab(vocab: int, tp: int) -> int:
 
 def valid_tensor_widths(spec: TransformerSpec, limit: int = 4096) -> tuple[int, ...]:
     """Widths ``t <= limit`` that divide heads, kv_heads and ffn."""
-    return tuple(t for t in range(1, limit + 1)
-                 if spec.heads % t == 0 and spec.kv_heads % t == 0 and spec.ffn % t == 0)
+    return tuple(
+        t
+        for t in range(1, limit + 1)
+        if spec.heads % t == 0 and spec.kv_heads % t == 0 and spec.ffn % t == 0
+    )
 
 
 def _check_int(name: str, value: object, low: int) -> int:
@@ -127,8 +129,9 @@ def _check_int(name: str, value: object, low: int) -> int:
     return value
 
 
-def build_graph(spec: TransformerSpec, seq_len: int, micro_batch: int, tp: int = 1,
-                bytes_per_element: int = 2) -> ModelGraph:
+def build_graph(
+    spec: TransformerSpec, seq_len: int, micro_batch: int, tp: int = 1, bytes_per_element: int = 2
+) -> ModelGraph:
     """Build the layer graph and operator graphs of ``spec``.
 
     Parameters
@@ -155,13 +158,17 @@ def build_graph(spec: TransformerSpec, seq_len: int, micro_batch: int, tp: int =
     _check_int("tp", tp, 1)
     _check_int("bytes_per_element", bytes_per_element, 1)
     if seq_len > spec.max_positions:
-        raise ConfigError(f"seq_len={seq_len} exceeds {spec.name}'s max positions "
-                          f"({spec.max_positions}); allowed: 1..{spec.max_positions}")
+        raise ConfigError(
+            f"seq_len={seq_len} exceeds {spec.name}'s max positions "
+            f"({spec.max_positions}); allowed: 1..{spec.max_positions}"
+        )
     for field in ("heads", "kv_heads", "ffn"):
         if getattr(spec, field) % tp:
-            raise ConfigError(f"tensor width t={tp} must divide {field} "
-                              f"({getattr(spec, field)}); allowed: "
-                              f"{', '.join(map(str, valid_tensor_widths(spec, 64)))}")
+            raise ConfigError(
+                f"tensor width t={tp} must divide {field} "
+                f"({getattr(spec, field)}); allowed: "
+                f"{', '.join(map(str, valid_tensor_widths(spec, 64)))}"
+            )
     d = _Dims(spec, seq_len, micro_batch, tp, bytes_per_element)
     layers: list[Layer] = []
     emb_ops, emb_params, emb_repl = _embedding(d)
@@ -173,18 +180,33 @@ def build_graph(spec: TransformerSpec, seq_len: int, micro_batch: int, tp: int =
     layers.append(_layer(spec.layers, "head", "head", head_ops, head_params, head_repl, tp))
     act = micro_batch * seq_len * spec.hidden * bytes_per_element
     edges = tuple(LayerEdge(i, i + 1, act) for i in range(len(layers) - 1))
-    return ModelGraph(spec=spec, seq_len=seq_len, micro_batch=micro_batch, tp=tp,
-                      bytes_per_element=bytes_per_element, vocab_padded=d.vocab,
-                      layers=tuple(layers), edges=edges)
+    return ModelGraph(
+        spec=spec,
+        seq_len=seq_len,
+        micro_batch=micro_batch,
+        tp=tp,
+        bytes_per_element=bytes_per_element,
+        vocab_padded=d.vocab,
+        layers=tuple(layers),
+        edges=edges,
+    )
 
 
-def _layer(layer_id: int, name: str, role: str, ops: OpGraph, params: int,
-           replicated: int, tp: int) -> Layer:
+def _layer(
+    layer_id: int, name: str, role: str, ops: OpGraph, params: int, replicated: int, tp: int
+) -> Layer:
     act = ops.saved_bytes()
-    return Layer(layer_id=layer_id, name=name, role=role, param_bytes=params,
-                 replicated_param_bytes=replicated, activation_bytes=act,
-                 tensor_parallel=tp > 1, ops=ops,
-                 signature=(role, ops.key, params, act, tp > 1))
+    return Layer(
+        layer_id=layer_id,
+        name=name,
+        role=role,
+        param_bytes=params,
+        replicated_param_bytes=replicated,
+        activation_bytes=act,
+        tensor_parallel=tp > 1,
+        ops=ops,
+        signature=(role, ops.key, params, act, tp > 1),
+    )
 
 
 class _Dims:
@@ -206,16 +228,22 @@ class _Dims:
         if self.spec.norm == "layernorm":
             return ((VcOp.LAYERNORM, elems, 1),)
         rows = elems // width  # x * rsqrt(mean(x^2) + eps) * weight
-        return ((VcOp.POW, elems, 1), (VcOp.MEAN, elems, width), (VcOp.POW, rows, 1),
-                (VcOp.MUL, elems, 1), (VcOp.MUL, elems, 1))
+        return (
+            (VcOp.POW, elems, 1),
+            (VcOp.MEAN, elems, width),
+            (VcOp.POW, rows, 1),
+            (VcOp.MUL, elems, 1),
+            (VcOp.MUL, elems, 1),
+        )
 
 
 def _norm(pb: PrimitiveBuilder, d: _Dims, name: str, x: str, out: str) -> str:
     return pb.norm(name, [x], out, d.norm_parts(d.E, d.h), saves=[(x, d.E * d.bpe)])
 
 
-def _collective(pb: PrimitiveBuilder, d: _Dims, name: str, x: str, nbytes: int,
-                comm_pass: CommPass) -> str:
+def _collective(
+    pb: PrimitiveBuilder, d: _Dims, name: str, x: str, nbytes: int, comm_pass: CommPass
+) -> str:
     """Megatron's f (backward all-reduce) or g (forward all-reduce); identity at t=1."""
     if d.t == 1:
         return x
@@ -238,19 +266,33 @@ def _block(d: _Dims) -> tuple[OpGraph, int, int]:
         rope = ((VcOp.MUL, 1, 1), (VcOp.MUL, 1, 1), (VcOp.ADD, 1, 1))
         q = pb.elementwise("rope_q", [q], "q_rot", [(c, q_el, a) for c, _, a in rope])
         k = pb.elementwise("rope_k", [k], "k_rot", [(c, kv_el, a) for c, _, a in rope])
-    scores = pb.gemm("qk", [q, k], "scores", (d.b * d.heads, s, d.hd, s),
-                     saves=[(q, q_el * bpe), (k, kv_el * bpe)])
-    scores = pb.elementwise("mask", [scores], "scores_masked",
-                            [(VcOp.MASKED_FILL, scores_el, 1)])
-    probs = pb.reduction("softmax", [scores], "probs", [(VcOp.SOFTMAX, scores_el, s)],
-                         saves=[("probs", scores_el * bpe)])
+    scores = pb.gemm(
+        "qk",
+        [q, k],
+        "scores",
+        (d.b * d.heads, s, d.hd, s),
+        saves=[(q, q_el * bpe), (k, kv_el * bpe)],
+    )
+    scores = pb.elementwise("mask", [scores], "scores_masked", [(VcOp.MASKED_FILL, scores_el, 1)])
+    probs = pb.reduction(
+        "softmax",
+        [scores],
+        "probs",
+        [(VcOp.SOFTMAX, scores_el, s)],
+        saves=[("probs", scores_el * bpe)],
+    )
     if spec.dropout:
-        probs = pb.dropout("attn_dropout", [probs], "probs_dropped", scores_el,
-                           "attn_dropout_mask")
-    ctx = pb.gemm("av", [probs, v], "ctx", (d.b * d.heads, s, s, d.hd),
-                  saves=[(probs, scores_el * bpe), (v, kv_el * bpe)])
-    out = pb.gemm("out_proj", [ctx], "attn_out", (1, tok, d.heads * d.hd, d.h),
-                  saves=[(ctx, q_el * bpe)])
+        probs = pb.dropout("attn_dropout", [probs], "probs_dropped", scores_el, "attn_dropout_mask")
+    ctx = pb.gemm(
+        "av",
+        [probs, v],
+        "ctx",
+        (d.b * d.heads, s, s, d.hd),
+        saves=[(probs, scores_el * bpe), (v, kv_el * bpe)],
+    )
+    out = pb.gemm(
+        "out_proj", [ctx], "attn_out", (1, tok, d.heads * d.hd, d.h), saves=[(ctx, q_el * bpe)]
+    )
     out = _collective(pb, d, "g_attn", out, E * bpe, CommPass.FWD)
     if spec.dropout:
         out = pb.dropout("dropout1", [out], "attn_dropped", E, "dropout1_mask")
@@ -264,18 +306,26 @@ def _block(d: _Dims) -> tuple[OpGraph, int, int]:
     if spec.mlp == "swiglu":
         gate = pb.gemm("gate_proj", [m_in], "gate", (1, tok, d.h, d.ffn), saves=keep_in)
         up = pb.gemm("up_proj", [m_in], "up", (1, tok, d.h, d.ffn), saves=keep_in)
-        act = pb.elementwise("silu", [gate], "silu_out", [(VcOp.SILU, f_el, 1)],
-                             saves=[(gate, f_el * bpe)])
-        hidden = pb.elementwise("gate_mul", [act, up], "mlp_hidden", [(VcOp.MUL, f_el, 1)],
-                                saves=[(act, f_el * bpe), (up, f_el * bpe)])
+        act = pb.elementwise(
+            "silu", [gate], "silu_out", [(VcOp.SILU, f_el, 1)], saves=[(gate, f_el * bpe)]
+        )
+        hidden = pb.elementwise(
+            "gate_mul",
+            [act, up],
+            "mlp_hidden",
+            [(VcOp.MUL, f_el, 1)],
+            saves=[(act, f_el * bpe), (up, f_el * bpe)],
+        )
         down_name = "down_proj"
     else:
         fc1 = pb.gemm("fc1", [m_in], "fc1_out", (1, tok, d.h, d.ffn), saves=keep_in)
-        hidden = pb.elementwise(spec.mlp, [fc1], "act_out", [(VcOp.GELU, f_el, 1)],
-                                saves=[(fc1, f_el * bpe)])
+        hidden = pb.elementwise(
+            spec.mlp, [fc1], "act_out", [(VcOp.GELU, f_el, 1)], saves=[(fc1, f_el * bpe)]
+        )
         down_name = "fc2"
-    out = pb.gemm(down_name, [hidden], "mlp_out", (1, tok, d.ffn, d.h),
-                  saves=[(hidden, f_el * bpe)])
+    out = pb.gemm(
+        down_name, [hidden], "mlp_out", (1, tok, d.ffn, d.h), saves=[(hidden, f_el * bpe)]
+    )
     out = _collective(pb, d, "g_mlp", out, E * bpe, CommPass.FWD)
     if spec.dropout:
         out = pb.dropout("dropout2", [out], "mlp_dropped", E, "dropout2_mask")
@@ -285,8 +335,7 @@ def _block(d: _Dims) -> tuple[OpGraph, int, int]:
 
     matrices = spec.block_matrix_params() // d.t
     kv_w = d.kv * d.hd
-    split_bias = (d.heads * d.hd + 2 * kv_w) + (2 * d.ffn if spec.mlp == "swiglu"
-                                                else d.ffn)
+    split_bias = (d.heads * d.hd + 2 * kv_w) + (2 * d.ffn if spec.mlp == "swiglu" else d.ffn)
     replicated = 2 * d.norm_params + (2 * d.h if spec.bias else 0)
     params = matrices + (split_bias if spec.bias else 0) + replicated
     return pb.build(), params * bpe, replicated * bpe
@@ -295,22 +344,22 @@ def _block(d: _Dims) -> tuple[OpGraph, int, int]:
 def _embedding(d: _Dims) -> tuple[OpGraph, int, int]:
     spec, pb, bpe = d.spec, PrimitiveBuilder(), d.bpe
     E, e = d.E, spec.embed_dim
-    x = pb.elementwise("word_embedding", ["token_ids"], "tokens",
-                       [(VcOp.COPY, d.tok * e, 1)])
+    x = pb.elementwise("word_embedding", ["token_ids"], "tokens", [(VcOp.COPY, d.tok * e, 1)])
     x = _collective(pb, d, "g_embedding", x, d.tok * e * bpe, CommPass.FWD)
     replicated = 0
     if e != d.h:
-        x = pb.gemm("project_in", [x], "tokens_h", (1, d.tok, e, d.h),
-                    saves=[(x, d.tok * e * bpe)])
+        x = pb.gemm("project_in", [x], "tokens_h", (1, d.tok, e, d.h), saves=[(x, d.tok * e * bpe)])
         replicated += e * d.h
     if spec.position == "learned":
-        pos = pb.elementwise("position_embedding", ["position_ids"], "positions",
-                             [(VcOp.COPY, E, 1)])
+        pos = pb.elementwise(
+            "position_embedding", ["position_ids"], "positions", [(VcOp.COPY, E, 1)]
+        )
         x = pb.elementwise("add_positions", [x, pos], "embedded", [(VcOp.ADD, E, 1)])
         replicated += (spec.max_positions + spec.position_offset) * d.h
     if spec.type_vocab:
-        tt = pb.elementwise("token_type_embedding", ["token_type_ids"], "token_types",
-                            [(VcOp.COPY, E, 1)])
+        tt = pb.elementwise(
+            "token_type_embedding", ["token_type_ids"], "token_types", [(VcOp.COPY, E, 1)]
+        )
         x = pb.elementwise("add_token_types", [x, tt], "embedded_tt", [(VcOp.ADD, E, 1)])
         replicated += spec.type_vocab * d.h
     if spec.architecture == "encoder":
@@ -330,25 +379,27 @@ def _head(d: _Dims) -> tuple[OpGraph, int, int]:
         x = _norm(pb, d, "final_norm", x, "final_normed")
         replicated += d.norm_params
     if e != d.h:
-        x = pb.gemm("project_out", [x], "projected", (1, d.tok, d.h, e),
-                    saves=[(x, E * bpe)])
+        x = pb.gemm("project_out", [x], "projected", (1, d.tok, d.h, e), saves=[(x, E * bpe)])
         replicated += d.h * e
     if spec.architecture == "encoder":  # BERT masked-LM transform: dense, gelu, norm
         x_in = x
-        x = pb.gemm("mlm_dense", [x], "mlm_dense_out", (1, d.tok, d.h, d.h),
-                    saves=[(x_in, E * bpe)])
-        x = pb.elementwise("mlm_gelu", [x], "mlm_act", [(VcOp.GELU, E, 1)],
-                           saves=[(x, E * bpe)])
+        x = pb.gemm(
+            "mlm_dense", [x], "mlm_dense_out", (1, d.tok, d.h, d.h), saves=[(x_in, E * bpe)]
+        )
+        x = pb.elementwise("mlm_gelu", [x], "mlm_act", [(VcOp.GELU, E, 1)], saves=[(x, E * bpe)])
         x = _norm(pb, d, "mlm_norm", x, "mlm_normed")
         replicated += d.h * d.h + d.h + d.norm_params
     x_lm = x
     x = _collective(pb, d, "f_lm_head", x, d.tok * e * bpe, CommPass.BWD)
     v_t = d.vocab // d.t
-    logits = pb.gemm("lm_head", [x], "logits", (1, d.tok, e, v_t),
-                     saves=[(x_lm, d.tok * e * bpe)])
-    loss = pb.reduction("cross_entropy", [logits], "loss_terms",
-                        [(VcOp.SOFTMAX, d.tok * v_t, v_t)],
-                        saves=[("vocab_probs", d.tok * v_t * bpe)])
+    logits = pb.gemm("lm_head", [x], "logits", (1, d.tok, e, v_t), saves=[(x_lm, d.tok * e * bpe)])
+    loss = pb.reduction(
+        "cross_entropy",
+        [logits],
+        "loss_terms",
+        [(VcOp.SOFTMAX, d.tok * v_t, v_t)],
+        saves=[("vocab_probs", d.tok * v_t * bpe)],
+    )
     _collective(pb, d, "g_cross_entropy", loss, 2 * d.tok * 4, CommPass.FWD)
     params = d.vocab * e // d.t + replicated  # tied heads keep their own copy
     if spec.architecture == "encoder":

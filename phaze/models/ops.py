@@ -109,10 +109,10 @@ class OpGraph:
         object.__setattr__(self, "edges", edges)
         object.__setattr__(self, "kinds", kinds)
         edge_tuple = tuple(map(tuple, edges.tolist()))
-        object.__setattr__(self, "structure_key",
-                           (len(self.ops), tuple(kinds.tolist()), edge_tuple))
-        object.__setattr__(self, "key",
-                           (tuple(op.key for op in self.ops), edge_tuple))
+        object.__setattr__(
+            self, "structure_key", (len(self.ops), tuple(kinds.tolist()), edge_tuple)
+        )
+        object.__setattr__(self, "key", (tuple(op.key for op in self.ops), edge_tuple))
 
     @property
     def n_ops(self) -> int:
@@ -161,15 +161,23 @@ class PrimitiveBuilder:
         self._prims: list[_Prim] = []
 
     def _add(self, name, cat, inputs, output, gemm=None, parts=(), comm=None, saves=()):
-        self._prims.append(_Prim(name, cat, tuple(inputs), output, gemm,
-                                 tuple((int(c), int(e), int(a)) for c, e, a in parts),
-                                 comm, tuple(saves)))
+        self._prims.append(
+            _Prim(
+                name,
+                cat,
+                tuple(inputs),
+                output,
+                gemm,
+                tuple((int(c), int(e), int(a)) for c, e, a in parts),
+                comm,
+                tuple(saves),
+            )
+        )
         return output
 
     def gemm(self, name, inputs, output, dims, saves=()):
         """A GEMM ``(B, M, K, N)``; ``saves`` lists (tensor, bytes) kept for backward."""
-        return self._add(name, _GEMM, inputs, output, gemm=tuple(int(d) for d in dims),
-                         saves=saves)
+        return self._add(name, _GEMM, inputs, output, gemm=tuple(int(d) for d in dims), saves=saves)
 
     def elementwise(self, name, inputs, output, parts, saves=()):
         """Element-wise / activation work given as VC parts (code, elements, aux)."""
@@ -177,8 +185,14 @@ class PrimitiveBuilder:
 
     def dropout(self, name, inputs, output, elems, mask_name):
         """Dropout over ``elems`` elements; keeps a 1-byte-per-element mask."""
-        return self._add(name, _DROP, inputs, output, parts=((VcOp.DROPOUT, elems, 1),),
-                         saves=((mask_name, int(elems)),))
+        return self._add(
+            name,
+            _DROP,
+            inputs,
+            output,
+            parts=((VcOp.DROPOUT, elems, 1),),
+            saves=((mask_name, int(elems)),),
+        )
 
     def reduction(self, name, inputs, output, parts, saves=()):
         """Softmax / mean style work (absorbs nothing)."""
@@ -190,8 +204,9 @@ class PrimitiveBuilder:
 
     def allreduce(self, name, inputs, output, nbytes, group, comm_pass: CommPass):
         """Ring all-reduce of ``nbytes`` over ``group`` devices in one pass."""
-        return self._add(name, _COMM, inputs, output,
-                         comm=(int(nbytes), int(group), int(comm_pass)))
+        return self._add(
+            name, _COMM, inputs, output, comm=(int(nbytes), int(group), int(comm_pass))
+        )
 
     def build(self) -> OpGraph:
         """Apply the fusion rule and return the fused operator DAG."""
@@ -251,9 +266,12 @@ def fuse(prims: list[_Prim]) -> OpGraph:
                     continue
                 g = group_of[q]
                 tail = prims[groups[g][-1]]
-                if (tail.output == t and consumers.get(t) == [i]
-                        and _absorbs(tail.cat, p.cat)
-                        and _inputs_ready(p, g, groups, group_of, producer, ancestors)):
+                if (
+                    tail.output == t
+                    and consumers.get(t) == [i]
+                    and _absorbs(tail.cat, p.cat)
+                    and _inputs_ready(p, g, groups, group_of, producer, ancestors)
+                ):
                     target = g
                     break
         if target < 0:

@@ -63,15 +63,17 @@ class OpTable:
             object.__setattr__(self, name, arr)
         for name in _OP_COLUMNS:
             if getattr(self, name).shape != (n,):
-                raise ValueError(f"OpTable column {name} has shape "
-                                 f"{getattr(self, name).shape}; expected ({n},)")
+                raise ValueError(
+                    f"OpTable column {name} has shape {getattr(self, name).shape}; expected ({n},)"
+                )
         if self.vc_ptr.shape != (n + 1,) or self.vc_ptr[0] != 0:
             raise ValueError(f"OpTable.vc_ptr must have shape ({n + 1},) and start at 0")
         p = int(self.vc_ptr[-1])
         for name in _PART_COLUMNS:
             if getattr(self, name).shape != (p,):
-                raise ValueError(f"OpTable column {name} has shape "
-                                 f"{getattr(self, name).shape}; expected ({p},)")
+                raise ValueError(
+                    f"OpTable column {name} has shape {getattr(self, name).shape}; expected ({p},)"
+                )
 
     def __len__(self) -> int:
         return int(self.kind.shape[0])

@@ -86,20 +86,27 @@ def unique_ops(graphs: ModelGraph | Sequence[ModelGraph]) -> tuple[OpTable, OpIn
 
 def _table(ops: list[Op]) -> OpTable:
     n = len(ops)
-    cols = {name: np.zeros(n, dtype=np.int64) for name in
-            ("kind", "gemm_b", "gemm_m", "gemm_k", "gemm_n", "comm_bytes", "comm_group")}
+    cols = {
+        name: np.zeros(n, dtype=np.int64)
+        for name in ("kind", "gemm_b", "gemm_m", "gemm_k", "gemm_n", "comm_bytes", "comm_group")
+    }
     comm_pass = np.full(n, -1, dtype=np.int64)
     vc_ptr = np.zeros(n + 1, dtype=np.int64)
     parts = []
     for i, op in enumerate(ops):
         cols["kind"][i] = int(op.kind)
         if op.gemm is not None:
-            (cols["gemm_b"][i], cols["gemm_m"][i], cols["gemm_k"][i],
-             cols["gemm_n"][i]) = op.gemm
+            (cols["gemm_b"][i], cols["gemm_m"][i], cols["gemm_k"][i], cols["gemm_n"][i]) = op.gemm
         if op.comm is not None:
             cols["comm_bytes"][i], cols["comm_group"][i], comm_pass[i] = op.comm
         parts.extend(op.vc_parts)
         vc_ptr[i + 1] = len(parts)
     part_arr = np.array(parts, dtype=np.int64).reshape(-1, 3)
-    return OpTable(vc_ptr=vc_ptr, vc_code=part_arr[:, 0], vc_elems=part_arr[:, 1],
-                   vc_aux=part_arr[:, 2], comm_pass=comm_pass, **cols)
+    return OpTable(
+        vc_ptr=vc_ptr,
+        vc_code=part_arr[:, 0],
+        vc_elems=part_arr[:, 1],
+        vc_aux=part_arr[:, 2],
+        comm_pass=comm_pass,
+        **cols,
+    )
