@@ -16,7 +16,7 @@ Constraints::
     t_i + p_i <= t_j                     for every edge (i, j)
     x_ij + x_ji <= 1                     incomparable i, j
     t_i + p_i - t_j <= 1 - x_ij          big-M with M = 1 (= UB)
-    x_ij + x_ji >= y_i,  >= y_j          intra-op operators run alone
+    x_ij + x_ji >= y_i,  >= y_j          intra-op operators run alone (if LA > 0)
     x_ij + x_ji = 1                      two COMM operators (one link)
     x_ik >= x_ij + x_jk - 1              transitivity
     sum_c z_ic + y_i = 1                 single-core users of a short resource
@@ -198,7 +198,7 @@ def solve_ilp(
             m += t[i] + p(i) - t[j] + xij <= 1
             m += t[j] + p(j) - t[i] + xji <= 1
             for k in (i, j):
-                if k in y:
+                if k in y and da[k] > 0.0:  # a zero-length intra-op run excludes nothing
                     m += xij + xji >= y[k]
             for r in (R_TC, R_VC):
                 if (r, i) in z and (r, j) in z:
