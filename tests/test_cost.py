@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -424,67 +419,3 @@ def test_latency_table_rejects_bad_arguments():
         latency_table(_ops([{"kind": OpKind.COMM, "comm": (10, 0, 0)}]), ARCHS)
     with pytest.raises(ConfigError, match="ArchTable"):
         latency_table(ops, [Accelerator()])
-
-
-# --- kernels: decorator policy, warm-up and numba's on-disk cache -------------------------
-def _dispatchers():
-    from numba.core.registry import CPUDispatcher
-
-    return {
-        f"{m.__name__}.{n}": f
-        for m in (kg, kv)
-        for n, f in vars(m).items()
-        if isinstance(f, CPUDispatcher)
-    }
-
-
-def test_kernels_follow_the_decorator_policy():
-    kernels = _dispatchers()
-    assert len(kernels) >= 10
-    for name, f in kernels.items():
-        assert f.targetoptions.get("nogil") is True, name
-        assert not f.targetoptions.get("fastmath"), name
-        assert not f.targetoptions.get("parallel"), name
-        assert type(f._cache).__name__ == "FunctionCache", f"{name} is not cache=True"
-
-
-@pytest.mark.skipif(os.environ.get("PHAZE_SKIP_CACHE_TEST") == "1", reason="opt-out")
-def test_cost_kernels_load_from_numba_cache(tmp_path):
-    script = textwrap.dedent("""
-        import json, time
-        t0 = time.perf_counter()
-        from phaze._kernels import gemm, vector
-        gemm.warmup(); vector.warmup()
-        print(json.dumps({"misses": sum(sum(f.stats.cache_misses.values())
-                                        for f in (gemm.gemm_cycles, vector.vc_cycles)),
-                          "s": time.perf_counter() - t0}))
-    """)
-    env = {
-        **os.environ,
-        "NUMBA_CACHE_DIR": str(tmp_path),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-    }
-    runs = []
-    for _ in range(2):
-        done = subprocess.run(
-            [sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stderr
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    assert runs[0]["misses"] > 0, runs
-    assert runs[1]["misses"] == 0, runs
-    assert not math.isnan(runs[1]["s"])
-
-
-def test_package_warmup_compiles_every_cost_kernel():
-    from phaze import _kernels
-
-    _kernels.warmup()
-    for name in ("gemm_cycles", "vc_cycles"):
-        f = _dispatchers()[f"phaze._kernels.{'gemm' if name[0] == 'g' else 'vector'}.{name}"]
-        assert len(f.signatures) == 1, name  # one specialisation (style.md rule 4)

@@ -5,10 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -706,70 +702,6 @@ def test_place_arrays_validates_shapes_and_values():
     res = place_arrays([1], one * np.inf, one, one, one, one > 0, src, dst, np.ones(2), **kw)
     assert res.time_per_batch_s == math.inf
     assert res.tensor_width == 0
-
-
-# --- kernels: decorator policy and numba's on-disk cache ---------------------------------
-
-
-def _dispatchers():
-    from numba.core.registry import CPUDispatcher
-
-    from phaze._kernels import dp
-
-    return {name: f for name, f in vars(dp).items() if isinstance(f, CPUDispatcher)}
-
-
-def test_kernels_follow_the_decorator_policy():
-    kernels = _dispatchers()
-    assert len(kernels) >= 8
-    for name, f in kernels.items():
-        assert f.targetoptions.get("nogil") is True, name
-        assert not f.targetoptions.get("fastmath"), name
-        assert not f.targetoptions.get("parallel"), name
-        assert type(f._cache).__name__ == "FunctionCache", f"{name} is not cache=True"
-
-
-def test_kernels_compile_into_and_load_from_numba_cache(tmp_path):
-    script = textwrap.dedent("""
-        import json
-        from numba.core.registry import CPUDispatcher
-        from phaze._kernels import dp
-        dp.warmup()
-        ks = {n: f for n, f in vars(dp).items() if isinstance(f, CPUDispatcher)}
-        print(json.dumps({n: [sum(f.stats.cache_hits.values()),
-                              sum(f.stats.cache_misses.values())] for n, f in ks.items()}))
-    """)
-    env = {
-        **os.environ,
-        "NUMBA_CACHE_DIR": str(tmp_path),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-    }
-    runs = []
-    for _ in range(2):
-        done = subprocess.run(
-            [sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stderr
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    assert list(tmp_path.rglob("*.nbi")), "no numba cache index written"
-    # second process: nothing recompiled; entry points load from the cache (callees that
-    # are only inlined into other kernels show neither hits nor misses)
-    assert all(misses == 0 for _, misses in runs[1].values()), runs[1]
-    entry = (
-        "chain_stage_tables",
-        "prefix_stage_tables",
-        "enumerate_downsets",
-        "dag_stage_tables",
-        "dp_solve",
-        "reconstruct",
-    )
-    assert all(runs[1][name][0] >= 1 for name in entry), runs[1]
-    assert all(runs[0][name][1] >= 1 for name in entry), runs[0]
 
 
 # --- command line ------------------------------------------------------------------------
