@@ -204,33 +204,17 @@ def test_resume_after_sigkill_gives_the_same_result(tmp_path):
 # --- command line ---------------------------------------------------------------------------
 
 
+#: A small search from the command line: bert-large on 64 devices, one setting, 40 mm^2.
+SMALL = "--model bert-large --batch 512 --devices 64 --hbm 16 --mbs 4 --area-budget 40"
+
+
+def _cli(extra: str, out) -> int:
+    return main(["search", *SMALL.split(), *extra.split(), "--out", str(out), "--no-progress"])
+
+
 def test_cli_search_writes_every_output(tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(
-        [
-            "search",
-            "--model",
-            "bert-large",
-            "--seq",
-            "128",
-            "--batch",
-            "512",
-            "--devices",
-            "64",
-            "--hbm",
-            "16",
-            "--mbs",
-            "4",
-            "--recompute",
-            "off",
-            "--area-budget",
-            "40",
-            "--out",
-            str(out),
-            "--no-progress",
-        ]
-    )
-    assert code == 0
+    assert _cli("--seq 128 --recompute off", out) == 0
     text = capsys.readouterr().out
     assert "Best architecture" in text and "tpuv4-like" in text
     best = json.loads((out / "best.json").read_text())
@@ -244,59 +228,14 @@ def test_cli_search_writes_every_output(tmp_path, capsys):
     for name in ("results.csv", "frontier.png", "stages.png"):
         assert (out / name).stat().st_size > 0
     # rerunning with the same arguments recomputes nothing
-    code = main(
-        [
-            "search",
-            "--model",
-            "bert-large",
-            "--seq",
-            "128",
-            "--batch",
-            "512",
-            "--devices",
-            "64",
-            "--hbm",
-            "16",
-            "--mbs",
-            "4",
-            "--recompute",
-            "off",
-            "--area-budget",
-            "40",
-            "--out",
-            str(out),
-            "--no-progress",
-        ]
-    )
-    assert code == 0
+    assert _cli("--seq 128 --recompute off", out) == 0
     assert " 0 placement rows" in capsys.readouterr().out
-    # other arguments into the same directory are refused without --force
-    assert (
-        main(
-            [
-                "search",
-                "--model",
-                "bert-large",
-                "--seq",
-                "64",
-                "--batch",
-                "512",
-                "--devices",
-                "64",
-                "--hbm",
-                "16",
-                "--mbs",
-                "4",
-                "--area-budget",
-                "40",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 2
-    )
+    # other arguments into the same directory are refused without --force ...
+    assert _cli("--seq 64", out) == 2
     assert "--force" in capsys.readouterr().err
+    # ... and accepted with it
+    assert _cli("--seq 64 --force", out) == 0
+    assert json.loads((out / "best.json").read_text())["workloads"][0]["seq_len"] == 64
 
 
 @pytest.mark.parametrize(
