@@ -217,6 +217,7 @@ def test_cli_search_writes_every_output(tmp_path, capsys):
     assert _cli("--seq 128 --recompute off", out) == 0
     text = capsys.readouterr().out
     assert "Best architecture" in text and "tpuv4-like" in text
+    assert "bert-large: bottleneck stage" in text and "peak memory" in text
     best = json.loads((out / "best.json").read_text())
     assert best["schema"] == "phaze.best/1"
     assert best["architecture"]["area_mm2"] <= 40

@@ -169,6 +169,22 @@ def write_outputs(result: SearchResult, out: str | os.PathLike) -> dict[str, Pat
     return files
 
 
+def _why(name: str, plan, hbm_bytes: float) -> str:
+    """One line on what limits a plan: its bottleneck stage and memory headroom."""
+    k = plan.bottleneck_stage
+    st = plan.stages[k]
+    ids = st.layer_ids
+    span = f"layer {ids[0]}" if len(ids) == 1 else f"layers {ids[0]}..{ids[-1]}"
+    peak = max(s.memory_bytes for s in plan.stages)
+    return (
+        f"{name}: bottleneck stage {k} of {plan.num_stages} ({span}, {st.devices} "
+        f"device{'s' if st.devices > 1 else ''}, {st.load_s * 1e3:,.1f} ms per micro-batch"
+        f"{', recomputing' if st.recompute else ''}); {plan.micro_batches_per_pipeline} "
+        f"micro-batches per pipeline; peak memory {peak / 2**30:.3g} of "
+        f"{hbm_bytes / 2**30:g} GiB per device"
+    )
+
+
 def _fmt(x: float | None, unit: str = "") -> str:
     return "-" if not x else f"{x:,.1f}{unit}"
 
@@ -227,6 +243,9 @@ def summary_text(result: SearchResult, out: str | os.PathLike | None = None) -> 
                 rows,
             )
         )
+        for w, d in zip(result.workloads, result.details):
+            if d["plan"] is not None:
+                lines.append(_why(w.name, d["plan"], result.best.hbm_bytes))
     lines.append(
         f"{c['architectures']:,} architectures; {c['designs_evaluated']:,} designs "
         f"evaluated exactly, {c['designs_pruned']:,} architectures pruned by bounds; "
