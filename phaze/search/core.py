@@ -229,15 +229,36 @@ class _Run:
         return out
 
     def prefetch(self, archs: Sequence[int]) -> None:
-        """Schedule the layers of ``archs`` for every workload and micro-batch size in
-        one vectorised call each (split over the worker processes if there are any)."""
-        if len(archs):
-            for wi, e in enumerate(self.ev):
+        """Do the work every visited architecture needs, for a batch at once: schedule its
+        layers for every workload and micro-batch size (one vectorised call each) and
+        place it at the largest HBM for every setting -- split over the worker processes
+        when there are any. The rows are the same whatever the number of processes."""
+        hbm = self.hbm[-1]
+        todo = [int(a) for a in archs]
+        for wi, e in enumerate(self.ev):
+            name = self.names[wi]
+            need = [
+                a
+                for a in todo
+                if any((name, a, m, hbm, r) not in self.rows for m in self.mbs for r in self.rc)
+            ]
+            if not need:
+                continue
+            if self.pool is not None:
+                got = self.pool.prefetch(wi, need, self.mbs, hbm, self.rc)
+                for (a, m, r), row in sorted(got.items()):
+                    key = (name, a, m, hbm, r)
+                    if key not in self.rows:
+                        self.rows[key] = row
+                        self.pending.append(key)
+                        self.counters["exact_rows"] += 1
+                continue
+            for m in self.mbs:
+                e.schedule(m, need)
+            for a in need:
                 for m in self.mbs:
-                    if self.pool is not None:
-                        self.pool.schedule(wi, m, archs)
-                    else:
-                        e.schedule(m, archs)
+                    for r in self.rc:
+                        self.row(wi, a, m, hbm, r)
 
 
 def _better(a: Design | None, b: Design, area: np.ndarray) -> bool:

@@ -34,18 +34,23 @@ def _worker_loop(evaluators, tasks, results) -> None:
         task = tasks.get()
         if task is None:
             return
-        tid, wi, mbs, archs = task
+        tid, wi, archs, mbs_list, hbm, rcs = task
         try:
             ev = evaluators[wi]
             before = {k: getattr(ev.cache, k) for k in _COUNTERS}
-            ev.schedule(mbs, archs)
-            pairs = [ev.layer_latencies(mbs, a) for a in archs]
+            calls = ev.dp_calls
+            layers, rows = {}, {}
+            for m in mbs_list:
+                ev.schedule(m, archs)
+                for a in archs:
+                    layers[m, a] = ev.layer_latencies(m, a)
+                    for r in rcs:
+                        rows[a, m, r] = ev.exact(m, a, hbm, r)
             delta = {k: getattr(ev.cache, k) - before[k] for k in _COUNTERS}
+            delta["dp_calls"] = ev.dp_calls - calls
             for a in archs:  # the parent keeps them; free the worker's copy
                 ev.forget(a)
-            results.put(
-                (tid, np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), delta, None)
-            )
+            results.put((tid, layers, rows, delta, None))
         except Exception:  # noqa: BLE001 - reported to the parent, which raises
             results.put((tid, None, None, None, traceback.format_exc()))
 
@@ -90,21 +95,23 @@ class WorkerPool:
                 p.kill()
         self._procs = []
 
-    def schedule(self, wi: int, mbs: int, archs) -> None:
-        """Schedule ``archs`` for workload ``wi`` at ``mbs`` across the workers and store
-        the results in the parent's evaluator."""
+    def prefetch(self, wi: int, archs, mbs_list, hbm: int, rcs) -> dict:
+        """Schedule ``archs`` for workload ``wi`` at every micro-batch size and place them
+        at HBM ``hbm`` for every recomputation setting, across the workers. Layer
+        latencies go into the parent's evaluator; returns ``{(arch, mbs, rc): row}``."""
         ev = self.evaluators[wi]
-        todo = [int(a) for a in archs if not ev.has_layers(mbs, int(a))]
-        if not todo:
-            return
-        chunks = [c for c in np.array_split(np.array(todo), self.jobs) if c.size]
+        chunks = [c.tolist() for c in np.array_split(np.asarray(archs), self.jobs) if c.size]
         for tid, chunk in enumerate(chunks):
-            self._tasks.put((tid, wi, mbs, chunk.tolist()))
+            self._tasks.put((tid, wi, chunk, list(mbs_list), hbm, list(rcs)))
+        rows = {}
         for _ in chunks:
-            tid, fwd, bwd, delta, error = self._results.get()
+            _, layers, got, delta, error = self._results.get()
             if error is not None:
                 raise RuntimeError(f"a search worker failed:\n{error}")
-            for j, a in enumerate(chunks[tid].tolist()):
-                ev.set_layers(mbs, a, fwd[j], bwd[j])
+            for (m, a), (fwd, bwd) in layers.items():
+                ev.set_layers(m, a, fwd, bwd)
+            rows.update(got)
+            ev.dp_calls += delta.pop("dp_calls")
             for k, v in delta.items():
                 setattr(ev.cache, k, getattr(ev.cache, k) + v)
+        return rows
