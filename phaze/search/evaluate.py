@@ -349,6 +349,8 @@ def evaluate(
     ev = WorkloadEvaluator(workload, cluster, arch_table, [micro_batch], cache)
     n = len(ev.num_tc)
     out = [np.zeros(n), np.full(n, np.inf)] + [np.zeros(n, dtype=np.int64) for _ in range(4)]
+    for lo in range(0, n, 256):  # layer schedules vectorised over blocks of architectures
+        ev.schedule(micro_batch, range(lo, min(n, lo + 256)))
     for a in range(n):
         for col, value in zip(out, ev.exact(micro_batch, a, hbm_bytes, recompute)):
             col[a] = value
