@@ -20,11 +20,11 @@ is kept once).
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from phaze._toposort import toposort
 from phaze.opcodes import CommPass, OpKind, VcOp
 
 __all__ = ["Op", "OpGraph", "PrimitiveBuilder", "fuse"]
@@ -283,27 +283,13 @@ def fuse(prims: list[_Prim]) -> OpGraph:
 
     # group edges, then a deterministic topological order (creation order breaks ties)
     succ: list[set[int]] = [set() for _ in groups]
-    indeg = [0] * len(groups)
     for i, p in enumerate(prims):
         for t in p.inputs:
             q = producer.get(t)
-            if q is None:
-                continue
-            a, b = group_of[q], group_of[i]
-            if a != b and b not in succ[a]:
-                succ[a].add(b)
-                indeg[b] += 1
-    heap = [g for g in range(len(groups)) if indeg[g] == 0]
-    heapq.heapify(heap)
-    order: list[int] = []
-    while heap:
-        g = heapq.heappop(heap)
-        order.append(g)
-        for h in succ[g]:
-            indeg[h] -= 1
-            if indeg[h] == 0:
-                heapq.heappush(heap, h)
-    if len(order) != len(groups):  # pragma: no cover - fusion cannot create cycles
+            if q is not None and group_of[q] != group_of[i]:
+                succ[group_of[q]].add(group_of[i])
+    order, stuck = toposort(len(groups), succ)
+    if stuck:  # pragma: no cover - fusion cannot create cycles
         raise RuntimeError("operator fusion produced a cycle")
     position = {g: k for k, g in enumerate(order)}
 

@@ -14,7 +14,6 @@ It is built from the reference JSON format of the original solver
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
 import os
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from phaze._toposort import toposort
 from phaze.errors import ConfigError
 
 __all__ = ["FixedBaseline", "PlacementProblem", "WidthGraph", "load_instance"]
@@ -225,22 +225,11 @@ class WidthGraph:
                     )
         n = len(ids)
         succ: list[list[int]] = [[] for _ in range(n)]
-        indeg = [0] * n
         for u, v in zip(src, dst, strict=True):
             succ[pos[u]].append(pos[v])
-            indeg[pos[v]] += 1
-        ready = [i for i in range(n) if indeg[i] == 0]
-        heapq.heapify(ready)
-        order: list[int] = []
-        while ready:
-            i = heapq.heappop(ready)
-            order.append(i)
-            for j in succ[i]:
-                indeg[j] -= 1
-                if indeg[j] == 0:
-                    heapq.heappush(ready, j)
-        if len(order) != n:
-            stuck = [ids[i] for i in range(n) if indeg[i] > 0]
+        order, stuck_pos = toposort(n, succ)
+        if stuck_pos:
+            stuck = [ids[i] for i in stuck_pos]
             raise ConfigError(
                 f"{where}: the layer graph has a cycle; layers on or behind it: {_brief(stuck)}"
             )

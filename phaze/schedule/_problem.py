@@ -13,11 +13,11 @@ resource: it runs alone.
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
 import numpy as np
 
+from phaze._toposort import toposort
 from phaze.errors import ConfigError
 from phaze.opcodes import OpKind
 
@@ -62,19 +62,8 @@ class Dag:
         for a, b in es:
             succs[a].append(b)
             preds[b].append(a)
-        indeg = [len(p) for p in preds]
-        ready = [i for i in range(n) if indeg[i] == 0]
-        heapq.heapify(ready)
-        topo = []
-        while ready:
-            i = heapq.heappop(ready)
-            topo.append(i)
-            for j in succs[i]:
-                indeg[j] -= 1
-                if indeg[j] == 0:
-                    heapq.heappush(ready, j)
-        if len(topo) != n:
-            cyc = sorted(i for i in range(n) if indeg[i] > 0)
+        topo, cyc = toposort(n, succs)
+        if cyc:
             raise ConfigError(
                 f"operator graph has a cycle through operators {cyc[:10]}; "
                 "allowed: a directed acyclic graph"
