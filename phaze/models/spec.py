@@ -9,7 +9,6 @@ reads a local Hugging Face ``config.json`` of the GPT-2, BERT, OPT and Llama fam
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -451,8 +450,3 @@ def preset(name: str) -> TransformerSpec:
         return PRESETS[name]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; known presets: {', '.join(PRESETS)}") from None
-
-
-def replace(spec: TransformerSpec, **changes: object) -> TransformerSpec:
-    """``dataclasses.replace`` for specs (re-validates)."""
-    return dataclasses.replace(spec, **changes)
