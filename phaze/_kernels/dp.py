@@ -78,6 +78,32 @@ def max_stages(const_bytes, stash_bytes, hbm_bytes, n_dev):
 
 
 @njit(cache=True, nogil=True)
+def _stage_memory_cap(param_b, act_b, edge_in_b, recompute, adam, hbm_bytes, n_dev):
+    """:func:`max_stages` of a stage from its bytes (design.md section 8): ``const = 2 P +
+    O + A`` (``O = P`` for Adam) and the stash per later micro-batch in flight, the bytes
+    on edges entering the stage with recomputation, else ``A``."""
+    const = 2.0 * param_b + (param_b if adam else 0.0) + act_b
+    stash = edge_in_b if recompute else act_b
+    return max_stages(const, stash, hbm_bytes, n_dev)
+
+
+@njit(cache=True, nogil=True)
+def _pair_arrays(n_ptr, n_pairs, n_rem):
+    """Empty stage tables: ``ptr``, per-pair ``partner, load1, loadr, maxs, cheap,
+    pbytes`` and ``rem`` (see :func:`chain_stage_tables`)."""
+    return (
+        np.empty(n_ptr, np.int64),
+        np.empty(n_pairs, np.int64),
+        np.empty(n_pairs),
+        np.empty(n_pairs),
+        np.empty(n_pairs, np.int64),
+        np.empty(n_pairs, np.int64),
+        np.empty(n_pairs),
+        np.empty(n_rem, np.int64),
+    )
+
+
+@njit(cache=True, nogil=True)
 def _prefix(x):
     """Prefix sums of the finite entries of ``x`` and prefix counts of the infinite ones."""
     n = x.shape[0]
@@ -147,14 +173,7 @@ def chain_stage_tables(
         apre[i + 1] = apre[i] + activation_bytes[i]
         tpre[i + 1] = tpre[i] + (1 if tensor_parallel[i] else 0)
     n_pairs = n * (n + 1) // 2
-    ptr = np.empty(n + 2, np.int64)
-    partner = np.empty(n_pairs, np.int64)
-    load1 = np.empty(n_pairs)
-    loadr = np.empty(n_pairs)
-    maxs = np.empty(n_pairs, np.int64)
-    cheap = np.empty(n_pairs, np.int64)
-    pbytes = np.empty(n_pairs)
-    rem = np.empty(n + 1, np.int64)
+    ptr, partner, load1, loadr, maxs, cheap, pbytes, rem = _pair_arrays(n + 2, n_pairs, n + 1)
     p = 0
     for i in range(n):
         ptr[i] = p
@@ -174,9 +193,9 @@ def chain_stage_tables(
                 loadr[p] = fwd + bwd
             pb = ppre[j] - ppre[i]
             ab = apre[j] - apre[i]
-            const = 2.0 * pb + (pb if adam else 0.0) + ab
-            stash = link_sum_bytes[i] if recompute else ab
-            maxs[p] = max_stages(const, stash, hbm_bytes, n_dev)
+            maxs[p] = _stage_memory_cap(
+                pb, ab, link_sum_bytes[i], recompute, adam, hbm_bytes, n_dev
+            )
             cheap[p] = 1 if (t > 1 and tpre[j] == tpre[i]) else 0
             pbytes[p] = pb
             p += 1
@@ -255,14 +274,7 @@ def prefix_stage_tables(
             bwd_m[i, j] = fin[i]
             lp_m[i, j] = lpv[i]
     n_pairs = n * (n + 1) // 2
-    ptr = np.empty(n + 2, np.int64)
-    partner = np.empty(n_pairs, np.int64)
-    load1 = np.empty(n_pairs)
-    loadr = np.empty(n_pairs)
-    maxs = np.empty(n_pairs, np.int64)
-    cheap = np.empty(n_pairs, np.int64)
-    pbytes = np.empty(n_pairs)
-    rem = np.empty(n + 1, np.int64)
+    ptr, partner, load1, loadr, maxs, cheap, pbytes, rem = _pair_arrays(n + 2, n_pairs, n + 1)
     ffin = np.empty(n)
     fpin = np.empty(n)
     p = 0
@@ -301,9 +313,7 @@ def prefix_stage_tables(
                 loadr[p] = fwd + max(bwd, fpin[v] + lp_m[i, j])
             else:
                 loadr[p] = fwd + bwd
-            const = 2.0 * pb + (pb if adam else 0.0) + ab
-            stash = stash_in if recompute else ab
-            maxs[p] = max_stages(const, stash, hbm_bytes, n_dev)
+            maxs[p] = _stage_memory_cap(pb, ab, stash_in, recompute, adam, hbm_bytes, n_dev)
             cheap[p] = 1 if (t > 1 and not any_tp) else 0
             pbytes[p] = pb
             p += 1
@@ -436,14 +446,9 @@ def dag_stage_tables(
         for k2 in range(k + 1, n_states):
             if sizes[k2] > sizes[k] and _is_proper_subset(bits[k], bits[k2]):
                 n_pairs += 1
-    ptr = np.empty(n_states + 1, np.int64)
-    partner = np.empty(n_pairs, np.int64)
-    load1 = np.empty(n_pairs)
-    loadr = np.empty(n_pairs)
-    maxs = np.empty(n_pairs, np.int64)
-    cheap = np.empty(n_pairs, np.int64)
-    pbytes = np.empty(n_pairs)
-    rem = np.empty(n_states, np.int64)
+    ptr, partner, load1, loadr, maxs, cheap, pbytes, rem = _pair_arrays(
+        n_states + 1, n_pairs, n_states
+    )
     inside = np.zeros(n, np.bool_)
     fin = np.empty(n)
     fin_p = np.empty(n)
@@ -516,9 +521,7 @@ def dag_stage_tables(
             partner[p] = k2
             load1[p] = fwd + fin_b[first]
             loadr[p] = fwd + (fin_r[first] if recompute else fin_b[first])
-            const = 2.0 * pb + (pb if adam else 0.0) + ab
-            stash = stash_in if recompute else ab
-            maxs[p] = max_stages(const, stash, hbm_bytes, n_dev)
+            maxs[p] = _stage_memory_cap(pb, ab, stash_in, recompute, adam, hbm_bytes, n_dev)
             cheap[p] = 1 if (t > 1 and not any_tp) else 0
             pbytes[p] = pb
             p += 1

@@ -112,6 +112,25 @@ def _next_extent(t, d, limit):
 
 
 @njit(cache=True, nogil=True)
+def _operand_stationary_words(m, k, n, cap_s, cap_x, cap_o, shared):
+    """Least words with the ``k x n`` operand stationary (tile ``tk x tn`` in a buffer of
+    ``cap_s`` words) and the ``m x k`` operand streamed one row at a time (``cap_x``):
+    the stationary operand once, the streamed one once per column tile, and the partial
+    sums written once and re-read ``ceil(k/tk) - 1`` times. See :func:`_level_words`."""
+    best = _BIG
+    lim = shared if shared > 0 else min(cap_s, cap_x)
+    tk = np.int64(1) if lim >= 1 else np.int64(0)
+    while tk > 0:
+        tmax = (shared - tk) // (tk + 1) if shared > 0 else min(cap_s // tk, cap_o)
+        if tmax >= 1:
+            tn = _fit(n, tmax)
+            t = k * n + m * k * _cdiv(n, tn) + m * n * (2 * _cdiv(k, tk) - 1)
+            best = min(best, t)
+        tk = _next_extent(tk, k, lim)
+    return best
+
+
+@njit(cache=True, nogil=True)
 def _level_words(m, k, n, cap_a, cap_w, cap_o, shared):
     """Least words crossing into a buffer level for ``out[m,n] = A[m,k] @ W[k,n]``.
 
@@ -119,27 +138,12 @@ def _level_words(m, k, n, cap_a, cap_w, cap_o, shared):
     of ``cap_a`` (inputs), ``cap_w`` (weights), ``cap_o`` (outputs) words. Returns
     ``2**62`` if nothing fits.
     """
-    best = _BIG
-    # weights stationary (tile tk x tn), rows streamed one at a time
-    lim = shared if shared > 0 else min(cap_w, cap_a)
-    tk = np.int64(1) if lim >= 1 else np.int64(0)
-    while tk > 0:
-        tmax = (shared - tk) // (tk + 1) if shared > 0 else min(cap_w // tk, cap_o)
-        if tmax >= 1:
-            tn = _fit(n, tmax)
-            t = k * n + m * k * _cdiv(n, tn) + m * n * (2 * _cdiv(k, tk) - 1)
-            best = min(best, t)
-        tk = _next_extent(tk, k, lim)
-    # inputs stationary (tile tm x tk), columns streamed
-    lim = shared if shared > 0 else min(cap_a, cap_w)
-    tk = np.int64(1) if lim >= 1 else np.int64(0)
-    while tk > 0:
-        tmax = (shared - tk) // (tk + 1) if shared > 0 else min(cap_a // tk, cap_o)
-        if tmax >= 1:
-            tm = _fit(m, tmax)
-            t = m * k + k * n * _cdiv(m, tm) + m * n * (2 * _cdiv(k, tk) - 1)
-            best = min(best, t)
-        tk = _next_extent(tk, k, lim)
+    # weights stationary (tile tk x tn), rows streamed one at a time; inputs stationary
+    # (tile tm x tk), columns streamed: the same count with m <-> n and A <-> W swapped
+    best = min(
+        _operand_stationary_words(m, k, n, cap_w, cap_a, cap_o, shared),
+        _operand_stationary_words(n, k, m, cap_a, cap_w, cap_o, shared),
+    )
     # outputs stationary (tile tm x tn), reduction streamed
     lim = shared if shared > 0 else min(cap_o, cap_w)
     tn = np.int64(1) if lim >= 1 else np.int64(0)
