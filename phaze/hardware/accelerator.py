@@ -32,6 +32,8 @@ import numbers
 from dataclasses import dataclass
 from types import MappingProxyType
 
+import numpy as np
+
 from phaze.errors import ConfigError
 
 __all__ = ["ACCELERATOR_PRESETS", "Accelerator", "GIB", "MIB"]
@@ -42,6 +44,13 @@ GIB = 2**30
 #: Core SRAM rule of the original (design.md section 5): max(1 KiB, 16 bytes per MAC/lane).
 SRAM_BYTES_PER_MAC = 16
 SRAM_MIN_BYTES = 1024
+
+
+def core_sram_bytes(width, depth=1):
+    """The core-SRAM rule, ``max(1 KiB, 16 bytes per MAC or lane)``, for scalars or arrays
+    (``depth=1`` for a vector core of ``width`` lanes)."""
+    return np.maximum(SRAM_MIN_BYTES, SRAM_BYTES_PER_MAC * np.asarray(width, np.int64) * depth)
+
 
 _POSITIVE_INTS = (
     "num_tc",
@@ -151,10 +160,8 @@ class Accelerator:
             if not isinstance(v, bool):
                 raise ConfigError(f"{name}={v!r} must be True or False")
         derived = {
-            "tc_sram_bytes": max(
-                SRAM_MIN_BYTES, SRAM_BYTES_PER_MAC * self.tc_width * self.tc_depth
-            ),
-            "vc_sram_bytes": max(SRAM_MIN_BYTES, SRAM_BYTES_PER_MAC * self.vc_width),
+            "tc_sram_bytes": int(core_sram_bytes(self.tc_width, self.tc_depth)),
+            "vc_sram_bytes": int(core_sram_bytes(self.vc_width)),
         }
         for name, default in derived.items():
             v = getattr(self, name)

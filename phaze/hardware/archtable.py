@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from phaze.errors import ConfigError
-from phaze.hardware.accelerator import Accelerator
+from phaze.hardware.accelerator import Accelerator, core_sram_bytes
 from phaze.hardware.area import area_um2_columns
 
 __all__ = ["ARCH_COLUMNS", "ArchTable", "CoreConfigs"]
@@ -211,10 +211,10 @@ class ArchTable:
             elif name == "tc_sram_bytes":
                 w = np.asarray(columns.get("tc_width", template.tc_width))
                 d = np.asarray(columns.get("tc_depth", template.tc_depth))
-                cols[name] = np.broadcast_to(np.maximum(1024, 16 * w * d), (n,))
+                cols[name] = np.broadcast_to(core_sram_bytes(w, d), (n,))
             elif name == "vc_sram_bytes":
                 vw = np.asarray(columns.get("vc_width", template.vc_width))
-                cols[name] = np.broadcast_to(np.maximum(1024, 16 * vw), (n,))
+                cols[name] = np.broadcast_to(core_sram_bytes(vw), (n,))
             else:
                 cols[name] = np.full(n, getattr(template, name))
         if "area_um2" in columns:

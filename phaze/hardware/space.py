@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from phaze.errors import ConfigError
-from phaze.hardware.accelerator import MIB, Accelerator
+from phaze.hardware.accelerator import MIB, Accelerator, core_sram_bytes
 from phaze.hardware.archtable import ArchTable
 from phaze.hardware.area import area_um2_columns
 
@@ -38,10 +38,6 @@ def _pow2_desc(hi: int, lo: int) -> tuple[int, ...]:
 #: (num_tc, num_vc, tc_width, tc_depth, vc_width, glb_bytes) of the paper's area budget.
 REFERENCE_MAX_CONFIG = (8, 2, 128, 128, 128, 128 * MIB)
 _DIMS = ("num_tc", "num_vc", "tc_width", "tc_depth", "vc_width", "glb_bytes")
-
-
-def _sram(width, depth=1):
-    return np.maximum(1024, 16 * np.asarray(width, dtype=np.int64) * depth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +126,8 @@ class DesignSpace:
         if self.area_budget_um2 is not None:
             return float(self.area_budget_um2)
         tc, vc, w, d, vw, glb = REFERENCE_MAX_CONFIG
-        return float(area_um2_columns(tc, w, d, vc, vw, glb, _sram(w, d), _sram(vw)))
+        srams = core_sram_bytes(w, d), core_sram_bytes(vw)
+        return float(area_um2_columns(tc, w, d, vc, vw, glb, *srams))
 
     def _grid(self) -> tuple[dict, np.ndarray]:
         tied = self.vc_width is None
@@ -148,8 +145,8 @@ class DesignSpace:
             "glb_bytes": flat[-1],
             "vc_width": flat[2] if tied else flat[4],
         }
-        cols["tc_sram_bytes"] = _sram(cols["tc_width"], cols["tc_depth"])
-        cols["vc_sram_bytes"] = _sram(cols["vc_width"])
+        cols["tc_sram_bytes"] = core_sram_bytes(cols["tc_width"], cols["tc_depth"])
+        cols["vc_sram_bytes"] = core_sram_bytes(cols["vc_width"])
         area = area_um2_columns(
             cols["num_tc"],
             cols["tc_width"],
