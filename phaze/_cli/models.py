@@ -6,6 +6,7 @@ import argparse
 
 from phaze.errors import ConfigError
 from phaze.models import build_graph, preset, preset_names
+from phaze.report import format_table
 
 HELP = "list the model presets: parameters, FLOPs per token, activation bytes per block"
 
@@ -67,15 +68,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if not rows:
         raise ConfigError("no preset accepts these settings: " + "; ".join(skipped))
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)))
-    for r in rows:
-        print(
-            "  ".join(
-                c.rjust(w) if i else c.ljust(w)
-                for i, (c, w) in enumerate(zip(r, widths, strict=False))
-            )
-        )
+    print(format_table(list(header), [list(r) for r in rows]))
     for line in skipped:
         print(f"skipped {line}")
     print(

@@ -140,7 +140,6 @@ def write_outputs(result: SearchResult, out: str | os.PathLike) -> dict[str, Pat
     write_results_csv(files["results"], result)
     write_best_json(files["best"], best_payload(result))
     area = np.asarray(result.arch_table.area_um2, dtype=float)
-    value = np.zeros(area.shape[0])
     rows = result.rows
     n_w = len(result.workloads)
     # value per architecture: mean over workloads of the best row (any setting, any HBM)
@@ -185,8 +184,8 @@ def _why(name: str, plan, hbm_bytes: float) -> str:
     )
 
 
-def _fmt(x: float | None, unit: str = "") -> str:
-    return "-" if not x else f"{x:,.1f}{unit}"
+def _fmt(x: float | None) -> str:
+    return "-" if not x else f"{x:,.1f}"
 
 
 def summary_text(result: SearchResult, out: str | os.PathLike | None = None) -> str:
