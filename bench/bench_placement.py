@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phaze._kernels import dp
+from phaze._kernels import dp, stage_tables
 from phaze.placement import (
     PlacementProblem,
     WidthGraph,
@@ -42,6 +42,7 @@ BAR_S = 0.100
 
 @pytest.fixture(scope="module", autouse=True)
 def _warm():
+    stage_tables.warmup()
     dp.warmup()
 
 
@@ -227,8 +228,9 @@ def test_jit_compile_time(tmp_path):
     script = textwrap.dedent("""
         import time
         t0 = time.perf_counter()
-        from phaze._kernels import dp
+        from phaze._kernels import dp, stage_tables
         t1 = time.perf_counter()
+        stage_tables.warmup()
         dp.warmup()
         t2 = time.perf_counter()
         print(f"{t1 - t0:.3f} {t2 - t1:.3f}")

@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Kernels called from the public layer (the others are their numba callees).
 ENTRY_POINTS = (
-    "dp.chain_stage_tables",
-    "dp.prefix_stage_tables",
-    "dp.enumerate_downsets",
-    "dp.dag_stage_tables",
+    "stage_tables.chain_stage_tables",
+    "stage_tables.prefix_stage_tables",
+    "stage_tables.enumerate_downsets",
+    "stage_tables.dag_stage_tables",
     "dp.dp_solve",
     "dp.reconstruct",
     "gemm.gemm_cycles",

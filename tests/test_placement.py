@@ -29,7 +29,7 @@ from phaze.placement import (
     place_arrays,
     place_per_width,
 )
-from phaze.placement.problem import problem_from_instance
+from phaze.placement.instance import problem_from_instance
 
 DATA = Path(__file__).parent / "data" / "placement"
 NAMES = sorted(p.name.removesuffix(".instance.json") for p in DATA.glob("*.instance.json"))

@@ -10,7 +10,8 @@ from phaze.models.graph import (
 )
 from phaze.models.ops import Op, OpGraph
 from phaze.models.optable import OpTable
-from phaze.models.spec import PRESETS, TransformerSpec, preset, preset_names
+from phaze.models.presets import PRESETS, preset, preset_names
+from phaze.models.spec import TransformerSpec
 from phaze.models.unique import OpIndex, unique_ops
 
 __all__ = [

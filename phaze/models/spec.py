@@ -1,22 +1,18 @@
-"""Transformer specifications, presets and Hugging Face ``config.json`` reading.
+"""The transformer specification: the hyper-parameters that fix a model's graphs.
 
-A :class:`TransformerSpec` holds the hyper-parameters that determine a model's layer and
-operator graphs (design.md section 4). Presets are the models of the PHAZE paper with their
-real hyper-parameters, plus Llama-2 13B and 70B; :meth:`TransformerSpec.from_hf_config`
-reads a local Hugging Face ``config.json`` of the GPT-2, BERT, OPT and Llama families
-(nothing is downloaded).
+A :class:`TransformerSpec` holds what determines a model's layer and operator graphs
+(docs/workloads.md). Built-in presets live in :mod:`phaze.models.presets`; Hugging Face
+``config.json`` files are read by :mod:`phaze.models.hf`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from phaze.errors import ConfigError
 
-__all__ = ["PRESETS", "TransformerSpec", "preset", "preset_names"]
+__all__ = ["TransformerSpec"]
 
 _NORMS = ("layernorm", "rmsnorm")
 _MLPS = ("gelu", "relu", "swiglu")
@@ -211,242 +207,12 @@ class TransformerSpec:
     def from_hf_config(
         cls, path: str | os.PathLike[str], name: str | None = None
     ) -> TransformerSpec:
-        """Read a local Hugging Face ``config.json`` (GPT-2, BERT, OPT or Llama family).
+        """Read a local Hugging Face ``config.json`` (GPT-2, BERT, OPT or Llama family);
+        see :func:`phaze.models.hf.read_hf_config`.
 
-        Raises :class:`~phaze.errors.ConfigError` for an unknown ``model_type`` or a
-        missing field; ``OSError`` if the file cannot be read.
+        Raises :class:`~phaze.errors.ConfigError` for an unknown ``model_type``, a missing
+        or invalid field, or a file that cannot be read.
         """
-        with open(path, encoding="utf-8") as fh:
-            try:
-                cfg = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(cfg, dict):
-            raise ConfigError(f"{path}: expected a JSON object")
-        model_type = cfg.get("model_type")
-        readers = {"gpt2": _from_gpt2, "bert": _from_bert, "opt": _from_opt, "llama": _from_llama}
-        if model_type not in readers:
-            raise ConfigError(
-                f"{path}: model_type={model_type!r} is not supported; "
-                f"allowed: {', '.join(sorted(readers))}"
-            )
-        label = (
-            name
-            or cfg.get("_name_or_path")
-            or os.path.basename(os.path.dirname(os.path.abspath(path)))
-            or model_type
-        )
-        return readers[model_type](_Fields(cfg, str(path)), str(label))
+        from phaze.models.hf import read_hf_config
 
-
-class _Fields:
-    """Typed access to config.json fields with errors that name the field."""
-
-    def __init__(self, cfg: dict, path: str) -> None:
-        self.cfg, self.path = cfg, path
-
-    def int(self, key: str, default: int | None = None) -> int:
-        value = self.cfg.get(key, default)
-        if value is None:
-            raise ConfigError(
-                f"{self.path}: missing field {key!r} (model_type={self.cfg.get('model_type')!r})"
-            )
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self.path}: field {key!r}={value!r} must be an integer")
-        return value
-
-    def get(self, key: str, default: object) -> object:
-        value = self.cfg.get(key, default)
-        return default if value is None else value
-
-
-def _act(fields: _Fields, key: str) -> str:
-    act = str(fields.get(key, "gelu"))
-    if act == "relu":
-        return "relu"
-    if act.startswith("gelu"):
-        return "gelu"
-    raise ConfigError(f"{fields.path}: {key}={act!r} is not supported; allowed: gelu*, relu")
-
-
-def _from_gpt2(f: _Fields, name: str) -> TransformerSpec:
-    hidden = f.int("n_embd")
-    return TransformerSpec(
-        name=name,
-        layers=f.int("n_layer"),
-        hidden=hidden,
-        heads=f.int("n_head"),
-        ffn=f.int("n_inner", 4 * hidden) if f.cfg.get("n_inner") else 4 * hidden,
-        vocab=f.int("vocab_size"),
-        max_positions=f.int("n_positions"),
-        mlp=_act(f, "activation_function"),
-        tied_embeddings=bool(f.get("tie_word_embeddings", True)),
-    )
-
-
-def _from_bert(f: _Fields, name: str) -> TransformerSpec:
-    return TransformerSpec(
-        name=name,
-        layers=f.int("num_hidden_layers"),
-        hidden=f.int("hidden_size"),
-        heads=f.int("num_attention_heads"),
-        ffn=f.int("intermediate_size"),
-        vocab=f.int("vocab_size"),
-        max_positions=f.int("max_position_embeddings"),
-        mlp=_act(f, "hidden_act"),
-        architecture="encoder",
-        pre_norm=False,
-        type_vocab=f.int("type_vocab_size", 2),
-        final_norm=False,
-        tied_embeddings=bool(f.get("tie_word_embeddings", True)),
-    )
-
-
-def _from_opt(f: _Fields, name: str) -> TransformerSpec:
-    hidden = f.int("hidden_size")
-    pre_norm = bool(f.get("do_layer_norm_before", True))
-    return TransformerSpec(
-        name=name,
-        layers=f.int("num_hidden_layers"),
-        hidden=hidden,
-        heads=f.int("num_attention_heads"),
-        ffn=f.int("ffn_dim"),
-        vocab=f.int("vocab_size"),
-        max_positions=f.int("max_position_embeddings"),
-        mlp=_act(f, "activation_function"),
-        pre_norm=pre_norm,
-        bias=bool(f.get("enable_bias", True)),
-        embed_dim=f.int("word_embed_proj_dim", hidden),
-        final_norm=pre_norm and not bool(f.get("_remove_final_layer_norm", False)),
-        position_offset=2,
-        tied_embeddings=bool(f.get("tie_word_embeddings", True)),
-    )
-
-
-def _from_llama(f: _Fields, name: str) -> TransformerSpec:
-    heads = f.int("num_attention_heads")
-    return TransformerSpec(
-        name=name,
-        layers=f.int("num_hidden_layers"),
-        hidden=f.int("hidden_size"),
-        heads=heads,
-        kv_heads=f.int("num_key_value_heads", heads),
-        ffn=f.int("intermediate_size"),
-        vocab=f.int("vocab_size"),
-        max_positions=f.int("max_position_embeddings"),
-        norm="rmsnorm",
-        mlp="swiglu",
-        position="rotary",
-        bias=bool(f.get("attention_bias", False)),
-        dropout=False,
-        tied_embeddings=bool(f.get("tie_word_embeddings", False)),
-    )
-
-
-def _gpt(
-    name: str, layers: int, hidden: int, heads: int, seq: int, ffn: int = 0, **kw: object
-) -> TransformerSpec:
-    return TransformerSpec(
-        name=name,
-        layers=layers,
-        hidden=hidden,
-        heads=heads,
-        ffn=ffn or 4 * hidden,
-        vocab=50257,
-        max_positions=max(seq, 1024),
-        default_seq=seq,
-        **kw,
-    )
-
-
-def _llama(
-    name: str, layers: int, hidden: int, heads: int, kv_heads: int, ffn: int
-) -> TransformerSpec:
-    return TransformerSpec(
-        name=name,
-        layers=layers,
-        hidden=hidden,
-        heads=heads,
-        kv_heads=kv_heads,
-        ffn=ffn,
-        vocab=32000,
-        max_positions=4096,
-        norm="rmsnorm",
-        mlp="swiglu",
-        position="rotary",
-        tied_embeddings=False,
-        bias=False,
-        dropout=False,
-        default_seq=4096,
-    )
-
-
-def _bert(name: str, pre_norm: bool) -> TransformerSpec:
-    return TransformerSpec(
-        name=name,
-        layers=24,
-        hidden=1024,
-        heads=16,
-        ffn=4096,
-        vocab=30522,
-        max_positions=512,
-        architecture="encoder",
-        pre_norm=pre_norm,
-        final_norm=pre_norm,
-        type_vocab=2,
-        default_seq=512,
-    )
-
-
-#: The paper's models (design.md 4.1) plus Llama-2 13B/70B, by name.
-PRESETS: MappingProxyType[str, TransformerSpec] = MappingProxyType(
-    {
-        s.name: s
-        for s in (
-            _bert("bert-large", pre_norm=False),
-            _gpt("gpt2-xl", 48, 1600, 25, 1024),
-            TransformerSpec(
-                name="opt-350m",
-                layers=24,
-                hidden=1024,
-                heads=16,
-                ffn=4096,
-                vocab=50272,
-                max_positions=2048,
-                mlp="relu",
-                pre_norm=False,
-                final_norm=False,
-                embed_dim=512,
-                position_offset=2,
-                default_seq=2048,
-            ),
-            _llama("llama2-7b", 32, 4096, 32, 32, 11008),
-            _llama("llama2-13b", 40, 5120, 40, 40, 13824),
-            _llama("llama2-70b", 80, 8192, 64, 8, 28672),
-            _bert("megatron-bert", pre_norm=True),
-            _gpt("megatron-gpt2-xl", 40, 1024, 16, 1024),
-            _gpt("megatron-gpt2-54", 54, 1920, 20, 1024),
-            _gpt("megatron-gpt2-72", 72, 3072, 24, 1024),
-            _gpt("gpt3-175b", 96, 12288, 96, 2048),
-        )
-    }
-)
-
-
-def preset_names() -> tuple[str, ...]:
-    """Names of the built-in presets, in table order."""
-    return tuple(PRESETS)
-
-
-def preset(name: str) -> TransformerSpec:
-    """Return the preset called ``name``.
-
-    Examples
-    --------
-    >>> preset("gpt3-175b").layers
-    96
-    """
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown model {name!r}; known presets: {', '.join(PRESETS)}") from None
+        return read_hf_config(path, name)

@@ -25,8 +25,9 @@ Examples
 True
 """
 
+from phaze.placement.instance import load_instance
 from phaze.placement.plan import Plan, Stage, evaluate, evaluate_baseline
-from phaze.placement.problem import FixedBaseline, PlacementProblem, WidthGraph, load_instance
+from phaze.placement.problem import FixedBaseline, PlacementProblem, WidthGraph
 from phaze.placement.solve import (
     MAX_DOWNSETS,
     ArrayPlacement,

@@ -14,9 +14,7 @@ It is built from the reference JSON format of the original solver
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -25,7 +23,7 @@ import numpy as np
 from phaze._toposort import toposort
 from phaze.errors import ConfigError
 
-__all__ = ["FixedBaseline", "PlacementProblem", "WidthGraph", "load_instance"]
+__all__ = ["FixedBaseline", "PlacementProblem", "WidthGraph"]
 
 _OPTIMIZERS = ("sgd", "adam")
 
@@ -516,159 +514,8 @@ class PlacementProblem:
         )
 
     def to_instance_dict(self) -> dict:
-        """The problem in the reference JSON format (inverse of :func:`load_instance`)."""
-        nodes, edges = {}, {}
-        for t, g in zip(self.widths, self.graphs, strict=True):
-            ids = g.layer_ids.tolist()
-            nodes[str(t)] = [
-                {
-                    "id": ids[i],
-                    "parameterSize": float(g.param_bytes[i]),
-                    "activationSize": float(g.activation_bytes[i]),
-                    "optimalLatencyFw": float(g.fwd_s[i]),
-                    "optimalLatencyBw": float(g.bwd_s[i]),
-                    "isTensorParallelized": bool(g.tensor_parallel[i]),
-                }
-                for i in range(len(ids))
-            ]
-            edges[str(t)] = [
-                {"sourceId": ids[u], "destId": ids[v], "communicationCost": float(c)}
-                for u, v, c in zip(
-                    g.edge_src.tolist(), g.edge_dst.tolist(), g.edge_bytes.tolist(), strict=True
-                )
-            ]
-        out = {
-            "maxMemoryPerDevice": self.hbm_bytes,
-            "maxDevices": self.devices,
-            "bandwidth": self.link_bandwidth_Bps,
-            "mbsInBatch": self.micro_batches,
-            "nodes": nodes,
-            "edges": edges,
-            "activationRecomputation": self.recompute,
-            "optimizerAlgorithm": "Adam" if self.adam else "SGD",
-        }
-        fb = self.fixed_baseline
-        if fb is not None:
-            out.update(
-                fixedPP=fb.pipeline_stages,
-                fixedTMPC=fb.tensor_width,
-                fixedDP=fb.data_parallel,
-                numTransformerLayers=fb.num_blocks,
-            )
-        return out
+        """The problem in the reference JSON format (inverse of :func:`load_instance`);
+        see :func:`phaze.placement.instance.instance_dict`."""
+        from phaze.placement.instance import instance_dict
 
-
-_REQUIRED = (
-    "maxMemoryPerDevice",
-    "maxDevices",
-    "bandwidth",
-    "mbsInBatch",
-    "nodes",
-    "edges",
-    "activationRecomputation",
-    "optimizerAlgorithm",
-)
-_NODE_KEYS = (
-    "id",
-    "parameterSize",
-    "activationSize",
-    "optimalLatencyFw",
-    "optimalLatencyBw",
-    "isTensorParallelized",
-)
-_EDGE_KEYS = ("sourceId", "destId", "communicationCost")
-_FIXED = ("fixedPP", "fixedTMPC", "fixedDP", "numTransformerLayers")
-
-
-def problem_from_instance(obj: Mapping, where: str = "instance") -> PlacementProblem:
-    """Build a :class:`PlacementProblem` from a parsed reference-format JSON object."""
-    if not isinstance(obj, Mapping):
-        raise ConfigError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    missing = [k for k in _REQUIRED if k not in obj]
-    if missing:
-        raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}")
-    nodes, edges = obj["nodes"], obj["edges"]
-    if not isinstance(nodes, Mapping) or not isinstance(edges, Mapping) or not nodes:
-        raise ConfigError(
-            f"{where}: 'nodes' and 'edges' must be non-empty objects keyed by tensor width"
-        )
-    if set(nodes) != set(edges):
-        raise ConfigError(
-            f"{where}: widths in 'nodes' ({sorted(nodes)}) and 'edges' "
-            f"({sorted(edges)}) differ; every width needs both"
-        )
-    try:
-        width_of = {int(k): k for k in nodes}
-    except ValueError:
-        raise ConfigError(f"{where}: width keys must be integers, got {sorted(nodes)}") from None
-    graphs = []
-    for t in sorted(width_of):
-        key = width_of[t]
-        ns, es = nodes[key], edges[key]
-        if not isinstance(ns, list) or not isinstance(es, list):
-            raise ConfigError(f"{where}: nodes[{key}] and edges[{key}] must be lists")
-        for i, nd in enumerate(ns):
-            lack = [k for k in _NODE_KEYS if not isinstance(nd, Mapping) or k not in nd]
-            if lack:
-                raise ConfigError(f"{where}: nodes[{key}][{i}] lacks {', '.join(lack)}")
-        for i, ed in enumerate(es):
-            lack = [k for k in _EDGE_KEYS if not isinstance(ed, Mapping) or k not in ed]
-            if lack:
-                raise ConfigError(f"{where}: edges[{key}][{i}] lacks {', '.join(lack)}")
-        graphs.append(
-            WidthGraph.from_unordered(
-                [nd["id"] for nd in ns],
-                [nd["optimalLatencyFw"] for nd in ns],
-                [nd["optimalLatencyBw"] for nd in ns],
-                [nd["parameterSize"] for nd in ns],
-                [nd["activationSize"] for nd in ns],
-                [nd["isTensorParallelized"] for nd in ns],
-                [ed["sourceId"] for ed in es],
-                [ed["destId"] for ed in es],
-                [ed["communicationCost"] for ed in es],
-                width=t,
-            )
-        )
-    fixed = None
-    present = [k for k in _FIXED if k in obj]
-    if present:
-        if len(present) != len(_FIXED):
-            raise ConfigError(
-                f"{where}: the fixed baseline needs all of {', '.join(_FIXED)}; "
-                f"got only {', '.join(present)}"
-            )
-        fixed = FixedBaseline(*(obj[k] for k in _FIXED))
-    return PlacementProblem(
-        widths=tuple(sorted(width_of)),
-        graphs=tuple(graphs),
-        devices=obj["maxDevices"],
-        link_bandwidth_Bps=obj["bandwidth"],
-        hbm_bytes=obj["maxMemoryPerDevice"],
-        micro_batches=obj["mbsInBatch"],
-        recompute=obj["activationRecomputation"],
-        optimizer=str(obj["optimizerAlgorithm"]),
-        fixed_baseline=fixed,
-    )
-
-
-def load_instance(path: str | os.PathLike) -> PlacementProblem:
-    """Load a placement problem in the original solver's JSON format.
-
-    Fields: ``maxMemoryPerDevice``, ``maxDevices``, ``bandwidth``, ``mbsInBatch``,
-    ``nodes[t]`` and ``edges[t]`` per tensor width, ``activationRecomputation``,
-    ``optimizerAlgorithm`` (``SGD`` or ``Adam``) and, optionally, the fixed baseline
-    ``fixedPP``, ``fixedTMPC``, ``fixedDP``, ``numTransformerLayers``.
-
-    Raises
-    ------
-    ConfigError
-        The file is not valid JSON or a field is missing or invalid (the message names it).
-    OSError
-        The file cannot be read.
-    """
-    with open(path, encoding="utf-8") as fh:
-        try:
-            obj = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{os.fspath(path)}: not valid JSON ({exc})") from None
-    return problem_from_instance(obj, where=os.fspath(path))
+        return instance_dict(self)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from phaze._kernels import dp as _dp
+from phaze._kernels import stage_tables as _st
 from phaze.errors import ConfigError, InfeasibleError
 from phaze.placement.plan import Plan, _plan_from_positions
 from phaze.placement.problem import PlacementProblem, WidthGraph
@@ -31,7 +32,7 @@ __all__ = [
 
 #: Largest number of downsets (sets of layers closed under predecessors) of a layer graph
 #: whose topological order is not unique; beyond it the general-DAG path refuses.
-MAX_DOWNSETS = _dp.MAX_DOWNSETS
+MAX_DOWNSETS = _st.MAX_DOWNSETS
 
 
 class ArrayPlacement(NamedTuple):
@@ -123,12 +124,12 @@ def _tables(
         if src.shape[0]:
             np.maximum.at(link_max, dst, ebytes)
             np.add.at(link_sum, dst, ebytes)
-        tabs = _dp.chain_stage_tables(fwd, bwd, pbytes, abytes, tp, link_max, link_sum, *args)
+        tabs = _st.chain_stage_tables(fwd, bwd, pbytes, abytes, tp, link_max, link_sum, *args)
     else:
         in_ptr, in_src, in_b = _csr(dst, src, ebytes, n)
         out_ptr, out_dst, out_b = _csr(src, dst, ebytes, n)
         if kind == "prefix":
-            tabs = _dp.prefix_stage_tables(
+            tabs = _st.prefix_stage_tables(
                 fwd, bwd, pbytes, abytes, tp, in_ptr, in_src, in_b, out_ptr, out_dst, out_b, *args
             )
         else:
@@ -136,7 +137,7 @@ def _tables(
             pred = np.zeros((n, n_words), dtype=np.uint64)
             for u, v in zip(src.tolist(), dst.tolist(), strict=True):
                 pred[v, u // 64] |= np.uint64(1) << np.uint64(u % 64)
-            bits, sizes, count = _dp.enumerate_downsets(pred, MAX_DOWNSETS)
+            bits, sizes, count = _st.enumerate_downsets(pred, MAX_DOWNSETS)
             if count < 0:
                 raise ConfigError(
                     f"width t={t}: the layer graph ({n} layers, {src.shape[0]} edges) has more "
@@ -144,7 +145,7 @@ def _tables(
                     "handles at most that many (chains and graphs whose layers are linked "
                     "i -> i+1 have no limit)"
                 )
-            tabs = _dp.dag_stage_tables(
+            tabs = _st.dag_stage_tables(
                 bits,
                 sizes,
                 fwd,

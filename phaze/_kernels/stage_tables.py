@@ -1,0 +1,563 @@
+"""Stage tables of the placement dynamic program (docs/placement.md).
+
+The DP runs over *upsets* of the layer DAG (a stage is ``U \\ U'`` for upsets ``U' < U``,
+equivalently ``D \\ D'`` for downsets). Every layer graph is reduced to a list of
+**states** ``0 ... n_states-1`` and a CSR list of **pairs** (stages):
+
+* state ``k`` is the set of layers *not yet placed* (an upset); state 0 is every layer,
+  state ``n_states-1`` is the empty set. Partners of a state have larger indices.
+* ``ptr[k]:ptr[k+1]`` are the stages that can be placed first from state ``k``;
+  ``partner[p]`` is the state left after placing stage ``p``.
+* per stage ``p``: ``load1[p]`` (its load when it is the last stage: no recomputation),
+  ``loadr[p]`` (its load when another stage follows it: with recomputation if on),
+  ``max_stages[p]`` (the largest position from the end its memory allows, 0 .. n_dev),
+  ``cheap[p]`` (1 if it holds no tensor-parallel layer and ``t > 1``, so it needs one
+  device instead of ``t``) and ``param_bytes[p]``.
+* ``rem[k]``: layers in state ``k``; ``cheap_cap[k]``: those of them that are not
+  tensor-parallel when ``t > 1`` (a bound on the cheap stages that can follow), else 0.
+
+Three table builders produce this form:
+
+* :func:`chain_stage_tables` -- the layer graph is a chain (edges only ``i -> i+1``);
+  states are suffixes, stage loads come from prefix sums (O(1) per stage).
+* :func:`prefix_stage_tables` -- every consecutive pair has an edge, plus skip edges
+  (the topological order is unique, so the states are still suffixes); loads by
+  incremental list schedules, O(L (L + E)) in all.
+* :func:`dag_stage_tables` after :func:`enumerate_downsets` -- any DAG; states are the
+  complements of downsets held as ``uint64`` bitsets. The number of downsets can be
+  exponential: the wrapper caps it (``MAX_DOWNSETS``) and reports a clear error.
+
+The recurrence over these tables is in :mod:`phaze._kernels.dp`.
+
+All times in seconds, sizes in bytes, bandwidth in bytes/s; ``inf`` means infeasible and
+is never an error. Every kernel: ``@njit(cache=True, nogil=True)``, no fastmath.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "MAX_DOWNSETS",
+    "chain_stage_tables",
+    "dag_stage_tables",
+    "enumerate_downsets",
+    "max_stages",
+    "prefix_stage_tables",
+    "warmup",
+]
+
+#: Largest number of downsets the general-DAG path enumerates. Tables grow with the
+#: square of this number (pairs of nested downsets), so 4096 means up to ~8 M stages.
+MAX_DOWNSETS = 4096
+
+
+@njit(cache=True, nogil=True)
+def max_stages(const_bytes, stash_bytes, hbm_bytes, n_dev):
+    """Largest position from the end a stage may take: ``const + (s-1)*stash <= hbm``.
+
+    Returns ``n_dev`` when even ``s = n_dev`` fits, 0 when ``const > hbm``, else
+    ``1 + floor((hbm - const) / stash)`` (design.md section 8, reference README).
+    """
+    if not const_bytes <= hbm_bytes:
+        return 0
+    if stash_bytes <= 0.0 or const_bytes + (n_dev - 1) * stash_bytes <= hbm_bytes:
+        return n_dev
+    v = 1.0 + np.floor((hbm_bytes - const_bytes) / stash_bytes)
+    if v >= n_dev:
+        return n_dev
+    return np.int64(v)
+
+
+@njit(cache=True, nogil=True)
+def _stage_memory_cap(param_b, act_b, edge_in_b, recompute, adam, hbm_bytes, n_dev):
+    """:func:`max_stages` of a stage from its bytes (design.md section 8): ``const = 2 P +
+    O + A`` (``O = P`` for Adam) and the stash per later micro-batch in flight, the bytes
+    on edges entering the stage with recomputation, else ``A``."""
+    const = 2.0 * param_b + (param_b if adam else 0.0) + act_b
+    stash = edge_in_b if recompute else act_b
+    return max_stages(const, stash, hbm_bytes, n_dev)
+
+
+@njit(cache=True, nogil=True)
+def _pair_arrays(n_ptr, n_pairs, n_rem):
+    """Empty stage tables: ``ptr``, per-pair ``partner, load1, loadr, maxs, cheap,
+    pbytes`` and ``rem`` (see :func:`chain_stage_tables`)."""
+    return (
+        np.empty(n_ptr, np.int64),
+        np.empty(n_pairs, np.int64),
+        np.empty(n_pairs),
+        np.empty(n_pairs),
+        np.empty(n_pairs, np.int64),
+        np.empty(n_pairs, np.int64),
+        np.empty(n_pairs),
+        np.empty(n_rem, np.int64),
+    )
+
+
+@njit(cache=True, nogil=True)
+def _prefix(x):
+    """Prefix sums of the finite entries of ``x`` and prefix counts of the infinite ones."""
+    n = x.shape[0]
+    pre = np.zeros(n + 1)
+    cnt = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        v = x[i]
+        if v < np.inf:
+            pre[i + 1] = pre[i] + v
+            cnt[i + 1] = cnt[i]
+        else:
+            pre[i + 1] = pre[i]
+            cnt[i + 1] = cnt[i] + 1
+    return pre, cnt
+
+
+@njit(cache=True, nogil=True)
+def _range(pre, cnt, i, j):
+    if cnt[j] > cnt[i]:
+        return np.inf
+    return pre[j] - pre[i]
+
+
+@njit(cache=True, nogil=True)
+def chain_stage_tables(
+    fwd_s,
+    bwd_s,
+    param_bytes,
+    activation_bytes,
+    tensor_parallel,
+    link_max_bytes,
+    link_sum_bytes,
+    bandwidth_Bps,
+    hbm_bytes,
+    n_dev,
+    t,
+    recompute,
+    adam,
+):
+    """Stage tables of a chain ``0 -> 1 -> ... -> L-1``; stages ``[i, j)`` from prefix sums.
+
+    Parameters
+    ----------
+    fwd_s, bwd_s, param_bytes, activation_bytes : float64 (L,)
+    tensor_parallel : bool (L,)
+    link_max_bytes, link_sum_bytes : float64 (L+1,)
+        Largest and total bytes of the edges entering layer ``i`` from ``i-1`` (entries 0
+        and L are 0). The largest sets the arrival time, the total the stashed bytes.
+    bandwidth_Bps, hbm_bytes : float
+    n_dev, t : int
+    recompute, adam : bool
+
+    Returns
+    -------
+    ptr (L+2,), partner, load1, loadr, max_stages, cheap, param_bytes (n_pairs,), rem,
+    cheap_cap (L+1,)
+        The state/pair form of the module docstring; state ``i`` = layers ``i ... L-1``.
+    """
+    n = fwd_s.shape[0]
+    fpre, fcnt = _prefix(fwd_s)
+    bpre, bcnt = _prefix(bwd_s)
+    ppre = np.zeros(n + 1)
+    apre = np.zeros(n + 1)
+    tpre = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        ppre[i + 1] = ppre[i] + param_bytes[i]
+        apre[i + 1] = apre[i] + activation_bytes[i]
+        tpre[i + 1] = tpre[i] + (1 if tensor_parallel[i] else 0)
+    n_pairs = n * (n + 1) // 2
+    ptr, partner, load1, loadr, maxs, cheap, pbytes, rem = _pair_arrays(n + 2, n_pairs, n + 1)
+    p = 0
+    for i in range(n):
+        ptr[i] = p
+        rem[i] = n - i
+        t_in = link_max_bytes[i] / bandwidth_Bps
+        for j in range(i + 1, n + 1):
+            t_out = link_max_bytes[j] / bandwidth_Bps
+            f = _range(fpre, fcnt, i, j)
+            b = _range(bpre, bcnt, i, j)
+            fwd = t_in + f
+            bwd = t_out + b
+            partner[p] = j
+            load1[p] = fwd + bwd
+            if recompute:
+                loadr[p] = fwd + (max(f, t_out) + b)
+            else:
+                loadr[p] = fwd + bwd
+            pb = ppre[j] - ppre[i]
+            ab = apre[j] - apre[i]
+            maxs[p] = _stage_memory_cap(
+                pb, ab, link_sum_bytes[i], recompute, adam, hbm_bytes, n_dev
+            )
+            cheap[p] = 1 if (t > 1 and tpre[j] == tpre[i]) else 0
+            pbytes[p] = pb
+            p += 1
+    ptr[n] = p
+    ptr[n + 1] = p
+    rem[n] = 0
+    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, _suffix_cheap(tensor_parallel, t)
+
+
+@njit(cache=True, nogil=True)
+def _suffix_cheap(tensor_parallel, t):
+    """Layers that are not tensor-parallel in each suffix (all 0 when ``t == 1``)."""
+    n = tensor_parallel.shape[0]
+    out = np.zeros(n + 1, np.int64)
+    if t > 1:
+        for i in range(n - 1, -1, -1):
+            out[i] = out[i + 1] + (0 if tensor_parallel[i] else 1)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def prefix_stage_tables(
+    fwd_s,
+    bwd_s,
+    param_bytes,
+    activation_bytes,
+    tensor_parallel,
+    in_ptr,
+    in_src,
+    in_bytes,
+    out_ptr,
+    out_dst,
+    out_bytes,
+    bandwidth_Bps,
+    hbm_bytes,
+    n_dev,
+    t,
+    recompute,
+    adam,
+):
+    """Stage tables of a DAG whose topological order is unique (chain plus skip edges).
+
+    Stages are ``[i, j)``. Forward list schedules grow ``j`` for a fixed ``i``; backward
+    ones grow ``i`` downward for a fixed ``j``. The recomputation backward, whose layers
+    start no earlier than ``fwd'``, is ``max(bwd, fwd' + lp)`` with ``lp`` the longest
+    backward-latency path from the stage's first layer inside the stage (max-plus
+    linearity of the schedule in its start floor).
+
+    Parameters
+    ----------
+    in_ptr, in_src, in_bytes : CSR of in-edges by destination (src < dst).
+    out_ptr, out_dst, out_bytes : CSR of out-edges by source.
+    Other parameters and the returns as :func:`chain_stage_tables`.
+    """
+    n = fwd_s.shape[0]
+    bwd_m = np.empty((n + 1, n + 1))
+    lp_m = np.empty((n + 1, n + 1))
+    fin = np.empty(n)
+    lpv = np.empty(n)
+    for j in range(1, n + 1):
+        for i in range(j - 1, -1, -1):
+            start = 0.0
+            best = 0.0
+            for e in range(out_ptr[i], out_ptr[i + 1]):
+                w = out_dst[e]
+                if w < j:
+                    x = fin[w]
+                    if lpv[w] > best:
+                        best = lpv[w]
+                else:
+                    x = out_bytes[e] / bandwidth_Bps
+                if x > start:
+                    start = x
+            fin[i] = start + bwd_s[i]
+            lpv[i] = bwd_s[i] + best
+            bwd_m[i, j] = fin[i]
+            lp_m[i, j] = lpv[i]
+    n_pairs = n * (n + 1) // 2
+    ptr, partner, load1, loadr, maxs, cheap, pbytes, rem = _pair_arrays(n + 2, n_pairs, n + 1)
+    ffin = np.empty(n)
+    fpin = np.empty(n)
+    p = 0
+    for i in range(n):
+        ptr[i] = p
+        rem[i] = n - i
+        pb = 0.0
+        ab = 0.0
+        stash_in = 0.0
+        any_tp = False
+        for j in range(i + 1, n + 1):
+            v = j - 1
+            start = 0.0
+            startp = 0.0
+            for e in range(in_ptr[v], in_ptr[v + 1]):
+                u = in_src[e]
+                if u >= i:
+                    x = ffin[u]
+                    if fpin[u] > startp:
+                        startp = fpin[u]
+                else:
+                    x = in_bytes[e] / bandwidth_Bps
+                    stash_in += in_bytes[e]
+                if x > start:
+                    start = x
+            ffin[v] = start + fwd_s[v]
+            fpin[v] = startp + fwd_s[v]
+            pb += param_bytes[v]
+            ab += activation_bytes[v]
+            any_tp = any_tp or tensor_parallel[v]
+            fwd = ffin[v]
+            bwd = bwd_m[i, j]
+            partner[p] = j
+            load1[p] = fwd + bwd
+            if recompute:
+                loadr[p] = fwd + max(bwd, fpin[v] + lp_m[i, j])
+            else:
+                loadr[p] = fwd + bwd
+            maxs[p] = _stage_memory_cap(pb, ab, stash_in, recompute, adam, hbm_bytes, n_dev)
+            cheap[p] = 1 if (t > 1 and not any_tp) else 0
+            pbytes[p] = pb
+            p += 1
+    ptr[n] = p
+    ptr[n + 1] = p
+    rem[n] = 0
+    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, _suffix_cheap(tensor_parallel, t)
+
+
+@njit(cache=True, nogil=True)
+def _popcount(words):
+    c = 0
+    for w in range(words.shape[0]):
+        x = words[w]
+        while x:
+            x &= x - np.uint64(1)
+            c += 1
+    return c
+
+
+@njit(cache=True, nogil=True)
+def enumerate_downsets(pred_bits, limit):
+    """All downsets of a DAG as bitsets, sorted by size (stable).
+
+    Parameters
+    ----------
+    pred_bits : uint64 (n, W)
+        Bit ``u`` of row ``v`` is set when ``u -> v`` is an edge (layers in topological
+        order, ``W = ceil(n / 64)``).
+    limit : int
+        Stop and return count -1 when there are more than ``limit`` downsets.
+
+    Returns
+    -------
+    bits : uint64 (count, W), sizes : int64 (count,), count : int
+        Depth-first over layers: exclude a layer, or include it when all its predecessors
+        are in; each leaf is a distinct downset, so the work is O(n * count * W).
+    """
+    n, n_words = pred_bits.shape
+    out = np.zeros((limit, n_words), np.uint64)
+    cur = np.zeros(n_words, np.uint64)
+    state = np.zeros(n + 1, np.int64)
+    count = 0
+    v = 0
+    one = np.uint64(1)
+    while v >= 0:
+        if v == n:
+            if count >= limit:
+                return np.zeros((0, n_words), np.uint64), np.zeros(0, np.int64), -1
+            out[count, :] = cur
+            count += 1
+            v -= 1
+            continue
+        word = v // 64
+        bit = one << np.uint64(v % 64)
+        st = state[v]
+        if st == 0:
+            state[v] = 1
+            v += 1
+            state[v] = 0
+        elif st == 1:
+            state[v] = 2
+            ok = True
+            for w in range(n_words):
+                if pred_bits[v, w] & ~cur[w]:
+                    ok = False
+                    break
+            if ok:
+                cur[word] |= bit
+                v += 1
+                state[v] = 0
+        else:
+            cur[word] &= ~bit
+            v -= 1
+    sizes = np.empty(count, np.int64)
+    for k in range(count):
+        sizes[k] = _popcount(out[k])
+    order = np.argsort(sizes, kind="mergesort")
+    bits = np.empty((count, n_words), np.uint64)
+    sorted_sizes = np.empty(count, np.int64)
+    for k in range(count):
+        bits[k, :] = out[order[k], :]
+        sorted_sizes[k] = sizes[order[k]]
+    return bits, sorted_sizes, count
+
+
+@njit(cache=True, nogil=True)
+def _is_proper_subset(a, b):
+    for w in range(a.shape[0]):
+        if a[w] & ~b[w]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def dag_stage_tables(
+    bits,
+    sizes,
+    fwd_s,
+    bwd_s,
+    param_bytes,
+    activation_bytes,
+    tensor_parallel,
+    in_ptr,
+    in_src,
+    in_bytes,
+    out_ptr,
+    out_dst,
+    out_bytes,
+    bandwidth_Bps,
+    hbm_bytes,
+    n_dev,
+    t,
+    recompute,
+    adam,
+):
+    """Stage tables of a general DAG over its downsets (from :func:`enumerate_downsets`).
+
+    State ``k`` is the upset ``V \\ bits[k]``; stage ``(k, k2)`` is ``bits[k2] \\ bits[k]``
+    for ``bits[k] < bits[k2]``. Loads are list schedules over the stage's layers in
+    topological order, written directly from design.md section 8 (forward; backward in
+    reverse; the recomputation backward with every start at least ``fwd'``).
+
+    Returns the same tuple as :func:`chain_stage_tables`.
+    """
+    n_states = bits.shape[0]
+    n = fwd_s.shape[0]
+    n_pairs = 0
+    for k in range(n_states):
+        for k2 in range(k + 1, n_states):
+            if sizes[k2] > sizes[k] and _is_proper_subset(bits[k], bits[k2]):
+                n_pairs += 1
+    ptr, partner, load1, loadr, maxs, cheap, pbytes, rem = _pair_arrays(
+        n_states + 1, n_pairs, n_states
+    )
+    inside = np.zeros(n, np.bool_)
+    fin = np.empty(n)
+    fin_p = np.empty(n)
+    fin_b = np.empty(n)
+    fin_r = np.empty(n)
+    one = np.uint64(1)
+    p = 0
+    for k in range(n_states):
+        ptr[k] = p
+        rem[k] = n - sizes[k]
+        for k2 in range(k + 1, n_states):
+            if not (sizes[k2] > sizes[k] and _is_proper_subset(bits[k], bits[k2])):
+                continue
+            first = -1
+            last = -1
+            pb = 0.0
+            ab = 0.0
+            any_tp = False
+            for v in range(n):
+                word = v // 64
+                bit = one << np.uint64(v % 64)
+                inside[v] = (bits[k2, word] & bit) != 0 and (bits[k, word] & bit) == 0
+                if inside[v]:
+                    if first < 0:
+                        first = v
+                    last = v
+                    pb += param_bytes[v]
+                    ab += activation_bytes[v]
+                    any_tp = any_tp or tensor_parallel[v]
+            stash_in = 0.0
+            for v in range(first, last + 1):
+                if not inside[v]:
+                    continue
+                start = 0.0
+                startp = 0.0
+                for e in range(in_ptr[v], in_ptr[v + 1]):
+                    u = in_src[e]
+                    if inside[u]:
+                        x = fin[u]
+                        if fin_p[u] > startp:
+                            startp = fin_p[u]
+                    else:
+                        x = in_bytes[e] / bandwidth_Bps
+                        stash_in += in_bytes[e]
+                    if x > start:
+                        start = x
+                fin[v] = start + fwd_s[v]
+                fin_p[v] = startp + fwd_s[v]
+            fwd = fin[last]
+            floor = fin_p[last]
+            for v in range(last, first - 1, -1):
+                if not inside[v]:
+                    continue
+                start = 0.0
+                start_r = floor
+                for e in range(out_ptr[v], out_ptr[v + 1]):
+                    w = out_dst[e]
+                    if inside[w]:
+                        x = fin_b[w]
+                        xr = fin_r[w]
+                    else:
+                        x = out_bytes[e] / bandwidth_Bps
+                        xr = x
+                    if x > start:
+                        start = x
+                    if xr > start_r:
+                        start_r = xr
+                fin_b[v] = start + bwd_s[v]
+                fin_r[v] = start_r + bwd_s[v]
+            partner[p] = k2
+            load1[p] = fwd + fin_b[first]
+            loadr[p] = fwd + (fin_r[first] if recompute else fin_b[first])
+            maxs[p] = _stage_memory_cap(pb, ab, stash_in, recompute, adam, hbm_bytes, n_dev)
+            cheap[p] = 1 if (t > 1 and not any_tp) else 0
+            pbytes[p] = pb
+            p += 1
+    ptr[n_states] = p
+    cheap_cap = np.zeros(n_states, np.int64)
+    if t > 1:
+        for k in range(n_states):
+            for v in range(n):
+                if not tensor_parallel[v] and (bits[k, v // 64] & (one << np.uint64(v % 64))) == 0:
+                    cheap_cap[k] += 1
+    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, cheap_cap
+
+
+def tiny_tables() -> tuple:
+    """Stage tables of a two-layer chain, for warming up the DP."""
+    f = np.array([1.0, 2.0])
+    z = np.zeros(2)
+    link = np.zeros(3)
+    return chain_stage_tables(
+        f, f, z, z, np.array([True, False]), link, link, 1.0, 1.0, 2, 2, True, False
+    )
+
+
+def warmup() -> None:
+    """Compile (or load from numba's cache) every kernel of this module on a tiny input.
+
+    Call in the parent process before starting workers.
+    """
+    f = np.array([1.0, 2.0])
+    z = np.zeros(2)
+    tp = np.array([True, False])
+    tiny_tables()
+    in_ptr = np.array([0, 0, 1], np.int64)
+    src = np.array([0], np.int64)
+    eb = np.ones(1)
+    out_ptr = np.array([0, 1, 1], np.int64)
+    dst = np.array([1], np.int64)
+    prefix_stage_tables(
+        f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, False
+    )
+    pred = np.zeros((2, 1), np.uint64)
+    pred[1, 0] = np.uint64(1)
+    bits, sizes, _ = enumerate_downsets(pred, 8)
+    dag_stage_tables(
+        bits, sizes, f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, False
+    )
