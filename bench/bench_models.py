@@ -20,7 +20,7 @@ def _gpt3_graphs():
 @pytest.mark.benchmark(group="models")
 def test_build_gpt3_graphs_all_widths(benchmark):
     graphs = benchmark(_gpt3_graphs)
-    assert [g.tp for g in graphs] == list(WIDTHS)
+    assert [g.tensor_width for g in graphs] == list(WIDTHS)
     assert all(len(g.layers) == 98 for g in graphs)
 
 

@@ -63,7 +63,7 @@ def _array_args(problem: PlacementProblem):
         "devices": problem.devices,
         "link_bandwidth_Bps": problem.link_bandwidth_Bps,
         "hbm_bytes": problem.hbm_bytes,
-        "micro_batches": problem.micro_batches,
+        "num_micro_batches": problem.num_micro_batches,
         "recompute": problem.recompute,
         "adam": problem.adam,
     }
@@ -117,7 +117,7 @@ def skip_dag_problem(n_layers: int = 200, devices: int = 1024, seed: int = 0):
         devices=devices,
         link_bandwidth_Bps=4 * 2**30,
         hbm_bytes=80 * 2**30,
-        micro_batches=2048,
+        num_micro_batches=2048,
         recompute=True,
         optimizer="adam",
     )
@@ -172,7 +172,7 @@ def test_200_layers_skip_edges_1024_devices(benchmark):
     print(
         f"\n200 layers, {len(g.edge_src)} edges (skip), 1024 devices, widths 1-8: "
         f"place_arrays {median * 1e3:.1f} ms, place (Plan) {plan_s * 1e3:.1f} ms; best "
-        f"t={res.tensor_width} d={res.data_parallel} stages={res.stages}"
+        f"t={res.tensor_width} d={res.data_parallel} stages={res.num_stages}"
     )
 
 
@@ -204,7 +204,7 @@ def _branches_problem(branch: int = 14):
         devices=64,
         link_bandwidth_Bps=4e9,
         hbm_bytes=80e9,
-        micro_batches=256,
+        num_micro_batches=256,
         recompute=False,
     )
 

@@ -16,12 +16,15 @@ import pytest
 
 from phaze import _kernels
 from phaze.hardware import DesignSpace
+from phaze.joint import search
 from phaze.models import preset
-from phaze.search import search
-from phaze.workload import GIB, Cluster, Workload
+from phaze.units import GIB
+from phaze.workload import Cluster, Workload
 
 FULL = dict(
-    micro_batches=(1, 2, 4, 8), hbm_sizes=(32 * GIB, 64 * GIB, 80 * GIB), recompute=(False, True)
+    micro_batch_sizes=(1, 2, 4, 8),
+    hbm_sizes=(32 * GIB, 64 * GIB, 80 * GIB),
+    recompute=(False, True),
 )
 
 
@@ -57,7 +60,7 @@ def test_search_reduced_space(benchmark):
         [Workload(preset("bert-large"), seq_len=128, global_batch=512)],
         Cluster(devices=64),
         space,
-        micro_batches=(1, 4),
+        micro_batch_sizes=(1, 4),
         hbm_sizes=(16 * GIB,),
         recompute=(False, True),
     )

@@ -14,6 +14,7 @@ Examples
 from phaze.cost import LatencyTable, latency_table
 from phaze.errors import ConfigError, InfeasibleError, PhazeError
 from phaze.hardware import Accelerator, ArchTable, DesignSpace, area_um2
+from phaze.joint import SearchResult, evaluate_architectures, search
 from phaze.models import (
     ModelGraph,
     OpTable,
@@ -28,13 +29,15 @@ from phaze.placement import (
     PlacementProblem,
     Plan,
     evaluate_baseline,
+    evaluate_plan,
     load_instance,
     place,
     place_arrays,
 )
+from phaze.rows import PlanRow, WorkloadBest
 from phaze.schedule import ScheduleCache, check_schedule, schedule_layer, schedule_model
-from phaze.search import SearchResult, evaluate, search
-from phaze.workload import GIB, Cluster, Workload
+from phaze.units import GIB
+from phaze.workload import Cluster, Workload
 
 __version__ = "0.1.0.dev0"
 
@@ -56,17 +59,20 @@ __all__ = [
     "PhazeError",
     "PlacementProblem",
     "Plan",
+    "PlanRow",
     "ScheduleCache",
     "SearchResult",
     "TransformerSpec",
     "VcOp",
     "Workload",
+    "WorkloadBest",
     "__version__",
     "area_um2",
     "build_graph",
     "check_schedule",
-    "evaluate",
+    "evaluate_architectures",
     "evaluate_baseline",
+    "evaluate_plan",
     "latency_table",
     "load_instance",
     "place",

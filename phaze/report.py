@@ -1,9 +1,12 @@
-"""Reports of a search: summary table, results.csv, best.json, frontier and stage plots.
+"""Reports of a search: summary text, results.csv, best.json, frontier and stage plots.
 
-``best.json`` schema (``"schema": "phaze.best/1"``)::
+The engine (:func:`phaze.search`) returns a :class:`~phaze.joint.SearchResult`; this
+module turns it into what people read. Nothing here changes a result.
+
+``best.json`` schema (``"schema": "phaze.best/2"``)::
 
     {
-      "schema": "phaze.best/1",
+      "schema": "phaze.best/2",
       "strategy": str,
       "cluster": {"devices": int, "link_bandwidth_Bps": float},
       "architecture": {"index": int, "num_tc": int, "tc_width": int, "tc_depth": int,
@@ -13,9 +16,9 @@
       "value_samples_per_s": float,          # mean throughput over the workloads
       "workloads": [{
           "model": str, "seq_len": int, "global_batch": int, "optimizer": str,
-          "throughput_samples_per_s": float, "micro_batch": int, "recompute": bool,
-          "plan": {... Plan.to_dict(): time_per_batch, tensor_parallel, data_parallel,
-                   stages, stage_layers, devices_per_stage, stage_load_s,
+          "throughput_samples_per_s": float, "micro_batch_size": int, "recompute": bool,
+          "plan": {... Plan.to_dict(): time_per_batch_s, tensor_width, data_parallel,
+                   num_stages, stage_layers, devices_per_stage, stage_load_s,
                    stage_memory_bytes, bottleneck_stage, ...},
           "own_best_samples_per_s": float | null,   # this model's best design alone
           "loss_vs_own_best": float | null,         # 1 - throughput / own best
@@ -39,10 +42,27 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["format_table", "plot_frontier", "plot_stages", "write_best_json", "write_results_csv"]
+from phaze.rows import ROW_FIELDS, ROW_FLOAT_FIELDS
+from phaze.units import GIB, MIB, UM2_PER_MM2
+
+if TYPE_CHECKING:
+    from phaze.joint import SearchResult
+
+__all__ = [
+    "arch_dict",
+    "best_payload",
+    "format_table",
+    "plot_frontier",
+    "plot_stages",
+    "summary_text",
+    "write_best_json",
+    "write_outputs",
+    "write_results_csv",
+]
 
 _ARCH_FIELDS = ("num_tc", "tc_width", "tc_depth", "num_vc", "vc_width", "glb_bytes")
 
@@ -53,7 +73,7 @@ def arch_dict(arch_table, index: int) -> dict:
     for f in _ARCH_FIELDS:
         out[f] = int(np.asarray(getattr(arch_table, f))[index])
     area = float(np.asarray(arch_table.area_um2)[index])
-    out.update(area_um2=area, area_mm2=area / 1e6)
+    out.update(area_um2=area, area_mm2=area / UM2_PER_MM2)
     return out
 
 
@@ -90,15 +110,10 @@ def write_results_csv(path: str | os.PathLike, result) -> int:
                 "arch",
                 *_ARCH_FIELDS,
                 "area_mm2",
-                "micro_batch",
+                "micro_batch_size",
                 "hbm_gib",
                 "recompute",
-                "throughput_samples_per_s",
-                "time_per_batch_s",
-                "tp",
-                "dp",
-                "stages",
-                "bottleneck_stage",
+                *("throughput_samples_per_s" if f == "throughput" else f for f in ROW_FIELDS),
             ]
         )
         for i in range(rows["arch"].shape[0]):
@@ -108,16 +123,14 @@ def write_results_csv(path: str | os.PathLike, result) -> int:
                     names[rows["workload"][i]],
                     a,
                     *(int(cols[f][a]) for f in _ARCH_FIELDS),
-                    f"{area[a] / 1e6:.6f}",
-                    int(rows["mbs"][i]),
-                    f"{rows['hbm_bytes'][i] / 2**30:g}",
+                    f"{area[a] / UM2_PER_MM2:.6f}",
+                    int(rows["micro_batch_size"][i]),
+                    f"{rows['hbm_bytes'][i] / GIB:g}",
                     int(rows["recompute"][i]),
-                    f"{rows['throughput'][i]:.6g}",
-                    f"{rows['time_per_batch_s'][i]:.6g}",
-                    int(rows["tp"][i]),
-                    int(rows["dp"][i]),
-                    int(rows["stages"][i]),
-                    int(rows["bottleneck"][i]),
+                    *(
+                        f"{rows[f][i]:.6g}" if f in ROW_FLOAT_FIELDS else int(rows[f][i])
+                        for f in ROW_FIELDS
+                    ),
                 ]
             )
     return int(rows["arch"].shape[0])
@@ -163,15 +176,21 @@ def plot_frontier(
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     seen = value > 0
-    ax.scatter(area_um2[seen] / 1e6, value[seen], s=6, color="0.6", label="evaluated architectures")
+    ax.scatter(
+        area_um2[seen] / UM2_PER_MM2, value[seen], s=6, color="0.6", label="evaluated architectures"
+    )
     if frontier.size:
         ax.step(
-            area_um2[frontier] / 1e6, value[frontier], where="post", color="C0", label="frontier"
+            area_um2[frontier] / UM2_PER_MM2,
+            value[frontier],
+            where="post",
+            color="C0",
+            label="frontier",
         )
-        ax.scatter(area_um2[frontier] / 1e6, value[frontier], s=14, color="C0")
+        ax.scatter(area_um2[frontier] / UM2_PER_MM2, value[frontier], s=14, color="C0")
     if best is not None:
         ax.scatter(
-            [area_um2[best] / 1e6],
+            [area_um2[best] / UM2_PER_MM2],
             [value[best]],
             marker="*",
             s=180,
@@ -197,7 +216,7 @@ def plot_stages(path: str | os.PathLike, plans: list[tuple[str, object]], hbm_by
     )
     for col, (name, plan) in enumerate(plans):
         loads = [st.load_s * 1e3 for st in plan.stages]
-        mem = [st.memory_bytes / 2**30 for st in plan.stages]
+        mem = [st.memory_bytes / GIB for st in plan.stages]
         x = np.arange(len(loads))
         colors = ["C3" if i == plan.bottleneck_stage else "C0" for i in x]
         axes[0, col].bar(x, loads, color=colors)
@@ -208,10 +227,196 @@ def plot_stages(path: str | os.PathLike, plans: list[tuple[str, object]], hbm_by
             fontsize=9,
         )
         axes[1, col].bar(x, mem, color="C2")
-        axes[1, col].axhline(hbm_bytes / 2**30, color="k", lw=1, ls="--", label="HBM")
+        axes[1, col].axhline(hbm_bytes / GIB, color="k", lw=1, ls="--", label="HBM")
         axes[1, col].set_ylabel("memory per device (GiB)")
         axes[1, col].set_xlabel("pipeline stage")
         axes[1, col].legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def best_payload(result: SearchResult) -> dict:
+    """The ``best.json`` document (schema in :mod:`phaze.report`)."""
+    best = result.best
+    table = result.arch_table
+    area = np.asarray(table.area_um2)
+    doc = {
+        "schema": "phaze.best/2",
+        "strategy": result.strategy,
+        "cluster": {
+            "devices": result.cluster.devices,
+            "link_bandwidth_Bps": result.cluster.link_bandwidth_Bps,
+        },
+        "architecture": arch_dict(table, best.arch) if best else None,
+        "hbm_bytes": best.hbm_bytes if best else None,
+        "value_samples_per_s": best.value if best else 0.0,
+        "workloads": [],
+        "frontier": [
+            {
+                "arch": int(a),
+                "area_mm2": float(area[a]) / UM2_PER_MM2,
+                "value_samples_per_s": float(v),
+            }
+            for a, v in zip(result.frontier, result.frontier_value)
+        ],
+        "counters": result.counters,
+    }
+    for w, det in zip(result.workloads, result.details):
+        tput = det["throughput"]
+        tpu, meg = det["tpuv4_like"], det["megatron"]
+        doc["workloads"].append(
+            {
+                "model": w.name,
+                "seq_len": w.seq_len,
+                "global_batch": w.global_batch,
+                "optimizer": w.optimizer,
+                "throughput_samples_per_s": tput,
+                "micro_batch_size": det["micro_batch_size"],
+                "recompute": det["recompute"],
+                "plan": det["plan"].to_dict() if det["plan"] is not None else None,
+                "own_best_samples_per_s": det["own_best"],
+                "loss_vs_own_best": 1 - tput / det["own_best"] if det["own_best"] else None,
+                "tpuv4_like_samples_per_s": tpu["samples_per_s"] or None,
+                "speedup_vs_tpuv4_like": tput / tpu["samples_per_s"]
+                if tpu["samples_per_s"]
+                else None,
+                "megatron_samples_per_s": meg["samples_per_s"] or None,
+                "megatron_plan": list(det["megatron_plan"]),
+                "speedup_vs_megatron": tput / meg["samples_per_s"]
+                if meg["samples_per_s"]
+                else None,
+            }
+        )
+    return doc
+
+
+def write_outputs(result: SearchResult, out: str | os.PathLike) -> dict[str, Path]:
+    """results.csv, best.json, frontier.png and stages.png in ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "results": out / "results.csv",
+        "best": out / "best.json",
+        "frontier": out / "frontier.png",
+        "stages": out / "stages.png",
+    }
+    write_results_csv(files["results"], result)
+    write_best_json(files["best"], best_payload(result))
+    area = np.asarray(result.arch_table.area_um2, dtype=float)
+    rows = result.rows
+    n_w = len(result.workloads)
+    # value per architecture: mean over workloads of the best row (any setting, any HBM)
+    per = np.zeros((n_w, area.shape[0]))
+    np.maximum.at(per, (rows["workload"], rows["arch"]), rows["throughput"])
+    value = per.mean(axis=0)
+    best = result.best.arch if result.best else None
+    names = ", ".join(w.name for w in result.workloads)
+    plot_frontier(
+        files["frontier"],
+        area,
+        value,
+        result.frontier,
+        best,
+        f"{names} on {result.cluster.devices} devices ({result.strategy})",
+    )
+    plans = [
+        (w.name, d["plan"])
+        for w, d in zip(result.workloads, result.details)
+        if d["plan"] is not None
+    ]
+    if plans:
+        plot_stages(files["stages"], plans, result.best.hbm_bytes)
+    else:
+        files.pop("stages")
+    return files
+
+
+def _why(name: str, plan, hbm_bytes: float) -> str:
+    """One line on what limits a plan: its bottleneck stage and memory headroom."""
+    k = plan.bottleneck_stage
+    st = plan.stages[k]
+    ids = st.layer_ids
+    span = f"layer {ids[0]}" if len(ids) == 1 else f"layers {ids[0]}..{ids[-1]}"
+    peak = max(s.memory_bytes for s in plan.stages)
+    return (
+        f"{name}: bottleneck stage {k} of {plan.num_stages} ({span}, {st.devices} "
+        f"device{'s' if st.devices > 1 else ''}, {st.load_s * 1e3:,.1f} ms per micro-batch"
+        f"{', recomputing' if st.recompute else ''}); {plan.micro_batches_per_pipeline} "
+        f"micro-batches per pipeline; peak memory {peak / GIB:.3g} of "
+        f"{hbm_bytes / GIB:g} GiB per device"
+    )
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if not x else f"{x:,.1f}"
+
+
+def summary_text(result: SearchResult, out: str | os.PathLike | None = None) -> str:
+    """Human-readable summary: best architecture, plans, throughput, speed-ups, counters."""
+    lines = []
+    c = result.counters
+    if result.best is None:
+        lines.append(
+            "No design has a plan that fits in memory: try larger --hbm, more "
+            "--devices or recomputation (--recompute on)."
+        )
+    else:
+        a = arch_dict(result.arch_table, result.best.arch)
+        lines.append(
+            f"Best architecture (#{a['index']}): {a['num_tc']} TC of {a['tc_width']}x"
+            f"{a['tc_depth']}, {a['num_vc']} VC of {a['vc_width']} lanes, GLB "
+            f"{a['glb_bytes'] / MIB:g} MiB, area {a['area_mm2']:.1f} mm^2, HBM "
+            f"{result.best.hbm_bytes / GIB:g} GiB"
+        )
+        rows = []
+        for w, d in zip(result.workloads, result.details):
+            p = d["plan"]
+            tpu, meg = d["tpuv4_like"]["samples_per_s"], d["megatron"]["samples_per_s"]
+            plan = (
+                f"t={p.tensor_width} d={p.data_parallel} stages={p.num_stages} "
+                f"mbs={d['micro_batch_size']} rc={'on' if d['recompute'] else 'off'}"
+                if p is not None
+                else "infeasible"
+            )
+            rows.append(
+                [
+                    w.name,
+                    plan,
+                    _fmt(d["throughput"]),
+                    _fmt(tpu),
+                    f"{d['throughput'] / tpu:.2f}x" if tpu else "-",
+                    _fmt(meg),
+                    f"{d['throughput'] / meg:.2f}x" if meg else "infeasible",
+                    f"{1 - d['throughput'] / d['own_best']:.1%}" if d["own_best"] else "-",
+                ]
+            )
+        lines.append(
+            format_table(
+                [
+                    "model",
+                    "plan",
+                    "samples/s",
+                    "tpuv4-like",
+                    "speed-up",
+                    "megatron",
+                    "speed-up",
+                    "loss vs own best",
+                ],
+                rows,
+            )
+        )
+        for w, d in zip(result.workloads, result.details):
+            if d["plan"] is not None:
+                lines.append(_why(w.name, d["plan"], result.best.hbm_bytes))
+    lines.append(
+        f"{c['architectures']:,} architectures; {c['designs_evaluated']:,} designs "
+        f"evaluated exactly, {c['designs_pruned']:,} architectures pruned by bounds; "
+        f"{c['exact_rows']:,} placement rows ({c['stored_rows_reused']:,} reused from the "
+        f"store); layer schedules: {c['bound_closed']:,} closed by bounds, "
+        f"{c['enumerated']:,} by enumeration, {c['solved']:,} CBC solves, "
+        f"{c['segment_hits'] + c['layer_hits']:,} memo hits; {c['wall_s']:.1f} s"
+    )
+    if out is not None:
+        lines.append(f"Results in {out}/: results.csv, best.json, frontier.png, stages.png")
+    return "\n".join(lines)

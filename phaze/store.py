@@ -19,20 +19,24 @@ from pathlib import Path
 import numpy as np
 
 from phaze.errors import ConfigError
+from phaze.rows import ROW_FIELDS, ROW_FLOAT_FIELDS
 
-__all__ = ["ROW_FIELDS", "ResultStore"]
+__all__ = ["KEY_FIELDS", "ResultStore"]
 
-#: Value columns of a stored row, after the key (model, arch, mbs, hbm_bytes, recompute).
-ROW_FIELDS = ("throughput", "time_per_batch_s", "tp", "dp", "stages", "bottleneck")
+#: Key columns of a stored row; the value columns are :data:`phaze.rows.ROW_FIELDS`.
+KEY_FIELDS = ("model", "arch", "micro_batch_size", "hbm_bytes", "recompute")
 
-_SCHEMA = """
+_VALUE_COLUMNS = ", ".join(
+    f"{f} {'REAL' if f in ROW_FLOAT_FIELDS else 'INTEGER'} NOT NULL" for f in ROW_FIELDS
+)
+_PLACEHOLDERS = ", ".join("?" * (len(KEY_FIELDS) + len(ROW_FIELDS)))
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rows (
-    model TEXT NOT NULL, arch INTEGER NOT NULL, mbs INTEGER NOT NULL,
+    model TEXT NOT NULL, arch INTEGER NOT NULL, micro_batch_size INTEGER NOT NULL,
     hbm_bytes INTEGER NOT NULL, recompute INTEGER NOT NULL,
-    throughput REAL NOT NULL, time_per_batch_s REAL NOT NULL, tp INTEGER NOT NULL,
-    dp INTEGER NOT NULL, stages INTEGER NOT NULL, bottleneck INTEGER NOT NULL,
-    PRIMARY KEY (model, arch, mbs, hbm_bytes, recompute)
+    {_VALUE_COLUMNS},
+    PRIMARY KEY ({", ".join(KEY_FIELDS)})
 );
 """
 
@@ -55,8 +59,8 @@ class ResultStore:
     >>> with tempfile.TemporaryDirectory() as d:
     ...     with ResultStore(d, {"model": "x"}) as store:
     ...         new = store.add("x", 1, 2**30, False, [3], {"throughput": [9.5],
-    ...                   "time_per_batch_s": [1.0], "tp": [1], "dp": [4], "stages": [2],
-    ...                   "bottleneck": [0]})
+    ...                   "time_per_batch_s": [1.0], "tensor_width": [1], "data_parallel": [4],
+    ...                   "num_stages": [2], "bottleneck_stage": [0]})
     ...         store.load("x", 1, 2**30, False)["throughput"].tolist()
     [9.5]
     """
@@ -120,22 +124,14 @@ class ResultStore:
         archs = np.asarray(archs, dtype=np.int64)
         cols = [np.asarray(values[f]) for f in ROW_FIELDS]
         key = (model, int(mbs), int(hbm_bytes), int(bool(recompute)))
+        kinds = [float if f in ROW_FLOAT_FIELDS else int for f in ROW_FIELDS]
         rows = [
-            (
-                key[0],
-                int(a),
-                *key[1:],
-                float(cols[0][i]),
-                float(cols[1][i]),
-                *(int(c[i]) for c in cols[2:]),
-            )
+            (key[0], int(a), *key[1:], *(k(c[i]) for k, c in zip(kinds, cols)))
             for i, a in enumerate(archs.tolist())
         ]
         before = self._db.total_changes
         self._db.execute("BEGIN")
-        self._db.executemany(
-            "INSERT OR IGNORE INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-        )
+        self._db.executemany(f"INSERT OR IGNORE INTO rows VALUES ({_PLACEHOLDERS})", rows)
         self._db.execute("COMMIT")
         return self._db.total_changes - before
 
@@ -143,27 +139,21 @@ class ResultStore:
         """Stored rows of one setting as arrays (``arch`` plus :data:`ROW_FIELDS`),
         sorted by architecture index."""
         cur = self._db.execute(
-            "SELECT arch, " + ", ".join(ROW_FIELDS) + " FROM rows WHERE model=? AND mbs=? "
+            "SELECT arch, " + ", ".join(ROW_FIELDS) + " FROM rows WHERE model=? AND "
+            "micro_batch_size=? "
             "AND hbm_bytes=? AND recompute=? ORDER BY arch",
             (model, int(mbs), int(hbm_bytes), int(bool(recompute))),
         )
         data = cur.fetchall()
         out = {"arch": np.array([r[0] for r in data], dtype=np.int64)}
         for j, f in enumerate(ROW_FIELDS, start=1):
-            dtype = np.float64 if j <= 2 else np.int64
+            dtype = np.float64 if f in ROW_FLOAT_FIELDS else np.int64
             out[f] = np.array([r[j] for r in data], dtype=dtype)
         return out
 
     def count(self) -> int:
         """Number of stored rows."""
         return int(self._db.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
-
-    def all_rows(self) -> list[tuple]:
-        """Every stored row ``(model, arch, mbs, hbm_bytes, recompute, *ROW_FIELDS)``,
-        in key order."""
-        return self._db.execute(
-            "SELECT * FROM rows ORDER BY model, arch, mbs, hbm_bytes, recompute"
-        ).fetchall()
 
 
 def _differences(old: dict, new: dict) -> str:

@@ -1,6 +1,6 @@
 """What is trained (:class:`Workload`) and on what cluster (:class:`Cluster`).
 
-Defaults follow the paper's setup (design.md section 1): global batch 4096 samples, SGD,
+Defaults follow the paper's setup (docs/architecture.md): global batch 4096 samples, SGD,
 2 bytes per element, 1024 accelerators linked at 4 GiB/s (PCIe 3.0), HBM options of 32,
 64 and 80 GiB.
 """
@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from phaze.errors import ConfigError
 from phaze.models.graph import valid_tensor_widths
 from phaze.models.spec import TransformerSpec
+from phaze.units import GIB
+from phaze.validate import OPTIMIZERS, check_choice, check_int, check_number
 
 __all__ = ["GIB", "Cluster", "Workload"]
 
-GIB = 2**30
-_OPTIMIZERS = ("sgd", "adam")
+#: Most devices a cluster may have.
+MAX_DEVICES = 2**24
+#: Largest tensor-parallel width a workload may consider.
+MAX_TENSOR_WIDTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +37,8 @@ class Workload:
     optimizer : {"sgd", "adam"}
         Adam keeps optimizer state equal to the parameter bytes.
     bytes_per_element : int
-    max_tp : int
-        Largest tensor-parallel width considered (the paper: 8).
+    max_tensor_width : int
+        Largest tensor-parallel width considered (the paper: 8; at most 64).
 
     Examples
     --------
@@ -49,24 +53,26 @@ class Workload:
     global_batch: int = 4096
     optimizer: str = "sgd"
     bytes_per_element: int = 2
-    max_tp: int = 8
+    max_tensor_width: int = 8
 
     def __post_init__(self) -> None:
+        if not isinstance(self.model, TransformerSpec):
+            raise ConfigError(
+                f"model={self.model!r} is invalid; allowed: a TransformerSpec, e.g. "
+                "phaze.preset('bert-large')"
+            )
         if self.seq_len == 0:
             object.__setattr__(self, "seq_len", self.model.default_seq)
-        for name in ("seq_len", "global_batch", "bytes_per_element", "max_tp"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"workload {name}={value!r} must be an integer >= 1")
+        check_int("seq_len", self.seq_len)
+        check_int("global_batch", self.global_batch)
+        check_int("bytes_per_element", self.bytes_per_element, 1, 64)
+        check_int("max_tensor_width", self.max_tensor_width, 1, MAX_TENSOR_WIDTH)
         if self.seq_len > self.model.max_positions:
             raise ConfigError(
                 f"seq_len={self.seq_len} exceeds {self.model.name}'s max "
                 f"positions ({self.model.max_positions})"
             )
-        if self.optimizer not in _OPTIMIZERS:
-            raise ConfigError(
-                f"optimizer={self.optimizer!r} is not supported; allowed: {', '.join(_OPTIMIZERS)}"
-            )
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
 
     @property
     def name(self) -> str:
@@ -75,9 +81,11 @@ class Workload:
 
     @property
     def tensor_widths(self) -> tuple[int, ...]:
-        """Powers of two up to ``max_tp`` that divide heads, kv_heads and ffn."""
-        valid = set(valid_tensor_widths(self.model, self.max_tp))
-        return tuple(t for t in (1, 2, 4, 8, 16, 32, 64) if t <= self.max_tp and t in valid)
+        """Powers of two up to ``max_tensor_width`` that divide heads, kv_heads and ffn."""
+        valid = set(valid_tensor_widths(self.model, self.max_tensor_width))
+        return tuple(
+            t for t in (1, 2, 4, 8, 16, 32, 64) if t <= self.max_tensor_width and t in valid
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +104,7 @@ class Cluster:
     link_bandwidth_Bps: float = 4.0 * GIB
 
     def __post_init__(self) -> None:
-        if isinstance(self.devices, bool) or not isinstance(self.devices, int) or self.devices < 1:
-            raise ConfigError(f"devices={self.devices!r} must be an integer >= 1")
-        if not self.link_bandwidth_Bps > 0:
-            raise ConfigError(f"link_bandwidth_Bps={self.link_bandwidth_Bps!r} must be > 0")
+        check_int("devices", self.devices, 1, MAX_DEVICES)
+        check_number(
+            "link_bandwidth_Bps", self.link_bandwidth_Bps, low=1.0, high=1e15, unit="bytes/s"
+        )

@@ -369,7 +369,7 @@ def test_tensor_width_must_divide_ffn():
     ("seq", "mbs", "match"),
     [
         (0, 1, "seq_len=0"),
-        (8, 0, "micro_batch=0"),
+        (8, 0, "micro_batch_size=0"),
         (4097, 1, "exceeds llama2-7b's max"),
     ],
 )

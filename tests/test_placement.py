@@ -21,8 +21,8 @@ from phaze.placement import (
     FixedBaseline,
     PlacementProblem,
     WidthGraph,
-    evaluate,
     evaluate_baseline,
+    evaluate_plan,
     graph_kind,
     load_instance,
     place,
@@ -58,7 +58,7 @@ def _load(name: str):
 
 def _check_plan(problem, plan) -> None:
     """A returned plan re-evaluates to the time it claims and fits in memory."""
-    again = evaluate(
+    again = evaluate_plan(
         problem, plan.tensor_width, plan.data_parallel, plan.stage_layers, plan.devices_per_stage
     )
     assert again.feasible, again.reason
@@ -101,7 +101,7 @@ def test_reference_instance_best_and_baseline(name):
         assert plan.tensor_width == exp["best"]["tensor_parallel"]
         _check_plan(problem, plan)
         # the original's own plan is valid for us and evaluates to its time
-        theirs = evaluate(
+        theirs = evaluate_plan(
             problem,
             exp["best"]["tensor_parallel"],
             exp["best"]["data_parallel"],
@@ -135,7 +135,7 @@ def test_reference_instance_array_entry_and_round_trip(name):
         devices=problem.devices,
         link_bandwidth_Bps=problem.link_bandwidth_Bps,
         hbm_bytes=problem.hbm_bytes,
-        micro_batches=problem.micro_batches,
+        num_micro_batches=problem.num_micro_batches,
         recompute=problem.recompute,
         adam=problem.adam,
     )
@@ -145,11 +145,11 @@ def test_reference_instance_array_entry_and_round_trip(name):
     else:
         assert _close(res.time_per_batch_s, exp["best"]["time_per_batch"])
         assert res.tensor_width == exp["best"]["tensor_parallel"]
-        assert res.stages >= 1
+        assert res.num_stages >= 1
         assert res.data_parallel >= 1
         plan = place(problem, tensor_width=res.tensor_width)
         loads = [st.load_s for st in plan.stages]
-        assert 0 <= res.bottleneck_stage < res.stages == len(loads)
+        assert 0 <= res.bottleneck_stage < res.num_stages == len(loads)
         assert _close(loads[res.bottleneck_stage], max(loads))
     for t, tm in zip(problem.widths, res.width_times_s, strict=True):
         want = exp["per_tensor_parallel_width"][str(t)]["time_per_batch"]
@@ -235,7 +235,7 @@ def small_problems(draw, max_layers: int, general: bool):
         devices=cluster["devices"],
         link_bandwidth_Bps=cluster["bandwidth"],
         hbm_bytes=cluster["hbm"],
-        micro_batches=cluster["micro_batches"],
+        num_micro_batches=cluster["micro_batches"],
         recompute=cluster["recompute"],
         optimizer="adam" if cluster["adam"] else "sgd",
     )
@@ -273,7 +273,7 @@ def _agrees_with_brute_force(problem, ref, cluster) -> None:
         devices=problem.devices,
         link_bandwidth_Bps=problem.link_bandwidth_Bps,
         hbm_bytes=problem.hbm_bytes,
-        micro_batches=problem.micro_batches,
+        num_micro_batches=problem.num_micro_batches,
         recompute=problem.recompute,
         adam=problem.adam,
     )
@@ -330,7 +330,7 @@ def test_graph_paths_agree_beyond_brute_force(
         "devices": devices,
         "link_bandwidth_Bps": 2.0,
         "hbm_bytes": hbm,
-        "micro_batches": micro_batches,
+        "num_micro_batches": micro_batches,
         "recompute": recompute,
         "adam": bool(seed % 2),
     }
@@ -348,7 +348,7 @@ def test_from_graphs_with_real_model_graphs():
     from phaze.models import build_graph, preset
 
     spec = preset("gpt2-xl")
-    graphs = {t: build_graph(spec, 1024, 2, tp=t) for t in (1, 5)}
+    graphs = {t: build_graph(spec, 1024, 2, tensor_width=t) for t in (1, 5)}
     rng = np.random.default_rng(7)
     fwd = {t: rng.uniform(1e-3, 2e-3, len(g.layers)) / t for t, g in graphs.items()}
     bwd = {t: 2 * f for t, f in fwd.items()}
@@ -359,7 +359,7 @@ def test_from_graphs_with_real_model_graphs():
         devices=64,
         link_bandwidth_Bps=25e9,
         hbm_bytes=16 * 2**30,
-        micro_batches=128,
+        num_micro_batches=128,
         recompute=True,
         optimizer="adam",
         fixed_baseline=(4, 5, 2),
@@ -394,7 +394,7 @@ def test_from_graphs_with_duck_typed_graph_and_skip_edges():
         devices=6,
         link_bandwidth_Bps=4.0,
         hbm_bytes=1000,
-        micro_batches=4,
+        num_micro_batches=4,
         recompute=True,
         optimizer="sgd",
         fixed_baseline=(2, 2, 1),
@@ -436,7 +436,7 @@ def test_from_graphs_rejects_mismatched_latencies():
         "devices": 2,
         "link_bandwidth_Bps": 1.0,
         "hbm_bytes": 10,
-        "micro_batches": 2,
+        "num_micro_batches": 2,
         "recompute": False,
         "optimizer": "sgd",
     }
@@ -493,7 +493,7 @@ BAD = [
     (_set(("maxDevices",), 0), "devices=0 must be an integer >= 1"),
     (_set(("bandwidth",), 0), "link_bandwidth_Bps=0 must be"),
     (_set(("maxMemoryPerDevice",), -1), "hbm_bytes=-1 must be"),
-    (_set(("mbsInBatch",), 0), "micro_batches=0"),
+    (_set(("mbsInBatch",), 0), "num_micro_batches=0"),
     (_set(("optimizerAlgorithm",), "Lion"), "optimizer='Lion'; allowed: sgd, adam"),
     (_set(("fixedTMPC",), 4), r"fixed baseline width t=4 is not among .* \(1, 2\)"),
     (_set(("nodes", "1", 0, "id"), 0), "distinct"),
@@ -549,7 +549,7 @@ def _problem(
         devices=devices,
         link_bandwidth_Bps=1.0,
         hbm_bytes=hbm,
-        micro_batches=mb,
+        num_micro_batches=mb,
         recompute=recompute,
     )
 
@@ -559,7 +559,7 @@ def test_memory_too_small_is_infeasible_not_an_error():
     assert place_per_width(problem) == {1: None}
     with pytest.raises(InfeasibleError):
         place(problem)
-    plan = evaluate(problem, 1, 1, [[0], [1], [2]])
+    plan = evaluate_plan(problem, 1, 1, [[0], [1], [2]])
     assert not plan.feasible
     assert math.isinf(plan.time_per_batch_s)
     assert "HBM" in plan.reason
@@ -568,7 +568,7 @@ def test_memory_too_small_is_infeasible_not_an_error():
 def test_infinite_latency_is_infeasible_not_an_error():
     problem = _problem(fwd=[1.0, math.inf, 1.0])
     assert place_per_width(problem) == {1: None}
-    plan = evaluate(problem, 1, 1, [[0, 1, 2]])
+    plan = evaluate_plan(problem, 1, 1, [[0, 1, 2]])
     assert not plan.feasible
     assert "infinite" in plan.reason
 
@@ -611,7 +611,7 @@ def test_mixed_tensor_parallel_layers_count_devices():
         devices=6,
         link_bandwidth_Bps=1.0,
         hbm_bytes=1e9,
-        micro_batches=1,
+        num_micro_batches=1,
         recompute=False,
     )
     plan = place(problem)
@@ -640,19 +640,19 @@ def test_downset_limit_gives_a_clear_error():
 )
 def test_evaluate_rejects_malformed_plans(stages, match):
     with pytest.raises(ConfigError, match=match):
-        evaluate(_problem(), 1, 1, stages)
+        evaluate_plan(_problem(), 1, 1, stages)
 
 
 def test_evaluate_reports_resource_infeasibility():
     problem = _problem(devices=4, mb=2)
-    assert "cluster has 4" in evaluate(problem, 1, 2, [[0], [1], [2]]).reason
-    assert "exceeds the 2 micro-batches" in evaluate(problem, 1, 3, [[0, 1, 2]]).reason
+    assert "cluster has 4" in evaluate_plan(problem, 1, 2, [[0], [1], [2]]).reason
+    assert "exceeds the 2 micro-batches" in evaluate_plan(problem, 1, 3, [[0, 1, 2]]).reason
     with pytest.raises(ConfigError, match="data_parallel=0"):
-        evaluate(problem, 1, 0, [[0, 1, 2]])
+        evaluate_plan(problem, 1, 0, [[0, 1, 2]])
     with pytest.raises(ConfigError, match="tensor width t=2 is not offered"):
-        evaluate(problem, 2, 1, [[0, 1, 2]])
+        evaluate_plan(problem, 2, 1, [[0, 1, 2]])
     with pytest.raises(ConfigError, match="has 1 entries for 2 stages"):
-        evaluate(problem, 1, 1, [[0], [1, 2]], [1])
+        evaluate_plan(problem, 1, 1, [[0], [1, 2]], [1])
 
 
 def test_baseline_with_an_empty_stage_is_infeasible():
@@ -662,7 +662,7 @@ def test_baseline_with_an_empty_stage_is_infeasible():
         devices=8,
         link_bandwidth_Bps=1.0,
         hbm_bytes=1e9,
-        micro_batches=4,
+        num_micro_batches=4,
         recompute=False,
         fixed_baseline=FixedBaseline(
             pipeline_stages=4, tensor_width=1, data_parallel=1, num_blocks=2
@@ -689,7 +689,7 @@ def test_place_arrays_validates_shapes_and_values():
         "devices": 2,
         "link_bandwidth_Bps": 1.0,
         "hbm_bytes": 1e9,
-        "micro_batches": 2,
+        "num_micro_batches": 2,
         "recompute": False,
         "adam": False,
     }

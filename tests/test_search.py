@@ -19,10 +19,11 @@ import pytest
 from phaze.cli import main
 from phaze.errors import ConfigError
 from phaze.hardware import DesignSpace
+from phaze.joint import evaluate_architectures, search
+from phaze.joint.strategy import area_buckets
 from phaze.models import preset
-from phaze.search import evaluate, search
-from phaze.search.strategy import area_buckets
-from phaze.workload import GIB, Cluster, Workload
+from phaze.units import GIB
+from phaze.workload import Cluster, Workload
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +37,7 @@ SPACE = DesignSpace(
     area_band=0.0,
 )
 CLUSTER = Cluster(devices=64)
-SETTINGS = dict(micro_batches=(1, 4), hbm_sizes=(2 * GIB, 16 * GIB), recompute=(False, True))
+SETTINGS = dict(micro_batch_sizes=(1, 4), hbm_sizes=(2 * GIB, 16 * GIB), recompute=(False, True))
 BERT = Workload(preset("bert-large"), seq_len=128, global_batch=512)
 OPT = Workload(preset("opt-350m"), seq_len=256, global_batch=512, optimizer="adam")
 
@@ -56,7 +57,7 @@ def test_exact_equals_exhaustive(workloads):
     # the bounds did their job: fewer rows than the exhaustive run
     assert exact.counters["exact_rows"] < full.counters["exact_rows"]
     # every evaluated row equals the exhaustive run's row for the same key
-    key = ("workload", "arch", "mbs", "hbm_bytes", "recompute")
+    key = ("workload", "arch", "micro_batch_size", "hbm_bytes", "recompute")
     full_rows = {
         tuple(int(full.rows[k][i]) for k in key): full.rows["throughput"][i]
         for i in range(full.rows["arch"].size)
@@ -80,7 +81,7 @@ def test_phaze_strategy_walks_from_the_largest_area_down():
         CLUSTER,
         SPACE,
         strategy="phaze",
-        micro_batches=(4,),
+        micro_batch_sizes=(4,),
         hbm_sizes=(16 * GIB,),
         recompute=(False,),
     )
@@ -95,27 +96,34 @@ def test_phaze_strategy_walks_from_the_largest_area_down():
     assert all(set(b.tolist()) <= visited for b in buckets[:k])
     assert k >= 5  # the stopping rule needs five buckets
     exact = search(
-        [BERT], CLUSTER, SPACE, micro_batches=(4,), hbm_sizes=(16 * GIB,), recompute=(False,)
+        [BERT], CLUSTER, SPACE, micro_batch_sizes=(4,), hbm_sizes=(16 * GIB,), recompute=(False,)
     )
     assert res.best.value <= exact.best.value
 
 
 def test_evaluate_returns_arrays_per_architecture():
     table = SPACE.enumerate().take(np.arange(0, 320, 40))
-    r = evaluate(BERT, CLUSTER, table, micro_batch=4, hbm_bytes=16 * GIB, recompute=False)
-    assert r.throughput.shape == (8,) and r.tp.dtype == np.int64
+    r = evaluate_architectures(
+        BERT, CLUSTER, table, micro_batch_size=4, hbm_bytes=16 * GIB, recompute=False
+    )
+    assert r.throughput.shape == (8,) and r.tensor_width.dtype == np.int64
     feasible = r.throughput > 0
     assert feasible.any()
     np.testing.assert_allclose(
         r.throughput[feasible], BERT.global_batch / r.time_per_batch_s[feasible]
     )
-    assert set(r.tp[feasible].tolist()) <= {1, 2, 4, 8}
-    assert ((r.bottleneck[feasible] >= 0) & (r.bottleneck[feasible] < r.stages[feasible])).all()
-    assert (r.bottleneck[~feasible] == -1).all()
+    assert set(r.tensor_width[feasible].tolist()) <= {1, 2, 4, 8}
+    assert (
+        (r.bottleneck_stage[feasible] >= 0)
+        & (r.bottleneck_stage[feasible] < r.num_stages[feasible])
+    ).all()
+    assert (r.bottleneck_stage[~feasible] == -1).all()
 
 
 def test_infeasible_memory_is_a_result_not_a_crash():
-    res = search([BERT], CLUSTER, SPACE, micro_batches=(4,), hbm_sizes=(1024,), recompute=(True,))
+    res = search(
+        [BERT], CLUSTER, SPACE, micro_batch_sizes=(4,), hbm_sizes=(1024,), recompute=(True,)
+    )
     assert res.best is None and res.rows["throughput"].max() == 0
 
 
@@ -123,8 +131,8 @@ def test_bad_search_arguments():
     with pytest.raises(ConfigError, match="strategy='fast'"):
         search([BERT], CLUSTER, SPACE, strategy="fast", **SETTINGS)
     with pytest.raises(ConfigError, match="micro-batch size 3 must"):
-        search([BERT], CLUSTER, SPACE, micro_batches=(3,), hbm_sizes=(GIB,))
-    with pytest.raises(ConfigError, match="HBM size 0"):
+        search([BERT], CLUSTER, SPACE, micro_batch_sizes=(3,), hbm_sizes=(GIB,))
+    with pytest.raises(ConfigError, match="hbm_bytes=0 is invalid"):
         search([BERT], CLUSTER, SPACE, hbm_sizes=(0,))
 
 
@@ -134,13 +142,14 @@ _SCRIPT = textwrap.dedent("""
     import sys
     from phaze.hardware import DesignSpace
     from phaze.models import preset
-    from phaze.search import search
-    from phaze.workload import GIB, Cluster, Workload
+    from phaze.joint import search
+    from phaze.units import GIB
+    from phaze.workload import Cluster, Workload
     space = DesignSpace(num_tc=(1, 2, 4, 8, 16), num_vc=(1, 2, 4, 8),
                         tc_width=(8, 32, 128, 256), tc_depth=(8, 32, 128, 256),
                         glb_bytes=(2**21, 2**27), area_band=0.0)
     w = Workload(preset("bert-large"), seq_len=128, global_batch=512)
-    r = search([w], Cluster(devices=64), space, micro_batches=(1, 4),
+    r = search([w], Cluster(devices=64), space, micro_batch_sizes=(1, 4),
                hbm_sizes=(2 * GIB, 16 * GIB), recompute=(False, True), strategy="exhaustive",
                out=sys.argv[1], flush_every_s=0.0)
     print(r.best.arch, r.best.hbm_bytes, repr(r.best.value))
@@ -150,7 +159,7 @@ _SCRIPT = textwrap.dedent("""
 def _stored(path: Path) -> list[tuple]:
     with sqlite3.connect(path / "results.sqlite") as db:
         return db.execute(
-            "SELECT * FROM rows ORDER BY model, arch, mbs, hbm_bytes, recompute"
+            "SELECT * FROM rows ORDER BY model, arch, micro_batch_size, hbm_bytes, recompute"
         ).fetchall()
 
 
@@ -219,7 +228,7 @@ def test_cli_search_writes_every_output(tmp_path, capsys):
     assert "Best architecture" in text and "tpuv4-like" in text
     assert "bert-large: bottleneck stage" in text and "peak memory" in text
     best = json.loads((out / "best.json").read_text())
-    assert best["schema"] == "phaze.best/1"
+    assert best["schema"] == "phaze.best/2"
     assert best["architecture"]["area_mm2"] <= 40
     w = best["workloads"][0]
     assert w["throughput_samples_per_s"] > 0 and w["plan"]["feasible"]

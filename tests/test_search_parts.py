@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from reference.schedule import brute_force
 
 from phaze.errors import ConfigError
-from phaze.search.bounds import layer_latency_lower_bound, time_per_batch_lower_bound
-from phaze.search.strategy import area_buckets, pareto_frontier, phaze_walk
+from phaze.joint.bounds import layer_latency_lower_bound, time_per_batch_lower_bound
+from phaze.joint.strategy import area_buckets, pareto_frontier, phaze_walk
 from phaze.store import ResultStore
 
 # --- store ---------------------------------------------------------------------------------
@@ -20,10 +20,10 @@ from phaze.store import ResultStore
 VALUES = {
     "throughput": [1.5, 2.5],
     "time_per_batch_s": [3.0, 4.0],
-    "tp": [1, 2],
-    "dp": [8, 4],
-    "stages": [1, 2],
-    "bottleneck": [0, 1],
+    "tensor_width": [1, 2],
+    "data_parallel": [8, 4],
+    "num_stages": [1, 2],
+    "bottleneck_stage": [0, 1],
 }
 
 
@@ -72,11 +72,11 @@ def test_phaze_walk_order_and_stopping_rule_on_crafted_space():
     tput = np.array([1.0, 2.0, 3.0, 2.5, 2.5, 2.4, 2.0, 9.0, 9.5])
     calls = []
 
-    def evaluate(idx):
+    def value_of(idx):
         calls.append(idx.tolist())
         return tput[idx]
 
-    visited, values = phaze_walk(area, evaluate, patience=5)
+    visited, values = phaze_walk(area, value_of, patience=5)
     # buckets visited from the largest area down, both members of the first bucket
     assert calls == [[0, 1], [2], [3], [4], [5], [6]]
     # per-bucket best: 2, 3, 2.5, 2.5, 2.4, 2.0 -> last five non-increasing: stop

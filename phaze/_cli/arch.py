@@ -8,6 +8,7 @@ import json
 from phaze.errors import ConfigError
 from phaze.hardware import ACCELERATOR_PRESETS, MIB, Accelerator
 from phaze.hardware.area import TC_MAC_AREA_UM2, VC_LANE_AREA_UM2, sram_area_um2
+from phaze.units import GIB
 
 HELP = "area and peak figures of an accelerator preset or of explicit dimensions"
 
@@ -51,7 +52,7 @@ def figures(acc: Accelerator) -> dict:
         "peak_tflops": acc.peak_flops / 1e12,
         "peak_macs_per_cycle": acc.peak_macs_per_cycle,
         "vc_lanes": acc.vc_lanes,
-        "hbm_gib": acc.hbm_bytes / 2**30,
+        "hbm_gib": acc.hbm_bytes / GIB,
         "hbm_bandwidth_GBps": acc.hbm_bandwidth_Bps / 1e9,
         "hbm_words_per_cycle": acc.hbm_words_per_cycle,
     }

@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--mbs", type=int, default=1, help="micro-batch size (default 1)")
     parser.add_argument(
+        "--tensor-width",
         "--tp",
+        dest="tensor_width",
         type=int,
         default=1,
         help="tensor-parallel width for the per-device figures (default 1)",
@@ -39,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
         "train GFLOP/token",
         "act MiB/block",
     )
-    for flag, value in (("--seq", args.seq), ("--mbs", args.mbs), ("--tp", args.tp)):
+    for flag, value in (
+        ("--seq", args.seq),
+        ("--mbs", args.mbs),
+        ("--tensor-width", args.tensor_width),
+    ):
         if value is not None and value < 1:
             raise ConfigError(f"{flag}={value} must be >= 1")
     rows, skipped = [], []
@@ -47,12 +53,12 @@ def run(args: argparse.Namespace) -> int:
         spec = preset(name)
         seq = args.seq if args.seq is not None else spec.default_seq
         try:
-            g = build_graph(spec, seq, args.mbs, args.tp)
+            g = build_graph(spec, seq, args.mbs, args.tensor_width)
         except ConfigError as exc:  # t or seq not valid for this model: say so, go on
             skipped.append(f"{name}: {exc}")
             continue
         tokens = seq * args.mbs
-        fwd_flops = 2 * sum(layer.fwd_gemm_macs for layer in g.layers) * args.tp / tokens
+        fwd_flops = 2 * sum(layer.fwd_gemm_macs for layer in g.layers) * args.tensor_width / tokens
         rows.append(
             (
                 name,
@@ -73,6 +79,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped {line}")
     print(
         f"(GEMM FLOPs only; train = fwd + 2x bwd; activation bytes of one block at "
-        f"mbs={args.mbs}, t={args.tp}, 2 bytes/element, no recomputation)"
+        f"mbs={args.mbs}, t={args.tensor_width}, 2 bytes/element, no recomputation)"
     )
     return 0

@@ -6,6 +6,8 @@ import argparse
 import json
 import math
 
+from phaze.units import GIB
+
 HELP = (
     "find the fastest device placement of a placement instance (reference JSON format); "
     "exit status 1 when no plan fits"
@@ -43,39 +45,20 @@ def _layers(ids: tuple[int, ...]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from phaze.placement import evaluate_baseline, load_instance, place_per_width
+    from phaze.placement.instance import answer_dict
 
     problem = load_instance(args.instance)
     per_width = place_per_width(problem)
     best = _best(per_width)
     baseline = evaluate_baseline(problem) if problem.fixed_baseline is not None else None
     if args.json:
-        out = {
-            "best": best.to_dict() if best is not None else None,
-            "per_tensor_parallel_width": {
-                str(t): (
-                    {
-                        "time_per_batch": p.time_per_batch_s,
-                        "data_parallel": p.data_parallel,
-                        "stages": p.num_stages,
-                    }
-                    if p is not None
-                    else {"time_per_batch": None}
-                )
-                for t, p in per_width.items()
-            },
-            "fixed_strategy_time_per_batch": (
-                baseline.time_per_batch_s if baseline is not None and baseline.feasible else None
-            ),
-        }
-        if baseline is not None:
-            out["fixed_strategy"] = baseline.to_dict()
+        out = answer_dict(best, per_width, baseline)
         print(json.dumps(out, indent=1, allow_nan=False))
         return 0 if best is not None else 1
-    gib = 2.0**30
     print(
         f"instance {args.instance}: {problem.graphs[0].n_layers} layers, "
         f"{problem.devices} devices, {problem.link_bandwidth_Bps / 1e9:.3g} GB/s links, "
-        f"{problem.hbm_bytes / gib:.4g} GiB HBM, {problem.micro_batches} micro-batches, "
+        f"{problem.hbm_bytes / GIB:.4g} GiB HBM, {problem.num_micro_batches} micro-batches, "
         f"{problem.optimizer}, recompute {'on' if problem.recompute else 'off'}"
     )
     print()
@@ -123,6 +106,6 @@ def run(args: argparse.Namespace) -> int:
         load = f"{st.load_s:.6g}" if math.isfinite(st.load_s) else "inf"
         print(
             f"{q:>5}  {_layers(st.layer_ids):<16}  {st.devices:>7}  {load:>12}  "
-            f"{st.memory_bytes / gib:>12.4f}  {'yes' if st.recompute else 'no':<9}{mark}"
+            f"{st.memory_bytes / GIB:>12.4f}  {'yes' if st.recompute else 'no':<9}{mark}"
         )
     return 0

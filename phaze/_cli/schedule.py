@@ -22,7 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seq", type=int, default=None, help="sequence length (default: the model's own)"
     )
     parser.add_argument("--mbs", type=int, default=1, help="micro-batch size (default 1)")
-    parser.add_argument("--tp", type=int, default=1, help="tensor-parallel width (default 1)")
+    parser.add_argument(
+        "--tensor-width",
+        "--tp",
+        dest="tensor_width",
+        type=int,
+        default=1,
+        help="tensor-parallel width (default 1)",
+    )
     parser.add_argument(
         "--layer",
         default="block",
@@ -117,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from phaze.schedule import ScheduleCache, schedule_layer
 
     spec = preset(args.model)
-    g = build_graph(spec, args.seq or spec.default_seq, args.mbs, args.tp)
+    g = build_graph(spec, args.seq or spec.default_seq, args.mbs, args.tensor_width)
     p, layer = _layer(g, args.layer)
     ops = layer.ops
     acc = _accelerator(args)
@@ -170,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         )
     summary = {
         "model": args.model,
-        "tp": args.tp,
+        "tensor_width": args.tensor_width,
         "layer": layer.name,
         "position": p,
         "pass": args.pass_,
@@ -204,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     widths = [max(len(r[c]) for r in (header, *table)) for c in range(len(header))]
     print(
-        f"{args.model} t={args.tp} {layer.name} ({args.pass_}) on {acc.num_tc} TC / "
+        f"{args.model} t={args.tensor_width} {layer.name} ({args.pass_}) on {acc.num_tc} TC / "
         f"{acc.num_vc} VC: makespan {s.makespan_s * 1e6:.3f} us "
         f"({'optimal' if s.optimal else 'not proven optimal'}, {s.method}); "
         f"TC util avg {s.tc_util_avg:.2f} peak {s.tc_util_peak:.2f}, "

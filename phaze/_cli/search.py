@@ -7,7 +7,11 @@ import math
 import os
 import sys
 
+import phaze
+from phaze import report
 from phaze.errors import ConfigError
+from phaze.joint.core import STRATEGIES
+from phaze.validate import OPTIMIZERS
 
 HELP = "search accelerator architectures and execution plans jointly (the main job)"
 
@@ -54,9 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seq", type=int, default=None, help="sequence length (default: each model's own)"
     )
     g.add_argument("--batch", type=int, default=4096, help="global batch (default 4096)")
-    g.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=OPTIMIZERS[0])
     g.add_argument(
-        "--max-tp", type=int, default=8, help="largest tensor-parallel width (default 8)"
+        "--max-tensor-width",
+        "--max-tp",
+        dest="max_tensor_width",
+        type=int,
+        default=8,
+        help="largest tensor-parallel width (default 8)",
     )
     g = parser.add_argument_group("cluster")
     g.add_argument("--devices", type=int, default=1024, help="accelerators (default 1024)")
@@ -94,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.3,
         help="smallest area kept, as a fraction of the budget (default 0.3)",
     )
-    g.add_argument("--strategy", choices=("exact", "phaze", "exhaustive"), default="exact")
+    g.add_argument("--strategy", choices=STRATEGIES, default=STRATEGIES[0])
     g.add_argument(
         "--jobs",
         type=int,
@@ -133,7 +142,7 @@ def _workloads(args):
             seq_len=args.seq or 0,
             global_batch=args.batch,
             optimizer=args.optimizer,
-            max_tp=args.max_tp,
+            max_tensor_width=args.max_tensor_width,
         )
         for s in specs
     ]
@@ -141,8 +150,8 @@ def _workloads(args):
 
 def run(args: argparse.Namespace) -> int:
     from phaze.hardware import DesignSpace
-    from phaze.search.run import run_search
-    from phaze.workload import GIB, Cluster
+    from phaze.units import GIB
+    from phaze.workload import Cluster
 
     workloads = _workloads(args)
     if args.devices < 1:
@@ -176,3 +185,58 @@ def run(args: argparse.Namespace) -> int:
     )
     print(summary)
     return 0
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=total,
+        unit="design",
+        desc="search",
+        mininterval=0.5,
+        bar_format="{desc}: {n_fmt} designs [{elapsed}<{remaining}, {rate_fmt}]"
+        " (of at most {total_fmt}; pruning ends it early)",
+    )
+    return bar, bar.update
+
+
+def run_search(
+    workloads,
+    cluster,
+    space,
+    micro_batch_sizes,
+    hbm_sizes,
+    recompute,
+    strategy,
+    out: str,
+    force: bool = False,
+    jobs: int = 1,
+    progress: bool = True,
+) -> str:
+    """Run :func:`phaze.search`, write the files into ``out``, return the summary text."""
+    total = len(space.enumerate()) * (
+        2 if strategy == "exact" else len(hbm_sizes) * len(micro_batch_sizes) * len(recompute)
+    )
+    bar, update = _progress_bar(total, progress)
+    try:
+        result = phaze.search(
+            workloads,
+            cluster,
+            space,
+            micro_batch_sizes,
+            hbm_sizes,
+            recompute,
+            strategy,
+            out=out,
+            force=force,
+            progress=update,
+            jobs=jobs,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    report.write_outputs(result, out)
+    return report.summary_text(result, out)

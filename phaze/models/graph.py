@@ -80,12 +80,13 @@ class LayerEdge:
 
 @dataclass(frozen=True, slots=True)
 class ModelGraph:
-    """Layer graph of one (spec, seq, micro-batch, t); layers in topological order."""
+    """Layer graph of one (spec, seq_len, micro_batch_size, tensor_width); layers in
+    topological order."""
 
     spec: TransformerSpec
     seq_len: int
-    micro_batch: int
-    tp: int
+    micro_batch_size: int
+    tensor_width: int
     bytes_per_element: int
     vocab_padded: int
     layers: tuple[Layer, ...]
@@ -102,15 +103,15 @@ class ModelGraph:
         return next(layer for layer in self.layers if layer.role == "block")
 
 
-def padded_vocab(vocab: int, tp: int) -> int:
-    """Megatron's vocabulary padding: the next multiple of ``128 * tp``.
+def padded_vocab(vocab: int, tensor_width: int) -> int:
+    """Megatron's vocabulary padding: the next multiple of ``128 * tensor_width``.
 
     Examples
     --------
     >>> padded_vocab(50257, 8)
     51200
     """
-    m = 128 * tp
+    m = 128 * tensor_width
     return -(-vocab // m) * m
 
 
@@ -130,7 +131,11 @@ def _check_int(name: str, value: object, low: int) -> int:
 
 
 def build_graph(
-    spec: TransformerSpec, seq_len: int, micro_batch: int, tp: int = 1, bytes_per_element: int = 2
+    spec: TransformerSpec,
+    seq_len: int,
+    micro_batch_size: int,
+    tensor_width: int = 1,
+    bytes_per_element: int = 2,
 ) -> ModelGraph:
     """Build the layer graph and operator graphs of ``spec``.
 
@@ -139,9 +144,9 @@ def build_graph(
     spec : TransformerSpec
     seq_len : int
         Tokens per sample, ``1 <= seq_len <= spec.max_positions``.
-    micro_batch : int
+    micro_batch_size : int
         Samples per micro-batch (>= 1).
-    tp : int
+    tensor_width : int
         Tensor-parallel width; must divide heads, kv_heads and ffn.
     bytes_per_element : int
         Activation and parameter precision (2 for bf16/fp16).
@@ -149,13 +154,13 @@ def build_graph(
     Examples
     --------
     >>> from phaze.models import preset
-    >>> g = build_graph(preset("gpt3-175b"), seq_len=2048, micro_batch=1, tp=8)
+    >>> g = build_graph(preset("gpt3-175b"), seq_len=2048, micro_batch_size=1, tensor_width=8)
     >>> len(g.layers), g.vocab_padded
     (98, 51200)
     """
     _check_int("seq_len", seq_len, 1)
-    _check_int("micro_batch", micro_batch, 1)
-    _check_int("tp", tp, 1)
+    _check_int("micro_batch_size", micro_batch_size, 1)
+    _check_int("tensor_width", tensor_width, 1)
     _check_int("bytes_per_element", bytes_per_element, 1)
     if seq_len > spec.max_positions:
         raise ConfigError(
@@ -163,28 +168,30 @@ def build_graph(
             f"({spec.max_positions}); allowed: 1..{spec.max_positions}"
         )
     for field in ("heads", "kv_heads", "ffn"):
-        if getattr(spec, field) % tp:
+        if getattr(spec, field) % tensor_width:
             raise ConfigError(
-                f"tensor width t={tp} must divide {field} "
+                f"tensor width t={tensor_width} must divide {field} "
                 f"({getattr(spec, field)}); allowed: "
                 f"{', '.join(map(str, valid_tensor_widths(spec, 64)))}"
             )
-    d = _Dims(spec, seq_len, micro_batch, tp, bytes_per_element)
+    d = _Dims(spec, seq_len, micro_batch_size, tensor_width, bytes_per_element)
     layers: list[Layer] = []
     emb_ops, emb_params, emb_repl = _embedding(d)
-    layers.append(_layer(-1, "embedding", "embedding", emb_ops, emb_params, emb_repl, tp))
+    layers.append(_layer(-1, "embedding", "embedding", emb_ops, emb_params, emb_repl, tensor_width))
     blk_ops, blk_params, blk_repl = _block(d)
     for i in range(spec.layers):
-        layers.append(_layer(i, f"block{i}", "block", blk_ops, blk_params, blk_repl, tp))
+        layers.append(_layer(i, f"block{i}", "block", blk_ops, blk_params, blk_repl, tensor_width))
     head_ops, head_params, head_repl = _head(d)
-    layers.append(_layer(spec.layers, "head", "head", head_ops, head_params, head_repl, tp))
-    act = micro_batch * seq_len * spec.hidden * bytes_per_element
+    layers.append(
+        _layer(spec.layers, "head", "head", head_ops, head_params, head_repl, tensor_width)
+    )
+    act = micro_batch_size * seq_len * spec.hidden * bytes_per_element
     edges = tuple(LayerEdge(i, i + 1, act) for i in range(len(layers) - 1))
     return ModelGraph(
         spec=spec,
         seq_len=seq_len,
-        micro_batch=micro_batch,
-        tp=tp,
+        micro_batch_size=micro_batch_size,
+        tensor_width=tensor_width,
         bytes_per_element=bytes_per_element,
         vocab_padded=d.vocab,
         layers=tuple(layers),
@@ -193,7 +200,13 @@ def build_graph(
 
 
 def _layer(
-    layer_id: int, name: str, role: str, ops: OpGraph, params: int, replicated: int, tp: int
+    layer_id: int,
+    name: str,
+    role: str,
+    ops: OpGraph,
+    params: int,
+    replicated: int,
+    tensor_width: int,
 ) -> Layer:
     act = ops.saved_bytes()
     return Layer(
@@ -203,9 +216,9 @@ def _layer(
         param_bytes=params,
         replicated_param_bytes=replicated,
         activation_bytes=act,
-        tensor_parallel=tp > 1,
+        tensor_parallel=tensor_width > 1,
         ops=ops,
-        signature=(role, ops.key, params, act, tp > 1),
+        signature=(role, ops.key, params, act, tensor_width > 1),
     )
 
 

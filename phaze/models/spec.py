@@ -194,6 +194,7 @@ class TransformerSpec:
 
         Examples
         --------
+        >>> from phaze.models import preset
         >>> preset("llama2-7b").param_count()
         6738415616
         """

@@ -52,7 +52,7 @@ def unique_ops(graphs: ModelGraph | Sequence[ModelGraph]) -> tuple[OpTable, OpIn
     Examples
     --------
     >>> from phaze.models import build_graph, preset
-    >>> g = build_graph(preset("gpt3-175b"), 2048, 1, tp=8)
+    >>> g = build_graph(preset("gpt3-175b"), 2048, 1, tensor_width=8)
     >>> table, index = unique_ops(g)
     >>> sum(layer.ops.n_ops for layer in g.layers) > len(table)
     True

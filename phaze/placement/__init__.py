@@ -9,7 +9,7 @@ reference instances (``tests/data/placement``).
 * :class:`PlacementProblem` -- from phaze model graphs (:meth:`~PlacementProblem.from_graphs`)
   or the reference JSON format (:func:`load_instance`).
 * :func:`place`, :func:`place_per_width` -- the optimum as :class:`Plan` objects.
-* :func:`evaluate`, :func:`evaluate_baseline` -- the time and memory of a given plan and of
+* :func:`evaluate_plan`, :func:`evaluate_baseline` -- the time and memory of a given plan and of
   the fixed Megatron-style baseline.
 * :func:`place_arrays` -- the optimum's numbers from raw arrays, for searches.
 
@@ -19,14 +19,14 @@ Examples
 >>> g = WidthGraph([-1, 0, 1], [0.1, 1.0, 1.0], [0.2, 2.0, 2.0], [4, 8, 8], [1, 2, 2],
 ...                [False] * 3, [0, 1], [1, 2], [1.0, 1.0])
 >>> prob = PlacementProblem(widths=(1,), graphs=(g,), devices=4, link_bandwidth_Bps=10.0,
-...     hbm_bytes=64, micro_batches=8, recompute=False)
+...     hbm_bytes=64, num_micro_batches=8, recompute=False)
 >>> plan = place(prob)
 >>> plan.feasible and plan.throughput_micro_batches_per_s > 0
 True
 """
 
 from phaze.placement.instance import load_instance
-from phaze.placement.plan import Plan, Stage, evaluate, evaluate_baseline
+from phaze.placement.plan import Plan, Stage, evaluate_baseline, evaluate_plan
 from phaze.placement.problem import FixedBaseline, PlacementProblem, WidthGraph
 from phaze.placement.solve import (
     MAX_DOWNSETS,
@@ -45,8 +45,8 @@ __all__ = [
     "Plan",
     "Stage",
     "WidthGraph",
-    "evaluate",
     "evaluate_baseline",
+    "evaluate_plan",
     "graph_kind",
     "load_instance",
     "place",

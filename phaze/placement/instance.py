@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from phaze.errors import ConfigError
 from phaze.placement.problem import FixedBaseline, PlacementProblem, WidthGraph
 
-__all__ = ["instance_dict", "load_instance", "problem_from_instance"]
+__all__ = ["answer_dict", "instance_dict", "load_instance", "problem_from_instance"]
 
 
 def instance_dict(problem: PlacementProblem) -> dict:
@@ -42,7 +42,7 @@ def instance_dict(problem: PlacementProblem) -> dict:
         "maxMemoryPerDevice": problem.hbm_bytes,
         "maxDevices": problem.devices,
         "bandwidth": problem.link_bandwidth_Bps,
-        "mbsInBatch": problem.micro_batches,
+        "mbsInBatch": problem.num_micro_batches,
         "nodes": nodes,
         "edges": edges,
         "activationRecomputation": problem.recompute,
@@ -145,7 +145,7 @@ def problem_from_instance(obj: Mapping, where: str = "instance") -> PlacementPro
         devices=obj["maxDevices"],
         link_bandwidth_Bps=obj["bandwidth"],
         hbm_bytes=obj["maxMemoryPerDevice"],
-        micro_batches=obj["mbsInBatch"],
+        num_micro_batches=obj["mbsInBatch"],
         recompute=obj["activationRecomputation"],
         optimizer=str(obj["optimizerAlgorithm"]),
         fixed_baseline=fixed,
@@ -173,3 +173,48 @@ def load_instance(path: str | os.PathLike) -> PlacementProblem:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{os.fspath(path)}: not valid JSON ({exc})") from None
     return problem_from_instance(obj, where=os.fspath(path))
+
+
+def _answer_plan(plan) -> dict:
+    """A plan in the reference answer format (its keys first), then our own fields."""
+    return {
+        "time_per_batch": plan.time_per_batch_s if plan.feasible else None,
+        "tensor_parallel": plan.tensor_width,
+        "data_parallel": plan.data_parallel,
+        "stages": plan.num_stages,
+        **plan.to_dict(),
+    }
+
+
+def answer_dict(best, per_width: Mapping, baseline=None) -> dict:
+    """What the original solver writes for an instance (its ``expected.json`` format):
+    the best plan, the best per tensor width, and the fixed baseline's time.
+
+    Parameters
+    ----------
+    best : Plan or None
+    per_width : mapping of int to Plan or None
+    baseline : Plan, optional
+        The fixed Megatron-style plan (:func:`~phaze.placement.evaluate_baseline`).
+    """
+    out = {
+        "best": _answer_plan(best) if best is not None else None,
+        "per_tensor_parallel_width": {
+            str(t): (
+                {
+                    "time_per_batch": p.time_per_batch_s,
+                    "data_parallel": p.data_parallel,
+                    "stages": p.num_stages,
+                }
+                if p is not None
+                else {"time_per_batch": None}
+            )
+            for t, p in per_width.items()
+        },
+        "fixed_strategy_time_per_batch": (
+            baseline.time_per_batch_s if baseline is not None and baseline.feasible else None
+        ),
+    }
+    if baseline is not None:
+        out["fixed_strategy"] = _answer_plan(baseline)
+    return out

@@ -23,7 +23,7 @@ import numpy as np
 from phaze.errors import ConfigError
 from phaze.placement.problem import PlacementProblem, WidthGraph
 
-__all__ = ["Plan", "Stage", "evaluate", "evaluate_baseline"]
+__all__ = ["Plan", "Stage", "evaluate_baseline", "evaluate_plan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,7 @@ class Plan:
     time_per_batch_s : float
         ``max load * (m + s - 1) + 4 (d-1) P_first / (BW d)``, ``m = ceil(M / d)``;
         ``inf`` when infeasible.
-    micro_batches : int
+    num_micro_batches : int
         Micro-batches per global batch (M).
     micro_batch_size : int or None
         Samples per micro-batch when the problem knows it.
@@ -78,7 +78,7 @@ class Plan:
     data_parallel: int
     stages: tuple[Stage, ...]
     time_per_batch_s: float
-    micro_batches: int
+    num_micro_batches: int
     micro_batch_size: int | None = None
     feasible: bool = True
     reason: str = ""
@@ -106,7 +106,7 @@ class Plan:
     @property
     def micro_batches_per_pipeline(self) -> int:
         """``ceil(M / d)``."""
-        return -(-self.micro_batches // self.data_parallel)
+        return -(-self.num_micro_batches // self.data_parallel)
 
     @property
     def bottleneck_stage(self) -> int:
@@ -118,7 +118,7 @@ class Plan:
     def throughput_micro_batches_per_s(self) -> float:
         """Micro-batches per second, ``M / time per batch`` (0 when infeasible)."""
         t = self.time_per_batch_s
-        return self.micro_batches / t if self.feasible and 0 < t < math.inf else 0.0
+        return self.num_micro_batches / t if self.feasible and 0 < t < math.inf else 0.0
 
     @property
     def throughput_samples_per_s(self) -> float | None:
@@ -128,12 +128,12 @@ class Plan:
         return self.micro_batch_size * self.throughput_micro_batches_per_s
 
     def to_dict(self) -> dict:
-        """JSON-ready dict; the first keys match the reference ``expected.json`` format."""
+        """JSON-ready dict (``time_per_batch_s`` is None when infeasible)."""
         return {
-            "time_per_batch": self.time_per_batch_s if self.feasible else None,
-            "tensor_parallel": self.tensor_width,
+            "time_per_batch_s": self.time_per_batch_s if self.feasible else None,
+            "tensor_width": self.tensor_width,
             "data_parallel": self.data_parallel,
-            "stages": self.num_stages,
+            "num_stages": self.num_stages,
             "stage_layers": [list(s) for s in self.stage_layers],
             "devices_per_stage": list(self.devices_per_stage),
             "stage_load_s": [st.load_s for st in self.stages],
@@ -238,9 +238,9 @@ def _plan_from_positions(
         reasons.append(
             f"{d} pipelines of {used} devices need {d * used}, the cluster has {problem.devices}"
         )
-    if d > problem.micro_batches:
+    if d > problem.num_micro_batches:
         reasons.append(
-            f"data_parallel={d} exceeds the {problem.micro_batches} micro-batches per batch"
+            f"data_parallel={d} exceeds the {problem.num_micro_batches} micro-batches per batch"
         )
     worst = max(loads)
     if not worst < math.inf:
@@ -250,7 +250,7 @@ def _plan_from_positions(
     elif claimed_time is not None:
         time = claimed_time
     else:
-        m = -(-problem.micro_batches // d)
+        m = -(-problem.num_micro_batches // d)
         comm = 0.0 if d == 1 else 4.0 * (d - 1) * p_first / (problem.link_bandwidth_Bps * d)
         time = worst * (m + n_st - 1) + comm
     return Plan(
@@ -258,14 +258,14 @@ def _plan_from_positions(
         data_parallel=d,
         stages=tuple(out),
         time_per_batch_s=time,
-        micro_batches=problem.micro_batches,
+        num_micro_batches=problem.num_micro_batches,
         micro_batch_size=problem.micro_batch_size,
         feasible=not reasons,
         reason="; ".join(reasons),
     )
 
 
-def evaluate(
+def evaluate_plan(
     problem: PlacementProblem,
     tensor_width: int,
     data_parallel: int,
@@ -305,8 +305,8 @@ def evaluate(
     >>> prob = PlacementProblem(widths=(1,), graphs=(WidthGraph(
     ...     [0, 1], [1.0, 1.0], [2.0, 2.0], [10, 10], [5, 5], [False, False],
     ...     [0], [1], [0.0]),), devices=2, link_bandwidth_Bps=1.0, hbm_bytes=100,
-    ...     micro_batches=4, recompute=False)
-    >>> plan = evaluate(prob, 1, 1, [[0], [1]])
+    ...     num_micro_batches=4, recompute=False)
+    >>> plan = evaluate_plan(prob, 1, 1, [[0], [1]])
     >>> plan.feasible, plan.time_per_batch_s, [st.load_s for st in plan.stages]
     (True, 15.0, [3.0, 3.0])
     """
@@ -388,7 +388,7 @@ def evaluate_baseline(problem: PlacementProblem) -> Plan:
             data_parallel=d,
             stages=(),
             time_per_batch_s=math.inf,
-            micro_batches=problem.micro_batches,
+            num_micro_batches=problem.num_micro_batches,
             micro_batch_size=problem.micro_batch_size,
             feasible=False,
             reason=f"p={p} stages of {per} blocks leave stage(s) {empty} empty",

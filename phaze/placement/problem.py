@@ -300,7 +300,7 @@ class PlacementProblem:
         Link bandwidth between devices, bytes per second (> 0).
     hbm_bytes : float
         Memory per device in bytes (> 0; ``inf`` = unlimited).
-    micro_batches : int
+    num_micro_batches : int
         Micro-batches per global batch (B / mbs >= 1).
     recompute : bool
         Recompute activations in backward (stash only the stage inputs).
@@ -316,7 +316,7 @@ class PlacementProblem:
     devices: int
     link_bandwidth_Bps: float
     hbm_bytes: float
-    micro_batches: int
+    num_micro_batches: int
     recompute: bool
     optimizer: str = "sgd"
     fixed_baseline: FixedBaseline | None = None
@@ -355,7 +355,7 @@ class PlacementProblem:
             self, "hbm_bytes", _check_positive("hbm_bytes", self.hbm_bytes, allow_inf=True)
         )
         object.__setattr__(
-            self, "micro_batches", _check_int("micro_batches", self.micro_batches, 1)
+            self, "num_micro_batches", _check_int("num_micro_batches", self.num_micro_batches, 1)
         )
         if not isinstance(self.recompute, (bool, np.bool_)):
             raise ConfigError(f"recompute={self.recompute!r} must be True or False")
@@ -407,7 +407,7 @@ class PlacementProblem:
         devices: int,
         link_bandwidth_Bps: float,
         hbm_bytes: float,
-        micro_batches: int,
+        num_micro_batches: int,
         recompute: bool,
         optimizer: str,
         fixed_baseline: FixedBaseline | tuple[int, int, int] | None = None,
@@ -417,13 +417,13 @@ class PlacementProblem:
         Parameters
         ----------
         graphs : mapping of int to ModelGraph
-            ``{t: build_graph(spec, seq_len, micro_batch, tp=t)}``. Only the contract
+            ``{t: build_graph(spec, seq_len, micro_batch_size, tensor_width=t)}``. Only the contract
             attributes are read: ``layers`` (topological order; each with ``layer_id``,
             ``param_bytes``, ``activation_bytes``, ``tensor_parallel``), ``edges`` (with
-            ``src``, ``dst`` positions and ``bytes``), and ``micro_batch`` if present.
+            ``src``, ``dst`` positions and ``bytes``), and ``micro_batch_size`` if present.
         fwd_s, bwd_s : mapping of int to float64 (n_layers,)
             Per-layer forward and backward latency in seconds at each width.
-        devices, link_bandwidth_Bps, hbm_bytes, micro_batches, recompute, optimizer
+        devices, link_bandwidth_Bps, hbm_bytes, num_micro_batches, recompute, optimizer
             As the attributes of :class:`PlacementProblem`.
         fixed_baseline : FixedBaseline or (p, t, d), optional
             With a tuple, ``num_blocks`` is the number of layers whose role is ``block``
@@ -432,10 +432,10 @@ class PlacementProblem:
         Examples
         --------
         >>> from phaze.models import build_graph, preset
-        >>> g = {t: build_graph(preset("llama2-7b"), 1024, 1, tp=t) for t in (1, 2)}
+        >>> g = {t: build_graph(preset("llama2-7b"), 1024, 1, tensor_width=t) for t in (1, 2)}
         >>> lat = {t: np.full(len(g[t].layers), 1e-3 / t) for t in g}
         >>> prob = PlacementProblem.from_graphs(g, lat, lat, devices=8,
-        ...     link_bandwidth_Bps=50e9, hbm_bytes=80e9, micro_batches=64,
+        ...     link_bandwidth_Bps=50e9, hbm_bytes=80e9, num_micro_batches=64,
         ...     recompute=False, optimizer="adam", fixed_baseline=(4, 2, 1))
         >>> prob.widths, prob.graph(2).n_layers, prob.fixed_baseline.num_blocks
         ((1, 2), 34, 32)
@@ -476,7 +476,7 @@ class PlacementProblem:
                     width=int(t),
                 )
             )
-            m_b = getattr(g, "micro_batch", None)
+            m_b = getattr(g, "micro_batch_size", None)
             if m_b is not None:
                 if mbs is not None and m_b != mbs:
                     raise ConfigError(
@@ -506,7 +506,7 @@ class PlacementProblem:
             devices=devices,
             link_bandwidth_Bps=link_bandwidth_Bps,
             hbm_bytes=hbm_bytes,
-            micro_batches=micro_batches,
+            num_micro_batches=num_micro_batches,
             recompute=recompute,
             optimizer=optimizer,
             fixed_baseline=fixed_baseline,

@@ -39,7 +39,7 @@ class ArrayPlacement(NamedTuple):
     """The optimum as plain numbers (:func:`place_arrays`).
 
     ``time_per_batch_s`` is ``inf`` and ``tensor_width``, ``data_parallel`` and
-    ``stages`` are 0 when no width has a plan that fits (``bottleneck_stage`` -1).
+    ``num_stages`` are 0 when no width has a plan that fits (``bottleneck_stage`` -1).
     ``bottleneck_stage`` is the index, in pipeline order, of the stage with the largest
     load (the first of equals), as :attr:`Plan.bottleneck_stage`. ``width_times_s[i]`` is the
     optimum restricted to ``widths[i]`` (``inf`` = infeasible).
@@ -48,7 +48,7 @@ class ArrayPlacement(NamedTuple):
     time_per_batch_s: float
     tensor_width: int
     data_parallel: int
-    stages: int
+    num_stages: int
     bottleneck_stage: int
     width_times_s: np.ndarray
 
@@ -191,7 +191,7 @@ def _args(problem: PlacementProblem) -> tuple:
         problem.devices,
         problem.link_bandwidth_Bps,
         problem.hbm_bytes,
-        problem.micro_batches,
+        problem.num_micro_batches,
         problem.recompute,
         problem.adam,
     )
@@ -229,7 +229,7 @@ def place_per_width(problem: PlacementProblem) -> dict[int, Plan | None]:
     >>> g = WidthGraph([0, 1, 2], [1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [1, 1, 1], [1, 1, 1],
     ...                [False] * 3, [0, 1], [1, 2], [0.0, 0.0])
     >>> prob = PlacementProblem(widths=(1,), graphs=(g,), devices=3,
-    ...     link_bandwidth_Bps=1.0, hbm_bytes=10, micro_batches=3, recompute=False)
+    ...     link_bandwidth_Bps=1.0, hbm_bytes=10, num_micro_batches=3, recompute=False)
     >>> plan = place_per_width(prob)[1]
     >>> plan.data_parallel, plan.num_stages, plan.time_per_batch_s  # 3 micro-batches, load 3
     (1, 3, 15.0)
@@ -265,7 +265,7 @@ def place(problem: PlacementProblem, *, tensor_width: int | None = None) -> Plan
     >>> g = WidthGraph([0, 1], [1.0, 1.0], [2.0, 2.0], [1, 1], [1, 1], [False, False],
     ...                [0], [1], [0.0])
     >>> prob = PlacementProblem(widths=(1,), graphs=(g,), devices=2,
-    ...     link_bandwidth_Bps=1.0, hbm_bytes=4, micro_batches=4, recompute=False)
+    ...     link_bandwidth_Bps=1.0, hbm_bytes=4, num_micro_batches=4, recompute=False)
     >>> plan = place(prob)   # one layer per device fits, two do not
     >>> plan.stage_layers, plan.time_per_batch_s
     (((0,), (1,)), 15.0)
@@ -302,7 +302,7 @@ def place_arrays(
     devices: int,
     link_bandwidth_Bps: float,
     hbm_bytes: float,
-    micro_batches: int,
+    num_micro_batches: int,
     recompute: bool,
     adam: bool,
     kind: str | None = None,
@@ -320,7 +320,7 @@ def place_arrays(
     edge_src, edge_dst : int64 (E,)
         Layer positions, ``src < dst``.
     edge_bytes : float64 (W, E) or (E,)
-    devices, link_bandwidth_Bps, hbm_bytes, micro_batches, recompute, adam
+    devices, link_bandwidth_Bps, hbm_bytes, num_micro_batches, recompute, adam
         As in :class:`~phaze.placement.PlacementProblem` (``adam`` = Adam optimizer).
     kind : {"chain", "prefix", "dag"}, optional
         The graph path if already known (see :func:`graph_kind`); saves a check.
@@ -405,7 +405,7 @@ def place_arrays(
         res = _dp.dp_solve(
             *tb.tabs,
             int(devices),
-            int(micro_batches),
+            int(num_micro_batches),
             float(link_bandwidth_Bps),
             tb.t_eff,
             tb.n_cheap,

@@ -15,8 +15,8 @@ import numpy as np
 
 from phaze.hardware import ArchTable
 from phaze.hardware.space import REFERENCE_MAX_CONFIG
+from phaze.joint.evaluator import WorkloadEvaluator
 from phaze.placement import evaluate_baseline, place
-from phaze.search.evaluate import WorkloadEvaluator
 
 __all__ = ["MEGATRON_PLANS", "megatron_plan", "tpuv4_like_table"]
 
@@ -65,27 +65,39 @@ def tpuv4_like_table(template) -> ArchTable:
     )
 
 
-def compare(workload, cluster, template, micro_batches, hbm_bytes, recompute, cache=None) -> dict:
+def compare(
+    workload, cluster, template, micro_batch_sizes, hbm_bytes, recompute, cache=None
+) -> dict:
     """Best plan on the tpuv4-like chip and the fixed Megatron plan on it, at one HBM
     size, each the best over micro-batch sizes and recomputation.
 
     Returns a dict with ``tpuv4_like`` and ``megatron`` entries of the form
-    ``{"samples_per_s", "micro_batch", "recompute", "plan"}`` (throughput 0 and plan None
+    ``{"samples_per_s", "micro_batch_size", "recompute", "plan"}`` (throughput 0 and plan None
     when nothing fits) and ``megatron_plan`` ``(p, t, d)``.
     """
-    ev = WorkloadEvaluator(workload, cluster, tpuv4_like_table(template), micro_batches, cache)
-    tpu = {"samples_per_s": 0.0, "micro_batch": None, "recompute": None, "plan": None}
+    ev = WorkloadEvaluator(workload, cluster, tpuv4_like_table(template), micro_batch_sizes, cache)
+    tpu = {"samples_per_s": 0.0, "micro_batch_size": None, "recompute": None, "plan": None}
     meg = dict(tpu)
     fixed = megatron_plan(workload.name, workload.model.layers, cluster.devices, ev.widths)
-    for mbs in micro_batches:
+    for mbs in micro_batch_sizes:
         for rc in recompute:
-            tput, _, t, _, _, _ = ev.exact(mbs, 0, hbm_bytes, rc)
-            if tput > tpu["samples_per_s"]:
-                plan = place(ev.problem(mbs, 0, hbm_bytes, rc), tensor_width=t)
-                tpu = {"samples_per_s": tput, "micro_batch": mbs, "recompute": rc, "plan": plan}
+            row = ev.exact(mbs, 0, hbm_bytes, rc)
+            if row.throughput > tpu["samples_per_s"]:
+                plan = place(ev.problem(mbs, 0, hbm_bytes, rc), tensor_width=row.tensor_width)
+                tpu = {
+                    "samples_per_s": row.throughput,
+                    "micro_batch_size": mbs,
+                    "recompute": rc,
+                    "plan": plan,
+                }
             plan = evaluate_baseline(ev.problem(mbs, 0, hbm_bytes, rc, fixed_baseline=fixed))
             if plan.feasible:
                 tput = workload.global_batch / plan.time_per_batch_s
                 if tput > meg["samples_per_s"]:
-                    meg = {"samples_per_s": tput, "micro_batch": mbs, "recompute": rc, "plan": plan}
+                    meg = {
+                        "samples_per_s": tput,
+                        "micro_batch_size": mbs,
+                        "recompute": rc,
+                        "plan": plan,
+                    }
     return {"tpuv4_like": tpu, "megatron": meg, "megatron_plan": fixed}

@@ -6,62 +6,39 @@ architecture of an :class:`~phaze.hardware.ArchTable`, lower-bound layer latenci
 then answers two questions per architecture:
 
 * :meth:`~WorkloadEvaluator.upper_bound`: an optimistic throughput (samples/s) from
-  lower-bound layer latencies (:mod:`phaze.search.bounds`) -- cheap, vectorised;
+  lower-bound layer latencies (:mod:`phaze.joint.bounds`) -- cheap, vectorised;
 * :meth:`~WorkloadEvaluator.exact`: the exact throughput of the best plan -- layer
   latencies from the layer scheduler (memoised), then the placement DP for every
   (HBM size, recomputation) setting.
 
-:func:`evaluate` is the public one-call form used in notebooks and scripts.
+:func:`evaluate_architectures` is the public one-call form used in notebooks and scripts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
 from phaze.cost import latency_table
 from phaze.errors import ConfigError
+from phaze.joint.bounds import layer_latency_lower_bound, time_per_batch_lower_bound
 from phaze.models import build_graph, unique_ops
 from phaze.placement import PlacementProblem, place_arrays
+from phaze.rows import PlanRow
 from phaze.schedule import ScheduleCache, schedule_model
-from phaze.search.bounds import layer_latency_lower_bound, time_per_batch_lower_bound
 from phaze.workload import Cluster, Workload
 
-__all__ = ["EvaluateResult", "WorkloadEvaluator", "evaluate"]
-
-
-class EvaluateResult(NamedTuple):
-    """Best plan per architecture (one entry each); infeasible: throughput 0, t = d = 0.
-
-    Attributes
-    ----------
-    throughput : float64 (A,)
-        Samples per second.
-    time_per_batch_s : float64 (A,)
-    tp, dp, stages : int64 (A,)
-        Tensor width, data-parallel degree and pipeline depth of the best plan.
-    bottleneck : int64 (A,)
-        Index (pipeline order) of the best plan's stage with the largest load; -1 when
-        infeasible.
-    """
-
-    throughput: np.ndarray
-    time_per_batch_s: np.ndarray
-    tp: np.ndarray
-    dp: np.ndarray
-    stages: np.ndarray
-    bottleneck: np.ndarray
+__all__ = ["WorkloadEvaluator", "evaluate_architectures"]
 
 
 @dataclass(frozen=True, eq=False)
 class _MbsData:
     """Everything about one micro-batch size that does not depend on the architecture."""
 
-    mbs: int
-    micro_batches: int
+    micro_batch_size: int
+    num_micro_batches: int
     graphs: dict
     widths: tuple[int, ...]
     param_bytes: np.ndarray  # (W, n)
@@ -84,7 +61,7 @@ class WorkloadEvaluator:
     workload : Workload
     cluster : Cluster
     arch_table : ArchTable
-    micro_batches : sequence of int
+    micro_batch_sizes : sequence of int
         Micro-batch sizes to prepare; each must divide the global batch.
     cache : ScheduleCache, optional
         Memo of layer schedules; a new one if omitted.
@@ -95,7 +72,7 @@ class WorkloadEvaluator:
         workload: Workload,
         cluster: Cluster,
         arch_table,
-        micro_batches: Sequence[int],
+        micro_batch_sizes: Sequence[int],
         cache: ScheduleCache | None = None,
     ) -> None:
         self.workload, self.cluster, self.arch_table = workload, cluster, arch_table
@@ -108,15 +85,10 @@ class WorkloadEvaluator:
         self.num_tc = np.asarray(arch_table.num_tc, dtype=np.int64)
         self.num_vc = np.asarray(arch_table.num_vc, dtype=np.int64)
         self._mbs: dict[int, _MbsData] = {}
-        for mbs in micro_batches:
+        for mbs in micro_batch_sizes:
             self._mbs[int(mbs)] = self._prepare(int(mbs))
         self.dp_calls = 0
         self._exact_layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-
-    @property
-    def micro_batch_sizes(self) -> tuple[int, ...]:
-        """The prepared micro-batch sizes."""
-        return tuple(self._mbs)
 
     def _prepare(self, mbs: int) -> _MbsData:
         w = self.workload
@@ -162,8 +134,8 @@ class WorkloadEvaluator:
                     )
         g0 = glist[0]
         return _MbsData(
-            mbs=mbs,
-            micro_batches=w.global_batch // mbs,
+            micro_batch_size=mbs,
+            num_micro_batches=w.global_batch // mbs,
             graphs=graphs,
             widths=self.widths,
             param_bytes=pb,
@@ -186,7 +158,7 @@ class WorkloadEvaluator:
         for i, t in enumerate(d.widths):
             a = np.where(d.tensor_parallel[i], t, 1)
             lb = time_per_batch_lower_bound(
-                d.lb_fwd_s[i], d.lb_bwd_s[i], a, self.cluster.devices, d.micro_batches
+                d.lb_fwd_s[i], d.lb_bwd_s[i], a, self.cluster.devices, d.num_micro_batches
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
@@ -228,10 +200,6 @@ class WorkloadEvaluator:
                 np.ascontiguousarray(bwd[:, :, j]),
             )
 
-    def has_layers(self, mbs: int, arch: int) -> bool:
-        """Whether the layer latencies of ``arch`` at ``mbs`` are memoised."""
-        return (mbs, arch) in self._exact_layers
-
     def set_layers(self, mbs: int, arch: int, fwd: np.ndarray, bwd: np.ndarray) -> None:
         """Memoise layer latencies computed elsewhere (a worker process)."""
         self._exact_layers[(mbs, arch)] = (fwd, bwd)
@@ -259,17 +227,14 @@ class WorkloadEvaluator:
             devices=self.cluster.devices,
             link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
             hbm_bytes=float(hbm_bytes),
-            micro_batches=d.micro_batches,
+            num_micro_batches=d.num_micro_batches,
             recompute=bool(recompute),
             optimizer=self.workload.optimizer,
             fixed_baseline=fixed_baseline,
         )
 
-    def exact(
-        self, mbs: int, arch: int, hbm_bytes: float, recompute: bool
-    ) -> tuple[float, float, int, int, int, int]:
-        """``(throughput, time_per_batch_s, t, d, stages, bottleneck)`` of the best
-        plan."""
+    def exact(self, mbs: int, arch: int, hbm_bytes: float, recompute: bool) -> PlanRow:
+        """The best plan's row."""
         d = self._mbs[mbs]
         fwd, bwd = self.layer_latencies(mbs, arch)
         self.dp_calls += 1
@@ -286,33 +251,33 @@ class WorkloadEvaluator:
             devices=self.cluster.devices,
             link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
             hbm_bytes=float(hbm_bytes),
-            micro_batches=d.micro_batches,
+            num_micro_batches=d.num_micro_batches,
             recompute=bool(recompute),
             adam=self.workload.optimizer == "adam",
             kind="chain",
         )
         time = float(res.time_per_batch_s)
         tput = self.workload.global_batch / time if np.isfinite(time) and time > 0 else 0.0
-        return (
+        return PlanRow(
             tput,
             time,
             int(res.tensor_width),
             int(res.data_parallel),
-            int(res.stages),
+            int(res.num_stages),
             int(res.bottleneck_stage),
         )
 
 
-def evaluate(
+def evaluate_architectures(
     workload: Workload,
     cluster: Cluster,
     arch_table,
-    micro_batch: int,
+    micro_batch_size: int,
     hbm_bytes: float,
     recompute: bool,
     *,
     cache: ScheduleCache | None = None,
-) -> EvaluateResult:
+) -> PlanRow:
     """Best plan of ``workload`` on every architecture of ``arch_table``.
 
     Parameters
@@ -321,7 +286,7 @@ def evaluate(
     cluster : Cluster
     arch_table : ArchTable
         Architectures to evaluate (e.g. ``DesignSpace(...).enumerate()`` or a slice).
-    micro_batch : int
+    micro_batch_size : int
     hbm_bytes : float
         HBM capacity per device.
     recompute : bool
@@ -331,27 +296,28 @@ def evaluate(
 
     Returns
     -------
-    EvaluateResult
-        Numpy arrays, one entry per architecture.
+    PlanRow
+        Of numpy arrays, one entry per architecture (infeasible: throughput 0).
 
     Examples
     --------
     >>> from phaze.hardware import DesignSpace
     >>> from phaze.models import preset
-    >>> from phaze.workload import GIB
+    >>> from phaze.units import GIB
     >>> space = DesignSpace(num_tc=(8,), num_vc=(2,), tc_width=(128,), tc_depth=(128,),
     ...                     vc_width=(128,), glb_bytes=(2**27,), area_band=0.0)
-    >>> r = evaluate(Workload(preset("bert-large"), global_batch=256), Cluster(devices=16),
-    ...              space.enumerate(), micro_batch=8, hbm_bytes=32 * GIB, recompute=False)
-    >>> bool(r.throughput[0] > 0), int(r.tp[0]) in (1, 2, 4, 8)
+    >>> w = Workload(preset("bert-large"), global_batch=256)
+    >>> r = evaluate_architectures(w, Cluster(devices=16), space.enumerate(),
+    ...     micro_batch_size=8, hbm_bytes=32 * GIB, recompute=False)
+    >>> bool(r.throughput[0] > 0), int(r.tensor_width[0]) in (1, 2, 4, 8)
     (True, True)
     """
-    ev = WorkloadEvaluator(workload, cluster, arch_table, [micro_batch], cache)
+    ev = WorkloadEvaluator(workload, cluster, arch_table, [micro_batch_size], cache)
     n = len(ev.num_tc)
     out = [np.zeros(n), np.full(n, np.inf)] + [np.zeros(n, dtype=np.int64) for _ in range(4)]
     for lo in range(0, n, 256):  # layer schedules vectorised over blocks of architectures
-        ev.schedule(micro_batch, range(lo, min(n, lo + 256)))
+        ev.schedule(micro_batch_size, range(lo, min(n, lo + 256)))
     for a in range(n):
-        for col, value in zip(out, ev.exact(micro_batch, a, hbm_bytes, recompute)):
+        for col, value in zip(out, ev.exact(micro_batch_size, a, hbm_bytes, recompute)):
             col[a] = value
-    return EvaluateResult(*out)
+    return PlanRow(*out)

@@ -1,0 +1,296 @@
+"""Joint search of accelerator architectures and execution plans (docs/search.md).
+
+A *design* is an architecture (a row of the design space) with an HBM size. Its value is
+the mean, over the searched workloads, of each workload's best throughput over
+micro-batch sizes and recomputation (each workload with its own best plan). Strategies:
+
+``exact`` (default)
+    The true optimum and the exact throughput/area frontier. Designs are visited in order
+    of an admissible optimistic throughput (:mod:`phaze.joint.bounds`) and a design whose
+    bound is below the incumbent is never evaluated; within a design, settings whose bound
+    is below the workload's best so far are skipped. The frontier pass visits
+    architectures by increasing area and skips one whose bound is below the best
+    throughput already reached with no more area. Pruning is strict (``<``), so ties are
+    evaluated and broken exactly as an exhaustive evaluation breaks them: highest value,
+    then smaller area, then lower architecture index, then smaller HBM.
+``phaze``
+    The paper's walk (:func:`phaze.joint.strategy.phaze_walk`) for every (micro-batch,
+    HBM, recomputation) setting, for comparison.
+``exhaustive``
+    Every design, no pruning (the reference the tests compare ``exact`` with).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from phaze.errors import ConfigError
+from phaze.hardware import ArchTable, DesignSpace
+from phaze.joint.details import design_details
+from phaze.joint.evaluator import WorkloadEvaluator
+from phaze.joint.run_state import Design, SearchRun
+from phaze.joint.strategy import exact_search, phaze_search
+from phaze.schedule import ScheduleCache
+from phaze.store import ResultStore
+from phaze.units import GIB
+from phaze.validate import check_bool, check_choice, check_int, check_number
+from phaze.workload import Cluster, Workload
+
+__all__ = ["STRATEGIES", "Design", "SearchResult", "fingerprint", "search"]
+
+#: Search strategies, default first.
+STRATEGIES = ("exact", "phaze", "exhaustive")
+#: Format of the arguments' fingerprint in the result store.
+_FINGERPRINT_FORMAT = 2
+
+
+@dataclass(frozen=True, eq=False)
+class SearchResult:
+    """What a search found.
+
+    Attributes
+    ----------
+    best : Design or None
+        None when no design has a feasible plan.
+    frontier : int64 array
+        Architecture indices on the throughput/area frontier, by increasing area.
+    frontier_value : float64 array
+        Their values (mean samples/s over workloads, best HBM size).
+    rows : dict of arrays
+        Every evaluated (workload, arch, micro_batch_size, hbm_bytes, recompute) row, with
+        the :data:`phaze.rows.ROW_FIELDS` columns.
+    counters : dict
+    details : tuple of dict
+        Per workload, for the best design: ``plan`` (a :class:`~phaze.placement.Plan`),
+        ``own_best`` (the workload's best value on a design of its own; equal to its
+        throughput for a single workload), and the comparisons of
+        :func:`phaze.joint.baselines.compare` (``tpuv4_like``, ``megatron``,
+        ``megatron_plan``).
+    """
+
+    workloads: tuple[Workload, ...]
+    cluster: Cluster
+    strategy: str
+    arch_table: ArchTable
+    best: Design | None
+    frontier: np.ndarray
+    frontier_value: np.ndarray
+    rows: dict
+    counters: dict = field(default_factory=dict)
+    details: tuple = ()
+
+
+def fingerprint(
+    workloads, cluster, space, micro_batch_sizes, hbm_sizes, recompute, strategy
+) -> dict:
+    """JSON-ready description of a search's arguments (what a resumed run must match).
+
+    Settings are normalised (sorted, without duplicates), so that the same search given
+    in another order is recognised.
+    """
+    return {
+        "workloads": [
+            {
+                "model": repr(w.model),
+                "seq_len": w.seq_len,
+                "global_batch": w.global_batch,
+                "optimizer": w.optimizer,
+                "bytes_per_element": w.bytes_per_element,
+                "max_tensor_width": w.max_tensor_width,
+            }
+            for w in workloads
+        ],
+        "cluster": {"devices": cluster.devices, "link_bandwidth_Bps": cluster.link_bandwidth_Bps},
+        "space": space_fingerprint(space),
+        "micro_batch_sizes": sorted(set(micro_batch_sizes)),
+        "hbm_bytes": sorted({int(h) for h in hbm_sizes}),
+        "recompute": sorted({bool(r) for r in recompute}),
+        "strategy": strategy,
+        "format": _FINGERPRINT_FORMAT,
+    }
+
+
+def space_fingerprint(space: DesignSpace | ArchTable) -> str:
+    """A string that identifies a design space or an architecture table's contents."""
+    if isinstance(space, DesignSpace):
+        return repr(space)
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(vars(space)):
+        value = getattr(space, name)
+        if isinstance(value, np.ndarray):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+    return f"ArchTable(rows={len(space)}, sha256={h.hexdigest()})"
+
+
+def _settings(micro_batch_sizes, hbm_sizes, recompute) -> tuple[list, list, list]:
+    """Validated, sorted, duplicate-free settings."""
+    for name, values in (
+        ("micro_batch_sizes", micro_batch_sizes),
+        ("hbm_sizes", hbm_sizes),
+        ("recompute", recompute),
+    ):
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise ConfigError(f"{name}={values!r} is invalid; allowed: a non-empty sequence")
+    mbs = sorted({check_int("micro_batch_size", m) for m in micro_batch_sizes})
+    hbm = sorted(
+        {int(check_number("hbm_bytes", h, low=0, high=2.0**60, unit="bytes")) for h in hbm_sizes}
+    )
+    if hbm[0] < 1:
+        raise ConfigError(f"hbm_sizes={list(hbm_sizes)!r} is invalid; allowed: sizes >= 1 byte")
+    rc = sorted({check_bool("recompute", r) for r in recompute})
+    return mbs, hbm, rc
+
+
+def search(
+    workloads: Workload | Sequence[Workload],
+    cluster: Cluster | None = None,
+    space: DesignSpace | ArchTable | None = None,
+    micro_batch_sizes: Sequence[int] = (1, 2, 4, 8),
+    hbm_sizes: Sequence[float] = (32 * GIB, 64 * GIB, 80 * GIB),
+    recompute: Sequence[bool] = (False, True),
+    strategy: str = "exact",
+    out: str | None = None,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+    flush_every_s: float = 1.0,
+    jobs: int = 1,
+) -> SearchResult:
+    """Search architectures and plans jointly; see the module docstring.
+
+    Parameters
+    ----------
+    workloads : Workload or sequence of Workload
+        Several workloads share one architecture, each with its own plan.
+    cluster : Cluster, optional
+        Default ``Cluster()``: 1024 devices linked at 4 GiB/s.
+    space : DesignSpace or ArchTable, optional
+        The architectures to search: a design space (default: the paper's, 29,360
+        architectures) or an explicit table (e.g. a filtered ``DesignSpace().enumerate()``).
+    micro_batch_sizes, hbm_sizes, recompute : sequences
+        Settings searched for every architecture (order and duplicates do not matter).
+    strategy : {"exact", "phaze", "exhaustive"}
+    out : path, optional
+        Directory of the resumable result store.
+    force : bool
+        Discard a store written with other arguments.
+    progress : callable, optional
+        Called with 1 after every evaluated design.
+    flush_every_s : float
+        Rows are written to the store at least this often (and at the end, also when
+        interrupted); at most this much work is lost to a hard kill.
+    jobs : int
+        Processes that schedule and place architectures (1: all in this process). The
+        result does not depend on it.
+
+    Returns
+    -------
+    SearchResult
+
+    Raises
+    ------
+    ConfigError
+        A bad argument (the message names it and says what is allowed), a micro-batch size
+        that does not divide a workload's global batch, or an output directory that holds a
+        search with other arguments (without ``force``) or cannot be written.
+
+    Examples
+    --------
+    >>> import phaze
+    >>> space = phaze.DesignSpace(num_tc=(4, 8), num_vc=(2,), tc_width=(128,),
+    ...     tc_depth=(128,), vc_width=(128,), glb_bytes=(2**27,), area_band=0.0)
+    >>> w = phaze.Workload(phaze.preset("bert-large"), global_batch=256)
+    >>> r = phaze.search(w, phaze.Cluster(devices=16), space, micro_batch_sizes=(8,),
+    ...                  hbm_sizes=(32 * phaze.GIB,), recompute=(False,))
+    >>> r.best.value > 0, len(r.arch_table), r.counters["designs_evaluated"] >= 1
+    (True, 2, True)
+    """
+    started = time.perf_counter()
+    if isinstance(workloads, Workload):
+        workloads = [workloads]
+    if isinstance(workloads, (str, bytes)) or not isinstance(workloads, Sequence):
+        raise ConfigError(
+            f"workloads={workloads!r} is invalid; allowed: a Workload or a sequence of them"
+        )
+    workloads = tuple(workloads)
+    if not workloads:
+        raise ConfigError("at least one workload is needed")
+    for w in workloads:
+        if not isinstance(w, Workload):
+            raise ConfigError(
+                f"workload {w!r} is invalid; allowed: phaze.Workload(phaze.preset(name))"
+            )
+    check_choice("strategy", strategy, STRATEGIES)
+    cluster = Cluster() if cluster is None else cluster
+    if not isinstance(cluster, Cluster):
+        raise ConfigError(f"cluster={cluster!r} is invalid; allowed: a phaze.Cluster")
+    space = DesignSpace() if space is None else space
+    if not isinstance(space, (DesignSpace, ArchTable)):
+        raise ConfigError(f"space={space!r} is invalid; allowed: a DesignSpace or an ArchTable")
+    jobs = check_int("jobs", jobs, 1, 1024)
+    mbs, hbm, rc = _settings(micro_batch_sizes, hbm_sizes, recompute)
+    names = [w.name for w in workloads]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"workloads must have distinct model names, got {names}")
+    if isinstance(space, ArchTable):
+        arch_table, template = space, space.accelerator(0)
+    else:
+        arch_table, template = space.enumerate(), space.template
+    area = np.asarray(arch_table.area_um2, dtype=np.float64)
+    cache = ScheduleCache()
+    evaluators = [WorkloadEvaluator(w, cluster, arch_table, mbs, cache) for w in workloads]
+    store = None  # opened after the arguments are known to be good
+    if out is not None:
+        store = ResultStore(
+            out, fingerprint(workloads, cluster, space, mbs, hbm, rc, strategy), force=force
+        )
+    run = None
+    pool = None
+    try:
+        run = SearchRun(evaluators, hbm, mbs, rc, store, progress, flush_every_s=flush_every_s)
+        if jobs > 1:
+            from phaze.joint.workers import WorkerPool
+
+            pool = run.pool = WorkerPool(evaluators, jobs)
+        if strategy == "phaze":
+            best, front, front_value = phaze_search(run, area)
+        else:
+            best, front, front_value = exact_search(run, area, exhaustive=strategy == "exhaustive")
+        run.flush()
+        details = (
+            design_details(run, best, area, strategy, cluster, template, mbs, rc, cache)
+            if best is not None
+            else ()
+        )
+    finally:  # an interrupted search keeps every row it computed
+        if pool is not None:
+            pool.close()
+        if run is not None:
+            run.flush()
+        if store is not None:
+            store.close()
+    counters = dict(run.counters)
+    counters.update(
+        architectures=int(area.shape[0]),
+        dp_calls=sum(e.dp_calls for e in evaluators),
+        wall_s=time.perf_counter() - started,
+        **cache.stats(),
+    )
+    return SearchResult(
+        workloads=workloads,
+        cluster=cluster,
+        strategy=strategy,
+        arch_table=arch_table,
+        best=best,
+        frontier=front,
+        frontier_value=front_value,
+        rows=run.row_table(),
+        counters=counters,
+        details=details,
+    )

@@ -1,0 +1,237 @@
+"""The state of one search run: rows computed so far, the store, counters, bounds.
+
+A :class:`SearchRun` is owned by :func:`phaze.search` (no module-level state). It answers
+"what is this design worth" (:meth:`SearchRun.design`) from memoised rows, computing the
+missing ones with the workloads' evaluators, and streams new rows to the result store.
+The strategies in :mod:`phaze.joint.strategy` drive it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from phaze.rows import NO_PLAN, ROW_FIELDS, ROW_FLOAT_FIELDS, PlanRow, WorkloadBest
+
+__all__ = ["COUNTER_NAMES", "Design", "RowKey", "SearchRun"]
+
+#: Counters of a run, in the order reports list them.
+COUNTER_NAMES = (
+    "exact_rows",
+    "stored_rows_reused",
+    "settings_pruned",
+    "designs_evaluated",
+    "designs_pruned",
+)
+
+
+class RowKey(NamedTuple):
+    """Which setting a :class:`~phaze.rows.PlanRow` answers."""
+
+    workload: str
+    arch: int
+    micro_batch_size: int
+    hbm_bytes: int
+    recompute: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Design:
+    """An evaluated design: architecture, HBM size, and each workload's best setting.
+
+    ``per_workload[i]`` is workload ``i``'s :class:`~phaze.rows.WorkloadBest`; ``value``
+    is the mean throughput over workloads.
+    """
+
+    arch: int
+    hbm_bytes: int
+    value: float
+    per_workload: tuple[WorkloadBest, ...]
+
+
+class SearchRun:
+    """State of one search run (owned by :func:`phaze.search`)."""
+
+    def __init__(
+        self,
+        evaluators,
+        hbm_sizes,
+        micro_batch_sizes,
+        recompute,
+        store,
+        progress,
+        rows: dict | None = None,
+        flush_every_s: float = 1.0,
+    ) -> None:
+        self.flush_every_s = flush_every_s
+        self.pool = None
+        self.ev = evaluators
+        self.names = [e.workload.name for e in evaluators]
+        self.hbm = sorted(int(h) for h in hbm_sizes)
+        self.mbs = list(micro_batch_sizes)
+        self.rc = list(recompute)
+        self.store = store
+        self.progress = progress
+        self.rows: dict[RowKey, PlanRow] = {} if rows is None else rows
+        self.pending: list[RowKey] = []
+        self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        self.ub = [{m: e.upper_bound(m) for m in self.mbs} for e in evaluators]
+        self.design_ub = np.mean(
+            [np.max([u[m] for m in self.mbs], axis=0) for u in self.ub], axis=0
+        )
+        self.values: dict[tuple, tuple[Design, float]] = {}
+        self._flushed = time.perf_counter()
+        if store is not None:
+            self._load_store()
+
+    def _load_store(self) -> None:
+        for e in self.ev:
+            for m in self.mbs:
+                for h in self.hbm:
+                    for r in self.rc:
+                        got = self.store.load(e.workload.name, m, h, r)
+                        cols = [got[f].tolist() for f in ROW_FIELDS]
+                        for i, a in enumerate(got["arch"].tolist()):
+                            self.rows[RowKey(e.workload.name, a, m, h, r)] = PlanRow(
+                                *(c[i] for c in cols)
+                            )
+        self.counters["stored_rows_reused"] = len(self.rows)
+
+    def add_row(self, key: RowKey, row: PlanRow) -> None:
+        """Record a row computed elsewhere (a worker process), unless already known."""
+        if key not in self.rows:
+            self.rows[key] = row
+            self.pending.append(key)
+            self.counters["exact_rows"] += 1
+
+    def row(self, wi: int, arch: int, mbs: int, hbm: int, rc: bool) -> PlanRow:
+        key = RowKey(self.names[wi], arch, mbs, hbm, rc)
+        found = self.rows.get(key)
+        if found is None:
+            found = self.ev[wi].exact(mbs, arch, hbm, rc)
+            self.add_row(key, found)
+        return found
+
+    def flush(self) -> None:
+        """Write pending rows to the store (one transaction per setting)."""
+        if self.store is None or not self.pending:
+            self.pending.clear()
+            return
+        groups: dict[tuple, list[RowKey]] = {}
+        for key in self.pending:
+            groups.setdefault(
+                (key.workload, key.micro_batch_size, key.hbm_bytes, key.recompute), []
+            ).append(key)
+        for (name, m, h, r), keys in groups.items():
+            vals = [self.rows[k] for k in keys]
+            self.store.add(
+                name,
+                m,
+                h,
+                r,
+                [k.arch for k in keys],
+                {f: [getattr(v, f) for v in vals] for f in ROW_FIELDS},
+            )
+        self.pending.clear()
+        self._flushed = time.perf_counter()
+
+    def design(
+        self,
+        arch: int,
+        hbm: int,
+        prune: bool = True,
+        settings: Sequence[tuple[int, bool]] | None = None,
+        floor: float = 0.0,
+    ) -> Design:
+        """Value of (arch, hbm): each workload's best over its settings.
+
+        With one workload and ``floor > 0``, settings whose bound is below ``floor`` are
+        skipped too: the value returned is exact when it is at least ``floor``, and
+        otherwise only known to be below it (callers use it as "cannot reach ``floor``").
+        """
+        key = (arch, hbm) if settings is None else (arch, hbm, tuple(settings))
+        if len(self.ev) > 1 or not prune:
+            floor = 0.0
+        found = self.values.get(key)
+        if found is not None and found[1] <= floor:
+            return found[0]
+        per = []
+        for wi in range(len(self.ev)):
+            opts = settings or [(m, r) for m in self.mbs for r in self.rc]
+            order = sorted(opts, key=lambda s: (-self.ub[wi][s[0]][arch], s[0], s[1]))
+            best = NO_PLAN
+            for m, r in order:
+                if prune and self.ub[wi][m][arch] < max(best.throughput, floor):
+                    self.counters["settings_pruned"] += 1
+                    continue
+                row = self.row(wi, arch, m, hbm, r)
+                if row.throughput > best.throughput:
+                    best = WorkloadBest(
+                        row.throughput,
+                        m,
+                        r,
+                        row.time_per_batch_s,
+                        row.tensor_width,
+                        row.data_parallel,
+                        row.num_stages,
+                    )
+            per.append(best)
+        value = float(np.mean([p.throughput for p in per]))
+        out = Design(arch=arch, hbm_bytes=hbm, value=value, per_workload=tuple(per))
+        self.values[key] = (out, floor)
+        self.counters["designs_evaluated"] += 1
+        if time.perf_counter() - self._flushed >= self.flush_every_s:
+            self.flush()
+        if self.progress is not None:
+            self.progress(1)
+        return out
+
+    def prefetch(self, archs: Sequence[int]) -> None:
+        """Do the work every visited architecture needs, for a batch at once: schedule its
+        layers for every workload and micro-batch size (one vectorised call each) and
+        place it at the largest HBM for every setting -- split over the worker processes
+        when there are any. The rows are the same whatever the number of processes."""
+        hbm = self.hbm[-1]
+        todo = [int(a) for a in archs]
+        for wi, e in enumerate(self.ev):
+            name = self.names[wi]
+            need = [
+                a
+                for a in todo
+                if any(
+                    RowKey(name, a, m, hbm, r) not in self.rows for m in self.mbs for r in self.rc
+                )
+            ]
+            if not need:
+                continue
+            if self.pool is not None:
+                got = self.pool.prefetch(wi, need, self.mbs, hbm, self.rc)
+                for (a, m, r), row in sorted(got.items()):
+                    self.add_row(RowKey(name, a, m, hbm, r), row)
+                continue
+            for m in self.mbs:
+                e.schedule(m, need)
+            for a in need:
+                for m in self.mbs:
+                    for r in self.rc:
+                        self.row(wi, a, m, hbm, r)
+
+    def row_table(self) -> dict[str, np.ndarray]:
+        """Every row of the run as numpy columns, sorted by (workload, arch, micro-batch
+        size, HBM, recompute)."""
+        keys = sorted(self.rows, key=lambda k: (self.names.index(k.workload), *k[1:]))
+        table = {
+            "workload": np.array([self.names.index(k.workload) for k in keys], dtype=np.int64),
+            "arch": np.array([k.arch for k in keys], dtype=np.int64),
+            "micro_batch_size": np.array([k.micro_batch_size for k in keys], dtype=np.int64),
+            "hbm_bytes": np.array([k.hbm_bytes for k in keys], dtype=np.int64),
+            "recompute": np.array([k.recompute for k in keys], dtype=bool),
+        }
+        for f in ROW_FIELDS:
+            dtype = np.float64 if f in ROW_FLOAT_FIELDS else np.int64
+            table[f] = np.array([getattr(self.rows[k], f) for k in keys], dtype=dtype)
+        return table

@@ -1,0 +1,210 @@
+"""Orders in which architectures are visited, and the throughput/area frontier.
+
+* :func:`phaze_walk`: the paper's outer loop (paper.md, "outer search"): architectures are
+  bucketed by ``floor(area / 10,000 um^2)`` (0.01 mm^2), buckets are explored from the
+  largest area down, every architecture of a bucket is evaluated, and the walk stops once
+  the best throughputs of the last ``patience`` explored buckets form a non-increasing
+  sequence (no bucket improved on the one before it).
+* :func:`pareto_frontier`: architectures that no other architecture beats with less or
+  equal area.
+* :func:`exact_search`, :func:`phaze_search`: the search strategies, driving a
+  :class:`~phaze.joint.run_state.SearchRun` (docs/search.md says why ``exact`` is exact).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from phaze.joint.run_state import Design, SearchRun
+
+__all__ = [
+    "BATCH",
+    "BUCKET_UM2",
+    "area_buckets",
+    "better",
+    "exact_search",
+    "pareto_frontier",
+    "phaze_search",
+    "phaze_walk",
+]
+
+#: Bucket width of the paper's walk: 0.01 mm^2.
+BUCKET_UM2 = 10_000.0
+
+
+def area_buckets(area_um2: np.ndarray, bucket_um2: float = BUCKET_UM2) -> list[np.ndarray]:
+    """Architecture indices grouped by area bucket, largest bucket first; within a bucket,
+    in index order."""
+    key = np.floor(np.asarray(area_um2, dtype=np.float64) / bucket_um2).astype(np.int64)
+    order = np.lexsort((np.arange(key.size), -key))
+    keys = key[order]
+    cuts = np.flatnonzero(np.diff(keys)) + 1
+    return np.split(order, cuts)
+
+
+def phaze_walk(
+    area_um2: np.ndarray,
+    value_of: Callable[[np.ndarray], np.ndarray],
+    patience: int = 5,
+    bucket_um2: float = BUCKET_UM2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the paper's bucketed walk.
+
+    Parameters
+    ----------
+    area_um2 : float64 array (A,)
+    value_of : callable
+        Takes architecture indices and returns their throughputs (0 when infeasible).
+    patience : int
+        Stop when the best throughputs of the last ``patience`` explored buckets are
+        non-increasing.
+
+    Returns
+    -------
+    visited : int64 array
+        Indices evaluated, in visiting order.
+    throughput : float64 array
+        Their throughputs.
+
+    Examples
+    --------
+    >>> area = np.array([5e4, 4e4, 3e4, 2e4, 1e4, 0.5e4])
+    >>> visited, _ = phaze_walk(area, lambda idx: 10.0 - idx, patience=3)
+    >>> visited.tolist()
+    [0, 1, 2]
+    """
+    visited: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    bucket_best: list[float] = []
+    for bucket in area_buckets(area_um2, bucket_um2):
+        tp = np.asarray(value_of(bucket), dtype=np.float64)
+        visited.append(bucket)
+        values.append(tp)
+        bucket_best.append(float(tp.max()))
+        last = bucket_best[-patience:]
+        if len(last) == patience and all(a >= b for a, b in zip(last, last[1:])):
+            break
+    return (
+        np.concatenate(visited) if visited else np.zeros(0, np.int64),
+        np.concatenate(values) if values else np.zeros(0),
+    )
+
+
+def pareto_frontier(area_um2: np.ndarray, throughput: np.ndarray) -> np.ndarray:
+    """Indices on the throughput/area frontier, by increasing area.
+
+    An architecture is on the frontier when every architecture with less or equal area has
+    a lower throughput (ties go to the smaller area, then the smaller index); architectures
+    with zero throughput (infeasible) never are.
+
+    Examples
+    --------
+    >>> pareto_frontier(np.array([1.0, 2.0, 3.0, 4.0]), np.array([5.0, 4.0, 7.0, 7.0]))
+    array([0, 2])
+    """
+    area = np.asarray(area_um2, dtype=np.float64)
+    tp = np.asarray(throughput, dtype=np.float64)
+    order = np.lexsort((np.arange(area.size), -tp, area))
+    keep, best = [], 0.0
+    for i in order.tolist():
+        if tp[i] > best:
+            keep.append(i)
+            best = tp[i]
+    return np.array(keep, dtype=np.int64)
+
+
+def better(a: Design | None, b: Design, area: np.ndarray) -> bool:
+    """Whether ``b`` beats incumbent ``a`` (value, then smaller area, index, HBM)."""
+    if a is None:
+        return b.value > 0
+    ka = (-a.value, area[a.arch], a.arch, a.hbm_bytes)
+    kb = (-b.value, area[b.arch], b.arch, b.hbm_bytes)
+    return kb < ka
+
+
+#: Architectures scheduled per vectorised call.
+BATCH = 64
+
+
+def exact_search(
+    run: SearchRun, area: np.ndarray, exhaustive: bool, frontier: bool = True
+) -> tuple:
+    """The ``exact`` (or, with ``exhaustive``, the unpruned) strategy: the best design,
+    then the frontier; returns ``(best, frontier indices, frontier values)``."""
+    n = area.shape[0]
+    ub = run.design_ub
+    hbm_desc = sorted(run.hbm, reverse=True)
+    best: Design | None = None
+    # pass 1: the optimum, most promising designs first. HBM sizes from the largest:
+    # a smaller HBM never does better (fewer plans fit), so it is evaluated only when the
+    # largest reaches the incumbent (a tie on value is broken towards the smaller HBM).
+    order = np.lexsort((np.arange(n), area, -ub)).tolist()
+    for k, arch in enumerate(order):
+        if not exhaustive and best is not None and ub[arch] < best.value:
+            break  # every later design has a lower bound still
+        if k % BATCH == 0:
+            limit = 0.0 if exhaustive or best is None else best.value
+            run.prefetch([a for a in order[k : k + BATCH] if ub[a] >= limit])
+        top = run.design(arch, hbm_desc[0], prune=not exhaustive)
+        if better(best, top, area):
+            best = top
+        for h in hbm_desc[1:]:
+            if not exhaustive and top.value < best.value:
+                break
+            d = run.design(arch, h, prune=not exhaustive)
+            if better(best, d, area):
+                best = d
+    if not frontier:
+        return best, np.zeros(0, np.int64), np.zeros(0)
+    # pass 2: the frontier, by increasing area, at the largest HBM (which bounds the
+    # others). An architecture whose bound is below the best value reached with no more
+    # area cannot be on the frontier.
+    arch_value = np.zeros(n)
+    evaluated = np.zeros(n, dtype=bool)
+    reached = 0.0
+    by_area = np.lexsort((np.arange(n), area)).tolist()
+    for k, arch in enumerate(by_area):
+        if k % BATCH == 0 and not exhaustive:
+            run.prefetch([a for a in by_area[k : k + BATCH] if ub[a] >= reached])
+        if not exhaustive and ub[arch] < reached:
+            continue
+        floor = 0.0 if exhaustive else reached
+        v = run.design(arch, hbm_desc[0], prune=not exhaustive, floor=floor).value
+        if exhaustive:
+            v = max([v, *(run.design(arch, h, prune=False).value for h in hbm_desc[1:])])
+        arch_value[arch], evaluated[arch] = v, True
+        reached = max(reached, v)
+    run.counters["designs_pruned"] = int(n - evaluated.sum())
+    keep = evaluated & (arch_value >= 0)
+    front = pareto_frontier(area[keep], arch_value[keep])
+    idx = np.flatnonzero(keep)[front]
+    return best, idx, arch_value[idx]
+
+
+def phaze_search(run: SearchRun, area: np.ndarray) -> tuple:
+    """The paper's walk for every setting; returns ``(best, frontier indices, frontier
+    values)`` over the architectures it visited."""
+    best: Design | None = None
+    arch_value = np.zeros(area.shape[0])
+    for m in run.mbs:
+        for h in run.hbm:
+            for r in run.rc:
+
+                def value_of(idx, m=m, h=h, r=r):
+                    out = np.empty(len(idx))
+                    for j, a in enumerate(np.asarray(idx).tolist()):
+                        d = run.design(a, h, prune=False, settings=[(m, r)])
+                        out[j] = d.value
+                        arch_value[a] = max(arch_value[a], d.value)
+                    return out
+
+                visited, _ = phaze_walk(area, value_of)
+                for a in visited.tolist():
+                    d = run.design(a, h, prune=False, settings=[(m, r)])
+                    if better(best, d, area):
+                        best = d
+    seen = np.flatnonzero(arch_value > 0)
+    front = seen[pareto_frontier(area[seen], arch_value[seen])]
+    return best, front, arch_value[front]
