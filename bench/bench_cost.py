@@ -1,4 +1,4 @@
-"""Benchmark: the cost kernels on gpt3-175b x the default design space (issue 3).
+"""Benchmark: the cost kernels on gpt3-175b x the default design space.
 
 Run ``pytest bench/bench_cost.py -s`` (timings, figures printed) and add ``-m slow`` for
 the JIT compile time and the cached start-up time of a fresh process. The workload: every

@@ -1,4 +1,4 @@
-"""Benchmark: building model graphs and the unique-op table (issue 2).
+"""Benchmark: building model graphs and the unique-op table.
 
 Run: ``pytest bench/bench_models.py --benchmark-only``
 """

@@ -1,4 +1,4 @@
-"""Benchmark: the placement dynamic program (issue 5, design.md section 8).
+"""Benchmark: the placement dynamic program (docs/placement.md).
 
 Run: ``pytest bench/bench_placement.py --benchmark-only -s`` (JIT compile time and the
 general-DAG case are marked ``slow``: add ``-m slow`` or ``-m ""``). Every test warms

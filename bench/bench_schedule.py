@@ -1,4 +1,4 @@
-"""Benchmark: scheduling every unique layer of gpt3-175b for many architectures (issue 4).
+"""Benchmark: scheduling every unique layer of gpt3-175b for many architectures.
 
 Run: ``pytest bench/bench_schedule.py --benchmark-disable -s`` for the quick ones, add
 ``-m slow`` for 1,000 sampled architectures (bar: <= 60 s on 2 cores) and all 29,360 of

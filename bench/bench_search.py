@@ -1,4 +1,4 @@
-"""Benchmark: the joint search (issue 6, design.md section 9).
+"""Benchmark: the joint search (docs/search.md).
 
 Run: ``pytest bench/bench_search.py --benchmark-only -s -m ""`` (the full-space runs are
 marked ``slow``). Each test warms the numba kernels first, so figures are search time; the

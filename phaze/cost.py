@@ -3,7 +3,7 @@
 :func:`latency_table` gives, for every unique operator of an
 :class:`~phaze.models.OpTable` and every architecture of an
 :class:`~phaze.hardware.ArchTable`, the latency in seconds on one core of its kind and on
-all cores of its kind, forward and backward (design.md sections 2 and 6):
+all cores of its kind, forward and backward (docs/cost-model.md):
 
 * ``TC`` -- the GEMM (:mod:`phaze._kernels.gemm`); backward is the input-gradient GEMM
   ``(B, M, N, K)`` plus the weight-gradient GEMM ``(B, K, M, N)``, one after the other.

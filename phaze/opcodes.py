@@ -11,7 +11,7 @@ __all__ = ["CommPass", "OpKind", "Pass", "VcOp", "Mode"]
 
 
 class OpKind(IntEnum):
-    """Kind of a fused operator (design.md section 4.2)."""
+    """Kind of a fused operator (docs/workloads.md)."""
 
     TC = 0  #: GEMM on tensor cores
     TC_VC = 1  #: GEMM with a fused element-wise epilogue on the vector lanes
@@ -20,7 +20,7 @@ class OpKind(IntEnum):
 
 
 class VcOp(IntEnum):
-    """Vector-core operation; per-element cycles in paper.md (forward / backward).
+    """Vector-core operation; per-element cycles in docs/cost-model.md (forward / backward).
 
     ``OpTable.vc_aux`` carries the row length for ``MEAN`` and ``SOFTMAX`` (the reduced
     dimension) and is 1 for every other code.

@@ -1,4 +1,4 @@
-"""Docstring examples run as tests (style.md rule 10)."""
+"""Docstring examples run as tests."""
 
 from __future__ import annotations
 

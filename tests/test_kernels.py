@@ -1,4 +1,4 @@
-"""Every numba kernel of ``phaze._kernels`` follows one policy (style.md rules 3-6).
+"""Every numba kernel of ``phaze._kernels`` follows one policy (policy in docs/architecture.md).
 
 The kernels are found by walking the package, so a new kernel module is checked without
 being listed here: ``@njit(cache=True, nogil=True)``, never ``fastmath``, no ``parallel``;
@@ -68,7 +68,7 @@ def test_warmup_covers_every_kernel_module():
 def test_warmup_compiles_one_specialisation_of_the_entry_points():
     kernels_pkg.warmup()
     for name in ("gemm.gemm_cycles", "vector.vc_cycles", "dp.dp_solve"):
-        assert len(_dispatchers()[name].signatures) == 1, name  # style.md rule 4
+        assert len(_dispatchers()[name].signatures) == 1, name  # one specialisation per kernel
 
 
 def test_a_fresh_process_loads_every_kernel_from_the_cache(tmp_path):

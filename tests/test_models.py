@@ -1,4 +1,4 @@
-"""Model library: specs, presets, HF configs, graphs, unique op table (issue 2)."""
+"""Model library: specs, presets, HF configs, graphs, unique op table."""
 
 from __future__ import annotations
 

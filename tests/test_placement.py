@@ -1,4 +1,4 @@
-"""Device placement (design.md section 8): reference instances, brute force, edges."""
+"""Device placement (docs/placement.md): reference instances, brute force, edges."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The README's Python examples run as written (style.md rule 16)."""
+"""The README's Python examples run as written."""
 
 from __future__ import annotations
 

@@ -146,7 +146,7 @@ def test_bounds_close_without_search():
 
 
 def test_intra_op_runs_alone_even_against_comm():
-    """A COMM operator may not overlap an intra-op operator (contracts.md)."""
+    """A COMM operator may not overlap an intra-op operator (docs/scheduling.md)."""
     g = nx.DiGraph()
     g.add_nodes_from([0, 1])
     # alone: GEMM intra-op (1 s) then the collective (1 s), or GEMM single (3 s) beside it

@@ -1,4 +1,4 @@
-"""Joint search (issue 6): exact equals exhaustive, the paper's walk, resume after a kill,
+"""Joint search: exact equals exhaustive, the paper's walk, resume after a kill,
 the inner-loop API and the command line."""
 
 from __future__ import annotations

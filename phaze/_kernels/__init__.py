@@ -1,4 +1,4 @@
-"""numba kernels behind the public layer (style.md rules 3-6).
+"""numba kernels behind the public layer (policy in docs/architecture.md).
 
 Nothing compiles at import. :func:`warmup` compiles (or loads from numba's on-disk cache)
 every kernel of the package in the calling process; call it in the parent before starting

@@ -1,4 +1,4 @@
-"""Tensor-core GEMM cycles and per-boundary traffic (design.md section 6).
+"""Tensor-core GEMM cycles and per-boundary traffic (docs/cost-model.md).
 
 One GEMM ``out[b, M, N] = A[b, M, K] @ W[b, K, N]`` for ``b < B`` runs on one tensor core or
 is split across the tensor cores of an accelerator. Everything is counted in words (buffer

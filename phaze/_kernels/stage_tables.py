@@ -58,7 +58,7 @@ def max_stages(const_bytes, stash_bytes, hbm_bytes, n_dev):
     """Largest position from the end a stage may take: ``const + (s-1)*stash <= hbm``.
 
     Returns ``n_dev`` when even ``s = n_dev`` fits, 0 when ``const > hbm``, else
-    ``1 + floor((hbm - const) / stash)`` (design.md section 8, reference README).
+    ``1 + floor((hbm - const) / stash)`` (docs/placement.md).
     """
     if not const_bytes <= hbm_bytes:
         return 0
@@ -72,7 +72,7 @@ def max_stages(const_bytes, stash_bytes, hbm_bytes, n_dev):
 
 @njit(cache=True, nogil=True)
 def _stage_memory_cap(param_b, act_b, edge_in_b, recompute, adam, hbm_bytes, n_dev):
-    """:func:`max_stages` of a stage from its bytes (design.md section 8): ``const = 2 P +
+    """:func:`max_stages` of a stage from its bytes (docs/placement.md): ``const = 2 P +
     O + A`` (``O = P`` for Adam) and the stash per later micro-batch in flight, the bytes
     on edges entering the stage with recomputation, else ``A``."""
     const = 2.0 * param_b + (param_b if adam else 0.0) + act_b
@@ -427,8 +427,8 @@ def dag_stage_tables(
 
     State ``k`` is the upset ``V \\ bits[k]``; stage ``(k, k2)`` is ``bits[k2] \\ bits[k]``
     for ``bits[k] < bits[k2]``. Loads are list schedules over the stage's layers in
-    topological order, written directly from design.md section 8 (forward; backward in
-    reverse; the recomputation backward with every start at least ``fwd'``).
+    topological order, written directly from the semantics in docs/placement.md
+    (forward; backward in reverse; the recomputation backward with every start at least ``fwd'``).
 
     Returns the same tuple as :func:`chain_stage_tables`.
     """

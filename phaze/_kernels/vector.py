@@ -1,4 +1,4 @@
-"""Vector-core cycles (design.md section 6, per-element table of paper.md).
+"""Vector-core cycles (docs/cost-model.md, with the per-element cycle table).
 
 An operator's vector work is a list of parts ``(code, E, aux)`` (:class:`phaze.opcodes.VcOp`
 codes). On ``L`` lanes (``vc_width`` for one core, ``num_vc * vc_width`` for all cores) a

@@ -2,7 +2,7 @@
 
 * :class:`Accelerator` -- one configuration (frozen dataclass, SI units) and its presets
   (:meth:`Accelerator.preset`: ``"phaze"``, ``"tpuv4-like"``).
-* :func:`area_um2` -- chip area (design.md section 5).
+* :func:`area_um2` -- chip area (docs/hardware.md).
 * :class:`DesignSpace` -- the grid of configurations; :meth:`DesignSpace.enumerate` returns
   an :class:`ArchTable` (numpy columns, unique tensor-/vector-core sub-configurations).
 """

@@ -1,4 +1,4 @@
-"""The accelerator template (design.md section 5) and its presets.
+"""The accelerator template (docs/hardware.md) and its presets.
 
 An :class:`Accelerator` is ``num_tc`` tensor cores (``tc_width x tc_depth`` MAC arrays, each
 with a core SRAM and ``register_words`` weight registers per PE), ``num_vc`` vector cores of
@@ -10,7 +10,7 @@ core has its own port of that width) or chip-wide (one port shared by all cores)
 Presets (:meth:`Accelerator.preset`):
 
 ``"phaze"``
-    The constants of the original PHAZE cost model (design.md section 6): 1.05 GHz,
+    The constants of the original PHAZE cost model (docs/cost-model.md): 1.05 GHz,
     chip-wide bandwidths of 64 (core SRAM -> PE), 256 (GLB -> core SRAM) and 128 (HBM ->
     GLB) words per cycle, 32 register words per PE, no memory term for vector cores. The
     original treated every buffer's byte figure as a number of words; ``word_bytes=1``
@@ -41,7 +41,7 @@ __all__ = ["ACCELERATOR_PRESETS", "Accelerator", "GIB", "MIB"]
 MIB = 2**20
 GIB = 2**30
 
-#: Core SRAM rule of the original (design.md section 5): max(1 KiB, 16 bytes per MAC/lane).
+#: Core SRAM rule of the original (docs/hardware.md): max(1 KiB, 16 bytes per MAC/lane).
 SRAM_BYTES_PER_MAC = 16
 SRAM_MIN_BYTES = 1024
 
@@ -107,7 +107,7 @@ class Accelerator:
     word_bytes : int
         Bytes per stored element: buffer capacities in words are ``bytes // word_bytes``.
     vc_memory_term : bool
-        Add ``bytes moved / bandwidth`` to vector-core latencies (design.md section 6).
+        Add ``bytes moved / bandwidth`` to vector-core latencies (docs/cost-model.md).
 
     Examples
     --------
@@ -221,7 +221,7 @@ _FREQ = 1.05e9
 #: Named presets (read-only mapping).
 ACCELERATOR_PRESETS = MappingProxyType(
     {
-        # The original cost model's constants (design.md section 6, paper.md): chip-wide
+        # The original cost model's constants (docs/cost-model.md): chip-wide
         # bandwidths 64 / 256 / 128 words per cycle, 32 register words per PE, byte figures
         # used as word counts (word_bytes=1), no vector-core memory term.
         "phaze": Accelerator(

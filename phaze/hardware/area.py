@@ -1,4 +1,4 @@
-"""Chip area of an accelerator (design.md section 5), in um^2 at 22 nm.
+"""Chip area of an accelerator (docs/hardware.md), in um^2 at 22 nm.
 
 ::
 

@@ -1,4 +1,4 @@
-"""The design space of accelerator configurations (design.md section 5).
+"""The design space of accelerator configurations (docs/hardware.md).
 
 A :class:`DesignSpace` lists the allowed values of every template dimension, an area budget
 and an area band. :meth:`DesignSpace.enumerate` walks the grid in the original's order
@@ -56,7 +56,7 @@ class DesignSpace:
         Lower limit as a fraction of the budget (not applied when a core count is 1).
     template : Accelerator
         Source of every other parameter (frequency, bandwidths, registers, HBM ...).
-        Core SRAM sizes always follow the rule of design.md section 5 per configuration.
+        Core SRAM sizes always follow the rule of docs/hardware.md per configuration.
 
     Examples
     --------

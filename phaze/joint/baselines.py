@@ -4,7 +4,7 @@
   tensor cores of 128x128, 2 vector cores of 128 lanes, 128 MiB GLB), evaluated with the
   design space's own cost-model constants and its own best plan;
 * the **fixed Megatron-style plan** of the paper (pipeline p, tensor t, data d) on that
-  architecture (design.md section 8), infeasible when it does not fit in memory.
+  architecture (docs/placement.md), infeasible when it does not fit in memory.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Admissible bounds used by the exact search to skip architectures (design.md section 9).
+"""Admissible bounds used by the exact search to skip architectures (docs/search.md).
 
 Two levels, both vectorised over architectures:
 
@@ -6,9 +6,9 @@ Two levels, both vectorised over architectures:
   DAG for every architecture, without solving anything -- the longest path with each
   operator's faster mode, and per resource (tensor cores, vector cores, the link) the least
   core-time of its operators divided by the number of cores. Every feasible schedule of
-  design.md section 7 is at least this long.
+  the layer scheduling problem (docs/scheduling.md) is at least this long.
 * :func:`time_per_batch_lower_bound`: a lower bound on the time per batch of the best plan
-  (design.md section 8) from lower-bound layer latencies: the device-time of one batch
+  (docs/placement.md) from lower-bound layer latencies: the device-time of one batch
   spread over all N devices, and the slowest layer times the fewest micro-batches a
   pipeline can get. Recomputation, pipeline bubbles, link transfers and data-parallel
   all-reduces only add time, so the bound holds for every plan.

@@ -1,6 +1,6 @@
 """Orders in which architectures are visited, and the throughput/area frontier.
 
-* :func:`phaze_walk`: the paper's outer loop (paper.md, "outer search"): architectures are
+* :func:`phaze_walk`: the paper's outer loop (docs/search.md): architectures are
   bucketed by ``floor(area / 10,000 um^2)`` (0.01 mm^2), buckets are explored from the
   largest area down, every architecture of a bucket is evaluated, and the walk stops once
   the best throughputs of the last ``patience`` explored buckets form a non-increasing

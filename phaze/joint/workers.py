@@ -5,7 +5,7 @@ Layer scheduling is the search's heaviest step and is independent per architectu
 processes. The workers inherit the prepared evaluators through ``fork`` (nothing large is
 pickled, and no module-level state is used: each worker loop receives the evaluators as its
 argument); they return per-layer latency arrays and their schedule-cache counters, which
-the parent merges. Kernels are compiled in the parent before forking (style.md rule 6), so
+the parent merges. Kernels are compiled in the parent before forking (docs/architecture.md), so
 no two processes write numba's cache at once. Results do not depend on ``jobs``.
 """
 

@@ -1,4 +1,4 @@
-"""Transformer specifications, presets, layer and operator graphs (design.md section 4)."""
+"""Transformer specifications, presets, layer and operator graphs (docs/workloads.md)."""
 
 from phaze.models.graph import (
     Layer,

@@ -1,4 +1,4 @@
-"""Layer graphs and per-layer operator graphs of a transformer (design.md section 4.2).
+"""Layer graphs and per-layer operator graphs of a transformer (docs/workloads.md).
 
 :func:`build_graph` turns a :class:`~phaze.models.spec.TransformerSpec`, a sequence length,
 a micro-batch size and a Megatron tensor-parallel width ``t`` into a :class:`ModelGraph`:

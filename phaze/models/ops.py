@@ -2,7 +2,7 @@
 
 A layer is first described as *primitive* operators (GEMM, element-wise, reduction, norm,
 dropout, collective) that consume and produce named tensors; :func:`fuse` applies the
-paper's op-fusion rule (design.md section 4.2) and returns an :class:`OpGraph` of fused
+paper's op-fusion rule (docs/workloads.md) and returns an :class:`OpGraph` of fused
 :class:`Op` objects:
 
 * a GEMM absorbs a following single-consumer element-wise / activation / dropout / norm op;
@@ -77,7 +77,7 @@ class Op:
     @property
     def bwd_gemms(self) -> tuple[tuple[int, int, int, int], ...]:
         """The two backward GEMMs ``(B, M, K, N)``: input gradient ``dOut @ W^T`` and
-        weight gradient ``A^T @ dOut`` (design.md 4.2); empty without a GEMM."""
+        weight gradient ``A^T @ dOut`` (docs/workloads.md); empty without a GEMM."""
         if self.gemm is None:
             return ()
         b, m, k, n = self.gemm

@@ -1,12 +1,12 @@
 """Columnar table of unique operator shapes: what the cost kernels consume.
 
 An :class:`OpTable` is a bundle of numpy arrays, one row per *unique* fused operator
-(design.md section 2). Row ``i``:
+(docs/architecture.md). Row ``i``:
 
 * ``kind[i]`` -- :class:`phaze.opcodes.OpKind` code.
 * ``gemm_b/m/k/n[i]`` -- forward GEMM ``out[B, M, N] = A[B, M, K] @ W[B, K, N]`` for kinds
   ``TC`` and ``TC_VC`` (0 otherwise). Backward is two GEMMs derived from these dims:
-  input gradient ``(B, M, N, K)`` and weight gradient ``(B, K, M, N)`` (design.md 4.2).
+  input gradient ``(B, M, N, K)`` and weight gradient ``(B, K, M, N)`` (docs/workloads.md).
 * ``vc_ptr[i]:vc_ptr[i+1]`` -- the operator's vector-core parts (CSR): ``vc_code`` (a
   :class:`phaze.opcodes.VcOp` code), ``vc_elems`` (output elements) and ``vc_aux`` (row
   length for MEAN/SOFTMAX, else 1). ``VC`` operators have >= 1 part, ``TC_VC`` operators

@@ -1,4 +1,4 @@
-"""Device placement: the Piper-style dynamic program (design.md section 8).
+"""Device placement: the Piper-style dynamic program (docs/placement.md).
 
 Given per-layer forward/backward latencies, parameter and activation bytes at each
 tensor-parallel width, a cluster and a memory model, find the plan -- tensor width ``t``,

@@ -1,4 +1,4 @@
-"""Plans and their evaluation: the time and memory of a given placement (design.md s. 8).
+"""Plans and their evaluation: the time and memory of a given placement (docs/placement.md).
 
 :func:`evaluate` computes, straight from the formulas and independently of the dynamic
 program, the stage loads, memory and time per batch of any plan: tensor width ``t``,
@@ -40,7 +40,7 @@ class Stage:
     load_s : float
         Forward plus backward time of one micro-batch (with recomputation if it applies).
     memory_bytes : float
-        ``2 P + O + A + (s-1) S`` for its position ``s`` from the end (design.md s. 8).
+        ``2 P + O + A + (s-1) S`` for its position ``s`` from the end (docs/placement.md).
     recompute : bool
         It recomputes activations (recomputation on and not the last stage).
     """
@@ -272,7 +272,7 @@ def evaluate_plan(
     stage_layers: Sequence[Sequence[int]],
     devices_per_stage: Sequence[int] | None = None,
 ) -> Plan:
-    """Time and memory of a given plan, from the formulas of design.md section 8.
+    """Time and memory of a given plan, from the formulas of docs/placement.md.
 
     Parameters
     ----------
@@ -356,7 +356,7 @@ def evaluate_plan(
 
 
 def evaluate_baseline(problem: PlacementProblem) -> Plan:
-    """Evaluate the problem's fixed Megatron-style plan (design.md section 8).
+    """Evaluate the problem's fixed Megatron-style plan (docs/placement.md).
 
     ``p`` stages of ``ceil(L / p)`` consecutive layers, ``L`` = ``num_blocks``: the layer
     at topological position ``k`` (the embedding is position 0) goes to stage

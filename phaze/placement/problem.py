@@ -5,7 +5,7 @@ A :class:`PlacementProblem` holds, for every tensor-parallel width ``t`` it offe
 parameter and activation bytes and a tensor-parallel flag; edges with the activation
 bytes they carry), plus the cluster (devices, link bandwidth, HBM per device), the batch
 (micro-batches per batch), recomputation, the optimizer and, optionally, the fixed
-Megatron-style baseline plan (design.md section 8).
+Megatron-style baseline plan (docs/placement.md).
 
 It is built from the reference JSON format of the original solver
 (:func:`load_instance`) or from phaze's own model graphs
@@ -264,7 +264,7 @@ def _brief(values: Sequence[object], limit: int = 8) -> str:
 
 @dataclass(frozen=True, slots=True)
 class FixedBaseline:
-    """The fixed Megatron-style plan of design.md section 8.
+    """The fixed Megatron-style plan (docs/placement.md).
 
     ``pipeline_stages`` (p) stages of ``ceil(num_blocks / p)`` consecutive blocks (layer
     ids 0 ... num_blocks-1; ids < 0 join the first stage, ids >= num_blocks the last),
@@ -285,7 +285,7 @@ class FixedBaseline:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PlacementProblem:
-    """A device-placement problem (design.md section 8).
+    """A device-placement problem (docs/placement.md).
 
     Attributes
     ----------

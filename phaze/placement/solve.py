@@ -3,7 +3,7 @@
 :func:`place` and :func:`place_per_width` return :class:`~phaze.placement.Plan` objects;
 :func:`place_arrays` is the array-level entry for searches that solve very many
 problems and need only the optimum's numbers. All three prepare arrays and call the numba
-kernels of :mod:`phaze._kernels.dp` (design.md section 8; the module docstring there
+kernels of :mod:`phaze._kernels.dp` (docs/placement.md; the module docstring there
 describes the state/stage form and the three graph paths: chain, unique topological
 order with skip edges, general DAG over downset bitsets).
 """
@@ -243,7 +243,7 @@ def place_per_width(problem: PlacementProblem) -> dict[int, Plan | None]:
 
 
 def place(problem: PlacementProblem, *, tensor_width: int | None = None) -> Plan:
-    """The plan with the least time per batch (design.md section 8).
+    """The plan with the least time per batch (docs/placement.md).
 
     Over tensor widths (strictly smaller time wins, widths in increasing order), pipeline
     stages (contiguous layer sets), their devices and the data-parallel degree.

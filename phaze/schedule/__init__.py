@@ -1,4 +1,4 @@
-"""Per-layer operator scheduling (design.md section 7).
+"""Per-layer operator scheduling (docs/scheduling.md).
 
 For one layer's fused-operator DAG on one accelerator, find the least makespan: which
 operators run concurrently on separate cores and which take all cores of their kind

@@ -1,6 +1,6 @@
 """Serial schedule generation, the lower bound and the list-schedule upper bound.
 
-Internal to :mod:`phaze.schedule`; design.md section 7 ("cheap bounds first").
+Internal to :mod:`phaze.schedule`; docs/scheduling.md ("cheap bounds first").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The layer-scheduling ILP (paper formulation, design.md section 7) with python-mip / CBC.
+"""The layer-scheduling ILP (the paper's formulation, docs/scheduling.md) with python-mip / CBC.
 
 Internal to :mod:`phaze.schedule`. Times are scaled by the upper bound ``UB`` (a feasible
 schedule's makespan), so every time lies in ``[0, 1]`` and the big-M constant is 1; CBC's

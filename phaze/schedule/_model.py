@@ -1,6 +1,6 @@
 """``schedule_model``: per-layer forward / backward latencies for many architectures.
 
-The search's input (design.md section 2): for every layer of a model graph and every
+The search's input (docs/architecture.md): for every layer of a model graph and every
 architecture, the least forward makespan and the least backward makespan (reversed DAG,
 backward latencies). Work is shared as far as exactness allows:
 
@@ -254,7 +254,7 @@ def schedule_model(
     ----------
     model_graph : ModelGraph
     latency_table : LatencyTable or numpy.ndarray
-        ``latency_s[op_row, arch, mode, pass]`` (contracts.md), seconds.
+        ``latency_s[op_row, arch, mode, pass]`` (docs/scheduling.md), seconds.
     arch_rows : array_like of int
         Architectures (indices into the latency table's arch axis) to schedule for.
     cache : ScheduleCache, optional

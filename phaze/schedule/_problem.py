@@ -4,7 +4,7 @@ Internal to :mod:`phaze.schedule`. Instances are small (a layer has tens of oper
 they are held as tuples of Python ints and floats, with ancestor / descendant sets as
 integer bitmasks; numpy is used only at the edges.
 
-Resource semantics (contracts.md, design.md section 7): three renewable resources, ``num_tc``
+Resource semantics (docs/scheduling.md): three renewable resources, ``num_tc``
 tensor cores, ``num_vc`` vector cores and one link. In single-core mode a ``TC`` operator
 takes one tensor core, ``VC`` one vector core, ``TC_VC`` one of each and ``COMM`` the link.
 In intra-operator mode (``TC``, ``TC_VC``, ``VC`` only) an operator takes every unit of every

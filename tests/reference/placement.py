@@ -1,4 +1,4 @@
-"""Brute-force device placement, written from design.md section 8 (slow on purpose).
+"""Brute-force device placement, written from the semantics in docs/placement.md (slow on purpose).
 
 Enumerates every plan: every ordered partition of the layers into stages such that each
 union of the first stages is a downset (for a chain: every split into runs of

@@ -1,5 +1,5 @@
-"""Brute-force layer scheduling, written from the problem statement (design.md section 7,
-contracts.md "Scheduling semantics"), slow and obvious on purpose.
+"""Brute-force layer scheduling, written from the problem statement (docs/scheduling.md);
+slow and obvious on purpose.
 
 Resources: ``num_tc`` tensor cores, ``num_vc`` vector cores, one link. Single-core mode:
 TC holds 1 tensor core, VC 1 vector core, TC_VC one of each, COMM the link. All-cores mode

@@ -1,4 +1,5 @@
-"""Slow, obvious reference of vector-core cycles, written from paper.md's table.
+"""Slow, obvious reference of vector-core cycles, written from the per-element cycle
+table in docs/cost-model.md.
 
 Per part (op, E elements, aux) on L lanes; pass 0 forward, 1 backward.
 """
@@ -12,7 +13,7 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-#: VcOp code -> (name, forward, backward cycles per element per lane), paper.md.
+#: VcOp code -> (name, forward, backward cycles per element per lane), docs/cost-model.md.
 PER_ELEMENT = {
     0: ("layernorm", 1, 1),
     1: ("gelu/relu/neg", 1, 1),
