@@ -32,10 +32,10 @@ from phaze.errors import ConfigError
 from phaze.hardware import ArchTable
 from phaze.models.optable import OpTable
 from phaze.opcodes import CommPass, OpKind
+from phaze.units import GIB
 
 __all__ = ["LatencyTable", "gemm_table", "latency_table"]
 
-_GIB = 2**30
 #: MACs of one GEMM above which int64 word counts could overflow.
 _MAX_GEMM_MACS = 2**60
 
@@ -208,7 +208,7 @@ def latency_table(
     op_table: OpTable,
     arch_table: ArchTable,
     *,
-    link_bandwidth_Bps: float = 4 * _GIB,
+    link_bandwidth_Bps: float = 4 * GIB,
     allreduce_step_latency_s: float = 0.0,
 ) -> LatencyTable:
     """Latency of every operator on every architecture, one core / all cores, fwd / bwd.

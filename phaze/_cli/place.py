@@ -29,12 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _best(per_width: dict):
-    best = None
-    for t in sorted(per_width):
-        plan = per_width[t]
-        if plan is not None and (best is None or plan.time_per_batch_s < best.time_per_batch_s):
-            best = plan
-    return best
+    from phaze.placement import choose_width
+
+    plans = [per_width[t] for t in sorted(per_width)]
+    k = choose_width([p.time_per_batch_s if p is not None else math.inf for p in plans])
+    return plans[k] if k >= 0 else None
 
 
 def _layers(ids: tuple[int, ...]) -> str:

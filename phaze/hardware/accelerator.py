@@ -35,11 +35,10 @@ from types import MappingProxyType
 import numpy as np
 
 from phaze.errors import ConfigError
+from phaze.units import GIB, MIB
 
 __all__ = ["ACCELERATOR_PRESETS", "Accelerator", "GIB", "MIB"]
 
-MIB = 2**20
-GIB = 2**30
 
 #: Core SRAM rule of the original (docs/hardware.md): max(1 KiB, 16 bytes per MAC/lane).
 SRAM_BYTES_PER_MAC = 16

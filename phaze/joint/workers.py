@@ -16,17 +16,9 @@ import traceback
 
 import numpy as np
 
-__all__ = ["WorkerPool"]
+from phaze.schedule import ScheduleCache
 
-_COUNTERS = (
-    "layer_hits",
-    "segment_hits",
-    "chains",
-    "bound_closed",
-    "enumerated",
-    "solved",
-    "not_optimal",
-)
+__all__ = ["WorkerPool"]
 
 
 def _worker_loop(evaluators, tasks, results) -> None:
@@ -37,7 +29,7 @@ def _worker_loop(evaluators, tasks, results) -> None:
         tid, wi, archs, mbs_list, hbm, rcs = task
         try:
             ev = evaluators[wi]
-            before = {k: getattr(ev.cache, k) for k in _COUNTERS}
+            before = {k: getattr(ev.cache, k) for k in ScheduleCache.COUNTERS}
             calls = ev.dp_calls
             layers, rows = {}, {}
             for m in mbs_list:
@@ -46,7 +38,7 @@ def _worker_loop(evaluators, tasks, results) -> None:
                     layers[m, a] = ev.layer_latencies(m, a)
                     for r in rcs:
                         rows[a, m, r] = ev.exact(m, a, hbm, r)
-            delta = {k: getattr(ev.cache, k) - before[k] for k in _COUNTERS}
+            delta = {k: getattr(ev.cache, k) - before[k] for k in ScheduleCache.COUNTERS}
             delta["dp_calls"] = ev.dp_calls - calls
             for a in archs:  # the parent keeps them; free the worker's copy
                 ev.forget(a)

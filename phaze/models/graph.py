@@ -27,6 +27,7 @@ from phaze.errors import ConfigError
 from phaze.models.ops import OpGraph, PrimitiveBuilder
 from phaze.models.spec import TransformerSpec
 from phaze.opcodes import CommPass, VcOp
+from phaze.validate import check_int
 
 __all__ = ["Layer", "LayerEdge", "ModelGraph", "build_graph", "padded_vocab", "valid_tensor_widths"]
 
@@ -124,12 +125,6 @@ def valid_tensor_widths(spec: TransformerSpec, limit: int = 4096) -> tuple[int, 
     )
 
 
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
-    return value
-
-
 def build_graph(
     spec: TransformerSpec,
     seq_len: int,
@@ -158,10 +153,10 @@ def build_graph(
     >>> len(g.layers), g.vocab_padded
     (98, 51200)
     """
-    _check_int("seq_len", seq_len, 1)
-    _check_int("micro_batch_size", micro_batch_size, 1)
-    _check_int("tensor_width", tensor_width, 1)
-    _check_int("bytes_per_element", bytes_per_element, 1)
+    check_int("seq_len", seq_len)
+    check_int("micro_batch_size", micro_batch_size)
+    check_int("tensor_width", tensor_width)
+    check_int("bytes_per_element", bytes_per_element, 1, 64)
     if seq_len > spec.max_positions:
         raise ConfigError(
             f"seq_len={seq_len} exceeds {spec.name}'s max positions "

@@ -77,8 +77,3 @@ class OpTable:
 
     def __len__(self) -> int:
         return int(self.kind.shape[0])
-
-    @property
-    def n_parts(self) -> int:
-        """Number of vector-core parts over all rows."""
-        return int(self.vc_ptr[-1])

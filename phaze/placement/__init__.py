@@ -31,6 +31,7 @@ from phaze.placement.problem import FixedBaseline, PlacementProblem, WidthGraph
 from phaze.placement.solve import (
     MAX_DOWNSETS,
     ArrayPlacement,
+    choose_width,
     graph_kind,
     place,
     place_arrays,
@@ -45,6 +46,7 @@ __all__ = [
     "Plan",
     "Stage",
     "WidthGraph",
+    "choose_width",
     "evaluate_baseline",
     "evaluate_plan",
     "graph_kind",

@@ -14,7 +14,6 @@ It is built from the reference JSON format of the original solver
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -22,27 +21,9 @@ import numpy as np
 
 from phaze._toposort import toposort
 from phaze.errors import ConfigError
+from phaze.validate import OPTIMIZERS, check_bool, check_choice, check_int, check_number
 
 __all__ = ["FixedBaseline", "PlacementProblem", "WidthGraph"]
-
-_OPTIMIZERS = ("sgd", "adam")
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
-    return int(value)
-
-
-def _check_positive(name: str, value: object, allow_inf: bool = False) -> float:
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}={value!r} must be a number > 0") from None
-    if isinstance(value, bool) or not v > 0 or (math.isinf(v) and not allow_inf):
-        allowed = "a number > 0 (inf allowed)" if allow_inf else "a finite number > 0"
-        raise ConfigError(f"{name}={value!r} must be {allowed}")
-    return v
 
 
 def _frozen_array(x: object, dtype: type, name: str, where: str) -> np.ndarray:
@@ -279,7 +260,7 @@ class FixedBaseline:
     def __post_init__(self) -> None:
         for name in ("pipeline_stages", "tensor_width", "data_parallel", "num_blocks"):
             object.__setattr__(
-                self, name, _check_int(f"fixed baseline {name}", getattr(self, name), 1)
+                self, name, check_int(f"fixed baseline {name}", getattr(self, name), 1)
             )
 
 
@@ -324,7 +305,7 @@ class PlacementProblem:
     _index: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        widths = tuple(_check_int("tensor width", t, 1) for t in self.widths)
+        widths = tuple(check_int("tensor width", t, 1) for t in self.widths)
         if len(set(widths)) != len(widths) or list(widths) != sorted(widths):
             raise ConfigError(f"widths={widths} must be distinct and increasing")
         if not widths:
@@ -345,28 +326,28 @@ class PlacementProblem:
                 )
         object.__setattr__(self, "widths", widths)
         object.__setattr__(self, "graphs", graphs)
-        object.__setattr__(self, "devices", _check_int("devices", self.devices, 1))
+        object.__setattr__(self, "devices", check_int("devices", self.devices, 1))
         object.__setattr__(
             self,
             "link_bandwidth_Bps",
-            _check_positive("link_bandwidth_Bps", self.link_bandwidth_Bps),
+            check_number("link_bandwidth_Bps", self.link_bandwidth_Bps, unit="bytes/s"),
         )
         object.__setattr__(
-            self, "hbm_bytes", _check_positive("hbm_bytes", self.hbm_bytes, allow_inf=True)
+            self,
+            "hbm_bytes",
+            check_number("hbm_bytes", self.hbm_bytes, allow_inf=True, unit="bytes"),
         )
         object.__setattr__(
-            self, "num_micro_batches", _check_int("num_micro_batches", self.num_micro_batches, 1)
+            self, "num_micro_batches", check_int("num_micro_batches", self.num_micro_batches, 1)
         )
-        if not isinstance(self.recompute, (bool, np.bool_)):
-            raise ConfigError(f"recompute={self.recompute!r} must be True or False")
-        object.__setattr__(self, "recompute", bool(self.recompute))
-        opt = str(self.optimizer).lower()
-        if opt not in _OPTIMIZERS:
-            raise ConfigError(f"optimizer={self.optimizer!r}; allowed: {', '.join(_OPTIMIZERS)}")
+        object.__setattr__(self, "recompute", check_bool("recompute", self.recompute))
+        opt = self.optimizer.lower() if isinstance(self.optimizer, str) else self.optimizer
+        if opt not in OPTIMIZERS:  # the original's files say "SGD" / "Adam"
+            check_choice("optimizer", self.optimizer, OPTIMIZERS)
         object.__setattr__(self, "optimizer", opt)
         if self.micro_batch_size is not None:
             object.__setattr__(
-                self, "micro_batch_size", _check_int("micro_batch_size", self.micro_batch_size, 1)
+                self, "micro_batch_size", check_int("micro_batch_size", self.micro_batch_size, 1)
             )
         fb = self.fixed_baseline
         if fb is not None:

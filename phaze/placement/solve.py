@@ -24,6 +24,7 @@ from phaze.placement.problem import PlacementProblem, WidthGraph
 __all__ = [
     "ArrayPlacement",
     "MAX_DOWNSETS",
+    "choose_width",
     "graph_kind",
     "place",
     "place_arrays",
@@ -51,6 +52,23 @@ class ArrayPlacement(NamedTuple):
     num_stages: int
     bottleneck_stage: int
     width_times_s: np.ndarray
+
+
+def choose_width(times_s) -> int:
+    """Index of the tensor width whose plan is fastest, given each width's time per batch
+    in the problem's width order; ties go to the first (smaller) width; -1 when no time is
+    finite. The one rule every caller uses to pick a width.
+
+    Examples
+    --------
+    >>> choose_width([float("inf"), 2.0, 2.0, 3.0])
+    1
+    """
+    best, k = math.inf, -1
+    for i, t in enumerate(times_s):
+        if t < best:
+            best, k = t, i
+    return k
 
 
 def graph_kind(edge_src: np.ndarray, edge_dst: np.ndarray, n_layers: int) -> str:
@@ -272,14 +290,9 @@ def place(problem: PlacementProblem, *, tensor_width: int | None = None) -> Plan
     """
     args = _args(problem)
     widths = problem.widths if tensor_width is None else (tensor_width,)
-    best: Plan | None = None
-    for t in widths:
-        g = problem.graph(t)
-        tb, res = _solve(args, t, g)
-        if best is None or res[0] < best.time_per_batch_s:
-            plan = _plan(problem, t, tb, res)
-            if plan is not None:
-                best = plan
+    solved = [(t, *_solve(args, t, problem.graph(t))) for t in widths]
+    k = choose_width([res[0] for _, _, res in solved])
+    best = _plan(problem, *solved[k]) if k >= 0 else None
     if best is None:
         raise InfeasibleError(
             f"no plan fits: widths {', '.join(map(str, widths))}, {problem.devices} devices, "
@@ -382,8 +395,7 @@ def place_arrays(
     elif kind not in ("chain", "prefix", "dag"):
         raise ConfigError(f"kind={kind!r}; allowed: chain, prefix, dag")
     times = np.full(n_w, np.inf)
-    best = (math.inf, 0, 0, 0)
-    best_tables = None
+    kept = None  # tables of the best width so far (only one set is held in memory)
     for i, t in enumerate(widths):
         tb = _tables(
             t,
@@ -410,14 +422,15 @@ def place_arrays(
             tb.t_eff,
             tb.n_cheap,
         )
-        tm, d, _, s, _, _ = res
-        times[i] = tm
-        if tm < best[0]:
-            best = (tm, t, int(d), int(s))
-            best_tables = (tb, res)
+        times[i] = res[0]
+        if choose_width(times[: i + 1]) == i:
+            kept = (tb, res)
+    k = choose_width(times)
+    best = (math.inf, 0, 0, 0)
     bottleneck = -1
-    if best[0] < math.inf:  # the stage with the largest load, in pipeline order
-        tb, (_, _, p, s, r, choice) = best_tables
+    if k >= 0:  # the stage with the largest load, in pipeline order
+        tb, (tm, d, p, s, r, choice) = kept
+        best = (tm, widths[k], int(d), int(s))
         pairs = _dp.reconstruct(tb.tabs[1], tb.tabs[5], choice, p, s, r)
         load1, loadr = tb.tabs[2], tb.tabs[3]
         loads = [

@@ -13,7 +13,6 @@ __all__ = [
     "list_schedule",
     "lower_bound",
     "priority_order",
-    "serial_makespan",
     "sgs",
     "tails",
 ]
@@ -190,12 +189,3 @@ def list_schedule(prob: Problem) -> tuple[float, tuple[int, ...], list[float]]:
             else:
                 modes[i] ^= 1
     return best[0], best[2], best[1]
-
-
-def serial_makespan(prob: Problem) -> float:
-    """Makespan of running the operators one at a time in topological order, each in its
-    faster mode (always feasible)."""
-    t = 0.0
-    for i in prob.dag.topo:
-        t = t + prob.dmin(i)
-    return t

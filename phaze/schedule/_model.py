@@ -183,13 +183,10 @@ def _latency_array(latency_table) -> np.ndarray:
 
 
 def _core_counts(latency_table, num_tc, num_vc, n_arch: int) -> tuple[np.ndarray, np.ndarray]:
-    if num_tc is None or num_vc is None:
-        for attr in ("arch_table", "archs", "arch"):
-            src = getattr(latency_table, attr, None)
-            if src is not None and hasattr(src, "num_tc") and hasattr(src, "num_vc"):
-                num_tc = src.num_tc if num_tc is None else num_tc
-                num_vc = src.num_vc if num_vc is None else num_vc
-                break
+    src = getattr(latency_table, "arch_table", None)  # a LatencyTable knows its cores
+    if src is not None:
+        num_tc = src.num_tc if num_tc is None else num_tc
+        num_vc = src.num_vc if num_vc is None else num_vc
     if num_tc is None or num_vc is None:
         raise ConfigError(
             "core counts unknown: pass num_tc= and num_vc= (one per architecture "

@@ -20,6 +20,7 @@ import numpy as np
 from phaze._toposort import toposort
 from phaze.errors import ConfigError
 from phaze.opcodes import OpKind
+from phaze.validate import check_int
 
 __all__ = ["Dag", "Problem", "dag_from", "make_problem"]
 
@@ -259,12 +260,6 @@ def _vector(name: str, values, n: int) -> tuple[float, ...]:
     return tuple(arr.tolist())
 
 
-def _cores(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name}={value!r} is invalid; allowed: an integer >= 1")
-    return int(value)
-
-
 def make_problem(op_dag, lat_one, lat_all, kinds, num_tc, num_vc, *, reverse=False) -> Problem:
     """Validate the public inputs of :func:`phaze.schedule.schedule_layer`."""
     dag = op_dag if isinstance(op_dag, Dag) else dag_from(op_dag)
@@ -284,13 +279,8 @@ def make_problem(op_dag, lat_one, lat_all, kinds, num_tc, num_vc, *, reverse=Fal
     la = _vector("lat_all", lat_all, n)
     kinds_t = tuple(int(v) for v in k.tolist())
     la = tuple(l1[i] if kinds_t[i] == COMM else la[i] for i in range(n))
-    num_tc = _cores("num_tc", num_tc)
-    num_vc = _cores("num_vc", num_vc)
+    num_tc = check_int("num_tc", num_tc)
+    num_vc = check_int("num_vc", num_vc)
     if reverse:
         dag = dag.reversed()
     return _with_caps(dag, kinds_t, l1, la, num_tc, num_vc)
-
-
-def is_chain(dag: Dag) -> bool:
-    """Every pair of operators is ordered (the DAG has a Hamiltonian path)."""
-    return len(dag.cut_nodes()) == dag.n

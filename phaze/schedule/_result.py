@@ -124,18 +124,22 @@ class ScheduleCache:
         """Memo hits, layers and segments."""
         return self.layer_hits + self.segment_hits
 
+    #: Names of the integer counters (attributes), in report order.
+    COUNTERS = (
+        "layer_hits",
+        "segment_hits",
+        "chains",
+        "bound_closed",
+        "enumerated",
+        "solved",
+        "not_optimal",
+    )
+
     def stats(self) -> dict:
         """Counters as a dict (for reports)."""
-        return {
-            "layer_hits": self.layer_hits,
-            "segment_hits": self.segment_hits,
-            "chains": self.chains,
-            "bound_closed": self.bound_closed,
-            "enumerated": self.enumerated,
-            "solved": self.solved,
-            "not_optimal": self.not_optimal,
-            "max_solve_s": max((s.seconds for s in self.ilp_stats), default=0.0),
-        }
+        out = {name: getattr(self, name) for name in self.COUNTERS}
+        out["max_solve_s"] = max((s.seconds for s in self.ilp_stats), default=0.0)
+        return out
 
     def clear(self) -> None:
         """Drop memoised results and reset the counters."""
