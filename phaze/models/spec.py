@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from phaze.errors import ConfigError
+from phaze.validate import check_int
 
 __all__ = ["TransformerSpec"]
 
@@ -18,6 +19,21 @@ _NORMS = ("layernorm", "rmsnorm")
 _MLPS = ("gelu", "relu", "swiglu")
 _POSITIONS = ("learned", "rotary")
 _ARCHITECTURES = ("decoder", "encoder")
+#: Allowed range of every integer field: far beyond any published model, small enough that
+#: graphs and byte counts stay exact and fit in memory.
+_LIMITS = (
+    ("layers", 1, 10_000),
+    ("hidden", 1, 2**20),
+    ("heads", 1, 2**14),
+    ("ffn", 1, 2**22),
+    ("vocab", 1, 2**24),
+    ("max_positions", 1, 2**24),
+    ("kv_heads", 1, 2**14),
+    ("embed_dim", 1, 2**20),
+    ("default_seq", 1, 2**24),
+    ("type_vocab", 0, 2**16),
+    ("position_offset", 0, 2**16),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,24 +106,13 @@ class TransformerSpec:
             object.__setattr__(self, "embed_dim", self.hidden)
         if self.default_seq == 0:
             object.__setattr__(self, "default_seq", self.max_positions)
-        for field in (
-            "layers",
-            "hidden",
-            "heads",
-            "ffn",
-            "vocab",
-            "max_positions",
-            "kv_heads",
-            "embed_dim",
-            "default_seq",
-        ):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{self.name}: {field}={value!r} must be an integer >= 1")
-        for field in ("type_vocab", "position_offset"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{self.name}: {field}={value!r} must be an integer >= 0")
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"name={self.name!r} is invalid; allowed: a non-empty string")
+        for field, low, high in _LIMITS:
+            try:
+                check_int(field, getattr(self, field), low, high)
+            except ConfigError as exc:
+                raise ConfigError(f"{self.name}: {exc}") from None
         for field, allowed in (
             ("norm", _NORMS),
             ("mlp", _MLPS),
