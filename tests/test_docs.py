@@ -53,7 +53,9 @@ def test_docs_exist_and_blocks_are_found():
 
 def test_block_extraction_sees_a_failing_block(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("text\n\n```python\nx = 1\n```\n\n```bash\nls\n```\n\n```python\nassert x == 2\n```\n")
+    page.write_text(
+        "text\n\n```python\nx = 1\n```\n\n```bash\nls\n```\n\n```python\nassert x == 2\n```\n"
+    )
     blocks = python_blocks(page)
     assert blocks == ["x = 1\n", "assert x == 2\n"]
     ns: dict = {}
