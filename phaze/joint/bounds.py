@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from phaze.opcodes import OpKind
+from phaze.schedule import makespan_lower_bound
 
 __all__ = ["layer_latency_lower_bound", "time_per_batch_lower_bound"]
 
@@ -63,31 +63,11 @@ def layer_latency_lower_bound(
     [2.0]
     """
     lat_one = np.asarray(lat_one, dtype=np.float64)
-    lat_all = np.asarray(lat_all, dtype=np.float64)
     n = lat_one.shape[0]
-    fastest = np.minimum(lat_one, lat_all)
-    finish = np.zeros_like(fastest)
     preds: list[list[int]] = [[] for _ in range(n)]
     for s, d in np.asarray(edges, dtype=np.int64).reshape(-1, 2).tolist():
         preds[d].append(s)
-    for j in range(n):
-        start = np.max(finish[preds[j]], axis=0) if preds[j] else 0.0
-        finish[j] = start + fastest[j]
-    bound = finish.max(axis=0) if n else np.zeros(lat_one.shape[1])
-    kinds = np.asarray(kinds)
-    for members, cores in (
-        ((OpKind.TC, OpKind.TC_VC), num_tc),
-        ((OpKind.VC, OpKind.TC_VC), num_vc),
-    ):
-        sel = np.isin(kinds, members)
-        if sel.any():
-            c = np.asarray(cores, dtype=np.float64)
-            core_time = np.minimum(lat_one[sel], c * lat_all[sel]).sum(axis=0)
-            bound = np.maximum(bound, core_time / c)
-    comm = kinds == OpKind.COMM
-    if comm.any():  # one link, one collective at a time
-        bound = np.maximum(bound, fastest[comm].sum(axis=0))
-    return bound
+    return makespan_lower_bound(range(n), preds, kinds, lat_one, lat_all, num_tc, num_vc)
 
 
 def time_per_batch_lower_bound(

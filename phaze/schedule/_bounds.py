@@ -5,13 +5,16 @@ Internal to :mod:`phaze.schedule`; docs/scheduling.md ("cheap bounds first").
 
 from __future__ import annotations
 
-from phaze.schedule._problem import R_LINK, R_TC, R_VC, Problem, resource_users
+import numpy as np
+
+from phaze.schedule._problem import COMM, R_LINK, R_TC, R_VC, TC, TC_VC, VC, Problem
 
 __all__ = [
     "earliest_start",
     "heads",
     "list_schedule",
     "lower_bound",
+    "makespan_lower_bound",
     "priority_order",
     "sgs",
     "tails",
@@ -108,34 +111,72 @@ def heads(prob: Problem, durations) -> list[float]:
     return head
 
 
-def lower_bound(prob: Problem) -> float:
-    """max(critical path with min(L1, LA), work / cores of every resource).
+def makespan_lower_bound(topo, preds, kinds, lat_one, lat_all, cap_tc, cap_vc) -> np.ndarray:
+    """The one lower bound on a layer's makespan, vectorised over architectures.
 
-    Work of an operator on a resource is its least core-seconds there: ``L1`` on one core,
-    or ``cap * LA`` when it runs on all cores (intra-op mode); the link carries every COMM
-    operator one at a time.
+    ``max(critical path with min(L1, LA), work / capacity of every resource)``. Work of an
+    operator on a resource is its least core-seconds there: ``L1`` on one core, or
+    ``cap * LA`` on all of them (intra-op mode); the link carries every COMM operator one at
+    a time (a COMM operator has no intra-op mode: its ``LA`` is taken as ``L1``).
+
+    Parameters
+    ----------
+    topo : sequence of int
+        The operators in a topological order.
+    preds : sequence of sequences of int
+        Predecessors of every operator.
+    kinds : int array (n,)
+        :class:`~phaze.opcodes.OpKind` codes.
+    lat_one, lat_all : float64 arrays (n, A)
+        Seconds on one core and on all cores of the operator's kind.
+    cap_tc, cap_vc : int arrays (A,) or ints
+        Tensor and vector cores available (any capacity at most the cores a schedule can
+        use keeps the bound valid).
+
+    Returns
+    -------
+    float64 array (A,)
+
+    Examples
+    --------
+    >>> makespan_lower_bound([0, 1], [[], [0]], [0, 0], [[4.0], [4.0]], [[1.0], [1.0]], 4, 1)
+    array([2.])
     """
-    n = prob.n
-    if n == 0:
+    l1 = np.asarray(lat_one, dtype=np.float64)
+    kinds = np.asarray(kinds)
+    comm = kinds == COMM
+    la = np.where(comm[:, None], l1, np.asarray(lat_all, dtype=np.float64))
+    dmin = np.minimum(l1, la)
+    finish = np.zeros_like(dmin)
+    for j in topo:
+        p = preds[j]
+        start = finish[list(p)].max(axis=0) if p else 0.0
+        finish[j] = start + dmin[j]
+    bound = finish.max(axis=0) if len(topo) else np.zeros(l1.shape[1])
+    for members, cap in (((TC, TC_VC), cap_tc), ((VC, TC_VC), cap_vc)):
+        sel = np.isin(kinds, members)
+        if sel.any():
+            c = np.asarray(cap, dtype=np.float64)
+            bound = np.maximum(bound, np.minimum(l1[sel], c * la[sel]).sum(axis=0) / c)
+    if comm.any():
+        bound = np.maximum(bound, l1[comm].sum(axis=0))
+    return bound
+
+
+def lower_bound(prob: Problem) -> float:
+    """:func:`makespan_lower_bound` of one instance, at its effective capacities."""
+    if prob.n == 0:
         return 0.0
-    dmin = [prob.dmin(i) for i in range(n)]
-    head = heads(prob, dmin)
-    lb = max(head[i] + dmin[i] for i in range(n))
-    tc, vc, link = resource_users(prob.dag, prob.kinds)
-    for users, r in ((tc, R_TC), (vc, R_VC)):
-        if not users:
-            continue
-        c = prob.cap[r]
-        work = 0.0
-        for i in users:
-            w = prob.l1[i]
-            if prob.can_intra(i) and c * prob.la[i] < w:
-                w = c * prob.la[i]
-            work += w
-        lb = max(lb, work / c)
-    if link:
-        lb = max(lb, sum(prob.l1[i] for i in link))
-    return lb
+    lb = makespan_lower_bound(
+        prob.dag.topo,
+        prob.dag.preds,
+        prob.kinds,
+        np.array(prob.l1)[:, None],
+        np.array(prob.la)[:, None],
+        prob.cap[R_TC],
+        prob.cap[R_VC],
+    )
+    return float(lb[0])
 
 
 def priority_order(prob: Problem, priority) -> list[int]:

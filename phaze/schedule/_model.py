@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phaze.errors import ConfigError
+from phaze.schedule._bounds import makespan_lower_bound
 from phaze.schedule._layer import CLOSE_RTOL, decompose, solve_segment
 from phaze.schedule._problem import COMM, TC, TC_VC, VC, Dag, Problem, dag_from
 from phaze.schedule._result import ScheduleCache
@@ -105,17 +106,7 @@ def _segment_batch(seg: _Segment, l1, la, intra, ntc, nvc, cache, time_limit_s, 
     dmin = np.where(intra, la, l1)
     cap_tc = np.minimum(ntc, max(seg.width_tc, 1))
     cap_vc = np.minimum(nvc, max(seg.width_vc, 1))
-    lb = _critical_path(seg, dmin)
-    kinds = np.array(seg.kinds)
-    for mask, cap in (
-        ((kinds == TC) | (kinds == TC_VC), cap_tc),
-        ((kinds == VC) | (kinds == TC_VC), cap_vc),
-    ):
-        if mask.any():
-            area = np.where(intra[mask], np.minimum(l1[mask], cap * la[mask]), l1[mask])
-            lb = np.maximum(lb, area.sum(axis=0) / cap)
-    if (kinds == COMM).any():
-        lb = np.maximum(lb, l1[kinds == COMM].sum(axis=0))
+    lb = makespan_lower_bound(seg.topo, seg.dag.preds, seg.kinds, l1, la, cap_tc, cap_vc)
     serial = np.zeros_like(lb)
     for i in seg.topo:
         serial = serial + dmin[i]
