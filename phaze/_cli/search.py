@@ -11,6 +11,10 @@ from phaze.errors import ConfigError
 
 HELP = "search accelerator architectures and execution plans jointly (the main job)"
 
+#: Exit status when the search ran but no design has a plan that fits in memory (bad input
+#: exits 2, as for every command).
+EXIT_NOTHING_FITS = 3
+
 DEFAULT_MODEL = "bert-large"
 
 
@@ -35,6 +39,11 @@ def _float_list(text: str, flag: str) -> tuple[float, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        f"exit status: 0 a design was found; 2 bad input, or --out in use by another "
+        f"search (one line on stderr); {EXIT_NOTHING_FITS} the search ran but no design "
+        f"has a plan that fits in memory; 130 interrupted"
+    )
     g = parser.add_argument_group("workload")
     g.add_argument(
         "--model",
@@ -104,7 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--out",
         default="phaze-out",
-        help="output directory: results store, results.csv, best.json, plots (default ./phaze-out)",
+        help="output directory: results store, results.csv, best.json, plots (default "
+        "./phaze-out); one search at a time per directory",
     )
     g.add_argument(
         "--force",
@@ -161,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--area-budget={args.area_budget} must be a number > 0 (mm^2)")
     budget = None if args.area_budget is None else args.area_budget * 1e6
     space = DesignSpace(area_budget_um2=budget, area_band=args.area_band)
-    summary = run_search(
+    summary, result = run_search(
         workloads,
         cluster,
         space,
@@ -175,4 +185,4 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress and sys.stderr.isatty(),
     )
     print(summary)
-    return 0
+    return 0 if result.best is not None else EXIT_NOTHING_FITS

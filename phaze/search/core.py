@@ -365,9 +365,9 @@ def fingerprint(workloads, cluster, space, micro_batches, hbm_sizes, recompute, 
         ],
         "cluster": {"devices": cluster.devices, "link_bandwidth_Bps": cluster.link_bandwidth_Bps},
         "space": repr(space),
-        "micro_batches": list(micro_batches),
-        "hbm_bytes": sorted(int(h) for h in hbm_sizes),
-        "recompute": [bool(r) for r in recompute],
+        "micro_batches": sorted(set(micro_batches)),
+        "hbm_bytes": sorted({int(h) for h in hbm_sizes}),
+        "recompute": sorted({bool(r) for r in recompute}),
         "strategy": strategy,
         "format": 1,
     }
@@ -399,8 +399,9 @@ def search(
     micro_batches, hbm_sizes, recompute : sequences
         Settings searched for every architecture.
     strategy : {"exact", "phaze", "exhaustive"}
-    out : path, optional
-        Directory of the resumable result store.
+    out : path or OutputDir, optional
+        Directory of the resumable result store, locked for the search (pass an open
+        :class:`~phaze.outdir.OutputDir` to keep it locked beyond the search).
     force : bool
         Discard a store written with other arguments.
     progress : callable, optional
@@ -433,6 +434,9 @@ def search(
             raise ConfigError(f"HBM size {h!r} must be > 0 bytes")
     if not micro_batches or not hbm_sizes or not recompute:
         raise ConfigError("micro_batches, hbm_sizes and recompute must be non-empty")
+    # order and repeats do not make another search (nor another store fingerprint)
+    micro_batches = tuple(sorted(set(micro_batches)))
+    recompute = tuple(sorted(set(recompute)))
     names = [w.name for w in workloads]
     if len(set(names)) != len(names):
         raise ConfigError(f"workloads must have distinct model names, got {names}")
