@@ -127,6 +127,25 @@ class WorkerPool:
             initializer=_init_worker,
             initargs=(evaluators, os.getpid()),
         )
+        self._procs: dict = {}  # the workers, to report how one died
+
+    def _cause(self, wait_s: float = 1.0) -> str:
+        """How the first worker that died ended (the pool terminates the others with
+        SIGTERM). The pool's manager thread may be reaping it at this moment, so its exit
+        code is awaited for up to ``wait_s``."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            for p in self._procs.values():
+                try:
+                    code = p.exitcode
+                except ValueError:  # a process object the pool already closed
+                    continue
+                if code is None or code == 0 or code == -signal.SIGTERM:
+                    continue
+                return f" (signal {-code})" if code < 0 else f" (exit status {code})"
+            if time.monotonic() >= deadline:
+                return ""
+            time.sleep(0.02)
 
     def close(self) -> None:
         """Stop the workers without waiting for work in flight (idempotent)."""
@@ -135,7 +154,7 @@ class WorkerPool:
             return
         # the executor's own map of its processes: stop them now rather than after the
         # chunk they are working on (after Ctrl-C, or when a sibling failed)
-        procs = list((getattr(executor, "_processes", None) or {}).values())
+        procs = list({**self._procs, **(getattr(executor, "_processes", None) or {})}.values())
         executor.shutdown(wait=False, cancel_futures=True)
         for p in procs:
             with contextlib.suppress(OSError, ValueError):
@@ -157,21 +176,16 @@ class WorkerPool:
                 self._executor.submit(_prefetch_chunk, wi, c, list(mbs_list), hbm, list(rcs))
                 for c in chunks
             ]
+            self._procs.update(getattr(self._executor, "_processes", None) or {})
             wait(futures, return_when=FIRST_EXCEPTION)
             results = [f.result() for f in futures]  # chunk order: deterministic merge
         except BrokenProcessPool:
-            codes = [
-                p.exitcode for p in (getattr(self._executor, "_processes", None) or {}).values()
-            ]
+            cause = self._cause()  # before close() kills the survivors
             self.close()
-            died = [c for c in codes if c not in (None, 0)]
-            how = ""
-            if died:
-                how = f" (signal {-died[0]})" if died[0] < 0 else f" (exit status {died[0]})"
             raise PhazeError(
-                f"a search worker process died{how}; the search stopped. Rows computed so "
-                f"far are kept in the output directory: rerun the same command to resume "
-                f"(with fewer --jobs if memory ran out)"
+                f"a search worker process died{cause}; the search stopped. Rows "
+                f"computed so far are kept in the output directory: rerun the same command "
+                f"to resume (with fewer --jobs if memory ran out)"
             ) from None
         rows = {}
         for layers, got, delta in results:
