@@ -237,7 +237,7 @@ def test_store_without_rows_accepts_other_arguments(tmp_path):
     with ResultStore(tmp_path, {"a": 1}):
         pass
     with sqlite3.connect(tmp_path / "results.sqlite") as db:
-        db.execute("INSERT INTO meta VALUES ('fingerprint', '{\"a\": 1}')")
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', '{\"a\": 1}')")
     with ResultStore(tmp_path, {"a": 2}) as store:
         assert store.count() == 0
 
@@ -409,9 +409,9 @@ def test_ctrl_c_with_jobs_prints_one_line(tmp_path):
 # --- atomic outputs ---------------------------------------------------------------------------
 
 _STALL = textwrap.dedent("""
-    import sys, time
+    import importlib, sys, time
     from pathlib import Path
-    import phaze.search.run as run
+    run = importlib.import_module("phaze.search.run")  # phaze.search is also a function
     from phaze.cli import main
     real = run.write_results_csv
     def stalled(path, result):  # write, then be killed with half of it on disk
@@ -429,17 +429,16 @@ _STALL = textwrap.dedent("""
 def test_kill_during_the_final_write_leaves_the_previous_results_csv(finished, tmp_path):
     out = _copy(finished, tmp_path / "out")
     old = (out / "results.csv").read_bytes()
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", _STALL, *SMALL, "--out", str(out)],
         env=ENV,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout.readline().strip() == "stalled"
-    finally:
-        proc.kill()
-        proc.wait()
+    ) as proc:
+        try:
+            assert proc.stdout.readline().strip() == "stalled"
+        finally:
+            proc.kill()  # SIGKILL with half of the new file written
     assert (out / "results.csv").read_bytes() == old  # complete, never half
     assert any(p.name.startswith(".results.csv.") for p in out.iterdir())
     with OutputDir(out):  # the next run removes what the killed one left
