@@ -1,12 +1,12 @@
 """The placement DP kernels, called directly, against the references in reference/dp.py.
 
-Each kernel of ``phaze._kernels.dp`` gets random valid inputs, prepared as the public
-wrapper prepares them (float64 arrays, int64 CSR edge lists, Python scalars), and its
-output is compared entry by entry with a slow reference written from the placement
-semantics: the memory cap, the downset enumeration, the three stage-table builders
-(chain, chain plus skip edges, general DAG) and the recurrence with its final round over
-the data-parallel degree (plus :func:`reconstruct`, whose plan must re-evaluate to the
-time found).
+Each kernel of ``phaze._kernels.stage_tables`` and ``phaze._kernels.dp`` gets random
+valid inputs, prepared as the public wrapper prepares them (float64 arrays, int64 CSR
+edge lists, Python scalars), and its output is compared entry by entry with a slow
+reference written from the placement semantics: the memory cap, the downset enumeration,
+the three stage-table builders (chain, chain plus skip edges, general DAG) and the
+recurrence with its final round over the data-parallel degree (plus :func:`reconstruct`,
+whose plan must re-evaluate to the time found).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from reference import dp as ref
 
 from phaze._kernels import dp as kdp
+from phaze._kernels import stage_tables as kst
 
 #: Loads are sums of at most ~2 n latencies and edge times. The chain kernel takes them as
 #: differences of prefix sums and the skip-edge kernel through a max-plus shortcut, so
@@ -140,14 +141,14 @@ def _kernel_tables(g, c, kind):
         for _, v, b in g["edges"]:
             link_max[v] = max(link_max[v], b)
             link_sum[v] += b
-        tabs = kdp.chain_stage_tables(*_arrays(g), link_max, link_sum, *_scalars(c))
+        tabs = kst.chain_stage_tables(*_arrays(g), link_max, link_sum, *_scalars(c))
         placed = [frozenset(range(i)) for i in range(n + 1)]
     elif kind == "prefix":
-        tabs = kdp.prefix_stage_tables(*_arrays(g), *_csr(g, "in"), *_csr(g, "out"), *_scalars(c))
+        tabs = kst.prefix_stage_tables(*_arrays(g), *_csr(g, "in"), *_csr(g, "out"), *_scalars(c))
         placed = [frozenset(range(i)) for i in range(n + 1)]
     else:
         bits, sizes, count = _enumerate(g)
-        tabs = kdp.dag_stage_tables(
+        tabs = kst.dag_stage_tables(
             bits, sizes, *_arrays(g), *_csr(g, "in"), *_csr(g, "out"), *_scalars(c)
         )
         placed = [_bits_to_set(bits[k]) for k in range(count)]
@@ -162,8 +163,8 @@ def _pred_bits(g):
     return pred
 
 
-def _enumerate(g, limit=kdp.MAX_DOWNSETS):
-    return kdp.enumerate_downsets(_pred_bits(g), limit)
+def _enumerate(g, limit=kst.MAX_DOWNSETS):
+    return kst.enumerate_downsets(_pred_bits(g), limit)
 
 
 def _scale(g, c):
@@ -235,7 +236,7 @@ def _check_tables(g, c, kind):
     n_dev=st.integers(1, 300),
 )
 def test_max_stages_equals_the_largest_position_that_fits(const, stash, hbm, n_dev):
-    got = kdp.max_stages(float(const), float(stash), float(hbm), n_dev)
+    got = kst.max_stages(float(const), float(stash), float(hbm), n_dev)
     want = ref.memory_position_cap(const, stash, hbm, n_dev)
     assert got == want, (const, stash, hbm, n_dev, got, want)
 
