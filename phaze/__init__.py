@@ -34,6 +34,20 @@ from phaze.placement import (
 )
 from phaze.schedule import ScheduleCache, check_schedule, schedule_layer, schedule_model
 from phaze.search import SearchResult, evaluate, search
+from phaze.systems import (
+    Breakdown,
+    Chip,
+    Network,
+    NetworkLevel,
+    System,
+    TrainingPlan,
+    estimate,
+    estimate_file,
+    load_system,
+    memory_per_device,
+    read_runs,
+    system_names,
+)
 from phaze.workload import GIB, Cluster, Workload
 
 __version__ = "0.1.0.dev0"
@@ -42,6 +56,8 @@ __all__ = [
     "GIB",
     "Accelerator",
     "ArchTable",
+    "Breakdown",
+    "Chip",
     "Cluster",
     "CommPass",
     "ConfigError",
@@ -50,6 +66,8 @@ __all__ = [
     "LatencyTable",
     "Mode",
     "ModelGraph",
+    "Network",
+    "NetworkLevel",
     "OpKind",
     "OpTable",
     "Pass",
@@ -58,6 +76,8 @@ __all__ = [
     "Plan",
     "ScheduleCache",
     "SearchResult",
+    "System",
+    "TrainingPlan",
     "TransformerSpec",
     "VcOp",
     "Workload",
@@ -65,16 +85,22 @@ __all__ = [
     "area_um2",
     "build_graph",
     "check_schedule",
+    "estimate",
+    "estimate_file",
     "evaluate",
     "evaluate_baseline",
     "latency_table",
     "load_instance",
+    "load_system",
+    "memory_per_device",
     "place",
     "place_arrays",
     "preset",
     "preset_names",
+    "read_runs",
     "schedule_layer",
     "schedule_model",
     "search",
+    "system_names",
     "unique_ops",
 ]
