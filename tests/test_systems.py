@@ -343,3 +343,88 @@ def test_system_file_round_trip(tmp_path):
         load_system(str(bad))
     with pytest.raises(ConfigError, match="unknown system"):
         load_system("nope")
+
+
+# -------------------------------------------------------------------------------- plan
+
+
+def test_best_plans_equal_brute_force_over_estimate_calls():
+    from phaze.systems.plan import best_plans
+
+    spec, devices, batch, seq = preset("megatron-gpt2-xl"), 16, 64, 1024
+    system = dataclasses.replace(
+        SELENE, chip=dataclasses.replace(SELENE.chip, hbm_bytes=6e9)
+    )  # small HBM so that memory rules plans out
+    got, priced = best_plans(
+        system,
+        spec,
+        devices,
+        batch,
+        seq,
+        top=1000,
+        micro_batch_sizes=(1, 2, 4),
+        interleaves=(1, 2),
+    )
+    brute, rejected = [], 0
+    for t in range(1, devices + 1):
+        for p in range(1, devices + 1):
+            for d in range(1, devices + 1):
+                if t * p * d != devices:
+                    continue
+                for b in (1, 2, 4):
+                    for v in (1, 2):
+                        for mode in ("none", "selective", "full"):
+                            for sp in (False, True):
+                                for do in (False, True):
+                                    try:
+                                        plan = TrainingPlan(t, p, d, b, batch, v, mode, sp, do)
+                                        run = Run("x", system, spec, seq, devices, plan)
+                                        [e] = estimate([run])
+                                    except ConfigError:
+                                        continue
+                                    if not e.breakdown.fits:
+                                        rejected += 1
+                                        continue
+                                    key = (
+                                        plan.tensor_width,
+                                        plan.num_stages,
+                                        b,
+                                        v,
+                                        mode,
+                                        plan.sequence_parallel,
+                                        plan.distributed_optimizer,
+                                    )
+                                    brute.append((e.predicted_s, key))
+    assert rejected > 0 and priced == len(set(brute)) > 0
+    brute.sort()
+    assert got[0].iteration_s == pytest.approx(brute[0][0], rel=1e-12)
+    assert [r.iteration_s for r in got] == pytest.approx(sorted(x for x, _ in set(brute)))
+    assert all(r.breakdown.fits for r in got)
+
+
+def test_plan_cli_gpt3_on_selene_writes_plans_that_fit(tmp_path, capsys):
+    out = tmp_path / "plans.json"
+    argv = ["plan", "--system", "a100-selene", "--devices", "1024", "--model", "gpt3-175b"]
+    assert main([*argv, "--top", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "gpt3-175b" in printed and "wrote 3 plans" in printed
+    plans = json.loads(out.read_text())["plans"]
+    assert len(plans) == 3
+    times = [p["iteration_s"] for p in plans]
+    assert times == sorted(times)
+    for p in plans:
+        assert p["tensor_width"] * p["num_stages"] * p["data_parallel"] == 1024
+        plan = TrainingPlan(
+            p["tensor_width"],
+            p["num_stages"],
+            p["data_parallel"],
+            p["micro_batch_size"],
+            1536,
+            p["interleave"],
+            p["recompute_mode"],
+            p["sequence_parallel"],
+            p["distributed_optimizer"],
+        )
+        # the 18 B/parameter accounting fits the 80 GB A100
+        assert memory_per_device(GPT3, plan, 2048) <= 80e9
+    assert main([*argv, "--out", str(tmp_path / "x.txt")]) == 2

@@ -3,6 +3,7 @@ run estimation against measurements and the plan search (docs/real-systems.md)."
 
 from phaze.systems.estimate import Estimate, accuracy, estimate, estimate_file
 from phaze.systems.network import Network, NetworkLevel
+from phaze.systems.plan import PlanResult, best_plans
 from phaze.systems.presets import SYSTEMS, Chip, System, load_system, system_names
 from phaze.systems.runs import Run, RunError, parse_run, read_runs
 from phaze.systems.training import (
@@ -21,11 +22,13 @@ __all__ = [
     "Estimate",
     "Network",
     "NetworkLevel",
+    "PlanResult",
     "Run",
     "RunError",
     "System",
     "TrainingPlan",
     "accuracy",
+    "best_plans",
     "estimate",
     "estimate_file",
     "iteration",

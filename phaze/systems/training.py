@@ -116,8 +116,11 @@ class TrainingPlan:
                 f"plan global_batch_size={self.global_batch_size} must be a multiple of "
                 f"data_parallel x micro_batch_size = {per_step}"
             )
+        # nothing to split with t = 1, nothing to shard with d = 1
         if self.sequence_parallel and self.tensor_width == 1:
             object.__setattr__(self, "sequence_parallel", False)
+        if self.distributed_optimizer and self.data_parallel == 1:
+            object.__setattr__(self, "distributed_optimizer", False)
 
     @property
     def devices(self) -> int:
@@ -199,6 +202,11 @@ def check_plan(spec: TransformerSpec, plan: TrainingPlan, seq_len: int) -> None:
         )
     if v > 1 and p < 2:
         raise ConfigError(f"interleave={v} needs num_stages >= 2, got {p}")
+    if v > 1 and plan.num_micro_batches % p:
+        raise ConfigError(
+            f"interleave={v}: the {plan.num_micro_batches} micro-batches per pipeline must "
+            f"be a multiple of num_stages={p} (Megatron's interleaved schedule)"
+        )
     if plan.sequence_parallel and seq_len % t:
         raise ConfigError(f"sequence parallelism: t={t} must divide seq_len={seq_len}")
     if seq_len > spec.max_positions:
@@ -444,12 +452,20 @@ def _head_time(system, spec, plan, seq_len):
     return _MicroBatch(fwd, bwd, 0.0, comm)
 
 
-def iteration(system: System, spec: TransformerSpec, plan: TrainingPlan, seq_len: int) -> Breakdown:
+def iteration(
+    system: System,
+    spec: TransformerSpec,
+    plan: TrainingPlan,
+    seq_len: int,
+    cache: dict | None = None,
+) -> Breakdown:
     """Predicted time of one training iteration and peak memory per device.
 
     Ranks are placed as Megatron places them: tensor-parallel groups are consecutive
     ranks, data-parallel peers next (stride ``t``), pipeline stages outermost (stride
-    ``t d``).
+    ``t d``). ``cache`` (a dict owned by the caller) keeps the per-micro-batch times of
+    the block, embedding and head across calls that share system, model and
+    ``(t, b, recompute_mode, sequence_parallel)``.
 
     Examples
     --------
@@ -465,9 +481,25 @@ def iteration(system: System, spec: TransformerSpec, plan: TrainingPlan, seq_len
     t, p, dp, v = plan.tensor_width, plan.num_stages, plan.data_parallel, plan.interleave
     m = plan.num_micro_batches
     blocks = spec.layers // p
-    blk = _block_time(system, spec, plan, seq_len)
-    emb = _embedding_time(system, spec, plan, seq_len)
-    head = _head_time(system, spec, plan, seq_len)
+    key = (
+        system,
+        spec,
+        seq_len,
+        t,
+        plan.micro_batch_size,
+        plan.recompute_mode,
+        plan.sequence_parallel,
+    )
+    parts = None if cache is None else cache.get(key)
+    if parts is None:
+        parts = (
+            _block_time(system, spec, plan, seq_len),
+            _embedding_time(system, spec, plan, seq_len),
+            _head_time(system, spec, plan, seq_len),
+        )
+        if cache is not None:
+            cache[key] = parts
+    blk, emb, head = parts
     units = []
     for i in range(p):
         parts = [(blk, blocks)]
