@@ -428,3 +428,54 @@ def test_plan_cli_gpt3_on_selene_writes_plans_that_fit(tmp_path, capsys):
         # the 18 B/parameter accounting fits the 80 GB A100
         assert memory_per_device(GPT3, plan, 2048) <= 80e9
     assert main([*argv, "--out", str(tmp_path / "x.txt")]) == 2
+
+
+# ------------------------------------------------ network levels in the paper's engine
+
+
+def _paper_eval(cluster):
+    from phaze import GIB, Workload, evaluate
+    from phaze.hardware import Accelerator, ArchTable
+
+    archs = ArchTable.from_accelerators(
+        [Accelerator.preset("phaze"), Accelerator.preset("tpuv4-like")]
+    )
+    w = Workload(preset("megatron-gpt2-54"))
+    return evaluate(w, cluster, archs, micro_batch=1, hbm_bytes=32 * GIB, recompute=True)
+
+
+def test_one_level_network_is_the_single_link_exactly():
+    import numpy as np
+
+    from phaze import GIB, Cluster
+
+    link = Cluster(256, 4 * GIB)
+    one = Cluster(256, 4 * GIB, network=Network((NetworkLevel("link", 0, 4 * GIB, 1.0, 0.0),)))
+    a, b = _paper_eval(link), _paper_eval(one)
+    for field in ("throughput", "tp", "dp", "stages"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field
+
+
+def test_fast_node_level_never_lowers_the_paper_engines_throughput():
+    import numpy as np
+
+    from phaze import GIB, Cluster, latency_table
+    from phaze.hardware import Accelerator, ArchTable
+    from phaze.models import build_graph, unique_ops
+
+    slow = 4 * GIB
+    net = Network(
+        (NetworkLevel("nvlink", 8, 300e9, 1.0, 0.0), NetworkLevel("pcie", 0, slow, 1.0, 0.0))
+    )
+    a = _paper_eval(Cluster(256, slow))
+    b = _paper_eval(Cluster(256, slow, network=net))
+    assert (b.throughput >= a.throughput).all() and (b.throughput > a.throughput).any()
+    # a tensor-parallel all-reduce of 4 devices runs on NVLink, one of 20 crosses nodes
+    ops, _ = unique_ops([build_graph(preset("megatron-gpt2-54"), 1024, 1, t) for t in (4, 20)])
+    archs = ArchTable.from_accelerators([Accelerator.preset("phaze")])
+    lat = latency_table(ops, archs, network=net).latency_s
+    for row in np.flatnonzero(ops.comm_group > 1):
+        t, size = int(ops.comm_group[row]), float(ops.comm_bytes[row])
+        bw = 300e9 if t <= 8 else min(300e9, 8 * slow)
+        p = int(ops.comm_pass[row])
+        assert lat[row, 0, 0, p] == pytest.approx(2 * (t - 1) / t * size / bw), t

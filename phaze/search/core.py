@@ -363,7 +363,11 @@ def fingerprint(workloads, cluster, space, micro_batches, hbm_sizes, recompute, 
             }
             for w in workloads
         ],
-        "cluster": {"devices": cluster.devices, "link_bandwidth_Bps": cluster.link_bandwidth_Bps},
+        "cluster": {
+            "devices": cluster.devices,
+            "link_bandwidth_Bps": cluster.link_bandwidth_Bps,
+            **({} if cluster.network is None else {"network": repr(cluster.network)}),
+        },
         "space": repr(space),
         "micro_batches": list(micro_batches),
         "hbm_bytes": sorted(int(h) for h in hbm_sizes),

@@ -131,7 +131,10 @@ class WorkloadEvaluator:
         glist = [graphs[t] for t in self.widths]
         table, index = unique_ops(glist)
         lat = latency_table(
-            table, self.arch_table, link_bandwidth_Bps=self.cluster.link_bandwidth_Bps
+            table,
+            self.arch_table,
+            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+            network=self.cluster.network,
         ).latency_s
         n_layers = len(glist[0].layers)
         shape = (len(glist), n_layers)
@@ -257,7 +260,7 @@ class WorkloadEvaluator:
             {t: fwd[i] for i, t in enumerate(d.widths)},
             {t: bwd[i] for i, t in enumerate(d.widths)},
             devices=self.cluster.devices,
-            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+            link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
             hbm_bytes=float(hbm_bytes),
             micro_batches=d.micro_batches,
             recompute=bool(recompute),
@@ -284,7 +287,7 @@ class WorkloadEvaluator:
             d.edge_dst,
             d.edge_bytes,
             devices=self.cluster.devices,
-            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+            link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
             hbm_bytes=float(hbm_bytes),
             micro_batches=d.micro_batches,
             recompute=bool(recompute),
