@@ -278,8 +278,9 @@ def memory_per_device(
     optimizer); activations: each block's stored bytes (:func:`_block_activation_bytes`)
     times the micro-batches in flight on the stage (``min(p - i, m)`` for stage ``i`` in
     1F1B, times ``1 + (p - 1) / (p v)`` when interleaved), plus with full recomputation
-    one block's working set during its backward, the embedding output on the first stage
-    and the fp32 logits on the last.
+    one block's working set during its backward, the embedding's dropout mask on the
+    first stage, and the final LayerNorm and LM-head inputs and fp32 logits on the last
+    (Korthikanti et al. 2022, section 4).
 
     Examples
     --------
@@ -307,10 +308,10 @@ def memory_per_device(
         if v > 1:
             in_flight *= 1 + (p - 1) / (p * v)
         act = blocks * per_block * in_flight + working
-        if i == 0:  # embedding output and its dropout mask
-            act += 3 * sbh / sp_div * in_flight
-        if i == p - 1:  # final LN input, fp32 logits of one micro-batch
-            act += 2 * sbh / sp_div
+        if i == 0:  # the embedding's dropout mask (its output is the first block's input)
+            act += sbh / sp_div * in_flight
+        if i == p - 1:  # final LayerNorm and LM-head inputs, fp32 logits, one micro-batch
+            act += 4 * sbh / sp_div
             act += 4 * seq_len * plan.micro_batch_size * padded_vocab(spec, t) / t
         best = max(best, params[i] * state + act)
     return best
