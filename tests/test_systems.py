@@ -479,3 +479,32 @@ def test_fast_node_level_never_lowers_the_paper_engines_throughput():
         bw = 300e9 if t <= 8 else min(300e9, 8 * slow)
         p = int(ops.comm_pass[row])
         assert lat[row, 0, 0, p] == pytest.approx(2 * (t - 1) / t * size / bw), t
+
+
+def test_gemm_waves_and_selective_recompute_by_hand():
+    from phaze.systems.training import _block_time, _gemm_s
+
+    chip = SELENE.chip  # 108 SMs, 312 TFLOP/s x 0.835, 128 x 128 tiles
+    per_sm = 312e12 * 0.835 / 108
+    # 4096^3: 32 x 32 = 1024 tiles -> ceil(1024 / 108) = 10 waves of 2*128*128*4096 FLOP
+    assert _gemm_s(chip, 1, 4096, 4096, 4096) == pytest.approx(10 * 2 * 128 * 128 * 4096 / per_sm)
+    # a tiny GEMM costs one kernel issue
+    assert _gemm_s(chip, 1, 8, 8, 8) == chip.kernel_launch_s
+    # selective recomputation of one GPT-3 block, t = 8, b = 1, s = 2048: the scores and
+    # context batched GEMMs (96 / 8 = 12 heads of 128) and the softmax and dropout passes
+    # over 12 x 2048^2 scores (4 and 5 bytes per score) at 2,039 GB/s x 0.85
+    plan = TrainingPlan(8, 1, 1, 1, 1, recompute_mode="selective")
+    heads, s, d = 12, 2048, 128
+    # scores (12 x 2048x128 @ 128x2048): 12 x 16 x 16 = 3072 tiles -> 29 waves; reading
+    # Q and K and writing the scores at HBM speed takes longer (memory-bound)
+    scores = 29 * 2 * 128 * 128 * d / per_sm
+    scores_mem = 2 * heads * (s * d + d * s + s * s) / (2039e9 * 0.85)
+    assert scores < scores_mem
+    # context (12 x 2048x2048 @ 2048x128): 12 x 16 x 1 = 192 tiles -> 2 waves
+    context = 2 * 2 * 128 * 128 * s / per_sm
+    context_mem = 2 * heads * (s * s + s * d + s * d) / (2039e9 * 0.85)
+    assert context < context_mem
+    vector = 9 * heads * s * s / (2039e9 * 0.85)
+    expected = scores_mem + context_mem + vector  # 0.392 ms
+    got = _block_time(SELENE, GPT3, plan, 2048).recompute
+    assert got == pytest.approx(expected, rel=1e-12)
