@@ -12,7 +12,8 @@ from phaze.report import format_table
 
 HELP = (
     "fastest Megatron plans (tp, pp, dp, micro-batch, interleave, recompute, sequence "
-    "parallelism, distributed optimizer) for a model on a real system, within device memory"
+    "parallelism, distributed optimizer) for a model on a real system, within device memory; "
+    "exit status 1 when no plan fits"
 )
 
 
