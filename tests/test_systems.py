@@ -508,3 +508,19 @@ def test_gemm_waves_and_selective_recompute_by_hand():
     expected = scores_mem + context_mem + vector  # 0.392 ms
     got = _block_time(SELENE, GPT3, plan, 2048).recompute
     assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_distributed_optimizer_and_overlap_change_the_dp_terms_as_described():
+    net = _net(lat0=0.0, lat1=0.0)
+    chip = dataclasses.replace(SELENE.chip, kernel_launch_s=0.0)
+    system = dataclasses.replace(SELENE, chip=chip, network=net)
+    plan = TrainingPlan(8, 1, 16, 1, 64, recompute_mode="full")
+    base = iteration(system, GPT3, plan, 2048)
+    dist = iteration(system, GPT3, dataclasses.replace(plan, distributed_optimizer=True), 2048)
+    # all-reduce of 4-byte gradients = 2 x (n-1)/n x 4P; distributed: reduce-scatter of the
+    # 4-byte gradients + all-gather of the 2-byte weights = (n-1)/n x 6P
+    assert dist.dp_comm_s == pytest.approx(base.dp_comm_s * 6 / 8)
+    # the Adam step works on a 1/16 shard (46 B/param) and zeroes every gradient (4 B/param)
+    assert dist.optimizer_s == pytest.approx(base.optimizer_s * (46 / 16 + 4) / 50)
+    over = iteration(system, GPT3, dataclasses.replace(plan, overlap_dp=True), 2048)
+    assert over.dp_comm_s == pytest.approx(max(0.0, base.dp_comm_s - base.backward_s / 4))

@@ -527,7 +527,7 @@ def iteration(
     else:
         dp_comm = net.all_reduce_s(grads, dp, t)
     if plan.overlap_dp:
-        dp_comm = max(0.0, dp_comm - bwd / m)
+        dp_comm = max(0.0, dp_comm - bwd)  # hidden behind the last backward pass
     if p > 1 and spec.tied_embeddings:
         word = padded_vocab(spec, t) * spec.embed_dim / t
         dp_comm += net.all_reduce_s(GRAD_BYTES * word, 2, (p - 1) * t * dp)
