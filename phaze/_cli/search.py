@@ -86,6 +86,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="link bandwidth between accelerators, GiB/s (default 4, PCIe 3.0)",
     )
     g.add_argument(
+        "--network",
+        metavar="SYSTEM",
+        default=None,
+        help="use the network levels of a real system (name or .json file, see 'phaze plan') "
+        "instead of --link-gibps",
+    )
+    g.add_argument(
         "--hbm",
         default="32,64,80",
         help="HBM sizes per device, GiB, comma-separated (default 32,64,80)",
@@ -171,7 +178,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--link-gibps={args.link_gibps} must be a number > 0")
     if args.jobs < 1:
         raise ConfigError(f"--jobs={args.jobs} must be >= 1")
-    cluster = Cluster(devices=args.devices, link_bandwidth_Bps=args.link_gibps * GIB)
+    network = None
+    if args.network is not None:
+        from phaze.systems.presets import load_system
+
+        network = load_system(args.network).network
+    cluster = Cluster(
+        devices=args.devices, link_bandwidth_Bps=args.link_gibps * GIB, network=network
+    )
     hbm = tuple(int(round(v * GIB)) for v in _float_list(args.hbm, "--hbm"))
     mbs = _int_list(args.mbs, "--mbs")
     recompute = {"both": (False, True), "off": (False,), "on": (True,)}[args.recompute]

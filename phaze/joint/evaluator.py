@@ -103,7 +103,10 @@ class WorkloadEvaluator:
         glist = [graphs[t] for t in self.widths]
         table, index = unique_ops(glist)
         lat = latency_table(
-            table, self.arch_table, link_bandwidth_Bps=self.cluster.link_bandwidth_Bps
+            table,
+            self.arch_table,
+            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+            network=self.cluster.network,
         ).latency_s
         n_layers = len(glist[0].layers)
         shape = (len(glist), n_layers)
@@ -225,7 +228,7 @@ class WorkloadEvaluator:
             {t: fwd[i] for i, t in enumerate(d.widths)},
             {t: bwd[i] for i, t in enumerate(d.widths)},
             devices=self.cluster.devices,
-            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+            link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
             hbm_bytes=float(hbm_bytes),
             num_micro_batches=d.num_micro_batches,
             recompute=bool(recompute),
@@ -249,7 +252,7 @@ class WorkloadEvaluator:
             d.edge_dst,
             d.edge_bytes,
             devices=self.cluster.devices,
-            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+            link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
             hbm_bytes=float(hbm_bytes),
             num_micro_batches=d.num_micro_batches,
             recompute=bool(recompute),
