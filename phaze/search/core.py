@@ -435,8 +435,13 @@ def search(
     if not micro_batches or not hbm_sizes or not recompute:
         raise ConfigError("micro_batches, hbm_sizes and recompute must be non-empty")
     # order and repeats do not make another search (nor another store fingerprint)
-    micro_batches = tuple(sorted(set(micro_batches)))
-    recompute = tuple(sorted(set(recompute)))
+    try:
+        micro_batches = tuple(sorted(set(micro_batches)))
+        recompute = tuple(sorted(set(recompute)))
+    except TypeError:
+        raise ConfigError(
+            f"micro_batches={micro_batches!r} must be integers and recompute={recompute!r} booleans"
+        ) from None
     names = [w.name for w in workloads]
     if len(set(names)) != len(names):
         raise ConfigError(f"workloads must have distinct model names, got {names}")
