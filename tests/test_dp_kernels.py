@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from reference import dp as ref
@@ -339,6 +340,21 @@ def dp_inputs(draw):
     weight = st.one_of(st.integers(0, 4).map(float), st.floats(0.0, 10.0))
     weights = draw(st.lists(weight, min_size=n, max_size=n))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+    def stage_values(stage):
+        last = sum(weights[v] for v in stage) + rng.choice([0.0, 0.0, 0.25, 3.0])
+        if rng.integers(12) == 0:
+            last = math.inf
+        cap = n_dev if rng.integers(2) else rng.integers(0, n_dev + 1)
+        return last, last + rng.choice([0.0, 0.5, 4.0]), int(cap)
+
+    return _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values)
+
+
+def _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values):
+    """``(g, downs, t, tables, scalars)`` for :func:`kdp.dp_solve` over ``g``'s downsets;
+    ``stage_values(stage)`` gives a stage's last-stage load, other load and memory cap."""
+    n = g["n"]
     n_tp = sum(g["tp"])
     t_eff = 1 if (t == 1 or n_tp == 0) else t
     n_cheap = 0 if t_eff == 1 else min(n - n_tp, n, n_dev)
@@ -350,14 +366,11 @@ def dp_inputs(draw):
             if not before < downs[k2]:
                 continue
             stage = downs[k2] - before
-            last = sum(weights[v] for v in stage) + rng.choice([0.0, 0.0, 0.25, 3.0])
-            if rng.integers(12) == 0:
-                last = math.inf
+            last, other, cap = stage_values(stage)
             rows["partner"].append(k2)
             rows["load1"].append(last)
-            rows["loadr"].append(last + rng.choice([0.0, 0.5, 4.0]))
-            cap = n_dev if rng.integers(2) else rng.integers(0, n_dev + 1)
-            rows["maxs"].append(int(cap))
+            rows["loadr"].append(other)
+            rows["maxs"].append(cap)
             rows["cheap"].append(int(t_eff > 1 and not any(g["tp"][v] for v in stage)))
             rows["pbytes"].append(sum(g["params"][v] for v in stage))
         rows["ptr"].append(len(rows["partner"]))
@@ -405,6 +418,29 @@ def _reference_stages(g, downs, t, tabs):
 
 @given(dp_inputs())
 def test_dp_solve_finds_the_reference_optimum_and_a_plan_that_achieves_it(case):
+    _check_dp(case)
+
+
+@pytest.mark.parametrize(
+    ("tp", "t", "n_dev"),
+    [
+        # one layer per stage (2 + 1 + 1 + 2 devices) is best, so reconstruction has to
+        # count the one-device stages down as it walks the pipeline
+        ([True, False, False, True], 2, 6),
+        # one layer per stage would need 3 + 3 + 1 = 7 of the 6 devices: the count of
+        # one-device stages a pipeline needs is a ceiling, ceil((2 * 3 - 3) / 2) = 2
+        ([True, True, False], 3, 6),
+    ],
+)
+def test_dp_solve_with_one_device_stages_under_a_tight_device_budget(tp, t, n_dev):
+    # unit loads per layer on a chain; the kernel must match the reference exactly here
+    n = len(tp)
+    g = {"n": n, "edges": [(i, i + 1, 0.0) for i in range(n - 1)], "params": [0.0] * n}
+    g["tp"] = tp
+    _check_dp(_dp_case(g, t, n_dev, 64, 1.0, lambda stage: (len(stage), len(stage), n_dev)))
+
+
+def _check_dp(case):
     g, downs, t, tabs, scalars = case
     n_dev, micro_batches, bandwidth, _, _ = scalars
     best, d, p, s, r, choice = kdp.dp_solve(*tabs, *scalars)
@@ -417,6 +453,7 @@ def test_dp_solve_finds_the_reference_optimum_and_a_plan_that_achieves_it(case):
         return
     assert _close(best, want, TIME_REL, want), where
     pipeline = kdp.reconstruct(tabs[1], tabs[5], choice, p, s, r)
+    assert all(int(q) in by_pair for q in pipeline), f"plan {pipeline.tolist()}; {where}"
     plan = [by_pair[int(q)] for q in pipeline]
     again = ref.plan_time(
         stages_from, plan, int(d), everything, frozenset(), n_dev, micro_batches, bandwidth
