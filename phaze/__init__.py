@@ -34,6 +34,7 @@ from phaze.placement import (
 )
 from phaze.schedule import ScheduleCache, check_schedule, schedule_layer, schedule_model
 from phaze.search import SearchResult, evaluate, search
+from phaze.sweeps import SweepCell, load_sweep, sweep
 from phaze.workload import GIB, Cluster, Workload
 
 __version__ = "0.1.0.dev0"
@@ -58,6 +59,7 @@ __all__ = [
     "Plan",
     "ScheduleCache",
     "SearchResult",
+    "SweepCell",
     "TransformerSpec",
     "VcOp",
     "Workload",
@@ -69,6 +71,7 @@ __all__ = [
     "evaluate_baseline",
     "latency_table",
     "load_instance",
+    "load_sweep",
     "place",
     "place_arrays",
     "preset",
@@ -76,5 +79,6 @@ __all__ = [
     "schedule_layer",
     "schedule_model",
     "search",
+    "sweep",
     "unique_ops",
 ]
