@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="discard results in --out from a different sweep file",
+        help="accept --out from a changed sweep file (drops its cells no longer in the file)",
     )
     parser.add_argument(
         "--summary",

@@ -63,7 +63,8 @@ def sweep(
         Output directory: ``sweep.sqlite`` (the resumable store), ``sweep.csv`` and the
         plots. A re-run with the same cells computes only the cells not stored yet.
     force : bool
-        Discard a store written by a different sweep instead of refusing it.
+        Accept a store written by a different sweep instead of refusing it: its cells
+        that are not in this sweep are discarded, the others kept.
     progress : callable, optional
         Called as ``progress(done, total)`` after each finished cell (and once at start
         with the cells already stored).
@@ -94,7 +95,8 @@ def sweep(
     if backend == "dask":
         _import_distributed()  # a clear error before any work
     total = len(spec.cells)
-    store = None if out is None else SweepStore(out, spec.fingerprint, total, force=force)
+    keys = [c.key for c in spec.cells]
+    store = None if out is None else SweepStore(out, spec.fingerprint, keys, force=force)
     try:
         done = store.records() if store is not None else {}
         records: dict[int, dict] = {}

@@ -164,10 +164,11 @@ class SweepCell:
             raise ConfigError(f"strategy={self.strategy!r}; allowed: {', '.join(_STRATEGIES)}")
         for name in ("num_tc", "num_vc", "tc_width", "tc_depth", "vc_width", "glb_bytes"):
             object.__setattr__(self, name, _int_set(name, getattr(self, name)))
-        # the search's own specs validate the rest (and name the bad value)
+        # the search's own specs validate the rest (and name the bad value); that the
+        # area band holds an architecture is checked once per space by SweepSpec
         self.workload()
         self.cluster()
-        self.design_space().enumerate()
+        self.design_space()
         digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
         object.__setattr__(self, "_key", digest[:16])
 
@@ -252,6 +253,15 @@ class SweepSpec:
                     "each cell must differ in some setting"
                 )
             seen[c.key] = i
+        checked: set = set()
+        for i, c in enumerate(self.cells):
+            space = c.design_space()
+            if space not in checked:
+                try:
+                    space.enumerate()
+                except ConfigError as exc:
+                    raise ConfigError(f"cell {i} ({c.label}): {exc}") from None
+                checked.add(space)
 
     @property
     def fingerprint(self) -> str:

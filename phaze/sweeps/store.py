@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from phaze.errors import ConfigError
@@ -39,16 +40,18 @@ class SweepStore:
         Output directory (created if missing).
     fingerprint : str
         The sweep's fingerprint (:attr:`phaze.sweeps.SweepSpec.fingerprint`).
-    cells : int
-        Number of cells of the sweep (reported when a store is refused).
+    keys : sequence of str
+        Keys of the sweep's cells.
     force : bool
-        Discard the cells of a different sweep instead of refusing.
+        Accept a store written by a different sweep (a changed sweep file): its cells
+        that are not in this sweep are discarded; those that are (same key, so the same
+        search) are kept.
 
     Examples
     --------
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as d:
-    ...     with SweepStore(d, "abc", cells=2) as store:
+    ...     with SweepStore(d, "abc", keys=["k1", "k2"]) as store:
     ...         store.add("k1", 0, {"throughput_samples_per_s": 1.5})
     ...         store.add("k1", 0, {"throughput_samples_per_s": 9.9})  # already there
     ...         store.records()
@@ -58,7 +61,11 @@ class SweepStore:
     """
 
     def __init__(
-        self, directory: str | os.PathLike, fingerprint: str, cells: int, force: bool = False
+        self,
+        directory: str | os.PathLike,
+        fingerprint: str,
+        keys: Sequence[str],
+        force: bool = False,
     ) -> None:
         self.directory = Path(directory)
         try:
@@ -81,10 +88,13 @@ class SweepStore:
                 self._db.close()
                 raise ConfigError(
                     f"{self.path} holds {done} cell(s) of a different sweep (the sweep file "
-                    f"changed; it now has {cells} cells); rerun with --force to discard "
+                    f"changed; it now has {len(keys)} cells); rerun with --force to discard "
                     "them, or choose another --out"
                 )
-            self._db.execute("DELETE FROM cells")
+            self._db.execute(
+                "DELETE FROM cells WHERE key NOT IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(keys)),),
+            )
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (fingerprint,))
         self.attempt = int(self._meta("attempts") or 0) + 1
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('attempts', ?)", (str(self.attempt),))
