@@ -96,7 +96,12 @@ def _dask(cells, jobs: int, scheduler: str | None, on_result: OnResult) -> None:
         except (OSError, TimeoutError) as exc:
             raise ConfigError(f"--scheduler {scheduler!r}: cannot connect ({exc})") from None
     try:
-        client.wait_for_workers(1)
+        try:
+            client.wait_for_workers(1, timeout=120)
+        except TimeoutError:
+            raise ConfigError(
+                f"the Dask scheduler {client.scheduler.address} has no workers (waited 120 s)"
+            ) from None
         _warm_workers(client)
         futures = {}
         for i, cell in cells:
@@ -131,7 +136,7 @@ def run_cells(
         return
     if backend == "dask":
         _dask(cells, jobs, scheduler, on_result)
-    elif backend == "serial" or jobs == 1:
+    elif backend == "serial" or min(jobs, len(cells)) == 1:
         _serial(cells, on_result)
     else:
         _processes(cells, min(jobs, len(cells)), on_result)
