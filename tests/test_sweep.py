@@ -245,6 +245,27 @@ def test_dask_local_cluster_gives_identical_records(serial, sweep_file, monkeypa
     assert kwargs["dashboard_address"] is None  # no HTTP server either
 
 
+def test_local_processes_open_no_network_connection(monkeypatch):
+    import socket
+
+    def refuse(self, address):
+        raise AssertionError(f"network connection to {address!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)  # inherited by forked workers
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    one = dict(num_tc=(8,), num_vc=(2,), tc_width=(128,), tc_depth=(128,), glb_bytes=(2**27,))
+    small = dict(seq_len=128, global_batch=512, hbm_bytes=(16 * 2**30,), area_band=0.0)
+    cells = [
+        SweepCell(
+            "bert-large", devices=n, micro_batch_sizes=(1,), recompute=(True,), **one, **small
+        )
+        for n in (16, 64)
+    ]
+    records = sweep(cells, backend="processes", jobs=2)
+    assert all(r["feasible"] for r in records)
+
+
 def test_importing_phaze_does_not_import_dask():
     code = "import sys, phaze; print(any(m.split('.')[0] in ('dask', 'distributed') "
     code += "for m in sys.modules))"
