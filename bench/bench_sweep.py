@@ -23,7 +23,7 @@ SWEEP_24 = {
     "search": {
         "seq_len": 128,
         "global_batch": 512,
-        "hbm_gib": [2, 16],
+        "hbm_gib": 16,
         "micro_batch_sizes": [1, 4],
         "recompute": "both",
         "area_band": 0.0,
