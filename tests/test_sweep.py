@@ -207,14 +207,8 @@ def test_a_cell_equals_its_own_search(serial, sweep_file):
     from phaze import search
 
     cell = load_sweep(sweep_file).cells[4]
-    result = search(
-        cell.workload(),
-        cell.cluster(),
-        cell.design_space(),
-        micro_batches=cell.micro_batch_sizes,
-        hbm_sizes=cell.hbm_bytes,
-        recompute=cell.recompute,
-    )
+    settings = (cell.micro_batch_sizes, cell.hbm_bytes, cell.recompute)
+    result = search(cell.workload(), cell.cluster(), cell.design_space(), *settings)
     assert serial[4]["throughput_samples_per_s"] == result.best.value
     assert serial[4]["arch"] == result.best.arch
 
