@@ -36,6 +36,7 @@ from phaze.placement import (
 )
 from phaze.rows import PlanRow, WorkloadBest
 from phaze.schedule import ScheduleCache, check_schedule, schedule_layer, schedule_model
+from phaze.sweeps import SweepCell, load_sweep, sweep
 from phaze.systems import (
     Breakdown,
     Chip,
@@ -83,6 +84,7 @@ __all__ = [
     "SearchResult",
     "System",
     "TrainingPlan",
+    "SweepCell",
     "TransformerSpec",
     "VcOp",
     "Workload",
@@ -101,6 +103,7 @@ __all__ = [
     "load_instance",
     "load_system",
     "memory_per_device",
+    "load_sweep",
     "place",
     "place_arrays",
     "preset",
@@ -110,5 +113,6 @@ __all__ = [
     "schedule_model",
     "search",
     "system_names",
+    "sweep",
     "unique_ops",
 ]

@@ -15,7 +15,7 @@ import sys
 __all__ = ["main"]
 
 #: Command names, in the order ``phaze --help`` lists them.
-_COMMANDS = ("search", "models", "arch", "schedule", "place", "estimate", "plan")
+_COMMANDS = ("search", "sweep", "models", "arch", "schedule", "place", "estimate", "plan")
 
 
 def _build_parser() -> argparse.ArgumentParser:
