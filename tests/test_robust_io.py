@@ -481,7 +481,8 @@ def test_ci_runs_the_readme_quickstart_commands_in_order():
     commands = [line for line in block.group(1).splitlines() if line.strip()]
     assert len(commands) == 2
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
-    lines = [ci.index(c) for c in commands]  # verbatim, each on a line of its own
+    # verbatim, each on a line of its own (a failure in its && chain ends the run)
+    lines = [ci.index(f"{c} || exit $?") for c in commands]
     venv = next(i for i, line in enumerate(ci) if line.startswith("python3 -m venv"))
     slow = ci.index("pytest tests -m slow -p no:cacheprovider")
     assert venv < lines[0] < lines[1] < slow
