@@ -11,7 +11,7 @@ import importlib
 __all__ = ["KERNEL_MODULES", "warmup"]
 
 #: Kernel modules of the package; each defines ``warmup()``.
-KERNEL_MODULES = ("stage_tables", "dp", "gemm", "vector")
+KERNEL_MODULES = ("stage_tables", "dp", "gemm", "vector", "energy")
 
 
 def warmup() -> None:
