@@ -45,7 +45,7 @@ __all__ = ["STRATEGIES", "Design", "SearchResult", "fingerprint", "search"]
 #: Search strategies, default first.
 STRATEGIES = ("exact", "phaze", "exhaustive")
 #: Format of the arguments' fingerprint in the result store.
-_FINGERPRINT_FORMAT = 2
+_FINGERPRINT_FORMAT = 3  # 3: rows carry power_w and energy_per_sample_j
 
 
 @dataclass(frozen=True, eq=False)
