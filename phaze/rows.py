@@ -6,8 +6,8 @@ The result store, ``results.csv``, :func:`phaze.evaluate_architectures` and the 
 row tables all use these field names (:data:`ROW_FIELDS`), in this order.
 
 A :class:`WorkloadBest` is one workload's best setting on one design (an architecture with
-an HBM size): the row with the highest throughput over micro-batch sizes and
-recomputation.
+an HBM size): the row with the highest score (throughput, or samples per joule, within
+the power budget; :mod:`phaze.joint.objective`) over micro-batch sizes and recomputation.
 
 Examples
 --------
@@ -78,6 +78,8 @@ class WorkloadBest(NamedTuple):
     recompute : bool
     time_per_batch_s : float
     tensor_width, data_parallel, num_stages : int
+    power_w, energy_per_sample_j : float
+        Average power per device (W) and cluster energy per sample (J) of the plan.
     """
 
     throughput: float
@@ -87,6 +89,8 @@ class WorkloadBest(NamedTuple):
     tensor_width: int
     data_parallel: int
     num_stages: int
+    power_w: float = 0.0
+    energy_per_sample_j: float = math.inf
 
 
 #: A workload with no feasible setting on a design.

@@ -212,6 +212,32 @@ class WorkloadEvaluator:
             ub = np.where(best > 0, self.workload.global_batch / best, np.inf)
         return ub * (1 + 1e-9)  # float summation order must never make the bound cut
 
+    def score_upper_bound(
+        self, mbs: int, objective: str = "throughput", power_budget_w: float | None = None
+    ) -> np.ndarray:
+        """Optimistic score (:func:`phaze.joint.objective.row_score`) of every
+        architecture at micro-batch ``mbs``, valid for every HBM size and recomputation.
+
+        Power is at least the leakage (exact per architecture), so no plan of an
+        architecture that leaks more than the budget fits. Energy per sample is at least
+        the dynamic energy of the cheapest tensor width without recomputation or gradient
+        all-reduce, plus the leakage of every device over the least possible time."""
+        tput = self.upper_bound(mbs)
+        fits = (
+            np.ones(tput.shape, dtype=bool)
+            if power_budget_w is None
+            else self.leakage_w <= power_budget_w
+        )
+        if objective == "throughput":
+            return np.where(fits, tput, 0.0)
+        d = self._mbs[mbs]
+        batch = self.workload.global_batch
+        dyn = d.num_micro_batches * d.total_energy_j.sum(axis=1).min(axis=0)  # (A,)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            leak = np.where(tput > 0, self.cluster.devices * self.leakage_w * batch / tput, np.inf)
+            ub = np.where(dyn + leak > 0, batch / (dyn + leak), np.inf)
+        return np.where(fits, ub * (1 + 1e-9), 0.0)
+
     def layer_latencies(self, mbs: int, arch: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact per-layer (fwd, bwd) latencies, shape (W, n), of one architecture."""
         found = self._exact_layers.get((mbs, arch))
