@@ -113,3 +113,47 @@ def test_row_score():
 def test_bad_objective_arguments(kw, match):
     with pytest.raises(ConfigError, match=match):
         search(BERT, CLUSTER, SPACE, **kw, **SETTINGS)
+
+
+SMALL = "--model bert-large --batch 512 --devices 64 --hbm 16 --mbs 4 --area-budget 40 --seq 128"
+
+
+def test_cli_power_budget_and_objective_reach_every_output(tmp_path, capsys):
+    import csv
+    import json
+
+    from phaze.cli import main
+
+    out = tmp_path / "out"
+    argv = ["search", *SMALL.split(), "--recompute", "off", "--out", str(out), "--no-progress"]
+    budget = 60.0  # above the leakage of every chip of <= 40 mm^2 (3.4 W)
+    assert main([*argv, "--power-budget", "60", "--objective", "throughput-per-watt"]) == 0
+    text = capsys.readouterr().out
+    assert f"power budget {budget:g} W" in text and "J/sample" in text
+    best = json.loads((out / "best.json").read_text())
+    w = best["workloads"][0]
+    assert best["objective"] == "throughput-per-watt" and best["power_budget_w"] == budget
+    assert 0 < w["power_w"] <= budget
+    assert best["objective_value"] == pytest.approx(1 / w["energy_per_sample_j"], rel=1e-12)
+    assert all("value_samples_per_j" in f for f in best["frontier"])
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and {"power_w", "energy_per_sample_j"} <= set(rows[0])
+    feasible = [r for r in rows if float(r["throughput_samples_per_s"]) > 0]
+    assert all(float(r["power_w"]) > 0 for r in feasible)
+    assert (out / "frontier.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--power-budget", "-5"], "--power-budget=-5.0"),
+        (["--power-budget", "nan"], "--power-budget=nan"),
+    ],
+)
+def test_cli_bad_power_arguments_exit_2_with_one_line(argv, message, capsys):
+    from phaze.cli import main
+
+    code = main(["search", *SMALL.split(), *argv, "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
