@@ -15,12 +15,12 @@ from phaze.rows import ROW_FIELDS, PlanRow
 from phaze.units import GIB
 from phaze.workload import Cluster, Workload
 
-#: 124 architectures: an exhaustive reference per objective stays cheap.
+#: 143 architectures: an exhaustive reference per objective stays cheap.
 SPACE = DesignSpace(
     num_tc=(1, 2, 4, 8),
     num_vc=(1, 2, 4),
     tc_width=(8, 32, 128),
-    tc_depth=(8, 32, 128),
+    tc_depth=(32, 128),
     glb_bytes=(2**21, 2**27),
     area_band=0.0,
 )
