@@ -238,6 +238,22 @@ class WorkloadEvaluator:
             ub = np.where(dyn + leak > 0, batch / (dyn + leak), np.inf)
         return np.where(fits, ub * (1 + 1e-9), 0.0)
 
+    def score_bound_from_larger_hbm(self, mbs: int, arch: int, row, objective: str) -> float:
+        """Optimistic score of a setting at a smaller HBM size, given its ``row`` at a
+        larger one: fewer plans fit in less memory, so the time per batch is at least
+        ``row.time_per_batch_s`` (and infeasible stays infeasible); energy per batch is at
+        least the cheapest width's dynamic energy."""
+        if not row.throughput > 0:
+            return 0.0
+        if objective == "throughput":
+            return float(row.throughput)
+        d = self._mbs[mbs]
+        dyn = d.num_micro_batches * float(d.total_energy_j[:, :, arch].sum(axis=1).min())
+        leak = self.cluster.devices * float(self.leakage_w[arch]) * row.time_per_batch_s
+        total = dyn + leak
+        bound = self.workload.global_batch / total if total > 0 else np.inf
+        return bound * (1 + 1e-9)  # float summation order must never make the bound cut
+
     def layer_latencies(self, mbs: int, arch: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact per-layer (fwd, bwd) latencies, shape (W, n), of one architecture."""
         found = self._exact_layers.get((mbs, arch))

@@ -177,6 +177,13 @@ class SearchRun:
             best, best_score = NO_PLAN, 0.0
             for m, r in order:
                 bound = self.ub[wi][m][arch]
+                if prune and hbm != self.hbm[-1]:  # the largest HBM's row bounds this one
+                    top = self.rows.get(RowKey(self.names[wi], arch, m, self.hbm[-1], r))
+                    if top is not None:
+                        bound = min(
+                            bound,
+                            self.ev[wi].score_bound_from_larger_hbm(m, arch, top, self.objective),
+                        )
                 if prune and (bound < max(best_score, floor) or bound <= 0):  # 0: nothing fits
                     self.counters["settings_pruned"] += 1
                     continue
