@@ -173,7 +173,12 @@ class WorkloadEvaluator:
         energy = np.zeros((len(glist), n_u, 2, len(self.num_tc)))
         for gi, energies in enumerate(layer_e):
             energy[gi, : len(energies)] = np.stack(energies)
-        total = np.stack([energy[gi][uniq[gi]].sum(axis=0) for gi in range(len(glist))])
+        total = np.stack(  # each unique layer's energy times its number of positions
+            [
+                np.tensordot(np.bincount(uniq[gi], minlength=n_u).astype(float), energy[gi], 1)
+                for gi in range(len(glist))
+            ]
+        )
         a_of = np.where(tp, np.asarray(self.widths)[:, None], 1)
         g0 = glist[0]
         return _MbsData(
