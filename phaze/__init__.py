@@ -12,6 +12,7 @@ Examples
 """
 
 from phaze.cost import LatencyTable, latency_table
+from phaze.energy import EnergyModel, EnergyTable, energy_table
 from phaze.errors import ConfigError, InfeasibleError, PhazeError
 from phaze.hardware import Accelerator, ArchTable, DesignSpace, area_um2
 from phaze.joint import SearchResult, evaluate_architectures, search
@@ -67,6 +68,8 @@ __all__ = [
     "CommPass",
     "ConfigError",
     "DesignSpace",
+    "EnergyModel",
+    "EnergyTable",
     "InfeasibleError",
     "LatencyTable",
     "Mode",
@@ -94,6 +97,7 @@ __all__ = [
     "best_plans",
     "build_graph",
     "check_schedule",
+    "energy_table",
     "estimate",
     "estimate_file",
     "evaluate_architectures",

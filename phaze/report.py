@@ -13,10 +13,15 @@ module turns it into what people read. Nothing here changes a result.
                        "num_vc": int, "vc_width": int, "glb_bytes": int,
                        "area_um2": float, "area_mm2": float},
       "hbm_bytes": int,
+      "objective": str,                       # throughput | throughput-per-watt | ...
+      "power_budget_w": float | null,         # average power per device allowed
       "value_samples_per_s": float,          # mean throughput over the workloads
+      "objective_value": float,              # mean score: samples/s, or samples/J
       "workloads": [{
           "model": str, "seq_len": int, "global_batch": int, "optimizer": str,
           "throughput_samples_per_s": float, "micro_batch_size": int, "recompute": bool,
+          "power_w": float,                   # average power per device of the plan
+          "energy_per_sample_j": float,       # cluster energy per sample
           "plan": {... Plan.to_dict(): time_per_batch_s, tensor_width, data_parallel,
                    num_stages, stage_layers, devices_per_stage, stage_load_s,
                    stage_memory_bytes, bottleneck_stage, ...},
@@ -29,6 +34,7 @@ module turns it into what people read. Nothing here changes a result.
           "speedup_vs_megatron": float | null
       }],
       "frontier": [{"arch": int, "area_mm2": float, "value_samples_per_s": float}],
+                                              # value_samples_per_j for energy objectives
       "counters": {...}
     }
 
@@ -59,6 +65,7 @@ __all__ = [
     "format_table",
     "plot_frontier",
     "plot_stages",
+    "row_scores",
     "summary_text",
     "write_best_json",
     "write_outputs",
@@ -156,6 +163,20 @@ def _finite(x):
     return x
 
 
+def row_scores(rows: dict, objective: str, power_budget_w: float | None) -> np.ndarray:
+    """:func:`phaze.joint.objective.row_score` of every row of a row table, vectorised."""
+    tput = np.asarray(rows["throughput"], dtype=float)
+    ok = tput > 0
+    if power_budget_w is not None:
+        ok &= np.asarray(rows["power_w"]) <= power_budget_w
+    if objective == "throughput":
+        return np.where(ok, tput, 0.0)
+    e = np.asarray(rows["energy_per_sample_j"], dtype=float)
+    ok &= (e > 0) & np.isfinite(e)
+    with np.errstate(divide="ignore"):
+        return np.where(ok, 1.0 / np.where(ok, e, 1.0), 0.0)
+
+
 def _pyplot():
     import matplotlib
 
@@ -172,10 +193,33 @@ def plot_frontier(
     frontier: np.ndarray,
     best: int | None,
     title: str,
+    *,
+    objective: str = "throughput",
+    rows: dict | None = None,
+    best_points=(),
+    power_budget_w: float | None = None,
 ) -> None:
-    """Throughput against area: every evaluated architecture, the frontier, the best."""
+    """Value against area: every evaluated architecture, the frontier, the best; with
+    ``rows``, a second panel of throughput against average power per device of every
+    feasible row, the best design's plans and the power budget."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    if rows is None:
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    else:
+        fig, (ax, ax_p) = plt.subplots(1, 2, figsize=(13, 4.5), dpi=120)
+        ok = rows["throughput"] > 0
+        ax_p.scatter(
+            rows["power_w"][ok], rows["throughput"][ok], s=6, color="0.6", label="evaluated plans"
+        )
+        if best_points:
+            pw, tp = zip(*best_points)
+            ax_p.scatter(pw, tp, marker="*", s=180, color="C3", zorder=5, label="best")
+        if power_budget_w is not None:
+            ax_p.axvline(power_budget_w, color="k", ls="--", lw=1, label="power budget")
+        ax_p.set_xlabel("average power per device (W)")
+        ax_p.set_ylabel("throughput (samples/s)")
+        ax_p.grid(alpha=0.3)
+        ax_p.legend(loc="lower right")
     seen = value > 0
     ax.scatter(
         area_um2[seen] / UM2_PER_MM2, value[seen], s=6, color="0.6", label="evaluated architectures"
@@ -200,7 +244,7 @@ def plot_frontier(
             label="best",
         )
     ax.set_xlabel("chip area (mm$^2$)")
-    ax.set_ylabel("throughput (samples/s)")
+    ax.set_ylabel("throughput (samples/s)" if objective == "throughput" else "samples per joule")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
@@ -242,6 +286,7 @@ def best_payload(result: SearchResult) -> dict:
     best = result.best
     table = result.arch_table
     area = np.asarray(table.area_um2)
+    value_key = "value_samples_per_s" if result.objective == "throughput" else "value_samples_per_j"
     doc = {
         "schema": "phaze.best/2",
         "strategy": result.strategy,
@@ -261,13 +306,18 @@ def best_payload(result: SearchResult) -> dict:
         },
         "architecture": arch_dict(table, best.arch) if best else None,
         "hbm_bytes": best.hbm_bytes if best else None,
-        "value_samples_per_s": best.value if best else 0.0,
+        "objective": result.objective,
+        "power_budget_w": result.power_budget_w,
+        "value_samples_per_s": (
+            float(np.mean([p.throughput for p in best.per_workload])) if best else 0.0
+        ),
+        "objective_value": best.value if best else 0.0,
         "workloads": [],
         "frontier": [
             {
                 "arch": int(a),
                 "area_mm2": float(area[a]) / UM2_PER_MM2,
-                "value_samples_per_s": float(v),
+                value_key: float(v),
             }
             for a, v in zip(result.frontier, result.frontier_value)
         ],
@@ -285,6 +335,8 @@ def best_payload(result: SearchResult) -> dict:
                 "throughput_samples_per_s": tput,
                 "micro_batch_size": det["micro_batch_size"],
                 "recompute": det["recompute"],
+                "power_w": det["power_w"],
+                "energy_per_sample_j": det["energy_per_sample_j"],
                 "plan": det["plan"].to_dict() if det["plan"] is not None else None,
                 "own_best_samples_per_s": det["own_best"],
                 "loss_vs_own_best": 1 - tput / det["own_best"] if det["own_best"] else None,
@@ -324,7 +376,8 @@ def write_outputs(result: SearchResult, out: str | os.PathLike | OutputDir) -> d
     n_w = len(result.workloads)
     # value per architecture: mean over workloads of the best row (any setting, any HBM)
     per = np.zeros((n_w, area.shape[0]))
-    np.maximum.at(per, (rows["workload"], rows["arch"]), rows["throughput"])
+    scores = row_scores(rows, result.objective, result.power_budget_w)
+    np.maximum.at(per, (rows["workload"], rows["arch"]), scores)
     value = per.mean(axis=0)
     best = result.best.arch if result.best else None
     names = ", ".join(w.name for w in result.workloads)
@@ -336,6 +389,12 @@ def write_outputs(result: SearchResult, out: str | os.PathLike | OutputDir) -> d
             result.frontier,
             best,
             f"{names} on {result.cluster.devices} devices ({result.strategy})",
+            objective=result.objective,
+            rows=rows,
+            best_points=[
+                (p.power_w, p.throughput) for p in (result.best.per_workload if result.best else ())
+            ],
+            power_budget_w=result.power_budget_w,
         )
     plans = [
         (w.name, d["plan"])
@@ -393,6 +452,12 @@ def summary_text(
             f"{a['glb_bytes'] / MIB:g} MiB, area {a['area_mm2']:.1f} mm^2, HBM "
             f"{result.best.hbm_bytes / GIB:g} GiB"
         )
+        if result.objective != "throughput" or result.power_budget_w is not None:
+            budget = result.power_budget_w
+            lines.append(
+                f"Objective: {result.objective}"
+                + ("" if budget is None else f"; power budget {budget:g} W per device")
+            )
         rows = []
         for w, d in zip(result.workloads, result.details):
             p = d["plan"]
@@ -413,6 +478,8 @@ def summary_text(
                     _fmt(meg),
                     f"{d['throughput'] / meg:.2f}x" if meg else "infeasible",
                     f"{1 - d['throughput'] / d['own_best']:.1%}" if d["own_best"] else "-",
+                    f"{d['power_w']:,.1f}" if d["throughput"] else "-",
+                    f"{d['energy_per_sample_j']:,.4g}" if d["throughput"] else "-",
                 ]
             )
         lines.append(
@@ -426,6 +493,8 @@ def summary_text(
                     "megatron",
                     "speed-up",
                     "loss vs own best",
+                    "W/device",
+                    "J/sample",
                 ],
                 rows,
             )

@@ -6,8 +6,8 @@ The result store, ``results.csv``, :func:`phaze.evaluate_architectures` and the 
 row tables all use these field names (:data:`ROW_FIELDS`), in this order.
 
 A :class:`WorkloadBest` is one workload's best setting on one design (an architecture with
-an HBM size): the row with the highest throughput over micro-batch sizes and
-recomputation.
+an HBM size): the row with the highest score (throughput, or samples per joule, within
+the power budget; :mod:`phaze.joint.objective`) over micro-batch sizes and recomputation.
 
 Examples
 --------
@@ -30,7 +30,8 @@ class PlanRow(NamedTuple):
     """The best plan of one setting (scalars), or of many architectures (numpy arrays, one
     entry per architecture, as :func:`phaze.evaluate_architectures` returns them).
 
-    Infeasible: throughput 0, time inf, widths and stages 0, bottleneck -1.
+    Infeasible: throughput 0, time inf, widths and stages 0, bottleneck -1, power 0,
+    energy per sample inf.
 
     Attributes
     ----------
@@ -42,6 +43,12 @@ class PlanRow(NamedTuple):
         Tensor-parallel width, data-parallel degree and pipeline depth of the plan.
     bottleneck_stage : int
         Index (pipeline order) of the stage with the largest load.
+    power_w : float
+        Average power per device of the cluster while running the plan (W; 0 when
+        infeasible): dynamic energy per batch / (time per batch x devices) + leakage
+        (docs/energy.md).
+    energy_per_sample_j : float
+        Energy of the whole cluster per training sample (J; inf when infeasible).
     """
 
     throughput: float
@@ -50,12 +57,14 @@ class PlanRow(NamedTuple):
     data_parallel: int
     num_stages: int
     bottleneck_stage: int
+    power_w: float = 0.0
+    energy_per_sample_j: float = math.inf
 
 
 #: Field names of a stored row, in order.
 ROW_FIELDS = PlanRow._fields
 #: Those of them that are real numbers (the rest are integers).
-ROW_FLOAT_FIELDS = ("throughput", "time_per_batch_s")
+ROW_FLOAT_FIELDS = ("throughput", "time_per_batch_s", "power_w", "energy_per_sample_j")
 
 
 class WorkloadBest(NamedTuple):
@@ -69,6 +78,8 @@ class WorkloadBest(NamedTuple):
     recompute : bool
     time_per_batch_s : float
     tensor_width, data_parallel, num_stages : int
+    power_w, energy_per_sample_j : float
+        Average power per device (W) and cluster energy per sample (J) of the plan.
     """
 
     throughput: float
@@ -78,6 +89,8 @@ class WorkloadBest(NamedTuple):
     tensor_width: int
     data_parallel: int
     num_stages: int
+    power_w: float = 0.0
+    energy_per_sample_j: float = math.inf
 
 
 #: A workload with no feasible setting on a design.

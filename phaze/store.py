@@ -82,7 +82,8 @@ class ResultStore:
     ...     with ResultStore(d, {"model": "x"}) as store:
     ...         new = store.add("x", 1, 2**30, False, [3], {"throughput": [9.5],
     ...                   "time_per_batch_s": [1.0], "tensor_width": [1], "data_parallel": [4],
-    ...                   "num_stages": [2], "bottleneck_stage": [0]})
+    ...                   "num_stages": [2], "bottleneck_stage": [0], "power_w": [80.0],
+    ...                   "energy_per_sample_j": [8.4]})
     ...         store.load("x", 1, 2**30, False)["throughput"].tolist()
     [9.5]
     """

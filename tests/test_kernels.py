@@ -37,6 +37,7 @@ ENTRY_POINTS = (
     "dp.reconstruct",
     "gemm.gemm_cycles",
     "vector.vc_cycles",
+    "energy.op_energy",
 )
 
 

@@ -157,6 +157,8 @@ _VALUES = {
     "data_parallel": [4] * 3000,
     "num_stages": [2] * 3000,
     "bottleneck_stage": [0] * 3000,
+    "power_w": [100.0] * 3000,
+    "energy_per_sample_j": [5.0] * 3000,
 }
 
 

@@ -24,6 +24,8 @@ VALUES = {
     "data_parallel": [8, 4],
     "num_stages": [1, 2],
     "bottleneck_stage": [0, 1],
+    "power_w": [40.5, 0.0],
+    "energy_per_sample_j": [3.25, float("inf")],  # infeasible rows store inf
 }
 
 
@@ -35,6 +37,7 @@ def test_store_keeps_rows_across_reopen_without_duplicates(tmp_path):
         got = s.load("m", 2, 64, True)
         assert got["arch"].tolist() == [3, 7]
         assert got["throughput"].tolist() == [2.5, 1.5]
+        assert got["energy_per_sample_j"].tolist() == [float("inf"), 3.25]
         assert s.count() == 2
         assert s.load("m", 2, 64, False)["arch"].size == 0
 

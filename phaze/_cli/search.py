@@ -11,8 +11,9 @@ import phaze
 from phaze import report
 from phaze.errors import ConfigError
 from phaze.joint.core import STRATEGIES
+from phaze.joint.objective import OBJECTIVES
 from phaze.outdir import OutputDir
-from phaze.validate import OPTIMIZERS
+from phaze.validate import OPTIMIZERS, check_number
 
 HELP = "search accelerator architectures and execution plans jointly (the main job)"
 
@@ -122,6 +123,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--strategy", choices=STRATEGIES, default=STRATEGIES[0])
     g.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=OBJECTIVES[0],
+        help="what to maximise (default throughput; the two energy objectives rank alike: "
+        "samples per joule)",
+    )
+    g.add_argument(
+        "--power-budget",
+        type=float,
+        default=None,
+        metavar="W",
+        help="average power per device a plan may draw, in watts (default: no budget)",
+    )
+    g.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -193,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
         args.area_budget > 0 and math.isfinite(args.area_budget)
     ):
         raise ConfigError(f"--area-budget={args.area_budget} must be a number > 0 (mm^2)")
+    if args.power_budget is not None:
+        check_number("--power-budget", args.power_budget, unit="W")
     budget = None if args.area_budget is None else args.area_budget * 1e6
     space = DesignSpace(area_budget_um2=budget, area_band=args.area_band)
     summary, result = run_search(
@@ -207,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         jobs=args.jobs,
         progress=not args.no_progress and sys.stderr.isatty(),
+        objective=args.objective,
+        power_budget_w=args.power_budget,
     )
     print(summary)
     return 0 if result.best is not None else EXIT_NOTHING_FITS
@@ -240,6 +259,8 @@ def run_search(
     force: bool = False,
     jobs: int = 1,
     progress: bool = True,
+    objective: str = "throughput",
+    power_budget_w: float | None = None,
 ) -> tuple[str, phaze.SearchResult]:
     """Run :func:`phaze.search`, write the files into ``out``; return the summary text and
     the result. ``out`` stays locked (:class:`~phaze.outdir.OutputDir`) from before the
@@ -262,6 +283,8 @@ def run_search(
                 force=force,
                 progress=update,
                 jobs=jobs,
+                objective=objective,
+                power_budget_w=power_budget_w,
             )
         finally:
             if bar is not None:

@@ -32,6 +32,7 @@ from phaze.errors import ConfigError
 from phaze.hardware import ArchTable, DesignSpace
 from phaze.joint.details import design_details
 from phaze.joint.evaluator import WorkloadEvaluator
+from phaze.joint.objective import check_objective
 from phaze.joint.run_state import Design, SearchRun
 from phaze.joint.strategy import exact_search, phaze_search
 from phaze.schedule import ScheduleCache
@@ -45,7 +46,7 @@ __all__ = ["STRATEGIES", "Design", "SearchResult", "fingerprint", "search"]
 #: Search strategies, default first.
 STRATEGIES = ("exact", "phaze", "exhaustive")
 #: Format of the arguments' fingerprint in the result store.
-_FINGERPRINT_FORMAT = 2
+_FINGERPRINT_FORMAT = 3  # 3: rows carry power_w and energy_per_sample_j
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,7 +60,8 @@ class SearchResult:
     frontier : int64 array
         Architecture indices on the throughput/area frontier, by increasing area.
     frontier_value : float64 array
-        Their values (mean samples/s over workloads, best HBM size).
+        Their values (mean score over workloads -- samples/s, or samples/J for the energy
+        objectives -- at the best HBM size).
     rows : dict of arrays
         Every evaluated (workload, arch, micro_batch_size, hbm_bytes, recompute) row, with
         the :data:`phaze.rows.ROW_FIELDS` columns.
@@ -82,6 +84,8 @@ class SearchResult:
     rows: dict
     counters: dict = field(default_factory=dict)
     details: tuple = ()
+    objective: str = "throughput"
+    power_budget_w: float | None = None
 
 
 def fingerprint(
@@ -165,6 +169,8 @@ def search(
     progress: Callable[[int], None] | None = None,
     flush_every_s: float = 1.0,
     jobs: int = 1,
+    objective: str = "throughput",
+    power_budget_w: float | None = None,
 ) -> SearchResult:
     """Search architectures and plans jointly; see the module docstring.
 
@@ -193,6 +199,12 @@ def search(
     jobs : int
         Processes that schedule and place architectures (1: all in this process). The
         result does not depend on it.
+    objective : {"throughput", "throughput-per-watt", "energy-per-sample"}
+        What a design's value is (:mod:`phaze.joint.objective`): the mean over workloads
+        of samples/s, or of samples per joule (the two energy objectives rank alike).
+    power_budget_w : float, optional
+        Average power per device (W) a plan may draw; settings whose best plan draws more
+        count as infeasible (docs/energy.md).
 
     Returns
     -------
@@ -232,6 +244,7 @@ def search(
                 f"workload {w!r} is invalid; allowed: phaze.Workload(phaze.preset(name))"
             )
     check_choice("strategy", strategy, STRATEGIES)
+    objective, power_budget_w = check_objective(objective, power_budget_w)
     cluster = Cluster() if cluster is None else cluster
     if not isinstance(cluster, Cluster):
         raise ConfigError(f"cluster={cluster!r} is invalid; allowed: a phaze.Cluster")
@@ -258,7 +271,17 @@ def search(
     run = None
     pool = None
     try:
-        run = SearchRun(evaluators, hbm, mbs, rc, store, progress, flush_every_s=flush_every_s)
+        run = SearchRun(
+            evaluators,
+            hbm,
+            mbs,
+            rc,
+            store,
+            progress,
+            flush_every_s=flush_every_s,
+            objective=objective,
+            power_budget_w=power_budget_w,
+        )
         if jobs > 1:
             from phaze.joint.workers import WorkerPool
 
@@ -298,4 +321,6 @@ def search(
         rows=run.row_table(),
         counters=counters,
         details=details,
+        objective=objective,
+        power_budget_w=power_budget_w,
     )

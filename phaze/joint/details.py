@@ -24,7 +24,8 @@ def design_details(
     cache,
 ) -> tuple[dict, ...]:
     """One dict per workload: ``plan`` (a :class:`~phaze.placement.Plan` or None),
-    ``own_best``, ``micro_batch_size``, ``recompute``, ``throughput`` and the comparisons."""
+    ``own_best`` (throughput), ``micro_batch_size``, ``recompute``, ``throughput``, ``power_w``,
+    ``energy_per_sample_j`` and the comparisons."""
     out = []
     for wi, ev in enumerate(run.ev):
         mine = best.per_workload[wi]
@@ -38,13 +39,23 @@ def design_details(
         )
         own = mine.throughput
         if len(run.ev) > 1:  # this workload's best on a design of its own
-            solo = SearchRun([ev], run.hbm, run.mbs, run.rc, run.store, None, rows=run.rows)
+            solo = SearchRun(
+                [ev],
+                run.hbm,
+                run.mbs,
+                run.rc,
+                run.store,
+                None,
+                rows=run.rows,
+                objective=run.objective,
+                power_budget_w=run.power_budget_w,
+            )
             if strategy == "phaze":
                 own_design = phaze_search(solo, area)[0]
             else:
                 own_design = exact_search(solo, area, strategy == "exhaustive", frontier=False)[0]
             solo.flush()
-            own = own_design.value if own_design is not None else 0.0
+            own = own_design.per_workload[0].throughput if own_design is not None else 0.0
         cmp = compare(
             ev.workload,
             cluster,
@@ -61,6 +72,8 @@ def design_details(
                 "micro_batch_size": mine.micro_batch_size,
                 "recompute": mine.recompute,
                 "throughput": mine.throughput,
+                "power_w": mine.power_w,
+                "energy_per_sample_j": mine.energy_per_sample_j,
                 **cmp,
             }
         )

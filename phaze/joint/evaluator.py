@@ -9,7 +9,14 @@ then answers two questions per architecture:
   lower-bound layer latencies (:mod:`phaze.joint.bounds`) -- cheap, vectorised;
 * :meth:`~WorkloadEvaluator.exact`: the exact throughput of the best plan -- layer
   latencies from the layer scheduler (memoised), then the placement DP for every
-  (HBM size, recomputation) setting.
+  (HBM size, recomputation) setting -- with the plan's average power per device and
+  energy per sample (docs/energy.md).
+
+Energy is prepared like the latencies: per micro-batch size, the dynamic energy of every
+layer at every tensor width on every architecture (vectorised), so a plan's energy is a
+few sums: every layer runs once per micro-batch, forward and backward, on ``a`` devices
+(``t`` for a tensor-parallel layer), and with recomputation every stage but the last runs
+its forward again.
 
 :func:`evaluate_architectures` is the public one-call form used in notebooks and scripts.
 """
@@ -22,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phaze.cost import latency_table
+from phaze.energy import EnergyModel, energy_table
 from phaze.errors import ConfigError
 from phaze.joint.bounds import layer_latency_lower_bound, time_per_batch_lower_bound
 from phaze.models import build_graph, unique_ops
@@ -51,6 +59,10 @@ class _MbsData:
     op_index: object  # OpIndex of the graphs, in width order
     lb_fwd_s: np.ndarray  # (W, n, A)
     lb_bwd_s: np.ndarray
+    layer_energy_j: np.ndarray  # (W, U, 2, A): joules of unique layer u, pass, on all devices
+    layer_unique: np.ndarray  # (W, n): the unique layer of each position
+    total_energy_j: np.ndarray  # (W, 2, A): sum over layers, per pass
+    replica_param_bytes: np.ndarray  # (W,): parameter bytes of one pipeline replica
 
 
 class WorkloadEvaluator:
@@ -65,6 +77,8 @@ class WorkloadEvaluator:
         Micro-batch sizes to prepare; each must divide the global batch.
     cache : ScheduleCache, optional
         Memo of layer schedules; a new one if omitted.
+    energy_model : EnergyModel, optional
+        Energy constants (default ``EnergyModel()``).
     """
 
     def __init__(
@@ -74,8 +88,15 @@ class WorkloadEvaluator:
         arch_table,
         micro_batch_sizes: Sequence[int],
         cache: ScheduleCache | None = None,
+        energy_model: EnergyModel | None = None,
     ) -> None:
         self.workload, self.cluster, self.arch_table = workload, cluster, arch_table
+        self.energy_model = EnergyModel() if energy_model is None else energy_model
+        if not isinstance(self.energy_model, EnergyModel):
+            raise ConfigError(
+                f"energy_model={energy_model!r} is invalid; allowed: a phaze.EnergyModel"
+            )
+        self.leakage_w = self.energy_model.leakage_w(arch_table.area_um2)
         self.cache = cache if cache is not None else ScheduleCache()
         self.widths = tuple(t for t in workload.tensor_widths if t <= cluster.devices)
         if not self.widths:
@@ -102,20 +123,36 @@ class WorkloadEvaluator:
         }
         glist = [graphs[t] for t in self.widths]
         table, index = unique_ops(glist)
-        lat = latency_table(
+        lat_table = latency_table(
             table,
             self.arch_table,
             link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
             network=self.cluster.network,
-        ).latency_s
+        )
+        lat = lat_table.latency_s
+        charged = energy_table(lat_table, self.energy_model).charged_j(lat)  # (ops, A, 2)
+        del lat_table
         n_layers = len(glist[0].layers)
         shape = (len(glist), n_layers)
         pb, ab = np.zeros(shape), np.zeros(shape)
         tp = np.zeros(shape, dtype=bool)
         lb_f = np.zeros((*shape, len(self.num_tc)))
         lb_b = np.zeros_like(lb_f)
+        uniq = np.zeros(shape, dtype=np.int64)
+        layer_e: list[list[np.ndarray]] = []
         for gi, g in enumerate(glist):
             done: dict[int, int] = {}
+            seen: dict[tuple, int] = {}
+            energies: list[np.ndarray] = []
+            for pos, layer in enumerate(g.layers):
+                rows = index.rows(gi, pos)
+                a = g.tensor_width if layer.tensor_parallel else 1
+                key = (a, tuple(np.sort(rows).tolist()))
+                if key not in seen:
+                    seen[key] = len(energies)
+                    energies.append(a * charged[rows].sum(axis=0).T)  # (2, A)
+                uniq[gi, pos] = seen[key]
+            layer_e.append(energies)
             for pos, layer in enumerate(g.layers):
                 pb[gi, pos] = layer.param_bytes
                 ab[gi, pos] = layer.activation_bytes
@@ -135,6 +172,17 @@ class WorkloadEvaluator:
                         self.num_tc,
                         self.num_vc,
                     )
+        n_u = max(len(e) for e in layer_e)
+        energy = np.zeros((len(glist), n_u, 2, len(self.num_tc)))
+        for gi, energies in enumerate(layer_e):
+            energy[gi, : len(energies)] = np.stack(energies)
+        total = np.stack(  # each unique layer's energy times its number of positions
+            [
+                np.tensordot(np.bincount(uniq[gi], minlength=n_u).astype(float), energy[gi], 1)
+                for gi in range(len(glist))
+            ]
+        )
+        a_of = np.where(tp, np.asarray(self.widths)[:, None], 1)
         g0 = glist[0]
         return _MbsData(
             micro_batch_size=mbs,
@@ -151,6 +199,10 @@ class WorkloadEvaluator:
             op_index=index,
             lb_fwd_s=lb_f,
             lb_bwd_s=lb_b,
+            layer_energy_j=energy,
+            layer_unique=uniq,
+            total_energy_j=total,
+            replica_param_bytes=(a_of * pb).sum(axis=1),
         )
 
     def upper_bound(self, mbs: int) -> np.ndarray:
@@ -167,6 +219,48 @@ class WorkloadEvaluator:
         with np.errstate(divide="ignore"):
             ub = np.where(best > 0, self.workload.global_batch / best, np.inf)
         return ub * (1 + 1e-9)  # float summation order must never make the bound cut
+
+    def score_upper_bound(
+        self, mbs: int, objective: str = "throughput", power_budget_w: float | None = None
+    ) -> np.ndarray:
+        """Optimistic score (:func:`phaze.joint.objective.row_score`) of every
+        architecture at micro-batch ``mbs``, valid for every HBM size and recomputation.
+
+        Power is at least the leakage (exact per architecture), so no plan of an
+        architecture that leaks more than the budget fits. Energy per sample is at least
+        the dynamic energy of the cheapest tensor width without recomputation or gradient
+        all-reduce, plus the leakage of every device over the least possible time."""
+        tput = self.upper_bound(mbs)
+        fits = (
+            np.ones(tput.shape, dtype=bool)
+            if power_budget_w is None
+            else self.leakage_w <= power_budget_w
+        )
+        if objective == "throughput":
+            return np.where(fits, tput, 0.0)
+        d = self._mbs[mbs]
+        batch = self.workload.global_batch
+        dyn = d.num_micro_batches * d.total_energy_j.sum(axis=1).min(axis=0)  # (A,)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            leak = np.where(tput > 0, self.cluster.devices * self.leakage_w * batch / tput, np.inf)
+            ub = np.where(dyn + leak > 0, batch / (dyn + leak), np.inf)
+        return np.where(fits, ub * (1 + 1e-9), 0.0)
+
+    def score_bound_from_larger_hbm(self, mbs: int, arch: int, row, objective: str) -> float:
+        """Optimistic score of a setting at a smaller HBM size, given its ``row`` at a
+        larger one: fewer plans fit in less memory, so the time per batch is at least
+        ``row.time_per_batch_s`` (and infeasible stays infeasible); energy per batch is at
+        least the cheapest width's dynamic energy."""
+        if not row.throughput > 0:
+            return 0.0
+        if objective == "throughput":
+            return float(row.throughput)
+        d = self._mbs[mbs]
+        dyn = d.num_micro_batches * float(d.total_energy_j[:, :, arch].sum(axis=1).min())
+        leak = self.cluster.devices * float(self.leakage_w[arch]) * row.time_per_batch_s
+        total = dyn + leak
+        bound = self.workload.global_batch / total if total > 0 else np.inf
+        return bound * (1 + 1e-9)  # float summation order must never make the bound cut
 
     def layer_latencies(self, mbs: int, arch: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact per-layer (fwd, bwd) latencies, shape (W, n), of one architecture."""
@@ -261,6 +355,17 @@ class WorkloadEvaluator:
         )
         time = float(res.time_per_batch_s)
         tput = self.workload.global_batch / time if np.isfinite(time) and time > 0 else 0.0
+        power, per_sample = 0.0, np.inf
+        if tput > 0:
+            dyn = self.dynamic_energy_j(
+                mbs,
+                arch,
+                int(res.tensor_width),
+                int(res.data_parallel),
+                bool(recompute),
+                res.last_stage_layers,
+            )
+            power, per_sample = self.power(arch, dyn, time)
         return PlanRow(
             tput,
             time,
@@ -268,7 +373,42 @@ class WorkloadEvaluator:
             int(res.data_parallel),
             int(res.num_stages),
             int(res.bottleneck_stage),
+            power,
+            per_sample,
         )
+
+    def dynamic_energy_j(
+        self,
+        mbs: int,
+        arch: int,
+        tensor_width: int,
+        data_parallel: int,
+        recompute: bool,
+        last_stage_layers=(),
+    ) -> float:
+        """Dynamic energy (J) of one global batch on the whole cluster for a plan of
+        ``tensor_width`` and ``data_parallel``: every layer forward and backward once per
+        micro-batch; with ``recompute``, the forward again for every layer outside
+        ``last_stage_layers`` (the last stage never recomputes); plus the data-parallel
+        gradient all-reduce, ``2 (d - 1)`` times a replica's parameter bytes in total."""
+        d = self._mbs[mbs]
+        i = d.widths.index(tensor_width)
+        fwd, bwd = d.total_energy_j[i, :, arch]
+        per_mb = fwd + bwd
+        if recompute:
+            last = np.asarray(last_stage_layers, dtype=np.int64)
+            per_mb += fwd - d.layer_energy_j[i, d.layer_unique[i, last], 0, arch].sum()
+        net = 2.0 * (data_parallel - 1) * d.replica_param_bytes[i] * 8.0
+        return float(d.num_micro_batches * per_mb + net * self.energy_model.network_j_per_bit)
+
+    def power(self, arch: int, dynamic_j: float, time_per_batch_s: float) -> tuple[float, float]:
+        """(average power per device in W, energy per sample in J) of a plan that takes
+        ``time_per_batch_s`` and ``dynamic_j`` per batch: every device of the cluster
+        leaks for the whole batch, busy or not."""
+        n = self.cluster.devices
+        leak = float(self.leakage_w[arch])
+        power = dynamic_j / (time_per_batch_s * n) + leak
+        return power, power * n * time_per_batch_s / self.workload.global_batch
 
 
 def evaluate_architectures(
@@ -318,6 +458,7 @@ def evaluate_architectures(
     ev = WorkloadEvaluator(workload, cluster, arch_table, [micro_batch_size], cache)
     n = len(ev.num_tc)
     out = [np.zeros(n), np.full(n, np.inf)] + [np.zeros(n, dtype=np.int64) for _ in range(4)]
+    out += [np.zeros(n), np.full(n, np.inf)]
     for lo in range(0, n, 256):  # layer schedules vectorised over blocks of architectures
         ev.schedule(micro_batch_size, range(lo, min(n, lo + 256)))
     for a in range(n):

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from phaze.joint.objective import row_score
 from phaze.rows import NO_PLAN, ROW_FIELDS, ROW_FLOAT_FIELDS, PlanRow, WorkloadBest
 
 __all__ = ["COUNTER_NAMES", "Design", "RowKey", "SearchRun"]
@@ -44,7 +45,8 @@ class Design:
     """An evaluated design: architecture, HBM size, and each workload's best setting.
 
     ``per_workload[i]`` is workload ``i``'s :class:`~phaze.rows.WorkloadBest`; ``value``
-    is the mean throughput over workloads.
+    is the mean score over workloads (throughput, or samples per joule;
+    :mod:`phaze.joint.objective`).
     """
 
     arch: int
@@ -66,8 +68,14 @@ class SearchRun:
         progress,
         rows: dict | None = None,
         flush_every_s: float = 1.0,
+        objective: str = "throughput",
+        power_budget_w: float | None = None,
     ) -> None:
         self.flush_every_s = flush_every_s
+        self.objective, self.power_budget_w = objective, power_budget_w
+        # a smaller HBM never gives a faster plan; only the plain throughput search may
+        # therefore skip smaller HBM sizes (a slower plan may use less power or energy)
+        self.hbm_monotone = objective == "throughput" and power_budget_w is None
         self.pool = None
         self.ev = evaluators
         self.names = [e.workload.name for e in evaluators]
@@ -79,7 +87,10 @@ class SearchRun:
         self.rows: dict[RowKey, PlanRow] = {} if rows is None else rows
         self.pending: list[RowKey] = []
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
-        self.ub = [{m: e.upper_bound(m) for m in self.mbs} for e in evaluators]
+        self.ub = [
+            {m: e.score_upper_bound(m, objective, power_budget_w) for m in self.mbs}
+            for e in evaluators
+        ]
         self.design_ub = np.mean(
             [np.max([u[m] for m in self.mbs], axis=0) for u in self.ub], axis=0
         )
@@ -159,17 +170,27 @@ class SearchRun:
         found = self.values.get(key)
         if found is not None and found[1] <= floor:
             return found[0]
-        per = []
+        per, scores = [], []
         for wi in range(len(self.ev)):
             opts = settings or [(m, r) for m in self.mbs for r in self.rc]
             order = sorted(opts, key=lambda s: (-self.ub[wi][s[0]][arch], s[0], s[1]))
-            best = NO_PLAN
+            best, best_score = NO_PLAN, 0.0
             for m, r in order:
-                if prune and self.ub[wi][m][arch] < max(best.throughput, floor):
+                bound = self.ub[wi][m][arch]
+                if prune and hbm != self.hbm[-1]:  # the largest HBM's row bounds this one
+                    top = self.rows.get(RowKey(self.names[wi], arch, m, self.hbm[-1], r))
+                    if top is not None:
+                        bound = min(
+                            bound,
+                            self.ev[wi].score_bound_from_larger_hbm(m, arch, top, self.objective),
+                        )
+                if prune and (bound < max(best_score, floor) or bound <= 0):  # 0: nothing fits
                     self.counters["settings_pruned"] += 1
                     continue
                 row = self.row(wi, arch, m, hbm, r)
-                if row.throughput > best.throughput:
+                score = row_score(row, self.objective, self.power_budget_w)
+                if score > best_score:
+                    best_score = score
                     best = WorkloadBest(
                         row.throughput,
                         m,
@@ -178,9 +199,12 @@ class SearchRun:
                         row.tensor_width,
                         row.data_parallel,
                         row.num_stages,
+                        row.power_w,
+                        row.energy_per_sample_j,
                     )
             per.append(best)
-        value = float(np.mean([p.throughput for p in per]))
+            scores.append(best_score)
+        value = float(np.mean(scores))
         out = Design(arch=arch, hbm_bytes=hbm, value=value, per_workload=tuple(per))
         self.values[key] = (out, floor)
         self.counters["designs_evaluated"] += 1

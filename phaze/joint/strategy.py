@@ -138,20 +138,22 @@ def exact_search(
     hbm_desc = sorted(run.hbm, reverse=True)
     best: Design | None = None
     # pass 1: the optimum, most promising designs first. HBM sizes from the largest:
-    # a smaller HBM never does better (fewer plans fit), so it is evaluated only when the
-    # largest reaches the incumbent (a tie on value is broken towards the smaller HBM).
+    # a smaller HBM never gives a faster plan (fewer plans fit), so for plain throughput
+    # it is evaluated only when the largest reaches the incumbent (a tie on value is
+    # broken towards the smaller HBM); under a power budget or an energy objective a
+    # slower plan may score higher, and every HBM size is evaluated.
     order = np.lexsort((np.arange(n), area, -ub)).tolist()
     for k, arch in enumerate(order):
-        if not exhaustive and best is not None and ub[arch] < best.value:
-            break  # every later design has a lower bound still
+        if not exhaustive and (ub[arch] <= 0 or (best is not None and ub[arch] < best.value)):
+            break  # every later design has a lower bound still (0: nothing can fit)
         if k % BATCH == 0:
             limit = 0.0 if exhaustive or best is None else best.value
-            run.prefetch([a for a in order[k : k + BATCH] if ub[a] >= limit])
+            run.prefetch([a for a in order[k : k + BATCH] if ub[a] >= limit and ub[a] > 0])
         top = run.design(arch, hbm_desc[0], prune=not exhaustive)
         if better(best, top, area):
             best = top
         for h in hbm_desc[1:]:
-            if not exhaustive and top.value < best.value:
+            if not exhaustive and run.hbm_monotone and top.value < best.value:
                 break
             d = run.design(arch, h, prune=not exhaustive)
             if better(best, d, area):
@@ -159,21 +161,29 @@ def exact_search(
     if not frontier:
         return best, np.zeros(0, np.int64), np.zeros(0)
     # pass 2: the frontier, by increasing area, at the largest HBM (which bounds the
-    # others). An architecture whose bound is below the best value reached with no more
-    # area cannot be on the frontier.
+    # others for plain throughput; else at every HBM size). An architecture whose bound
+    # is below the best value reached with no more area cannot be on the frontier.
     arch_value = np.zeros(n)
     evaluated = np.zeros(n, dtype=bool)
     reached = 0.0
     by_area = np.lexsort((np.arange(n), area)).tolist()
     for k, arch in enumerate(by_area):
         if k % BATCH == 0 and not exhaustive:
-            run.prefetch([a for a in by_area[k : k + BATCH] if ub[a] >= reached])
-        if not exhaustive and ub[arch] < reached:
+            run.prefetch([a for a in by_area[k : k + BATCH] if ub[a] >= reached and ub[a] > 0])
+        if not exhaustive and (ub[arch] < reached or ub[arch] <= 0):
             continue
         floor = 0.0 if exhaustive else reached
         v = run.design(arch, hbm_desc[0], prune=not exhaustive, floor=floor).value
-        if exhaustive:
-            v = max([v, *(run.design(arch, h, prune=False).value for h in hbm_desc[1:])])
+        if exhaustive or not run.hbm_monotone:
+            v = max(
+                [
+                    v,
+                    *(
+                        run.design(arch, h, prune=not exhaustive, floor=floor).value
+                        for h in hbm_desc[1:]
+                    ),
+                ]
+            )
         arch_value[arch], evaluated[arch] = v, True
         reached = max(reached, v)
     run.counters["designs_pruned"] = int(n - evaluated.sum())

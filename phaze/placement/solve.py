@@ -43,7 +43,9 @@ class ArrayPlacement(NamedTuple):
     ``num_stages`` are 0 when no width has a plan that fits (``bottleneck_stage`` -1).
     ``bottleneck_stage`` is the index, in pipeline order, of the stage with the largest
     load (the first of equals), as :attr:`Plan.bottleneck_stage`. ``width_times_s[i]`` is the
-    optimum restricted to ``widths[i]`` (``inf`` = infeasible).
+    optimum restricted to ``widths[i]`` (``inf`` = infeasible). ``last_stage_layers`` are
+    the layer positions of the last pipeline stage (the one that never recomputes; empty
+    when infeasible).
     """
 
     time_per_batch_s: float
@@ -52,6 +54,7 @@ class ArrayPlacement(NamedTuple):
     num_stages: int
     bottleneck_stage: int
     width_times_s: np.ndarray
+    last_stage_layers: tuple[int, ...] = ()
 
 
 def choose_width(times_s) -> int:
@@ -219,14 +222,10 @@ def _args(problem: PlacementProblem) -> tuple:
     )
 
 
-def _plan(problem: PlacementProblem, t: int, tb: _Tables, res) -> Plan | None:
-    best, d, p, s, r, choice = res
-    if not best < math.inf:
-        return None
-    ptr, partner, cheap = tb.tabs[0], tb.tabs[1], tb.tabs[5]
-    pairs = _dp.reconstruct(partner, cheap, choice, p, s, r)
+def _stage_layers(tb: _Tables, pairs: np.ndarray, n: int) -> list[np.ndarray]:
+    """Layer positions of the stages given by downset pairs (pipeline order)."""
+    ptr, partner = tb.tabs[0], tb.tabs[1]
     state_of_pair = np.searchsorted(ptr, pairs, side="right") - 1
-    n = problem.graph(t).n_layers
     stages = []
     for k, p_ in zip(state_of_pair.tolist(), pairs.tolist(), strict=True):
         k2 = int(partner[p_])
@@ -239,6 +238,15 @@ def _plan(problem: PlacementProblem, t: int, tb: _Tables, res) -> Plan | None:
                     [v for v in range(n) if (int(diff[v // 64]) >> (v % 64)) & 1], dtype=np.int64
                 )
             )
+    return stages
+
+
+def _plan(problem: PlacementProblem, t: int, tb: _Tables, res) -> Plan | None:
+    best, d, p, s, r, choice = res
+    if not best < math.inf:
+        return None
+    pairs = _dp.reconstruct(tb.tabs[1], tb.tabs[5], choice, p, s, r)
+    stages = _stage_layers(tb, pairs, problem.graph(t).n_layers)
     return _plan_from_positions(problem, t, int(d), stages, None, claimed_time=float(best))
 
 
@@ -432,6 +440,7 @@ def place_arrays(
     k = choose_width(times)
     best = (math.inf, 0, 0, 0)
     bottleneck = -1
+    last: tuple[int, ...] = ()
     if k >= 0:  # the stage with the largest load, in pipeline order
         tb, (tm, d, p, s, r, choice) = kept
         best = (tm, widths[k], int(d), int(s))
@@ -441,4 +450,7 @@ def place_arrays(
             loadr[q] if recompute and j < s - 1 else load1[q] for j, q in enumerate(pairs.tolist())
         ]
         bottleneck = int(np.argmax(loads))
-    return ArrayPlacement(*best, bottleneck_stage=bottleneck, width_times_s=times)
+        last = tuple(_stage_layers(tb, pairs[-1:], n)[0].tolist())
+    return ArrayPlacement(
+        *best, bottleneck_stage=bottleneck, width_times_s=times, last_stage_layers=last
+    )
