@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 
 from phaze.errors import ConfigError
-from phaze.validate import check_int
+from phaze.validate import check_bool, check_int
 
 __all__ = ["TransformerSpec"]
 
@@ -33,6 +33,7 @@ _LIMITS = (
     ("default_seq", 1, 2**24),
     ("type_vocab", 0, 2**16),
     ("position_offset", 0, 2**16),
+    ("head_dim", 1, 2**16),
 )
 
 
@@ -61,7 +62,7 @@ class TransformerSpec:
     pre_norm : bool
         Pre-LN blocks (GPT, Llama) or post-LN (BERT, OPT-350m).
     bias : bool
-        Linear layers and norms have biases.
+        Linear layers have biases (the default of ``attention_bias`` and ``mlp_bias``).
     dropout : bool
         Dropout after attention probabilities and after each sub-block (training).
     embed_dim : int
@@ -75,6 +76,12 @@ class TransformerSpec:
         Extra learned position rows (OPT: 2).
     default_seq : int
         Sequence length used when none is given (the paper's setting).
+    attention_bias, mlp_bias : bool, optional
+        The attention projections (q, k, v, out) and the MLP projections have biases;
+        default ``bias``. Llama configs set them apart (``attention_bias``, ``mlp_bias``).
+    head_dim : int
+        Width of one attention head; 0 means ``hidden // heads`` (which must then divide
+        evenly). Llama-family configs may give it explicitly.
     """
 
     name: str
@@ -98,8 +105,17 @@ class TransformerSpec:
     final_norm: bool = True
     position_offset: int = 0
     default_seq: int = 0
+    attention_bias: bool | None = None
+    mlp_bias: bool | None = None
+    head_dim: int = 0
 
     def __post_init__(self) -> None:
+        for field in ("attention_bias", "mlp_bias"):
+            if getattr(self, field) is None:
+                object.__setattr__(self, field, self.bias)
+        explicit_head_dim = self.head_dim != 0
+        if not explicit_head_dim and isinstance(self.heads, int) and self.heads > 0:
+            object.__setattr__(self, "head_dim", self.hidden // self.heads)
         if self.kv_heads == 0:
             object.__setattr__(self, "kv_heads", self.heads)
         if self.embed_dim == 0:
@@ -124,7 +140,15 @@ class TransformerSpec:
                     f"{self.name}: {field}={getattr(self, field)!r} is not "
                     f"supported; allowed: {', '.join(allowed)}"
                 )
-        if self.hidden % self.heads:
+        for field in ("tied_embeddings", "pre_norm", "bias", "dropout", "final_norm") + (
+            "attention_bias",
+            "mlp_bias",
+        ):
+            try:
+                check_bool(field, getattr(self, field))
+            except ConfigError as exc:
+                raise ConfigError(f"{self.name}: {exc}") from None
+        if not explicit_head_dim and self.hidden % self.heads:
             raise ConfigError(f"{self.name}: heads={self.heads} must divide hidden={self.hidden}")
         if self.heads % self.kv_heads:
             raise ConfigError(
@@ -136,24 +160,20 @@ class TransformerSpec:
                 f"max_positions={self.max_positions}"
             )
 
-    @property
-    def head_dim(self) -> int:
-        """Width of one attention head."""
-        return self.hidden // self.heads
-
     def block_matrix_params(self) -> int:
         """Weights of the GEMM matrices of one block (no biases or norms)."""
-        h, kv = self.hidden, self.kv_heads * self.head_dim
-        attention = h * h + 2 * h * kv + h * h
+        h, q, kv = self.hidden, self.heads * self.head_dim, self.kv_heads * self.head_dim
+        attention = h * q + 2 * h * kv + q * h
         mlp = (3 if self.mlp == "swiglu" else 2) * h * self.ffn
         return attention + mlp
 
     def block_params(self) -> int:
         """Parameters of one transformer block (weights, biases, norms)."""
-        h, kv = self.hidden, self.kv_heads * self.head_dim
+        h, q, kv = self.hidden, self.heads * self.head_dim, self.kv_heads * self.head_dim
         n = self.block_matrix_params()
-        if self.bias:
-            n += h + 2 * kv + h  # q, k, v, out
+        if self.attention_bias:
+            n += q + 2 * kv + h  # q, k, v, out
+        if self.mlp_bias:
             n += (2 * self.ffn if self.mlp == "swiglu" else self.ffn) + h
         n += 2 * self._norm_params()
         return n
