@@ -60,7 +60,9 @@ def load_json(path: str | os.PathLike[str], what: str = "") -> object:
     except FileNotFoundError:
         raise  # an OSError, as open() reports it: "[Errno 2] No such file or directory: ..."
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        raise ConfigError(f"{label}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+        raise ConfigError(
+            f"{label}: cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
     if len(raw) > MAX_JSON_BYTES:
         raise ConfigError(f"{label} is larger than {MAX_JSON_BYTES} bytes; not a phaze input")
     try:
@@ -77,4 +79,3 @@ def load_json(path: str | os.PathLike[str], what: str = "") -> object:
         raise ConfigError(
             f"{label} nests arrays/objects too deeply; phaze's formats need at most 4 levels"
         ) from None
-

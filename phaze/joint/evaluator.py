@@ -23,14 +23,32 @@ import numpy as np
 
 from phaze.cost import latency_table
 from phaze.errors import ConfigError
+from phaze.hardware import ArchTable
 from phaze.joint.bounds import layer_latency_lower_bound, time_per_batch_lower_bound
 from phaze.models import build_graph, unique_ops
 from phaze.placement import PlacementProblem, place_arrays
 from phaze.rows import PlanRow
 from phaze.schedule import ScheduleCache, schedule_model
+from phaze.validate import check_bool, check_int, check_number
 from phaze.workload import Cluster, Workload
 
-__all__ = ["WorkloadEvaluator", "evaluate_architectures"]
+__all__ = ["MAX_HBM_BYTES", "WorkloadEvaluator", "check_hbm_bytes", "evaluate_architectures"]
+
+#: Largest HBM size per device a search or evaluation accepts (1 EiB).
+MAX_HBM_BYTES = 2**60
+
+
+def check_hbm_bytes(value: object) -> float:
+    """``value`` as a float if it is an HBM size from 1 byte to :data:`MAX_HBM_BYTES`.
+
+    Examples
+    --------
+    >>> check_hbm_bytes(2**35)
+    34359738368.0
+    """
+    return check_number(
+        "hbm_bytes", value, low=1.0, low_inclusive=True, high=MAX_HBM_BYTES, unit="bytes"
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +93,18 @@ class WorkloadEvaluator:
         micro_batch_sizes: Sequence[int],
         cache: ScheduleCache | None = None,
     ) -> None:
+        if not isinstance(workload, Workload):
+            raise ConfigError(
+                f"workload={workload!r} is invalid; allowed: a phaze.Workload, e.g. "
+                "phaze.Workload(phaze.preset('bert-large'))"
+            )
+        if not isinstance(cluster, Cluster):
+            raise ConfigError(f"cluster={cluster!r} is invalid; allowed: a phaze.Cluster")
+        if not isinstance(arch_table, ArchTable):
+            raise ConfigError(
+                f"arch_table={arch_table!r} is invalid; allowed: an ArchTable, e.g. "
+                "phaze.DesignSpace(...).enumerate()"
+            )
         self.workload, self.cluster, self.arch_table = workload, cluster, arch_table
         self.cache = cache if cache is not None else ScheduleCache()
         self.widths = tuple(t for t in workload.tensor_widths if t <= cluster.devices)
@@ -86,13 +116,14 @@ class WorkloadEvaluator:
         self.num_vc = np.asarray(arch_table.num_vc, dtype=np.int64)
         self._mbs: dict[int, _MbsData] = {}
         for mbs in micro_batch_sizes:
-            self._mbs[int(mbs)] = self._prepare(int(mbs))
+            mbs = check_int("micro_batch_size", mbs)
+            self._mbs[mbs] = self._prepare(mbs)
         self.dp_calls = 0
         self._exact_layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def _prepare(self, mbs: int) -> _MbsData:
         w = self.workload
-        if isinstance(mbs, bool) or mbs < 1 or w.global_batch % mbs:
+        if w.global_batch % mbs:
             raise ConfigError(
                 f"micro-batch size {mbs} must be >= 1 and divide the global "
                 f"batch ({w.global_batch})"
@@ -288,9 +319,9 @@ def evaluate_architectures(
         Architectures to evaluate (e.g. ``DesignSpace(...).enumerate()`` or a slice).
     micro_batch_size : int
     hbm_bytes : float
-        HBM capacity per device.
+        HBM capacity per device, from 1 byte to ``2**60`` bytes.
     recompute : bool
-        Activation recomputation.
+        Activation recomputation (a real bool: the string ``"no"`` is refused).
     cache : ScheduleCache, optional
         Reuse layer schedules across calls (e.g. over HBM sizes).
 
@@ -298,6 +329,12 @@ def evaluate_architectures(
     -------
     PlanRow
         Of numpy arrays, one entry per architecture (infeasible: throughput 0).
+
+    Raises
+    ------
+    ConfigError
+        An argument of the wrong type or out of range (the message names it), or a
+        micro-batch size that does not divide the global batch.
 
     Examples
     --------
@@ -312,6 +349,11 @@ def evaluate_architectures(
     >>> bool(r.throughput[0] > 0), int(r.tensor_width[0]) in (1, 2, 4, 8)
     (True, True)
     """
+    micro_batch_size = check_int("micro_batch_size", micro_batch_size)
+    hbm_bytes = check_hbm_bytes(hbm_bytes)
+    recompute = check_bool("recompute", recompute)
+    if cache is not None and not isinstance(cache, ScheduleCache):
+        raise ConfigError(f"cache={cache!r} is invalid; allowed: a ScheduleCache or None")
     ev = WorkloadEvaluator(workload, cluster, arch_table, [micro_batch_size], cache)
     n = len(ev.num_tc)
     out = [np.zeros(n), np.full(n, np.inf)] + [np.zeros(n, dtype=np.int64) for _ in range(4)]
