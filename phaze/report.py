@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from phaze.outdir import OutputDir, atomic_path
 from phaze.rows import ROW_FIELDS, ROW_FLOAT_FIELDS
 from phaze.units import GIB, MIB, UM2_PER_MM2
 
@@ -291,18 +292,23 @@ def best_payload(result: SearchResult) -> dict:
     return doc
 
 
-def write_outputs(result: SearchResult, out: str | os.PathLike) -> dict[str, Path]:
-    """results.csv, best.json, frontier.png and stages.png in ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def write_outputs(result: SearchResult, out: str | os.PathLike | OutputDir) -> dict[str, Path]:
+    """results.csv, best.json, frontier.png and stages.png in ``out``, each written to a
+    temporary file and renamed over the old one; a stale stages.png is removed when no
+    plan exists. ``out`` is locked for the duration unless an open ``OutputDir``."""
+    if not isinstance(out, OutputDir):
+        with OutputDir(out) as outdir:
+            return write_outputs(result, outdir)
     files = {
-        "results": out / "results.csv",
-        "best": out / "best.json",
-        "frontier": out / "frontier.png",
-        "stages": out / "stages.png",
+        "results": out.file("results.csv"),
+        "best": out.file("best.json"),
+        "frontier": out.file("frontier.png"),
+        "stages": out.file("stages.png"),
     }
-    write_results_csv(files["results"], result)
-    write_best_json(files["best"], best_payload(result))
+    with atomic_path(files["results"]) as tmp:
+        write_results_csv(tmp, result)
+    with atomic_path(files["best"]) as tmp:
+        write_best_json(tmp, best_payload(result))
     area = np.asarray(result.arch_table.area_um2, dtype=float)
     rows = result.rows
     n_w = len(result.workloads)
@@ -312,22 +318,25 @@ def write_outputs(result: SearchResult, out: str | os.PathLike) -> dict[str, Pat
     value = per.mean(axis=0)
     best = result.best.arch if result.best else None
     names = ", ".join(w.name for w in result.workloads)
-    plot_frontier(
-        files["frontier"],
-        area,
-        value,
-        result.frontier,
-        best,
-        f"{names} on {result.cluster.devices} devices ({result.strategy})",
-    )
+    with atomic_path(files["frontier"]) as tmp:
+        plot_frontier(
+            tmp,
+            area,
+            value,
+            result.frontier,
+            best,
+            f"{names} on {result.cluster.devices} devices ({result.strategy})",
+        )
     plans = [
         (w.name, d["plan"])
         for w, d in zip(result.workloads, result.details)
         if d["plan"] is not None
     ]
     if plans:
-        plot_stages(files["stages"], plans, result.best.hbm_bytes)
-    else:
+        with atomic_path(files["stages"]) as tmp:
+            plot_stages(tmp, plans, result.best.hbm_bytes)
+    else:  # a stale plot of an earlier run must not pass for this one's
+        out.remove("stages.png")
         files.pop("stages")
     return files
 
@@ -352,8 +361,13 @@ def _fmt(x: float | None) -> str:
     return "-" if not x else f"{x:,.1f}"
 
 
-def summary_text(result: SearchResult, out: str | os.PathLike | None = None) -> str:
-    """Human-readable summary: best architecture, plans, throughput, speed-ups, counters."""
+def summary_text(
+    result: SearchResult,
+    out: str | os.PathLike | None = None,
+    files: dict[str, Path] | None = None,
+) -> str:
+    """Human-readable summary: best architecture, plans, throughput, speed-ups, counters,
+    and the files written into ``out`` (``files`` as :func:`write_outputs` returns them)."""
     lines = []
     c = result.counters
     if result.best is None:
@@ -418,5 +432,9 @@ def summary_text(result: SearchResult, out: str | os.PathLike | None = None) -> 
         f"{c['segment_hits'] + c['layer_hits']:,} memo hits; {c['wall_s']:.1f} s"
     )
     if out is not None:
-        lines.append(f"Results in {out}/: results.csv, best.json, frontier.png, stages.png")
+        names = [p.name for p in files.values()] if files is not None else None
+        if names is None:
+            names = ["results.csv", "best.json", "frontier.png"]
+            names += ["stages.png"] if result.best is not None else []
+        lines.append(f"Results in {out}/: {', '.join(names)}")
     return "\n".join(lines)

@@ -11,9 +11,14 @@ import phaze
 from phaze import report
 from phaze.errors import ConfigError
 from phaze.joint.core import STRATEGIES
+from phaze.outdir import OutputDir
 from phaze.validate import OPTIMIZERS
 
 HELP = "search accelerator architectures and execution plans jointly (the main job)"
+
+#: Exit status when the search ran but no design has a plan that fits in memory (bad input
+#: exits 2, as for every command).
+EXIT_NOTHING_FITS = 3
 
 DEFAULT_MODEL = "bert-large"
 
@@ -39,6 +44,11 @@ def _float_list(text: str, flag: str) -> tuple[float, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        f"exit status: 0 a design was found; 2 bad input, or --out in use by another "
+        f"search (one line on stderr); {EXIT_NOTHING_FITS} the search ran but no design "
+        f"has a plan that fits in memory; 130 interrupted"
+    )
     g = parser.add_argument_group("workload")
     g.add_argument(
         "--model",
@@ -113,7 +123,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--out",
         default="phaze-out",
-        help="output directory: results store, results.csv, best.json, plots (default ./phaze-out)",
+        help="output directory: results store, results.csv, best.json, plots (default "
+        "./phaze-out); one search at a time per directory",
     )
     g.add_argument(
         "--force",
@@ -170,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--area-budget={args.area_budget} must be a number > 0 (mm^2)")
     budget = None if args.area_budget is None else args.area_budget * 1e6
     space = DesignSpace(area_budget_um2=budget, area_band=args.area_band)
-    summary = run_search(
+    summary, result = run_search(
         workloads,
         cluster,
         space,
@@ -184,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress and sys.stderr.isatty(),
     )
     print(summary)
-    return 0
+    return 0 if result.best is not None else EXIT_NOTHING_FITS
 
 
 def _progress_bar(total: int, enabled: bool):
@@ -215,28 +226,31 @@ def run_search(
     force: bool = False,
     jobs: int = 1,
     progress: bool = True,
-) -> str:
-    """Run :func:`phaze.search`, write the files into ``out``, return the summary text."""
+) -> tuple[str, phaze.SearchResult]:
+    """Run :func:`phaze.search`, write the files into ``out``; return the summary text and
+    the result. ``out`` stays locked (:class:`~phaze.outdir.OutputDir`) from before the
+    search until the last file is written."""
     total = len(space.enumerate()) * (
         2 if strategy == "exact" else len(hbm_sizes) * len(micro_batch_sizes) * len(recompute)
     )
-    bar, update = _progress_bar(total, progress)
-    try:
-        result = phaze.search(
-            workloads,
-            cluster,
-            space,
-            micro_batch_sizes,
-            hbm_sizes,
-            recompute,
-            strategy,
-            out=out,
-            force=force,
-            progress=update,
-            jobs=jobs,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
-    report.write_outputs(result, out)
-    return report.summary_text(result, out)
+    with OutputDir(out) as outdir:
+        bar, update = _progress_bar(total, progress)
+        try:
+            result = phaze.search(
+                workloads,
+                cluster,
+                space,
+                micro_batch_sizes,
+                hbm_sizes,
+                recompute,
+                strategy,
+                out=outdir,
+                force=force,
+                progress=update,
+                jobs=jobs,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        files = report.write_outputs(result, outdir)
+    return report.summary_text(result, out, files=files), result

@@ -176,8 +176,9 @@ def search(
     micro_batch_sizes, hbm_sizes, recompute : sequences
         Settings searched for every architecture (order and duplicates do not matter).
     strategy : {"exact", "phaze", "exhaustive"}
-    out : path, optional
-        Directory of the resumable result store.
+    out : path or OutputDir, optional
+        Directory of the resumable result store, locked for the search (pass an open
+        :class:`~phaze.outdir.OutputDir` to keep it locked beyond the search).
     force : bool
         Discard a store written with other arguments.
     progress : callable, optional

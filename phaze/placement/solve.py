@@ -130,6 +130,10 @@ def _tables(
     adam,
     kind=None,
 ) -> _Tables:
+    # writeable copies of read-only inputs: a read-only array is another numba type
+    fwd, bwd, pbytes, abytes, tp = (
+        np.require(a, requirements="CW") for a in (fwd, bwd, pbytes, abytes, tp)
+    )
     n = fwd.shape[0]
     n_tp = int(tp.sum())
     t_eff = 1 if (t == 1 or n_tp == 0) else t

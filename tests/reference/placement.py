@@ -37,14 +37,19 @@ def stage_load(layers, edges, fwd, bwd, bandwidth, recompute_here):
     """
     order = sorted(layers)
     inside = set(order)
+    into = {v: [] for v in order}
+    out_of = {v: [] for v in order}
+    for u, w, c in edges:
+        if w in inside:
+            into[w].append((u, c))
+        if u in inside:
+            out_of[u].append((w, c))
     finish = {}
     finish_local = {}
     for v in order:
         ready = 0.0
         ready_local = 0.0
-        for u, w, c in edges:
-            if w != v:
-                continue
+        for u, c in into[v]:
             if u in inside:
                 ready = max(ready, finish[u])
                 ready_local = max(ready_local, finish_local[u])
@@ -57,9 +62,7 @@ def stage_load(layers, edges, fwd, bwd, bandwidth, recompute_here):
     back = {}
     for v in reversed(order):
         ready = earliest
-        for u, w, c in edges:
-            if u != v:
-                continue
+        for w, c in out_of[v]:
             ready = max(ready, back[w] if w in inside else c / bandwidth)
         back[v] = ready + bwd[v]
     return forward + back[order[0]]

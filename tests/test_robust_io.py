@@ -1,0 +1,488 @@
+"""Robust runs: a locked output directory, workers that cannot hang a search, atomic and
+checked outputs, numba's cache outside the package, and CI running the README's commands.
+
+Each test reproduces a defect of an earlier version (a second search writing into the same
+directory, a planted symlink followed, a sqlite traceback, a hang after a worker died, a
+truncated results.csv, a stale plot, a refused corrected re-run, ...). The tests that kill
+processes mid-run are marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from phaze.cli import main
+from phaze.errors import ConfigError, PhazeError
+from phaze.outdir import OutputDir, atomic_path, atomic_write_text
+from phaze.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+#: A small search (178 architectures, one HBM size, one recompute setting): a few seconds.
+SMALL = (
+    "--model bert-large --batch 64 --devices 16 --hbm 16 --mbs 2,4 --area-budget 3.5 "
+    "--area-band 0 --seq 128 --recompute off --no-progress"
+).split()
+#: The same workload over 13,887 architectures: a minute or more, for runs killed early.
+LONG = [*SMALL[: SMALL.index("--area-budget")], "--area-budget", "40", "--no-progress"]
+
+
+def _search(out, *extra: str) -> int:
+    return main(["search", *SMALL, *extra, "--out", str(out)])
+
+
+def _one_line(err: str) -> str:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """An output directory of a completed small search."""
+    out = tmp_path_factory.mktemp("finished") / "out"
+    assert _search(out) == 0
+    return out
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+# --- one search per output directory ---------------------------------------------------------
+
+
+def test_second_search_on_a_directory_in_use_exits_2(tmp_path, capsys):
+    out = tmp_path / "race"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "phaze", "search", *LONG, "--out", str(out)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "results.sqlite").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first.poll() is None, "the first search must still be running"
+        # other arguments and --force: before the lock, this rewrote the first search's store
+        assert _search(out, "--devices", "32", "--force") == 2
+        err = _one_line(capsys.readouterr().err)
+        assert f"output directory {str(out)!r} is in use by another phaze search" in err
+        assert f"(process {first.pid})" in err
+    finally:
+        first.kill()  # SIGKILL: the OS releases the lock
+        first.wait()
+    with OutputDir(out) as again:
+        assert again.locked
+
+
+def test_lock_is_per_directory_and_released_on_close(tmp_path):
+    with OutputDir(tmp_path / "a"):
+        with pytest.raises(ConfigError, match="is in use by another phaze search"):
+            OutputDir(tmp_path / "a")
+        with OutputDir(tmp_path / "b") as other:  # another directory is free
+            assert other.locked
+    with OutputDir(tmp_path / "a") as again:
+        assert again.locked
+
+
+def test_empty_out_is_a_config_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert _search("") == 2
+    assert "output directory '' is empty" in _one_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []  # nothing was written into the working directory
+
+
+# --- symbolic links ----------------------------------------------------------------------
+
+
+def test_planted_symlinks_are_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (out / "results.csv").symlink_to(victim)
+    assert _search(out) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "results.csv" in err and "symbolic link" in err
+    assert victim.read_text() == "precious\n"
+    (out / "results.csv").unlink()
+    elsewhere = tmp_path / "elsewhere.sqlite"
+    (out / "results.sqlite").symlink_to(elsewhere)  # dangling
+    assert _search(out) == 2
+    assert "results.sqlite" in _one_line(capsys.readouterr().err)
+    assert not elsewhere.exists()
+
+
+def test_atomic_path_refuses_a_link_and_keeps_the_target_on_error(tmp_path):
+    target = tmp_path / "best.json"
+    target.write_text("old")
+
+    def fail_half_way():
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_half_way()
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json"]  # no temporary left
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        atomic_write_text(link, "new")
+    assert target.read_text() == "old"
+
+
+# --- a damaged results.sqlite -------------------------------------------------------------
+
+_VALUES = {
+    "throughput": [1.5] * 3000,
+    "time_per_batch_s": [2.0] * 3000,
+    "tensor_width": [1] * 3000,
+    "data_parallel": [4] * 3000,
+    "num_stages": [2] * 3000,
+    "bottleneck_stage": [0] * 3000,
+}
+
+
+def _damage(kind: str, d: Path) -> None:
+    path = d / "results.sqlite"
+    if kind == "directory":
+        path.mkdir(parents=True)
+        return
+    with ResultStore(d, {"a": 1}) as s:
+        s.add("m", 1, 1, False, range(3000), _VALUES)
+    if kind == "garbage":
+        path.write_bytes(b"this is not a database\n" * 100)
+    elif kind == "truncated":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "foreign":
+        path.unlink()
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE users (name TEXT)")
+    elif kind == "read-only":
+        path.chmod(0o444)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("garbage", "is not a usable phaze result store (damaged"),
+        ("truncated", "is not a usable phaze result store (damaged"),
+        ("foreign", "is not a usable phaze result store (other layout"),
+        ("directory", "is a directory, not a phaze result store"),
+        ("read-only", "is read-only"),
+    ],
+)
+def test_damaged_store_is_reported_and_force_replaces_it(kind, message, tmp_path):
+    if kind == "read-only" and os.geteuid() == 0:
+        pytest.skip("root may write a read-only file")
+    _damage(kind, tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ResultStore(tmp_path, {"a": 1})
+    if kind in ("directory", "read-only"):  # not damaged: --force does not override
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            ResultStore(tmp_path, {"a": 1}, force=True)
+        return
+    with ResultStore(tmp_path, {"a": 1}, force=True) as s:
+        assert s.count() == 0
+        assert s.add("m", 1, 1, False, [5], {k: v[:1] for k, v in _VALUES.items()}) == 1
+    with ResultStore(tmp_path, {"a": 1}) as s:
+        assert s.load("m", 1, 1, False)["arch"].tolist() == [5]
+
+
+def test_cli_damaged_store_one_line_then_force_recomputes(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path / "out")
+    (out / "results.sqlite").write_bytes(b"\x00garbage" * 512)
+    assert _search(out) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "results.sqlite is not a usable phaze result store" in err and "--force" in err
+    assert _search(out, "--force") == 0
+    assert "(0 reused from the store)" in capsys.readouterr().out
+    with sqlite3.connect(out / "results.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM rows").fetchone()[0] > 0
+
+
+# --- settings of a run ---------------------------------------------------------------------
+
+
+def test_failed_run_leaves_no_settings_behind(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _search(out, "--mbs", "3") == 2  # fails after the store was opened
+    assert "micro-batch size 3" in _one_line(capsys.readouterr().err)
+    with sqlite3.connect(out / "results.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 0
+    with ResultStore(out, {"the corrected run": 1}) as store:  # is not refused
+        assert store.count() == 0
+
+
+def test_store_without_rows_accepts_other_arguments(tmp_path):
+    # a store left by an earlier version with its settings but no rows
+    with ResultStore(tmp_path, {"a": 1}):
+        pass
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', '{\"a\": 1}')")
+    with ResultStore(tmp_path, {"a": 2}) as store:
+        assert store.count() == 0
+
+
+def test_micro_batch_order_and_repeats_are_the_same_search(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path / "out")
+    assert _search(out, "--mbs", "4,2,4") == 0
+    assert " 0 placement rows" in capsys.readouterr().out  # resumed, nothing recomputed
+
+
+def test_nothing_fits_exits_3_and_removes_a_stale_plot(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path / "out")
+    assert (out / "stages.png").exists()
+    assert _search(out, "--hbm", "0.001", "--force") == 3
+    text = capsys.readouterr().out
+    assert "No design has a plan that fits in memory" in text
+    assert not (out / "stages.png").exists()
+    assert "stages.png" not in text
+    assert json.loads((out / "best.json").read_text())["architecture"] is None
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (Linux /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return sorted(out)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_for_workers(pid: int, n: int = 2, timeout_s: float = 180) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        kids = _children(pid)
+        if len(kids) >= n:
+            return kids
+        time.sleep(0.05)
+    raise AssertionError(f"{n} workers of {pid} did not start in {timeout_s} s")
+
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc to find worker processes"
+)
+
+
+def _alarm(signum, frame):
+    raise TimeoutError("the pool hung after a worker died")
+
+
+@linux_only
+def test_dead_worker_stops_the_pool_with_a_clear_error():
+    from phaze.hardware import DesignSpace
+    from phaze.joint.evaluator import WorkloadEvaluator
+    from phaze.joint.workers import WorkerPool
+    from phaze.models import preset
+    from phaze.schedule import ScheduleCache
+    from phaze.units import GIB
+    from phaze.workload import Cluster, Workload
+
+    table = DesignSpace(area_budget_um2=3.5e6, area_band=0.0).enumerate()
+    w = Workload(preset("bert-large"), seq_len=128, global_batch=64)
+    ev = WorkloadEvaluator(w, Cluster(devices=16), table, (4,), ScheduleCache())
+    before = set(_children(os.getpid()))
+    pool = WorkerPool([ev], 2)
+    old = signal.signal(signal.SIGALRM, _alarm)
+    try:
+        assert len(pool.prefetch(0, [0, 1, 2, 3], [4], 16 * GIB, [False])) == 4
+        workers = [p for p in _children(os.getpid()) if p not in before]
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        started = time.monotonic()
+        signal.alarm(60)
+        with pytest.raises(PhazeError, match=r"worker process died \(signal 9\)"):
+            pool.prefetch(0, [4, 5, 6, 7], [4], 16 * GIB, [False])
+        signal.alarm(0)
+        assert time.monotonic() - started < 10
+        assert not any(_alive(p) for p in workers)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        pool.close()
+
+
+@pytest.mark.slow
+@linux_only
+def test_killing_a_worker_ends_the_search_within_seconds(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phaze", "search", *LONG, "--jobs", "2", "--out", str(tmp_path)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        workers = _wait_for_workers(proc.pid)
+        os.kill(workers[0], signal.SIGKILL)
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert time.monotonic() - started < 15
+    assert proc.returncode == 2
+    assert "a search worker process died (signal 9)" in _one_line(err)
+    assert not any(_alive(p) for p in workers)
+
+
+@pytest.mark.slow
+@linux_only
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "term"])
+def test_killing_the_parent_leaves_no_worker(sig, tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phaze", "search", *LONG, "--jobs", "2", "--out", str(tmp_path)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers = _wait_for_workers(proc.pid)
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = [p for p in workers if _alive(p)]
+    for p in survivors:  # do not leave them running if the test fails
+        os.kill(p, signal.SIGKILL)
+    assert survivors == []
+
+
+@pytest.mark.slow
+@linux_only
+def test_ctrl_c_with_jobs_prints_one_line(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phaze", "search", *LONG, "--jobs", "2", "--out", str(tmp_path)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        workers = _wait_for_workers(proc.pid)
+        time.sleep(1.0)  # let the workers get busy
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole group
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err == "phaze: interrupted\n"
+    assert not any(_alive(p) for p in workers)
+
+
+# --- atomic outputs ---------------------------------------------------------------------------
+
+_STALL = textwrap.dedent("""
+    import importlib, sys, time
+    from pathlib import Path
+    run = importlib.import_module("phaze.report")
+    from phaze.cli import main
+    real = run.write_results_csv
+    def stalled(path, result):  # write, then be killed with half of it on disk
+        real(path, result)
+        text = Path(path).read_bytes()
+        Path(path).write_bytes(text[: len(text) // 2])
+        print("stalled", flush=True)
+        time.sleep(600)
+    run.write_results_csv = stalled
+    sys.exit(main(["search", *sys.argv[1:]]))
+""")
+
+
+@pytest.mark.slow
+def test_kill_during_the_final_write_leaves_the_previous_results_csv(finished, tmp_path):
+    out = _copy(finished, tmp_path / "out")
+    old = (out / "results.csv").read_bytes()
+    with subprocess.Popen(
+        [sys.executable, "-c", _STALL, *SMALL, "--out", str(out)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout.readline().strip() == "stalled"
+        finally:
+            proc.kill()  # SIGKILL with half of the new file written
+    assert (out / "results.csv").read_bytes() == old  # complete, never half
+    assert any(p.name.startswith(".results.csv.") for p in out.iterdir())
+    with OutputDir(out):  # the next run removes what the killed one left
+        assert not any(p.name.startswith(".results.csv.") for p in out.iterdir())
+
+
+# --- numba's cache, and CI running the README's commands ----------------------------------------
+
+_CACHE_PROBE = textwrap.dedent("""
+    import json, numba
+    import phaze._kernels
+    from phaze._kernels import vector
+    vector.warmup()
+    print(json.dumps({"cache_dir": numba.config.CACHE_DIR}))
+""")
+
+
+def test_numba_cache_goes_to_a_per_user_directory(tmp_path):
+    env = {k: v for k, v in ENV.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    done = subprocess.run(
+        [sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True, check=True
+    )
+    want = tmp_path / "xdg" / "phaze" / "numba"
+    assert json.loads(done.stdout)["cache_dir"] == str(want)
+    assert list(want.rglob("vector.*.nbi")), "vector kernels were not cached there"
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")  # an explicit choice is kept
+    done = subprocess.run(
+        [sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout)["cache_dir"] == str(tmp_path / "mine")
+    assert list((tmp_path / "mine").rglob("vector.*.nbi"))
+
+
+def test_ci_runs_the_readme_quickstart_commands_in_order():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quickstart.*?```bash\n(.*?)```", readme, flags=re.S)
+    commands = [line for line in block.group(1).splitlines() if line.strip()]
+    assert len(commands) == 2
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    lines = [ci.index(c) for c in commands]  # verbatim, each on a line of its own
+    venv = next(i for i, line in enumerate(ci) if line.startswith("python3 -m venv"))
+    slow = ci.index("pytest tests -m slow -p no:cacheprovider")
+    assert venv < lines[0] < lines[1] < slow
+    # one environment: nothing between the venv and the last step creates another
+    assert sum("venv" in line and "python3 -m" in line for line in ci) == 1
