@@ -16,6 +16,7 @@ then answers two questions per architecture:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from phaze.models import build_graph, unique_ops
 from phaze.placement import PlacementProblem, place_arrays
 from phaze.rows import PlanRow
 from phaze.schedule import ScheduleCache, schedule_model
-from phaze.validate import check_bool, check_int, check_number
+from phaze.validate import MAX_DEVICES, check_bool, check_int, check_number
 from phaze.workload import Cluster, Workload
 
 __all__ = ["MAX_HBM_BYTES", "WorkloadEvaluator", "check_hbm_bytes", "evaluate_architectures"]
@@ -65,6 +66,13 @@ class _MbsData:
     edge_src: np.ndarray
     edge_dst: np.ndarray
     edge_bytes: np.ndarray  # (W, E)
+
+
+@dataclass(frozen=True, eq=False)
+class _MbsLatency:
+    """Operator latencies of one micro-batch size on every architecture (computed only
+    for micro-batch sizes whose plans may fit in memory)."""
+
     latency_s: np.ndarray  # [op, arch, mode, pass]
     op_index: object  # OpIndex of the graphs, in width order
     lb_fwd_s: np.ndarray  # (W, n, A)
@@ -73,6 +81,9 @@ class _MbsData:
 
 class WorkloadEvaluator:
     """Prepared state for evaluating one workload on the architectures of an ArchTable.
+
+    Operator latencies of a micro-batch size are computed on first use: a micro-batch size
+    whose plans cannot fit in memory (:meth:`memory_fits`) never needs them.
 
     Parameters
     ----------
@@ -115,10 +126,12 @@ class WorkloadEvaluator:
         self.num_tc = np.asarray(arch_table.num_tc, dtype=np.int64)
         self.num_vc = np.asarray(arch_table.num_vc, dtype=np.int64)
         self._mbs: dict[int, _MbsData] = {}
+        self._lat: dict[int, _MbsLatency] = {}
         for mbs in micro_batch_sizes:
             mbs = check_int("micro_batch_size", mbs)
             self._mbs[mbs] = self._prepare(mbs)
         self.dp_calls = 0
+        self._devices_needed: dict[tuple[int, float], int] = {}
         self._exact_layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def _prepare(self, mbs: int) -> _MbsData:
@@ -132,22 +145,45 @@ class WorkloadEvaluator:
             t: build_graph(w.model, w.seq_len, mbs, t, w.bytes_per_element) for t in self.widths
         }
         glist = [graphs[t] for t in self.widths]
-        table, index = unique_ops(glist)
-        lat = latency_table(
-            table, self.arch_table, link_bandwidth_Bps=self.cluster.link_bandwidth_Bps
-        ).latency_s
-        n_layers = len(glist[0].layers)
-        shape = (len(glist), n_layers)
+        shape = (len(glist), len(glist[0].layers))
         pb, ab = np.zeros(shape), np.zeros(shape)
         tp = np.zeros(shape, dtype=bool)
-        lb_f = np.zeros((*shape, len(self.num_tc)))
-        lb_b = np.zeros_like(lb_f)
         for gi, g in enumerate(glist):
-            done: dict[int, int] = {}
             for pos, layer in enumerate(g.layers):
                 pb[gi, pos] = layer.param_bytes
                 ab[gi, pos] = layer.activation_bytes
                 tp[gi, pos] = layer.tensor_parallel
+        g0 = glist[0]
+        return _MbsData(
+            micro_batch_size=mbs,
+            num_micro_batches=w.global_batch // mbs,
+            graphs=graphs,
+            widths=self.widths,
+            param_bytes=pb,
+            activation_bytes=ab,
+            tensor_parallel=tp,
+            edge_src=np.array([e.src for e in g0.edges], dtype=np.int64),
+            edge_dst=np.array([e.dst for e in g0.edges], dtype=np.int64),
+            edge_bytes=np.array([[e.bytes for e in g.edges] for g in glist], dtype=float),
+        )
+
+    def _latencies(self, mbs: int) -> _MbsLatency:
+        """Operator latencies and lower-bound layer latencies of ``mbs`` on every
+        architecture (computed on first use, then kept)."""
+        found = self._lat.get(mbs)
+        if found is not None:
+            return found
+        d = self._mbs[mbs]
+        glist = [d.graphs[t] for t in d.widths]
+        table, index = unique_ops(glist)
+        lat = latency_table(
+            table, self.arch_table, link_bandwidth_Bps=self.cluster.link_bandwidth_Bps
+        ).latency_s
+        lb_f = np.zeros((*d.param_bytes.shape, len(self.num_tc)))
+        lb_b = np.zeros_like(lb_f)
+        for gi, g in enumerate(glist):
+            done: dict[int, int] = {}
+            for pos, layer in enumerate(g.layers):
                 key = id(layer.ops)
                 if key in done:
                     lb_f[gi, pos], lb_b[gi, pos] = lb_f[gi, done[key]], lb_b[gi, done[key]]
@@ -163,33 +199,60 @@ class WorkloadEvaluator:
                         self.num_tc,
                         self.num_vc,
                     )
-        g0 = glist[0]
-        return _MbsData(
-            micro_batch_size=mbs,
-            num_micro_batches=w.global_batch // mbs,
-            graphs=graphs,
-            widths=self.widths,
-            param_bytes=pb,
-            activation_bytes=ab,
-            tensor_parallel=tp,
-            edge_src=np.array([e.src for e in g0.edges], dtype=np.int64),
-            edge_dst=np.array([e.dst for e in g0.edges], dtype=np.int64),
-            edge_bytes=np.array([[e.bytes for e in g.edges] for g in glist], dtype=float),
-            latency_s=lat,
-            op_index=index,
-            lb_fwd_s=lb_f,
-            lb_bwd_s=lb_b,
-        )
+        found = self._lat[mbs] = _MbsLatency(lat, index, lb_f, lb_b)
+        return found
 
-    def upper_bound(self, mbs: int) -> np.ndarray:
-        """Optimistic throughput (samples/s) of every architecture at micro-batch ``mbs``;
-        valid for every HBM size and recomputation setting."""
+    def devices_needed(self, mbs: int, hbm_bytes: float) -> int:
+        """A lower bound on the devices any plan at micro-batch ``mbs`` needs to fit in
+        ``hbm_bytes`` per device, over all tensor widths, pipelines and recomputation
+        settings (``MAX_DEVICES + 1`` when no plan can fit however many devices there are).
+
+        A stage's memory per device is at least ``2P + O + A`` (its parameters, optimizer
+        state and activations at the stage's width; docs/placement.md), whatever its
+        position and recomputation. So at width ``t`` one layer alone must fit
+        (``2p + o + a <= HBM`` for every layer), a pipeline has at least
+        ``ceil(M / HBM)`` stages with ``M`` the sum over layers, at least
+        ``k = ceil(M_tp / HBM)`` of them hold a tensor-parallel layer and take ``t``
+        devices each: ``(t - 1) k + ceil(M / HBM)`` devices. No scheduling is needed:
+        memory does not depend on the architecture.
+        """
+        key = (mbs, float(hbm_bytes))
+        found = self._devices_needed.get(key)
+        if found is not None:
+            return found
         d = self._mbs[mbs]
+        state = 3.0 if self.workload.optimizer == "adam" else 2.0
+        # relative slack: float sums must never make the bound cut a feasible plan
+        cap = float(hbm_bytes) * (1 + 1e-9)
+        need = MAX_DEVICES + 1
+        for i, t in enumerate(d.widths):
+            per_layer = state * d.param_bytes[i] + d.activation_bytes[i]
+            if per_layer.max() > cap:
+                continue
+            stages = max(1, math.ceil(float(per_layer.sum()) / cap))
+            tp_stages = math.ceil(float(per_layer[d.tensor_parallel[i]].sum()) / cap)
+            need = min(need, (t - 1) * tp_stages + stages)
+        self._devices_needed[key] = need
+        return need
+
+    def memory_fits(self, mbs: int, hbm_bytes: float) -> bool:
+        """False when no plan at micro-batch ``mbs`` fits in ``hbm_bytes`` per device on
+        the cluster (:meth:`devices_needed`); True means "may fit"."""
+        return self.devices_needed(mbs, hbm_bytes) <= self.cluster.devices
+
+    def upper_bound(self, mbs: int, hbm_bytes: float | None = None) -> np.ndarray:
+        """Optimistic throughput (samples/s) of every architecture at micro-batch ``mbs``;
+        valid for every recomputation setting and every HBM size up to ``hbm_bytes``
+        (default: any size). Zero when no plan fits in ``hbm_bytes``."""
+        d = self._mbs[mbs]
+        if hbm_bytes is not None and not self.memory_fits(mbs, hbm_bytes):
+            return np.zeros(self.num_tc.shape[0])
+        lat = self._latencies(mbs)
         best = np.full(self.num_tc.shape[0], np.inf)
         for i, t in enumerate(d.widths):
             a = np.where(d.tensor_parallel[i], t, 1)
             lb = time_per_batch_lower_bound(
-                d.lb_fwd_s[i], d.lb_bwd_s[i], a, self.cluster.devices, d.num_micro_batches
+                lat.lb_fwd_s[i], lat.lb_bwd_s[i], a, self.cluster.devices, d.num_micro_batches
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
@@ -210,18 +273,18 @@ class WorkloadEvaluator:
         todo = sorted({int(a) for a in archs if (mbs, int(a)) not in self._exact_layers})
         if not todo:
             return
-        d = self._mbs[mbs]
+        d, lat = self._mbs[mbs], self._latencies(mbs)
         fwd = np.zeros((len(d.widths), d.param_bytes.shape[1], len(todo)))
         bwd = np.zeros_like(fwd)
         for i, t in enumerate(d.widths):
             s = schedule_model(
                 d.graphs[t],
-                d.latency_s,
+                lat.latency_s,
                 todo,
                 cache=self.cache,
                 num_tc=self.num_tc,
                 num_vc=self.num_vc,
-                op_index=d.op_index,
+                op_index=lat.op_index,
                 graph=i,
             )
             fwd[i], bwd[i] = s.fwd_s, s.bwd_s
@@ -265,7 +328,10 @@ class WorkloadEvaluator:
         )
 
     def exact(self, mbs: int, arch: int, hbm_bytes: float, recompute: bool) -> PlanRow:
-        """The best plan's row."""
+        """The best plan's row (without scheduling a layer when no plan can fit in
+        memory: :meth:`memory_fits`)."""
+        if not self.memory_fits(mbs, hbm_bytes):
+            return PlanRow(0.0, math.inf, 0, 0, 0, -1)
         d = self._mbs[mbs]
         fwd, bwd = self.layer_latencies(mbs, arch)
         self.dp_calls += 1
@@ -358,7 +424,8 @@ def evaluate_architectures(
     n = len(ev.num_tc)
     out = [np.zeros(n), np.full(n, np.inf)] + [np.zeros(n, dtype=np.int64) for _ in range(4)]
     for lo in range(0, n, 256):  # layer schedules vectorised over blocks of architectures
-        ev.schedule(micro_batch_size, range(lo, min(n, lo + 256)))
+        if ev.memory_fits(micro_batch_size, hbm_bytes):
+            ev.schedule(micro_batch_size, range(lo, min(n, lo + 256)))
     for a in range(n):
         for col, value in zip(out, ev.exact(micro_batch_size, a, hbm_bytes, recompute)):
             col[a] = value

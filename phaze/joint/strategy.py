@@ -144,6 +144,8 @@ def exact_search(
     for k, arch in enumerate(order):
         if not exhaustive and best is not None and ub[arch] < best.value:
             break  # every later design has a lower bound still
+        if not exhaustive and ub[arch] <= 0:
+            break  # no plan fits in memory here or later: a value of 0 is never the best
         if k % BATCH == 0:
             limit = 0.0 if exhaustive or best is None else best.value
             run.prefetch([a for a in order[k : k + BATCH] if ub[a] >= limit])
@@ -167,9 +169,9 @@ def exact_search(
     by_area = np.lexsort((np.arange(n), area)).tolist()
     for k, arch in enumerate(by_area):
         if k % BATCH == 0 and not exhaustive:
-            run.prefetch([a for a in by_area[k : k + BATCH] if ub[a] >= reached])
-        if not exhaustive and ub[arch] < reached:
-            continue
+            run.prefetch([a for a in by_area[k : k + BATCH] if ub[a] >= reached and ub[a] > 0])
+        if not exhaustive and (ub[arch] < reached or ub[arch] <= 0):
+            continue  # (a bound of 0: no plan fits, the value is 0, never on the frontier)
         floor = 0.0 if exhaustive else reached
         v = run.design(arch, hbm_desc[0], prune=not exhaustive, floor=floor).value
         if exhaustive:
