@@ -252,7 +252,13 @@ class WorkloadEvaluator:
         for i, t in enumerate(d.widths):
             a = np.where(d.tensor_parallel[i], t, 1)
             lb = time_per_batch_lower_bound(
-                lat.lb_fwd_s[i], lat.lb_bwd_s[i], a, self.cluster.devices, d.num_micro_batches
+                lat.lb_fwd_s[i],
+                lat.lb_bwd_s[i],
+                a,
+                self.cluster.devices,
+                d.num_micro_batches,
+                first_layer_param_bytes=float(d.param_bytes[i, 0]),
+                link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
