@@ -20,11 +20,14 @@ the incumbent's throughput cannot win and is not evaluated exactly.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from phaze.schedule import makespan_lower_bound
+from phaze.validate import MAX_DEVICES
 
-__all__ = ["layer_latency_lower_bound", "time_per_batch_lower_bound"]
+__all__ = ["devices_lower_bound", "layer_latency_lower_bound", "time_per_batch_lower_bound"]
 
 
 def layer_latency_lower_bound(
@@ -136,3 +139,59 @@ def time_per_batch_lower_bound(
         # the next d with a smaller m: the smallest d' with ceil(M / d') < m
         d = -(-micro_batches // (m - 1)) if m > 1 else top + 1
     return best
+
+
+def devices_lower_bound(
+    widths,
+    param_bytes: np.ndarray,
+    activation_bytes: np.ndarray,
+    tensor_parallel: np.ndarray,
+    hbm_bytes: float,
+    adam: bool,
+) -> int:
+    """Fewest devices any plan needs to fit in ``hbm_bytes`` per device, over all tensor
+    widths, pipelines and recomputation settings; ``MAX_DEVICES + 1`` when no plan fits
+    however many devices there are.
+
+    Parameters
+    ----------
+    widths : sequence of int (W,)
+    param_bytes, activation_bytes : float64 arrays (W, n)
+        Per device, per width and layer.
+    tensor_parallel : bool array (W, n)
+    hbm_bytes : float
+    adam : bool
+        Adam keeps optimizer state equal to the parameter bytes.
+
+    Returns
+    -------
+    int
+        A stage's memory per device is at least ``2P + O + A`` (docs/placement.md: its
+        parameters, optimizer state and activations, whatever its position and
+        recomputation). So at width ``t`` every layer alone must fit, a pipeline has at
+        least ``ceil(M / HBM)`` stages, ``M`` the sum of ``2p + o + a`` over layers, and at
+        least ``k = ceil(M_tp / HBM)`` of them hold a tensor-parallel layer and take ``t``
+        devices: ``(t - 1) k + ceil(M / HBM)`` devices. The least over widths.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> devices_lower_bound([1], np.array([[10.0, 10.0]]), np.array([[1.0, 1.0]]),
+    ...     np.array([[False, False]]), hbm_bytes=25.0, adam=False)
+    2
+    """
+    state = 3.0 if adam else 2.0
+    # relative slack: float sums must never make the bound cut a feasible plan
+    cap = float(hbm_bytes) * (1 + 1e-9)
+    need = MAX_DEVICES + 1
+    for i, t in enumerate(widths):
+        per_layer = state * np.asarray(param_bytes[i], dtype=np.float64) + np.asarray(
+            activation_bytes[i], dtype=np.float64
+        )
+        if per_layer.max() > cap:
+            continue
+        stages = max(1, math.ceil(float(per_layer.sum()) / cap))
+        tp = np.asarray(tensor_parallel[i], dtype=bool)
+        tp_stages = math.ceil(float(per_layer[tp].sum()) / cap)
+        need = min(need, (int(t) - 1) * tp_stages + stages)
+    return need

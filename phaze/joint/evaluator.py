@@ -25,12 +25,16 @@ import numpy as np
 from phaze.cost import latency_table
 from phaze.errors import ConfigError
 from phaze.hardware import ArchTable
-from phaze.joint.bounds import layer_latency_lower_bound, time_per_batch_lower_bound
+from phaze.joint.bounds import (
+    devices_lower_bound,
+    layer_latency_lower_bound,
+    time_per_batch_lower_bound,
+)
 from phaze.models import build_graph, unique_ops
 from phaze.placement import PlacementProblem, place_arrays
 from phaze.rows import PlanRow
 from phaze.schedule import ScheduleCache, schedule_model
-from phaze.validate import MAX_DEVICES, check_bool, check_int, check_number
+from phaze.validate import check_bool, check_int, check_number
 from phaze.workload import Cluster, Workload
 
 __all__ = ["MAX_HBM_BYTES", "WorkloadEvaluator", "check_hbm_bytes", "evaluate_architectures"]
@@ -204,36 +208,21 @@ class WorkloadEvaluator:
 
     def devices_needed(self, mbs: int, hbm_bytes: float) -> int:
         """A lower bound on the devices any plan at micro-batch ``mbs`` needs to fit in
-        ``hbm_bytes`` per device, over all tensor widths, pipelines and recomputation
-        settings (``MAX_DEVICES + 1`` when no plan can fit however many devices there are).
-
-        A stage's memory per device is at least ``2P + O + A`` (its parameters, optimizer
-        state and activations at the stage's width; docs/placement.md), whatever its
-        position and recomputation. So at width ``t`` one layer alone must fit
-        (``2p + o + a <= HBM`` for every layer), a pipeline has at least
-        ``ceil(M / HBM)`` stages with ``M`` the sum over layers, at least
-        ``k = ceil(M_tp / HBM)`` of them hold a tensor-parallel layer and take ``t``
-        devices each: ``(t - 1) k + ceil(M / HBM)`` devices. No scheduling is needed:
-        memory does not depend on the architecture.
-        """
+        ``hbm_bytes`` per device (:func:`phaze.joint.bounds.devices_lower_bound`); memory
+        does not depend on the architecture, so no layer is scheduled."""
         key = (mbs, float(hbm_bytes))
         found = self._devices_needed.get(key)
-        if found is not None:
-            return found
-        d = self._mbs[mbs]
-        state = 3.0 if self.workload.optimizer == "adam" else 2.0
-        # relative slack: float sums must never make the bound cut a feasible plan
-        cap = float(hbm_bytes) * (1 + 1e-9)
-        need = MAX_DEVICES + 1
-        for i, t in enumerate(d.widths):
-            per_layer = state * d.param_bytes[i] + d.activation_bytes[i]
-            if per_layer.max() > cap:
-                continue
-            stages = max(1, math.ceil(float(per_layer.sum()) / cap))
-            tp_stages = math.ceil(float(per_layer[d.tensor_parallel[i]].sum()) / cap)
-            need = min(need, (t - 1) * tp_stages + stages)
-        self._devices_needed[key] = need
-        return need
+        if found is None:
+            d = self._mbs[mbs]
+            found = self._devices_needed[key] = devices_lower_bound(
+                d.widths,
+                d.param_bytes,
+                d.activation_bytes,
+                d.tensor_parallel,
+                hbm_bytes,
+                adam=self.workload.optimizer == "adam",
+            )
+        return found
 
     def memory_fits(self, mbs: int, hbm_bytes: float) -> bool:
         """False when no plan at micro-batch ``mbs`` fits in ``hbm_bytes`` per device on
