@@ -352,3 +352,57 @@ def test_time_bound_with_all_reduce_below_every_chain_plan(n, devices, micro, t,
             first = float(params[stages[0][0] : stages[0][1]].sum())
             best = min(best, max(loads) * (m + s - 1) + 4 * (d - 1) * first / (link * d))
     assert lb <= best * (1 + 1e-12), (lb, best)
+
+
+# --- command-line flags --------------------------------------------------------------------------
+
+BIG = str(10**30)
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    deep = _write(tmp_path / "deep.json", "[" * 100_000 + "]" * 100_000)
+    latin1 = _write(tmp_path / "latin1.json", b'{"model_type": "gpt2\xe9"}')
+    listed = _write(tmp_path / "listed.json", '{"model_type": ["gpt2"]}')
+    obj = _instance()
+    obj["maxDevices"] = 10**30
+    huge = _write(tmp_path / "huge.json", json.dumps(obj))
+    return {"deep": deep, "latin1": latin1, "listed": listed, "huge": huge, "dir": tmp_path}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["schedule", "--seq", "0"], "argument --seq: 0 is out of range"),
+        (["schedule", "--mbs", "1e30"], "argument --mbs: '1e30' is not an integer"),
+        (["schedule", "--mbs", BIG], "argument --mbs: 1000000000000000000000000000000 is out"),
+        (["schedule", "--time-limit", "inf"], "argument --time-limit: inf is out of range"),
+        (["arch", "--glb-mib", "inf"], "argument --glb-mib: inf is out of range"),
+        (["arch", "--tc-width", str(2**62)], "argument --tc-width: 4611686018427387904 is"),
+        (["models", "--seq", BIG], "argument --seq"),
+        (["search", "--batch", BIG], "argument --batch"),
+        (["search", "--devices", BIG], "argument --devices"),
+        (["search", "--max-tp", BIG], "argument --max-tensor-width"),
+        (["search", "--hbm", "1e300"], "argument --hbm: 1e300 is out of range"),
+        (["search", "--hbm", "1e10"], "argument --hbm: 1e10 is out of range"),
+        (["search", "--link-gibps", "1e-300"], "allowed: a number from 0.001 to 1e+06 GiB/s"),
+        (["search", "--area-budget", "nan"], "argument --area-budget: nan is out of range"),
+        (["search", "--hf-config", "{deep}"], "nests arrays/objects too deeply"),
+        (["search", "--hf-config", "{latin1}"], "latin1.json' is not UTF-8 text"),
+        (["search", "--hf-config", "{listed}"], r"model_type=['gpt2'] is not supported"),
+        (["search", "--hf-config", "{dir}"], "is a directory, not a JSON file"),
+        (["place", "--instance", "{dir}"], "is a directory, not a JSON file"),
+        (["place", "--instance", "{deep}"], "nests arrays/objects too deeply"),
+        (["place", "--instance", "{huge}"], "allowed: an integer from 1 to 16777216"),
+        (["schedule", "--latencies", "{latin1}"], "is not UTF-8 text"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(argv, message, bad_files, tmp_path, capsys):
+    argv = [a.format(**bad_files) for a in argv]
+    if argv[0] == "search":
+        argv += ["--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert message in err, err
+    assert len(err) < 400, err  # a 300-digit value is not echoed in full
