@@ -17,7 +17,7 @@ from typing import NoReturn
 __all__ = ["main"]
 
 #: Command names, in the order ``phaze --help`` lists them.
-_COMMANDS = ("search", "models", "arch", "schedule", "place")
+_COMMANDS = ("search", "sweep", "models", "arch", "schedule", "place", "estimate", "plan")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -210,6 +210,7 @@ def latency_table(
     *,
     link_bandwidth_Bps: float = 4 * GIB,
     allreduce_step_latency_s: float = 0.0,
+    network=None,
 ) -> LatencyTable:
     """Latency of every operator on every architecture, one core / all cores, fwd / bwd.
 
@@ -223,6 +224,10 @@ def latency_table(
         Inter-accelerator link bandwidth for collectives (default 4 GiB/s, PCIe 3.0).
     allreduce_step_latency_s : float
         Fixed latency of each of the ``2 (t - 1)`` ring steps (default 0).
+    network : phaze.systems.Network, optional
+        Price each all-reduce over ``t`` consecutive devices on these network levels
+        (:meth:`phaze.systems.Network.all_reduce_s`) instead of the single link and step
+        latency above.
 
     Returns
     -------
@@ -317,9 +322,17 @@ def latency_table(
     comm = np.flatnonzero(kind == OpKind.COMM)
     if len(comm):
         t = ops.comm_group[comm].astype(np.float64)
-        sec = 2 * (t - 1) / t * ops.comm_bytes[comm] / float(link_bandwidth_Bps) + 2 * (
-            t - 1
-        ) * float(allreduce_step_latency_s)
+        if network is None:
+            sec = 2 * (t - 1) / t * ops.comm_bytes[comm] / float(link_bandwidth_Bps) + 2 * (
+                t - 1
+            ) * float(allreduce_step_latency_s)
+        else:
+            sec = np.array(
+                [
+                    network.all_reduce_s(float(size), int(group), 1)
+                    for size, group in zip(ops.comm_bytes[comm], ops.comm_group[comm])
+                ]
+            )
         for p in (0, 1):
             on = ops.comm_pass[comm] == p
             latency[comm[on], :, :, p] = sec[on, None, None]

@@ -248,6 +248,16 @@ def best_payload(result: SearchResult) -> dict:
         "cluster": {
             "devices": result.cluster.devices,
             "link_bandwidth_Bps": result.cluster.link_bandwidth_Bps,
+            **(
+                {}
+                if result.cluster.network is None
+                else {
+                    "network": [
+                        {f: getattr(lv, f) for f in type(lv).__slots__}
+                        for lv in result.cluster.network.levels
+                    ]
+                }
+            ),
         },
         "architecture": arch_dict(table, best.arch) if best else None,
         "hbm_bytes": best.hbm_bytes if best else None,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from phaze.errors import ConfigError
 from phaze.models.graph import valid_tensor_widths
 from phaze.models.spec import TransformerSpec
+from phaze.systems.network import Network
 from phaze.units import GIB
 from phaze.validate import MAX_DEVICES, OPTIMIZERS, check_choice, check_int, check_number
 
@@ -95,14 +96,47 @@ class Cluster:
     devices : int
         Number of accelerators N.
     link_bandwidth_Bps : float
-        Bytes per second between two accelerators.
+        Bytes per second between two accelerators (the paper's single link; used when
+        ``network`` is None).
+    network : phaze.systems.Network, optional
+        Network levels (e.g. NVLink inside 8-GPU nodes, InfiniBand across nodes) instead
+        of the single link: tensor-parallel all-reduces are priced on the levels their
+        group of consecutive devices spans; the placement's pipeline transfers and
+        data-parallel all-reduce at :attr:`data_bandwidth_Bps`. None (default) keeps the
+        paper's single link and its results exactly.
+
+    Examples
+    --------
+    >>> from phaze import load_system
+    >>> c = Cluster(1024, network=load_system("a100-selene").network)
+    >>> c.data_bandwidth_Bps == 25e9 * c.network.levels[-1].efficiency
+    True
     """
 
     devices: int = 1024
     link_bandwidth_Bps: float = 4.0 * GIB
+    network: Network | None = None
 
     def __post_init__(self) -> None:
         check_int("devices", self.devices, 1, MAX_DEVICES)
         check_number(
             "link_bandwidth_Bps", self.link_bandwidth_Bps, low=1.0, high=1e15, unit="bytes/s"
         )
+        if self.network is not None and not isinstance(self.network, Network):
+            raise ConfigError(
+                f"network must be a phaze.systems.Network or None, got "
+                f"{type(self.network).__name__}"
+            )
+
+    @property
+    def data_bandwidth_Bps(self) -> float:
+        """Per-device bandwidth of pipeline and data-parallel traffic in the placement:
+        the link's, or with ``network`` the achieved bandwidth of the innermost level
+        whose domain holds all devices (the scale-out level once the cluster spans
+        nodes)."""
+        if self.network is None:
+            return self.link_bandwidth_Bps
+        for lv in self.network.levels:
+            if lv.devices == 0 or self.devices <= lv.devices:
+                return lv.achieved_Bps
+        return self.network.levels[-1].achieved_Bps  # pragma: no cover - last is unbounded

@@ -74,6 +74,7 @@ def _flags(command: str, files: dict) -> dict:
             "--max-tp": ANY,
             "--devices": _mix("1", "8", "64", "4096"),
             "--link-gibps": ANY,
+            "--network": st.one_of(st.sampled_from(["a100-selene", "nope"]), paths),
             "--hbm": st.one_of(st.sampled_from(["32", "0.5,80", "1e-3", "32,x"]), ANY),
             "--mbs": st.one_of(st.sampled_from(["1,2", "4", "3", "8,8"]), ANY),
             "--recompute": st.one_of(st.sampled_from(["both", "on", "off"]), TEXT),

@@ -1,12 +1,12 @@
 """The placement DP kernels, called directly, against the references in reference/dp.py.
 
-Each kernel of ``phaze._kernels.dp`` gets random valid inputs, prepared as the public
-wrapper prepares them (float64 arrays, int64 CSR edge lists, Python scalars), and its
-output is compared entry by entry with a slow reference written from the placement
-semantics: the memory cap, the downset enumeration, the three stage-table builders
-(chain, chain plus skip edges, general DAG) and the recurrence with its final round over
-the data-parallel degree (plus :func:`reconstruct`, whose plan must re-evaluate to the
-time found).
+Each kernel of ``phaze._kernels.stage_tables`` and ``phaze._kernels.dp`` gets random
+valid inputs, prepared as the public wrapper prepares them (float64 arrays, int64 CSR
+edge lists, Python scalars), and its output is compared entry by entry with a slow
+reference written from the placement semantics: the memory cap, the downset enumeration,
+the three stage-table builders (chain, chain plus skip edges, general DAG) and the
+recurrence with its final round over the data-parallel degree (plus :func:`reconstruct`,
+whose plan must re-evaluate to the time found).
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from reference import dp as ref
 
 from phaze._kernels import dp as kdp
+from phaze._kernels import stage_tables as kst
 
 #: Loads are sums of at most ~2 n latencies and edge times. The chain kernel takes them as
 #: differences of prefix sums and the skip-edge kernel through a max-plus shortcut, so
@@ -140,14 +142,14 @@ def _kernel_tables(g, c, kind):
         for _, v, b in g["edges"]:
             link_max[v] = max(link_max[v], b)
             link_sum[v] += b
-        tabs = kdp.chain_stage_tables(*_arrays(g), link_max, link_sum, *_scalars(c))
+        tabs = kst.chain_stage_tables(*_arrays(g), link_max, link_sum, *_scalars(c))
         placed = [frozenset(range(i)) for i in range(n + 1)]
     elif kind == "prefix":
-        tabs = kdp.prefix_stage_tables(*_arrays(g), *_csr(g, "in"), *_csr(g, "out"), *_scalars(c))
+        tabs = kst.prefix_stage_tables(*_arrays(g), *_csr(g, "in"), *_csr(g, "out"), *_scalars(c))
         placed = [frozenset(range(i)) for i in range(n + 1)]
     else:
         bits, sizes, count = _enumerate(g)
-        tabs = kdp.dag_stage_tables(
+        tabs = kst.dag_stage_tables(
             bits, sizes, *_arrays(g), *_csr(g, "in"), *_csr(g, "out"), *_scalars(c)
         )
         placed = [_bits_to_set(bits[k]) for k in range(count)]
@@ -162,8 +164,8 @@ def _pred_bits(g):
     return pred
 
 
-def _enumerate(g, limit=kdp.MAX_DOWNSETS):
-    return kdp.enumerate_downsets(_pred_bits(g), limit)
+def _enumerate(g, limit=kst.MAX_DOWNSETS):
+    return kst.enumerate_downsets(_pred_bits(g), limit)
 
 
 def _scale(g, c):
@@ -235,7 +237,7 @@ def _check_tables(g, c, kind):
     n_dev=st.integers(1, 300),
 )
 def test_max_stages_equals_the_largest_position_that_fits(const, stash, hbm, n_dev):
-    got = kdp.max_stages(float(const), float(stash), float(hbm), n_dev)
+    got = kst.max_stages(float(const), float(stash), float(hbm), n_dev)
     want = ref.memory_position_cap(const, stash, hbm, n_dev)
     assert got == want, (const, stash, hbm, n_dev, got, want)
 
@@ -338,6 +340,21 @@ def dp_inputs(draw):
     weight = st.one_of(st.integers(0, 4).map(float), st.floats(0.0, 10.0))
     weights = draw(st.lists(weight, min_size=n, max_size=n))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+    def stage_values(stage):
+        last = sum(weights[v] for v in stage) + rng.choice([0.0, 0.0, 0.25, 3.0])
+        if rng.integers(12) == 0:
+            last = math.inf
+        cap = n_dev if rng.integers(2) else rng.integers(0, n_dev + 1)
+        return last, last + rng.choice([0.0, 0.5, 4.0]), int(cap)
+
+    return _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values)
+
+
+def _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values):
+    """``(g, downs, t, tables, scalars)`` for :func:`kdp.dp_solve` over ``g``'s downsets;
+    ``stage_values(stage)`` gives a stage's last-stage load, other load and memory cap."""
+    n = g["n"]
     n_tp = sum(g["tp"])
     t_eff = 1 if (t == 1 or n_tp == 0) else t
     n_cheap = 0 if t_eff == 1 else min(n - n_tp, n, n_dev)
@@ -349,14 +366,11 @@ def dp_inputs(draw):
             if not before < downs[k2]:
                 continue
             stage = downs[k2] - before
-            last = sum(weights[v] for v in stage) + rng.choice([0.0, 0.0, 0.25, 3.0])
-            if rng.integers(12) == 0:
-                last = math.inf
+            last, other, cap = stage_values(stage)
             rows["partner"].append(k2)
             rows["load1"].append(last)
-            rows["loadr"].append(last + rng.choice([0.0, 0.5, 4.0]))
-            cap = n_dev if rng.integers(2) else rng.integers(0, n_dev + 1)
-            rows["maxs"].append(int(cap))
+            rows["loadr"].append(other)
+            rows["maxs"].append(cap)
             rows["cheap"].append(int(t_eff > 1 and not any(g["tp"][v] for v in stage)))
             rows["pbytes"].append(sum(g["params"][v] for v in stage))
         rows["ptr"].append(len(rows["partner"]))
@@ -404,6 +418,29 @@ def _reference_stages(g, downs, t, tabs):
 
 @given(dp_inputs())
 def test_dp_solve_finds_the_reference_optimum_and_a_plan_that_achieves_it(case):
+    _check_dp(case)
+
+
+@pytest.mark.parametrize(
+    ("tp", "t", "n_dev"),
+    [
+        # one layer per stage (2 + 1 + 1 + 2 devices) is best, so reconstruction has to
+        # count the one-device stages down as it walks the pipeline
+        ([True, False, False, True], 2, 6),
+        # one layer per stage would need 3 + 3 + 1 = 7 of the 6 devices: the count of
+        # one-device stages a pipeline needs is a ceiling, ceil((2 * 3 - 3) / 2) = 2
+        ([True, True, False], 3, 6),
+    ],
+)
+def test_dp_solve_with_one_device_stages_under_a_tight_device_budget(tp, t, n_dev):
+    # unit loads per layer on a chain; the kernel must match the reference exactly here
+    n = len(tp)
+    g = {"n": n, "edges": [(i, i + 1, 0.0) for i in range(n - 1)], "params": [0.0] * n}
+    g["tp"] = tp
+    _check_dp(_dp_case(g, t, n_dev, 64, 1.0, lambda stage: (len(stage), len(stage), n_dev)))
+
+
+def _check_dp(case):
     g, downs, t, tabs, scalars = case
     n_dev, micro_batches, bandwidth, _, _ = scalars
     best, d, p, s, r, choice = kdp.dp_solve(*tabs, *scalars)
@@ -416,6 +453,7 @@ def test_dp_solve_finds_the_reference_optimum_and_a_plan_that_achieves_it(case):
         return
     assert _close(best, want, TIME_REL, want), where
     pipeline = kdp.reconstruct(tabs[1], tabs[5], choice, p, s, r)
+    assert all(int(q) in by_pair for q in pipeline), f"plan {pipeline.tolist()}; {where}"
     plan = [by_pair[int(q)] for q in pipeline]
     again = ref.plan_time(
         stages_from, plan, int(d), everything, frozenset(), n_dev, micro_batches, bandwidth

@@ -224,10 +224,11 @@ def test_cli_damaged_store_one_line_then_force_recomputes(finished, tmp_path, ca
 
 def test_failed_run_leaves_no_settings_behind(tmp_path, capsys):
     out = tmp_path / "out"
-    assert _search(out, "--mbs", "3") == 2  # fails after the store was opened
+    assert _search(out, "--mbs", "3") == 2  # a setting no workload can use
     assert "micro-batch size 3" in _one_line(capsys.readouterr().err)
-    with sqlite3.connect(out / "results.sqlite") as db:
-        assert db.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 0
+    if (out / "results.sqlite").exists():  # the store may be opened before the failure
+        with sqlite3.connect(out / "results.sqlite") as db:
+            assert db.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 0
     with ResultStore(out, {"the corrected run": 1}) as store:  # is not refused
         assert store.count() == 0
 

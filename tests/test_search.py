@@ -36,6 +36,15 @@ SPACE = DesignSpace(
     glb_bytes=(2**21, 2**27),
     area_band=0.0,
 )
+#: 24 architectures: the same checks in a few seconds (the 579-architecture runs are slow).
+SMALL_SPACE = DesignSpace(
+    num_tc=(1, 4, 16),
+    num_vc=(1, 4),
+    tc_width=(8, 128),
+    tc_depth=(8, 128),
+    glb_bytes=(2**27,),
+    area_band=0.0,
+)
 CLUSTER = Cluster(devices=64)
 SETTINGS = dict(micro_batch_sizes=(1, 4), hbm_sizes=(2 * GIB, 16 * GIB), recompute=(False, True))
 BERT = Workload(preset("bert-large"), seq_len=128, global_batch=512)
@@ -44,12 +53,21 @@ OPT = Workload(preset("opt-350m"), seq_len=256, global_batch=512, optimizer="ada
 
 def test_reduced_space_has_enough_architectures():
     assert len(SPACE.enumerate()) >= 300
+    assert len(SMALL_SPACE.enumerate()) >= 20
 
 
-@pytest.mark.parametrize("workloads", [[BERT], [OPT], [BERT, OPT]], ids=["bert", "opt", "bert+opt"])
-def test_exact_equals_exhaustive(workloads):
-    exact = search(workloads, CLUSTER, SPACE, strategy="exact", **SETTINGS)
-    full = search(workloads, CLUSTER, SPACE, strategy="exhaustive", **SETTINGS)
+@pytest.mark.parametrize(
+    ("workloads", "space"),
+    [
+        pytest.param([BERT], SPACE, id="bert"),
+        pytest.param([OPT], SPACE, id="opt"),
+        pytest.param([BERT, OPT], SMALL_SPACE, id="bert+opt-small"),
+        pytest.param([BERT, OPT], SPACE, id="bert+opt", marks=pytest.mark.slow),
+    ],
+)
+def test_exact_equals_exhaustive(workloads, space):
+    exact = search(workloads, CLUSTER, space, strategy="exact", **SETTINGS)
+    full = search(workloads, CLUSTER, space, strategy="exhaustive", **SETTINGS)
     assert full.best is not None
     assert exact.best == full.best  # same architecture, HBM, value and per-model settings
     assert exact.frontier.tolist() == full.frontier.tolist()
@@ -66,10 +84,14 @@ def test_exact_equals_exhaustive(workloads):
         assert exact.rows["throughput"][i] == full_rows[tuple(int(exact.rows[k][i]) for k in key)]
 
 
-def test_joint_search_reports_each_models_loss():
-    joint = search([BERT, OPT], CLUSTER, SPACE, **SETTINGS)
+@pytest.mark.parametrize(
+    "space",
+    [pytest.param(SMALL_SPACE, id="small"), pytest.param(SPACE, id="579", marks=pytest.mark.slow)],
+)
+def test_joint_search_reports_each_models_loss(space):
+    joint = search([BERT, OPT], CLUSTER, space, **SETTINGS)
     for w, det in zip(joint.workloads, joint.details):
-        alone = search([w], CLUSTER, SPACE, **SETTINGS)
+        alone = search([w], CLUSTER, space, **SETTINGS)
         assert det["own_best"] == pytest.approx(alone.best.value, rel=1e-12)
         assert det["throughput"] <= det["own_best"] * (1 + 1e-12)
     assert joint.best.value == pytest.approx(np.mean([d["throughput"] for d in joint.details]))
@@ -147,9 +169,13 @@ _SCRIPT = textwrap.dedent("""
     from phaze.joint import search
     from phaze.units import GIB
     from phaze.workload import Cluster, Workload
-    space = DesignSpace(num_tc=(1, 2, 4, 8, 16), num_vc=(1, 2, 4, 8),
-                        tc_width=(8, 32, 128, 256), tc_depth=(8, 32, 128, 256),
-                        glb_bytes=(2**21, 2**27), area_band=0.0)
+    if sys.argv[2] == "small":  # SMALL_SPACE
+        space = DesignSpace(num_tc=(1, 4, 16), num_vc=(1, 4), tc_width=(8, 128),
+                            tc_depth=(8, 128), glb_bytes=(2**27,), area_band=0.0)
+    else:  # SPACE
+        space = DesignSpace(num_tc=(1, 2, 4, 8, 16), num_vc=(1, 2, 4, 8),
+                            tc_width=(8, 32, 128, 256), tc_depth=(8, 32, 128, 256),
+                            glb_bytes=(2**21, 2**27), area_band=0.0)
     w = Workload(preset("bert-large"), seq_len=128, global_batch=512)
     r = search([w], Cluster(devices=64), space, micro_batch_sizes=(1, 4),
                hbm_sizes=(2 * GIB, 16 * GIB), recompute=(False, True), strategy="exhaustive",
@@ -173,13 +199,16 @@ def _count(path: Path) -> int:
         return 0
 
 
-def test_resume_after_sigkill_gives_the_same_result(tmp_path):
+@pytest.mark.parametrize(
+    "space", ["small", pytest.param("579", marks=pytest.mark.slow)], ids=["small", "579"]
+)
+def test_resume_after_sigkill_gives_the_same_result(tmp_path, space):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     script = tmp_path / "run.py"
     script.write_text(_SCRIPT)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     ref = subprocess.run(
-        [sys.executable, str(script), str(whole)],
+        [sys.executable, str(script), str(whole), space],
         env=env,
         capture_output=True,
         text=True,
@@ -188,7 +217,7 @@ def test_resume_after_sigkill_gives_the_same_result(tmp_path):
     )
     total = _count(whole)
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(killed)],
+        [sys.executable, str(script), str(killed), space],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -201,7 +230,7 @@ def test_resume_after_sigkill_gives_the_same_result(tmp_path):
     partial = _count(killed)
     assert 0 < partial < total, "the kill must land mid-run"
     again = subprocess.run(
-        [sys.executable, str(script), str(killed)],
+        [sys.executable, str(script), str(killed), space],
         env=env,
         capture_output=True,
         text=True,
@@ -215,23 +244,33 @@ def test_resume_after_sigkill_gives_the_same_result(tmp_path):
 # --- command line ---------------------------------------------------------------------------
 
 
-#: A small search from the command line: bert-large on 64 devices, one setting, 40 mm^2.
-SMALL = "--model bert-large --batch 512 --devices 64 --hbm 16 --mbs 4 --area-budget 40"
+#: A small search from the command line: bert-large on 64 devices, one setting; the area
+#: budget (and band) comes with each test.
+SMALL = "--model bert-large --batch 512 --devices 64 --hbm 16 --mbs 4"
+#: 548 architectures of 4.5-5 mm^2 (or one core of any kind up to 5 mm^2): a quick search.
+TINY_AREA = "--area-budget 5 --area-band 0.9"
 
 
 def _cli(extra: str, out) -> int:
     return main(["search", *SMALL.split(), *extra.split(), "--out", str(out), "--no-progress"])
 
 
-def test_cli_search_writes_every_output(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("band", "budget_mm2"),
+    [
+        pytest.param(TINY_AREA, 5, id="5mm2"),
+        pytest.param("--area-budget 40", 40, id="40mm2", marks=pytest.mark.slow),
+    ],
+)
+def test_cli_search_writes_every_output(tmp_path, capsys, band, budget_mm2):
     out = tmp_path / "out"
-    assert _cli("--seq 128 --recompute off", out) == 0
+    assert _cli(f"--seq 128 --recompute off {band}", out) == 0
     text = capsys.readouterr().out
     assert "Best architecture" in text and "tpuv4-like" in text
     assert "bert-large: bottleneck stage" in text and "peak memory" in text
     best = json.loads((out / "best.json").read_text())
     assert best["schema"] == "phaze.best/2"
-    assert best["architecture"]["area_mm2"] <= 40
+    assert best["architecture"]["area_mm2"] <= budget_mm2
     w = best["workloads"][0]
     assert w["throughput_samples_per_s"] > 0 and w["plan"]["feasible"]
     assert w["speedup_vs_tpuv4_like"] > 0
@@ -240,13 +279,13 @@ def test_cli_search_writes_every_output(tmp_path, capsys):
     for name in ("results.csv", "frontier.png", "stages.png"):
         assert (out / name).stat().st_size > 0
     # rerunning with the same arguments recomputes nothing
-    assert _cli("--seq 128 --recompute off", out) == 0
+    assert _cli(f"--seq 128 --recompute off {band}", out) == 0
     assert " 0 placement rows" in capsys.readouterr().out
     # other arguments into the same directory are refused without --force ...
-    assert _cli("--seq 64", out) == 2
+    assert _cli(f"--seq 64 {band}", out) == 2
     assert "--force" in capsys.readouterr().err
     # ... and accepted with it
-    assert _cli("--seq 64 --force", out) == 0
+    assert _cli(f"--seq 64 --force {band}", out) == 0
     assert json.loads((out / "best.json").read_text())["workloads"][0]["seq_len"] == 64
 
 
@@ -268,15 +307,46 @@ def test_cli_search_bad_input_exits_2_with_one_line(argv, message, capsys):
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_worker_processes_do_not_change_the_result():
-    one = search([BERT, OPT], CLUSTER, SPACE, **SETTINGS)
-    two = search([BERT, OPT], CLUSTER, SPACE, jobs=2, **SETTINGS)
+@pytest.mark.parametrize(
+    "space",
+    [pytest.param(SMALL_SPACE, id="small"), pytest.param(SPACE, id="579", marks=pytest.mark.slow)],
+)
+def test_worker_processes_do_not_change_the_result(space):
+    one = search([BERT, OPT], CLUSTER, space, **SETTINGS)
+    two = search([BERT, OPT], CLUSTER, space, jobs=2, **SETTINGS)
     assert two.best == one.best
     assert two.frontier.tolist() == one.frontier.tolist()
     for k in one.rows:
         np.testing.assert_array_equal(two.rows[k], one.rows[k])
 
 
+def test_quickstart_command_in_a_fresh_process(tmp_path):
+    """``python -m phaze search`` with default model, cluster, settings and output
+    directory; only the design space is narrowed (the full run is the slow test below)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "phaze", "search", *TINY_AREA.split()],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Best architecture" in done.stdout
+    best = json.loads((tmp_path / "phaze-out" / "best.json").read_text())
+    w = best["workloads"][0]
+    assert w["model"] == "bert-large" and w["plan"]["feasible"]
+    assert w["throughput_samples_per_s"] > 0
+    assert 0 < best["counters"]["architectures"] < 29_360
+    assert best["architecture"]["area_mm2"] <= 5
+    frontier = [f["value_samples_per_s"] for f in best["frontier"]]
+    areas = [f["area_mm2"] for f in best["frontier"]]
+    assert frontier == sorted(frontier) and areas == sorted(areas)
+    assert frontier[-1] == pytest.approx(best["value_samples_per_s"])
+
+
+@pytest.mark.slow
 def test_readme_quickstart_main_job(tmp_path):
     """``phaze search`` with no arguments, as the README's quickstart runs it."""
     done = subprocess.run(

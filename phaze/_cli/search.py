@@ -74,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="link bandwidth between accelerators, GiB/s (default 4, PCIe 3.0)",
     )
     g.add_argument(
+        "--network",
+        metavar="SYSTEM",
+        default=None,
+        help="use the network levels of a real system (name or .json file, see 'phaze plan') "
+        "instead of --link-gibps",
+    )
+    g.add_argument(
         "--hbm",
         type=float_list_in(*R.HBM_GIB, "GiB"),
         default="32,64,80",
@@ -155,7 +162,14 @@ def run(args: argparse.Namespace) -> int:
     from phaze.workload import Cluster
 
     workloads = _workloads(args)
-    cluster = Cluster(devices=args.devices, link_bandwidth_Bps=args.link_gibps * GIB)
+    network = None
+    if args.network is not None:
+        from phaze.systems.presets import load_system
+
+        network = load_system(args.network).network
+    cluster = Cluster(
+        devices=args.devices, link_bandwidth_Bps=args.link_gibps * GIB, network=network
+    )
     hbm = tuple(int(round(v * GIB)) for v in args.hbm)
     mbs = args.mbs
     recompute = {"both": (False, True), "off": (False,), "on": (True,)}[args.recompute]

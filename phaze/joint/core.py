@@ -104,7 +104,11 @@ def fingerprint(
             }
             for w in workloads
         ],
-        "cluster": {"devices": cluster.devices, "link_bandwidth_Bps": cluster.link_bandwidth_Bps},
+        "cluster": {
+            "devices": cluster.devices,
+            "link_bandwidth_Bps": cluster.link_bandwidth_Bps,
+            **({} if cluster.network is None else {"network": repr(cluster.network)}),
+        },
         "space": space_fingerprint(space),
         "micro_batch_sizes": sorted(set(micro_batch_sizes)),
         "hbm_bytes": sorted({int(h) for h in hbm_sizes}),

@@ -181,7 +181,10 @@ class WorkloadEvaluator:
         glist = [d.graphs[t] for t in d.widths]
         table, index = unique_ops(glist)
         lat = latency_table(
-            table, self.arch_table, link_bandwidth_Bps=self.cluster.link_bandwidth_Bps
+            table,
+            self.arch_table,
+            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+            network=self.cluster.network,
         ).latency_s
         lb_f = np.zeros((*d.param_bytes.shape, len(self.num_tc)))
         lb_b = np.zeros_like(lb_f)
@@ -247,7 +250,7 @@ class WorkloadEvaluator:
                 self.cluster.devices,
                 d.num_micro_batches,
                 first_layer_param_bytes=float(d.param_bytes[i, 0]),
-                link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+                link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
@@ -314,7 +317,7 @@ class WorkloadEvaluator:
             {t: fwd[i] for i, t in enumerate(d.widths)},
             {t: bwd[i] for i, t in enumerate(d.widths)},
             devices=self.cluster.devices,
-            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+            link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
             hbm_bytes=float(hbm_bytes),
             num_micro_batches=d.num_micro_batches,
             recompute=bool(recompute),
@@ -341,7 +344,7 @@ class WorkloadEvaluator:
             d.edge_dst,
             d.edge_bytes,
             devices=self.cluster.devices,
-            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+            link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
             hbm_bytes=float(hbm_bytes),
             num_micro_batches=d.num_micro_batches,
             recompute=bool(recompute),
