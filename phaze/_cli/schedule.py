@@ -117,13 +117,17 @@ def _latencies(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     out = []
     for key in ("lat_one", "lat_all"):
         values = data[key]
-        ok = isinstance(values, list) and len(values) == n
-        ok = ok and all(
+        ok = isinstance(values, list) and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf
             for v in values
         )
         if not ok:
-            raise ConfigError(f"{expected}; {key} is not")
+            raise ConfigError(f"{expected}; {key} is not a list of such numbers")
+        if len(values) != n:
+            raise ConfigError(
+                f"--latencies {path!r}: {key} has shape ({len(values)},) but the layer has "
+                f"{n} operators"
+            )
         out.append(np.asarray(values, dtype=float))
     return out[0], out[1]
 
