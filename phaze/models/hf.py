@@ -160,9 +160,9 @@ def _from_llama(f: _Fields, name: str) -> TransformerSpec:
         norm="rmsnorm",
         mlp="swiglu",
         position="rotary",
-        bias=False,
-        attention_bias=f.flag("attention_bias", False),
-        mlp_bias=f.flag("mlp_bias", False),
+        bias=False,  # attention_bias / mlp_bias stated only when they differ from it
+        attention_bias=f.flag("attention_bias", False) or None,
+        mlp_bias=f.flag("mlp_bias", False) or None,
         head_dim=f.positive("head_dim", 0) if f.cfg.get("head_dim") is not None else 0,
         dropout=False,
         tied_embeddings=f.flag("tie_word_embeddings", False),

@@ -33,7 +33,7 @@ _LIMITS = (
     ("default_seq", 1, 2**24),
     ("type_vocab", 0, 2**16),
     ("position_offset", 0, 2**16),
-    ("head_dim", 1, 2**16),
+    ("head_dim", 0, 2**16),
 )
 
 
@@ -78,10 +78,13 @@ class TransformerSpec:
         Sequence length used when none is given (the paper's setting).
     attention_bias, mlp_bias : bool, optional
         The attention projections (q, k, v, out) and the MLP projections have biases;
-        default ``bias``. Llama configs set them apart (``attention_bias``, ``mlp_bias``).
+        None (default) means ``bias``. Llama configs set them apart. Read the resolved
+        values from :attr:`has_attention_bias` and :attr:`has_mlp_bias`.
     head_dim : int
-        Width of one attention head; 0 means ``hidden // heads`` (which must then divide
-        evenly). Llama-family configs may give it explicitly.
+        Width of one attention head; 0 (default) means ``hidden // heads``, which must
+        then divide evenly. Llama-family configs may give it explicitly. The resolved
+        value is :attr:`head_width`. (Unresolved defaults stay so under
+        ``dataclasses.replace``: changing ``hidden`` or ``bias`` changes them too.)
     """
 
     name: str
@@ -110,12 +113,6 @@ class TransformerSpec:
     head_dim: int = 0
 
     def __post_init__(self) -> None:
-        for field in ("attention_bias", "mlp_bias"):
-            if getattr(self, field) is None:
-                object.__setattr__(self, field, self.bias)
-        explicit_head_dim = self.head_dim != 0
-        if not explicit_head_dim and isinstance(self.heads, int) and self.heads > 0:
-            object.__setattr__(self, "head_dim", self.hidden // self.heads)
         if self.kv_heads == 0:
             object.__setattr__(self, "kv_heads", self.heads)
         if self.embed_dim == 0:
@@ -140,15 +137,16 @@ class TransformerSpec:
                     f"{self.name}: {field}={getattr(self, field)!r} is not "
                     f"supported; allowed: {', '.join(allowed)}"
                 )
-        for field in ("tied_embeddings", "pre_norm", "bias", "dropout", "final_norm") + (
-            "attention_bias",
-            "mlp_bias",
-        ):
+        flags = ("tied_embeddings", "pre_norm", "bias", "dropout", "final_norm")
+        optional = ("attention_bias", "mlp_bias")  # None: as ``bias``
+        for field in flags + optional:
+            if field in optional and getattr(self, field) is None:
+                continue
             try:
                 check_bool(field, getattr(self, field))
             except ConfigError as exc:
                 raise ConfigError(f"{self.name}: {exc}") from None
-        if not explicit_head_dim and self.hidden % self.heads:
+        if self.head_dim == 0 and self.hidden % self.heads:
             raise ConfigError(f"{self.name}: heads={self.heads} must divide hidden={self.hidden}")
         if self.heads % self.kv_heads:
             raise ConfigError(
@@ -160,20 +158,35 @@ class TransformerSpec:
                 f"max_positions={self.max_positions}"
             )
 
+    @property
+    def head_width(self) -> int:
+        """Width of one attention head: ``head_dim``, or ``hidden // heads`` if it is 0."""
+        return self.head_dim or self.hidden // self.heads
+
+    @property
+    def has_attention_bias(self) -> bool:
+        """The q, k, v and out projections have biases (``attention_bias``, else ``bias``)."""
+        return self.bias if self.attention_bias is None else self.attention_bias
+
+    @property
+    def has_mlp_bias(self) -> bool:
+        """The MLP projections have biases (``mlp_bias``, else ``bias``)."""
+        return self.bias if self.mlp_bias is None else self.mlp_bias
+
     def block_matrix_params(self) -> int:
         """Weights of the GEMM matrices of one block (no biases or norms)."""
-        h, q, kv = self.hidden, self.heads * self.head_dim, self.kv_heads * self.head_dim
+        h, q, kv = self.hidden, self.heads * self.head_width, self.kv_heads * self.head_width
         attention = h * q + 2 * h * kv + q * h
         mlp = (3 if self.mlp == "swiglu" else 2) * h * self.ffn
         return attention + mlp
 
     def block_params(self) -> int:
         """Parameters of one transformer block (weights, biases, norms)."""
-        h, q, kv = self.hidden, self.heads * self.head_dim, self.kv_heads * self.head_dim
+        h, q, kv = self.hidden, self.heads * self.head_width, self.kv_heads * self.head_width
         n = self.block_matrix_params()
-        if self.attention_bias:
+        if self.has_attention_bias:
             n += q + 2 * kv + h  # q, k, v, out
-        if self.mlp_bias:
+        if self.has_mlp_bias:
             n += (2 * self.ffn if self.mlp == "swiglu" else self.ffn) + h
         n += 2 * self._norm_params()
         return n
