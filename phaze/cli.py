@@ -2,8 +2,9 @@
 
 Each command lives in ``phaze/_cli/<name>.py`` and defines ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Errors a user can cause
-(:class:`phaze.errors.PhazeError`, ``ValueError``, ``OSError``) end the program with exit
-status 2 and a one-line message, never a traceback.
+(:class:`phaze.errors.PhazeError`, ``ValueError``, ``OSError``, and a flag that does not
+parse or is outside its range, :mod:`phaze._cli.ranges`) end the program with exit status 2
+and a one-line message, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 __all__ = ["main"]
 
@@ -18,8 +20,21 @@ __all__ = ["main"]
 _COMMANDS = ("search", "sweep", "models", "arch", "schedule", "place", "estimate", "plan")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (``phaze <command>: error: ...``)
+    and exit status 2, like every other error a user can cause."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
+
+
+def _one_line(text: object) -> str:
+    """``text`` on one line (a message may quote a value holding newlines)."""
+    return " ".join(str(text).split("\n")).replace("\r", " ")
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="phaze",
         description="Co-design ML training accelerators and their distributed plans.",
     )
@@ -35,20 +50,23 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a flag that does not parse (2, one line)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("phaze: interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError) as exc:  # PhazeError subclasses ValueError where user-caused
-        print(f"phaze {args.command}: error: {exc}", file=sys.stderr)
+        print(f"phaze {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - last line of defence for users
         from phaze.errors import PhazeError
 
         if isinstance(exc, PhazeError):
-            print(f"phaze {args.command}: error: {exc}", file=sys.stderr)
+            print(f"phaze {args.command}: error: {_one_line(exc)}", file=sys.stderr)
             return 2
         raise
 

@@ -26,6 +26,7 @@ from phaze.errors import ConfigError
 
 __all__ = [
     "INT_LIMIT",
+    "MAX_DEVICES",
     "OPTIMIZERS",
     "check_bool",
     "check_choice",
@@ -36,6 +37,9 @@ __all__ = [
 #: Largest integer any count may take (devices, batch, layers, ...): far beyond any real
 #: system, and small enough that products of a few counts stay exact in int64.
 INT_LIMIT = 2**40
+#: Most devices a cluster or placement problem may have (the placement DP's tables grow
+#: with it; 2**24 devices take seconds).
+MAX_DEVICES = 2**24
 #: Optimizers whose state phaze's memory model knows (Adam keeps one extra copy of the
 #: parameters' bytes in the paper-faithful model).
 OPTIMIZERS = ("sgd", "adam")

@@ -14,12 +14,10 @@ from phaze.models.graph import valid_tensor_widths
 from phaze.models.spec import TransformerSpec
 from phaze.systems.network import Network
 from phaze.units import GIB
-from phaze.validate import OPTIMIZERS, check_choice, check_int, check_number
+from phaze.validate import MAX_DEVICES, OPTIMIZERS, check_choice, check_int, check_number
 
 __all__ = ["GIB", "Cluster", "Workload"]
 
-#: Most devices a cluster may have.
-MAX_DEVICES = 2**24
 #: Largest tensor-parallel width a workload may consider.
 MAX_TENSOR_WIDTH = 64
 

@@ -489,7 +489,7 @@ BAD = [
     (_set(("nodes", "1", 3, "optimalLatencyFw"), -1e-3), "fwd_s of layer 2 is -0.001"),
     (_set(("nodes", "1", 3, "optimalLatencyBw"), float("nan")), "bwd_s of layer 2 is nan"),
     (_set(("edges", "1", 0, "communicationCost"), -3), "carries -3.0 bytes"),
-    (_set(("maxDevices",), 0), "devices=0 is invalid; allowed: an integer >= 1"),
+    (_set(("maxDevices",), 0), "devices=0 is invalid; allowed: an integer from 1 to 16777216"),
     (_set(("bandwidth",), 0), "link_bandwidth_Bps=0 is invalid; allowed: a finite number > 0"),
     (_set(("maxMemoryPerDevice",), -1), "hbm_bytes=-1 is invalid; allowed: a number > 0"),
     (_set(("mbsInBatch",), 0), "num_micro_batches=0"),

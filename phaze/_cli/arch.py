@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from phaze._cli.ranges import GLB_MIB, float_in, int_in
 from phaze.errors import ConfigError
 from phaze.hardware import ACCELERATOR_PRESETS, MIB, Accelerator
+from phaze.hardware.accelerator import INT_FIELD_LIMITS
 from phaze.hardware.area import TC_MAC_AREA_UM2, VC_LANE_AREA_UM2, sram_area_um2
 from phaze.units import GIB
 
@@ -27,10 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="phaze",
         help=f"starting point: {', '.join(ACCELERATOR_PRESETS)} (default phaze)",
     )
-    for flag, _, what in _DIMS:
-        parser.add_argument(flag, type=int, default=None, help=f"{what} (overrides preset)")
+    for flag, field, what in _DIMS:
+        parser.add_argument(
+            flag,
+            type=int_in(1, INT_FIELD_LIMITS[field]),
+            default=None,
+            help=f"{what} (overrides preset)",
+        )
     parser.add_argument(
-        "--glb-mib", type=float, default=None, help="global buffer in MiB (overrides preset)"
+        "--glb-mib",
+        type=float_in(*GLB_MIB, "MiB"),
+        default=None,
+        help="global buffer in MiB (overrides preset)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

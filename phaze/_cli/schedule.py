@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 import numpy as np
 
+from phaze._cli import ranges as R
+from phaze._cli.ranges import float_in, int_in
 from phaze.errors import ConfigError
+from phaze.hardware.accelerator import INT_FIELD_LIMITS
+from phaze.jsonfile import load_json
 from phaze.models import build_graph, preset
 from phaze.opcodes import OpKind
 
@@ -19,14 +24,19 @@ _ROLES = ("embedding", "block", "head")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="gpt3-175b", help="preset name (default gpt3-175b)")
     parser.add_argument(
-        "--seq", type=int, default=None, help="sequence length (default: the model's own)"
+        "--seq",
+        type=int_in(*R.SEQ),
+        default=None,
+        help="sequence length (default: the model's own)",
     )
-    parser.add_argument("--mbs", type=int, default=1, help="micro-batch size (default 1)")
+    parser.add_argument(
+        "--mbs", type=int_in(*R.MICRO_BATCH), default=1, help="micro-batch size (default 1)"
+    )
     parser.add_argument(
         "--tensor-width",
         "--tp",
         dest="tensor_width",
-        type=int,
+        type=int_in(*R.TENSOR_WIDTH),
         default=1,
         help="tensor-parallel width (default 1)",
     )
@@ -47,15 +57,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="tpuv4-like",
         help="accelerator preset to start from: tpuv4-like or phaze (default tpuv4-like)",
     )
-    for flag, what in (
-        ("--num-tc", "tensor cores"),
-        ("--tc-width", "tensor-core width"),
-        ("--tc-depth", "tensor-core depth"),
-        ("--num-vc", "vector cores"),
-        ("--vc-width", "vector-core lanes"),
-        ("--glb-mib", "global buffer, MiB"),
+    for flag, what, high in (
+        ("--num-tc", "tensor cores", INT_FIELD_LIMITS["num_tc"]),
+        ("--tc-width", "tensor-core width", INT_FIELD_LIMITS["tc_width"]),
+        ("--tc-depth", "tensor-core depth", INT_FIELD_LIMITS["tc_depth"]),
+        ("--num-vc", "vector cores", INT_FIELD_LIMITS["num_vc"]),
+        ("--vc-width", "vector-core lanes", INT_FIELD_LIMITS["vc_width"]),
+        ("--glb-mib", "global buffer, MiB", int(R.GLB_MIB[1])),
     ):
-        parser.add_argument(flag, type=int, default=None, help=f"{what} (default: the preset's)")
+        parser.add_argument(
+            flag, type=int_in(1, high), default=None, help=f"{what} (default: the preset's)"
+        )
     parser.add_argument(
         "--latencies",
         metavar="FILE",
@@ -71,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--time-limit",
-        type=float,
+        type=float_in(*R.TIME_LIMIT_S, "seconds"),
         default=10.0,
         help="CBC time limit per solve, seconds (default 10)",
     )
@@ -95,17 +107,29 @@ def _layer(g, which: str):
 
 
 def _latencies(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, encoding="utf-8") as fh:
-        try:
-            data = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--latencies {path}: not JSON ({exc})") from None
+    data = load_json(path, "--latencies")
+    expected = (
+        f'--latencies {path!r}: expected {{"lat_one": [...], "lat_all": [...]}}'
+        f" with {n} seconds >= 0 each"
+    )
     if not isinstance(data, dict) or not {"lat_one", "lat_all"} <= set(data):
-        raise ConfigError(
-            f'--latencies {path}: expected {{"lat_one": [...], "lat_all": [...]}}'
-            f" with {n} seconds each"
+        raise ConfigError(expected)
+    out = []
+    for key in ("lat_one", "lat_all"):
+        values = data[key]
+        ok = isinstance(values, list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf
+            for v in values
         )
-    return np.asarray(data["lat_one"], dtype=float), np.asarray(data["lat_all"], dtype=float)
+        if not ok:
+            raise ConfigError(f"{expected}; {key} is not a list of such numbers")
+        if len(values) != n:
+            raise ConfigError(
+                f"--latencies {path!r}: {key} has shape ({len(values)},) but the layer has "
+                f"{n} operators"
+            )
+        out.append(np.asarray(values, dtype=float))
+    return out[0], out[1]
 
 
 def _accelerator(args):
@@ -124,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     from phaze.schedule import ScheduleCache, schedule_layer
 
     spec = preset(args.model)
-    g = build_graph(spec, args.seq or spec.default_seq, args.mbs, args.tensor_width)
+    seq = args.seq if args.seq is not None else spec.default_seq
+    g = build_graph(spec, seq, args.mbs, args.tensor_width)
     p, layer = _layer(g, args.layer)
     ops = layer.ops
     acc = _accelerator(args)

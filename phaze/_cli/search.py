@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 
 import phaze
 from phaze import report
+from phaze._cli import ranges as R
+from phaze._cli.ranges import float_in, float_list_in, int_in, int_list_in
 from phaze.errors import ConfigError
 from phaze.joint.core import STRATEGIES
 from phaze.joint.objective import OBJECTIVES
@@ -22,26 +23,6 @@ HELP = "search accelerator architectures and execution plans jointly (the main j
 EXIT_NOTHING_FITS = 3
 
 DEFAULT_MODEL = "bert-large"
-
-
-def _int_list(text: str, flag: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"{flag}={text!r}: expected comma-separated integers") from None
-    if not values or any(v < 1 for v in values):
-        raise ConfigError(f"{flag}={text!r}: every value must be an integer >= 1")
-    return values
-
-
-def _float_list(text: str, flag: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"{flag}={text!r}: expected comma-separated numbers") from None
-    if not values or any(not (v > 0 and math.isfinite(v)) for v in values):
-        raise ConfigError(f"{flag}={text!r}: every value must be a number > 0")
-    return values
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,23 +47,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Hugging Face config.json of a GPT-2, BERT, OPT or Llama model (repeatable)",
     )
     g.add_argument(
-        "--seq", type=int, default=None, help="sequence length (default: each model's own)"
+        "--seq",
+        type=int_in(*R.SEQ),
+        default=None,
+        help="sequence length (default: each model's own)",
     )
-    g.add_argument("--batch", type=int, default=4096, help="global batch (default 4096)")
+    g.add_argument(
+        "--batch", type=int_in(*R.BATCH), default=4096, help="global batch (default 4096)"
+    )
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=OPTIMIZERS[0])
     g.add_argument(
         "--max-tensor-width",
         "--max-tp",
         dest="max_tensor_width",
-        type=int,
+        type=int_in(*R.TENSOR_WIDTH),
         default=8,
         help="largest tensor-parallel width (default 8)",
     )
     g = parser.add_argument_group("cluster")
-    g.add_argument("--devices", type=int, default=1024, help="accelerators (default 1024)")
+    g.add_argument(
+        "--devices", type=int_in(*R.DEVICES), default=1024, help="accelerators (default 1024)"
+    )
     g.add_argument(
         "--link-gibps",
-        type=float,
+        type=float_in(*R.LINK_GIBPS, "GiB/s"),
         default=4.0,
         help="link bandwidth between accelerators, GiB/s (default 4, PCIe 3.0)",
     )
@@ -95,12 +83,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--hbm",
+        type=float_list_in(*R.HBM_GIB, "GiB"),
         default="32,64,80",
         help="HBM sizes per device, GiB, comma-separated (default 32,64,80)",
     )
     g = parser.add_argument_group("search")
     g.add_argument(
-        "--mbs", default="1,2,4,8", help="micro-batch sizes, comma-separated (default 1,2,4,8)"
+        "--mbs",
+        type=int_list_in(*R.MICRO_BATCH),
+        default="1,2,4,8",
+        help="micro-batch sizes, comma-separated (default 1,2,4,8)",
     )
     g.add_argument(
         "--recompute",
@@ -110,14 +102,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--area-budget",
-        type=float,
+        type=float_in(*R.AREA_BUDGET_MM2, "mm^2"),
         default=None,
         metavar="MM2",
         help="chip area budget in mm^2 (default: the tpuv4-like chip, 278.8 mm^2)",
     )
     g.add_argument(
         "--area-band",
-        type=float,
+        type=float_in(0.0, 1.0),
         default=0.3,
         help="smallest area kept, as a fraction of the budget (default 0.3)",
     )
@@ -138,7 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--jobs",
-        type=int,
+        type=int_in(*R.JOBS),
         default=1,
         help="worker processes (default 1; see README on parallelism)",
     )
@@ -162,13 +154,11 @@ def _workloads(args):
 
     specs = [preset(name) for name in args.model]
     for path in args.hf_config:
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise ConfigError(f"--hf-config {path!r}: no such file")
         specs.append(TransformerSpec.from_hf_config(path))
     if not specs:
         specs = [preset(DEFAULT_MODEL)]
-    if args.seq is not None and args.seq < 1:
-        raise ConfigError(f"--seq={args.seq} must be >= 1")
     return [
         Workload(
             s,
@@ -187,12 +177,6 @@ def run(args: argparse.Namespace) -> int:
     from phaze.workload import Cluster
 
     workloads = _workloads(args)
-    if args.devices < 1:
-        raise ConfigError(f"--devices={args.devices} must be >= 1")
-    if not (args.link_gibps > 0 and math.isfinite(args.link_gibps)):
-        raise ConfigError(f"--link-gibps={args.link_gibps} must be a number > 0")
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs={args.jobs} must be >= 1")
     network = None
     if args.network is not None:
         from phaze.systems.presets import load_system
@@ -201,13 +185,9 @@ def run(args: argparse.Namespace) -> int:
     cluster = Cluster(
         devices=args.devices, link_bandwidth_Bps=args.link_gibps * GIB, network=network
     )
-    hbm = tuple(int(round(v * GIB)) for v in _float_list(args.hbm, "--hbm"))
-    mbs = _int_list(args.mbs, "--mbs")
+    hbm = tuple(int(round(v * GIB)) for v in args.hbm)
+    mbs = args.mbs
     recompute = {"both": (False, True), "off": (False,), "on": (True,)}[args.recompute]
-    if args.area_budget is not None and not (
-        args.area_budget > 0 and math.isfinite(args.area_budget)
-    ):
-        raise ConfigError(f"--area-budget={args.area_budget} must be a number > 0 (mm^2)")
     if args.power_budget is not None:
         check_number("--power-budget", args.power_budget, unit="W")
     budget = None if args.area_budget is None else args.area_budget * 1e6

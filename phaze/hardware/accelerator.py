@@ -37,7 +37,14 @@ import numpy as np
 from phaze.errors import ConfigError
 from phaze.units import GIB, MIB
 
-__all__ = ["ACCELERATOR_PRESETS", "Accelerator", "GIB", "MIB"]
+__all__ = [
+    "ACCELERATOR_PRESETS",
+    "FLOAT_FIELD_LIMITS",
+    "INT_FIELD_LIMITS",
+    "Accelerator",
+    "GIB",
+    "MIB",
+]
 
 
 #: Core SRAM rule of the original (docs/hardware.md): max(1 KiB, 16 bytes per MAC/lane).
@@ -51,23 +58,34 @@ def core_sram_bytes(width, depth=1):
     return np.maximum(SRAM_MIN_BYTES, SRAM_BYTES_PER_MAC * np.asarray(width, np.int64) * depth)
 
 
-_POSITIVE_INTS = (
-    "num_tc",
-    "tc_width",
-    "tc_depth",
-    "num_vc",
-    "vc_width",
-    "glb_bytes",
-    "hbm_bytes",
-    "register_words",
-    "word_bytes",
+#: Largest value of every integer field (the smallest is 1): far beyond any chip, and
+#: small enough that products such as MACs per cycle and SRAM bytes stay exact in int64.
+INT_FIELD_LIMITS = MappingProxyType(
+    {
+        "num_tc": 2**16,
+        "tc_width": 2**12,
+        "tc_depth": 2**12,
+        "num_vc": 2**16,
+        "vc_width": 2**16,
+        "glb_bytes": 2**40,
+        "hbm_bytes": 2**60,
+        "register_words": 2**16,
+        "word_bytes": 64,
+        "tc_sram_bytes": 2**40,
+        "vc_sram_bytes": 2**40,
+    }
 )
-_POSITIVE_FLOATS = (
-    "frequency_hz",
-    "hbm_bandwidth_Bps",
-    "sram_pe_words_per_cycle",
-    "glb_sram_words_per_cycle",
+_POSITIVE_INTS = tuple(k for k in INT_FIELD_LIMITS if not k.endswith("_sram_bytes"))
+#: Largest value of every real field (each must be > 0).
+FLOAT_FIELD_LIMITS = MappingProxyType(
+    {
+        "frequency_hz": 1e12,
+        "hbm_bandwidth_Bps": 1e16,
+        "sram_pe_words_per_cycle": 1e9,
+        "glb_sram_words_per_cycle": 1e9,
+    }
 )
+_POSITIVE_FLOATS = tuple(FLOAT_FIELD_LIMITS)
 _BOOLS = ("sram_pe_per_core", "glb_sram_per_core", "vc_memory_term")
 
 
@@ -75,6 +93,12 @@ def _as_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ConfigError(f"{name}={value!r} must be an integer")
     return int(value)
+
+
+def _check_high(name: str, value: int) -> None:
+    high = INT_FIELD_LIMITS[name]
+    if value > high:
+        raise ConfigError(f"{name}={value} is invalid; allowed: an integer from 1 to {high}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +167,7 @@ class Accelerator:
             v = _as_int(name, getattr(self, name))
             if v < 1:
                 raise ConfigError(f"{name}={v} must be >= 1")
+            _check_high(name, v)
             object.__setattr__(self, name, v)
         for name in _POSITIVE_FLOATS:
             v = getattr(self, name)
@@ -150,9 +175,12 @@ class Accelerator:
                 isinstance(v, bool)
                 or not isinstance(v, numbers.Real)
                 or not v > 0
-                or v == float("inf")
+                or not v <= FLOAT_FIELD_LIMITS[name]
             ):
-                raise ConfigError(f"{name}={v!r} must be a finite number > 0")
+                raise ConfigError(
+                    f"{name}={v!r} is invalid; allowed: a number > 0 and "
+                    f"<= {FLOAT_FIELD_LIMITS[name]:g}"
+                )
             object.__setattr__(self, name, float(v))
         for name in _BOOLS:
             v = getattr(self, name)
@@ -167,6 +195,7 @@ class Accelerator:
             v = default if v is None else _as_int(name, v)
             if v < 1:
                 raise ConfigError(f"{name}={v} must be >= 1 (or None for the default rule)")
+            _check_high(name, v)
             object.__setattr__(self, name, v)
 
     # ---- derived figures -------------------------------------------------------------

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from phaze.errors import ConfigError
-from phaze.hardware.accelerator import MIB, Accelerator, core_sram_bytes
+from phaze.hardware.accelerator import INT_FIELD_LIMITS, MIB, Accelerator, core_sram_bytes
 from phaze.hardware.archtable import ArchTable
 from phaze.hardware.area import area_um2_columns
 
@@ -92,9 +92,12 @@ class DesignSpace:
                 raise ConfigError(f"{name}={values!r} must be a sequence of integers") from None
             if not values:
                 raise ConfigError(f"{name} is empty; allowed: one or more integers >= 1")
+            high = INT_FIELD_LIMITS[name]
             for v in values:
-                if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                    raise ConfigError(f"{name} has the value {v!r}; allowed: integers >= 1")
+                if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 1 <= v <= high:
+                    raise ConfigError(
+                        f"{name} has the value {v!r}; allowed: integers from 1 to {high}"
+                    )
             if len(set(values)) != len(values):
                 raise ConfigError(f"{name}={values} has repeated values")
             object.__setattr__(self, name, tuple(int(v) for v in values))

@@ -8,10 +8,11 @@ Two levels, both vectorised over architectures:
   core-time of its operators divided by the number of cores. Every feasible schedule of
   the layer scheduling problem (docs/scheduling.md) is at least this long.
 * :func:`time_per_batch_lower_bound`: a lower bound on the time per batch of the best plan
-  (docs/placement.md) from lower-bound layer latencies: the device-time of one batch
-  spread over all N devices, and the slowest layer times the fewest micro-batches a
-  pipeline can get. Recomputation, pipeline bubbles, link transfers and data-parallel
-  all-reduces only add time, so the bound holds for every plan.
+  (docs/placement.md) from lower-bound layer latencies, for every data-parallel degree d:
+  the device-time of a pipeline's micro-batches spread over its devices, the slowest
+  layer times its micro-batches, plus the gradient all-reduce of the first layer's
+  parameters (which the first stage always holds). Recomputation, pipeline bubbles and
+  link transfers only add time, so the bound holds for every plan.
 
 An architecture whose optimistic throughput ``global_batch / time_lower_bound`` is below
 the incumbent's throughput cannot win and is not evaluated exactly.
@@ -19,11 +20,14 @@ the incumbent's throughput cannot win and is not evaluated exactly.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from phaze.schedule import makespan_lower_bound
+from phaze.validate import MAX_DEVICES
 
-__all__ = ["layer_latency_lower_bound", "time_per_batch_lower_bound"]
+__all__ = ["devices_lower_bound", "layer_latency_lower_bound", "time_per_batch_lower_bound"]
 
 
 def layer_latency_lower_bound(
@@ -76,6 +80,8 @@ def time_per_batch_lower_bound(
     devices_per_layer: np.ndarray,
     devices: int,
     micro_batches: int,
+    first_layer_param_bytes: float = 0.0,
+    link_bandwidth_Bps: float = np.inf,
 ) -> np.ndarray:
     """Lower bound on the time per batch of any plan of one tensor width.
 
@@ -89,18 +95,103 @@ def time_per_batch_lower_bound(
         Accelerators N.
     micro_batches : int
         Micro-batches per global batch M.
+    first_layer_param_bytes : float
+        Parameter bytes (per device) of the first layer in topological order, which every
+        first stage holds; 0 leaves out the all-reduce term.
+    link_bandwidth_Bps : float
+        Link bandwidth BW of the data-parallel all-reduce.
 
     Returns
     -------
     float64 array (A,)
-        ``max(M * sum_l (fwd+bwd)_l * a_l / N, max_l (fwd+bwd)_l * ceil(M / min(N, M)))``.
-        Each stage of ``a`` devices runs every micro-batch of its pipeline through its
-        layers, so ``sum_j load_j * a_j <= maxload * N / d`` and the time per batch
-        ``maxload * (m + s - 1) >= maxload * ceil(M / d)``.
+        ``min over d = 1 .. min(N, M) of max(W * m / n, max_l w_l * m)
+        + 4 (d - 1) P_0 / (BW d)`` with ``m = ceil(M / d)``, ``n = floor(N / d)`` devices
+        per pipeline, ``w_l = (fwd + bwd)_l`` and ``W = sum_l w_l a_l`` (``d`` with
+        ``n < max a_l`` has no plan). Each stage of ``a`` devices runs every micro-batch of
+        its pipeline through its layers, so ``sum_j load_j a_j <= maxload * n``; the time
+        per batch is ``maxload * (m + s - 1)`` plus the all-reduce of the first stage's
+        parameters, which include the first layer's ``P_0`` (docs/placement.md).
+        Within a run of ``d`` with the same ``m`` every term grows with ``d``, so only
+        the smallest ``d`` of each run is evaluated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> time_per_batch_lower_bound(np.array([[1.0], [1.0]]), np.array([[2.0], [2.0]]),
+    ...     np.array([1, 1]), devices=2, micro_batches=4).tolist()
+    [12.0]
     """
     work = np.asarray(layer_fwd_s) + np.asarray(layer_bwd_s)
-    a = np.asarray(devices_per_layer, dtype=np.float64)[:, None]
-    spread = micro_batches * (work * a).sum(axis=0) / devices
-    fewest = -(-micro_batches // min(devices, micro_batches))
-    slowest = work.max(axis=0) * fewest
-    return np.maximum(spread, slowest)
+    a = np.asarray(devices_per_layer, dtype=np.float64)
+    total = (work * a[:, None]).sum(axis=0)
+    slowest = work.max(axis=0)
+    widest = float(a.max()) if a.size else 1.0
+    per_byte = 4.0 * float(first_layer_param_bytes) / float(link_bandwidth_Bps)
+    best = np.full(total.shape, np.inf)
+    d = 1
+    top = min(devices, micro_batches)
+    while d <= top:
+        m = -(-micro_batches // d)
+        n = devices // d
+        if n >= widest:
+            allreduce = per_byte * (d - 1) / d
+            best = np.minimum(best, np.maximum(total * m / n, slowest * m) + allreduce)
+        # the next d with a smaller m: the smallest d' with ceil(M / d') < m
+        d = -(-micro_batches // (m - 1)) if m > 1 else top + 1
+    return best
+
+
+def devices_lower_bound(
+    widths,
+    param_bytes: np.ndarray,
+    activation_bytes: np.ndarray,
+    tensor_parallel: np.ndarray,
+    hbm_bytes: float,
+    adam: bool,
+) -> int:
+    """Fewest devices any plan needs to fit in ``hbm_bytes`` per device, over all tensor
+    widths, pipelines and recomputation settings; ``MAX_DEVICES + 1`` when no plan fits
+    however many devices there are.
+
+    Parameters
+    ----------
+    widths : sequence of int (W,)
+    param_bytes, activation_bytes : float64 arrays (W, n)
+        Per device, per width and layer.
+    tensor_parallel : bool array (W, n)
+    hbm_bytes : float
+    adam : bool
+        Adam keeps optimizer state equal to the parameter bytes.
+
+    Returns
+    -------
+    int
+        A stage's memory per device is at least ``2P + O + A`` (docs/placement.md: its
+        parameters, optimizer state and activations, whatever its position and
+        recomputation). So at width ``t`` every layer alone must fit, a pipeline has at
+        least ``ceil(M / HBM)`` stages, ``M`` the sum of ``2p + o + a`` over layers, and at
+        least ``k = ceil(M_tp / HBM)`` of them hold a tensor-parallel layer and take ``t``
+        devices: ``(t - 1) k + ceil(M / HBM)`` devices. The least over widths.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> devices_lower_bound([1], np.array([[10.0, 10.0]]), np.array([[1.0, 1.0]]),
+    ...     np.array([[False, False]]), hbm_bytes=25.0, adam=False)
+    2
+    """
+    state = 3.0 if adam else 2.0
+    # relative slack: float sums must never make the bound cut a feasible plan
+    cap = float(hbm_bytes) * (1 + 1e-9)
+    need = MAX_DEVICES + 1
+    for i, t in enumerate(widths):
+        per_layer = state * np.asarray(param_bytes[i], dtype=np.float64) + np.asarray(
+            activation_bytes[i], dtype=np.float64
+        )
+        if per_layer.max() > cap:
+            continue
+        stages = max(1, math.ceil(float(per_layer.sum()) / cap))
+        tp = np.asarray(tensor_parallel[i], dtype=bool)
+        tp_stages = math.ceil(float(per_layer[tp].sum()) / cap)
+        need = min(need, (int(t) - 1) * tp_stages + stages)
+    return need

@@ -23,6 +23,7 @@ its forward again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,14 +32,36 @@ import numpy as np
 from phaze.cost import latency_table
 from phaze.energy import EnergyModel, energy_table
 from phaze.errors import ConfigError
-from phaze.joint.bounds import layer_latency_lower_bound, time_per_batch_lower_bound
+from phaze.hardware import ArchTable
+from phaze.joint.bounds import (
+    devices_lower_bound,
+    layer_latency_lower_bound,
+    time_per_batch_lower_bound,
+)
 from phaze.models import build_graph, unique_ops
 from phaze.placement import PlacementProblem, place_arrays
 from phaze.rows import PlanRow
 from phaze.schedule import ScheduleCache, schedule_model
+from phaze.validate import check_bool, check_int, check_number
 from phaze.workload import Cluster, Workload
 
-__all__ = ["WorkloadEvaluator", "evaluate_architectures"]
+__all__ = ["MAX_HBM_BYTES", "WorkloadEvaluator", "check_hbm_bytes", "evaluate_architectures"]
+
+#: Largest HBM size per device a search or evaluation accepts (1 EiB).
+MAX_HBM_BYTES = 2**60
+
+
+def check_hbm_bytes(value: object) -> float:
+    """``value`` as a float if it is an HBM size from 1 byte to :data:`MAX_HBM_BYTES`.
+
+    Examples
+    --------
+    >>> check_hbm_bytes(2**35)
+    34359738368.0
+    """
+    return check_number(
+        "hbm_bytes", value, low=1.0, low_inclusive=True, high=MAX_HBM_BYTES, unit="bytes"
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +78,14 @@ class _MbsData:
     edge_src: np.ndarray
     edge_dst: np.ndarray
     edge_bytes: np.ndarray  # (W, E)
+    replica_param_bytes: np.ndarray  # (W,): parameter bytes of one pipeline replica
+
+
+@dataclass(frozen=True, eq=False)
+class _MbsLatency:
+    """Operator latencies of one micro-batch size on every architecture (computed only
+    for micro-batch sizes whose plans may fit in memory)."""
+
     latency_s: np.ndarray  # [op, arch, mode, pass]
     op_index: object  # OpIndex of the graphs, in width order
     lb_fwd_s: np.ndarray  # (W, n, A)
@@ -62,11 +93,13 @@ class _MbsData:
     layer_energy_j: np.ndarray  # (W, U, 2, A): joules of unique layer u, pass, on all devices
     layer_unique: np.ndarray  # (W, n): the unique layer of each position
     total_energy_j: np.ndarray  # (W, 2, A): sum over layers, per pass
-    replica_param_bytes: np.ndarray  # (W,): parameter bytes of one pipeline replica
 
 
 class WorkloadEvaluator:
     """Prepared state for evaluating one workload on the architectures of an ArchTable.
+
+    Operator latencies of a micro-batch size are computed on first use: a micro-batch size
+    whose plans cannot fit in memory (:meth:`memory_fits`) never needs them.
 
     Parameters
     ----------
@@ -90,6 +123,18 @@ class WorkloadEvaluator:
         cache: ScheduleCache | None = None,
         energy_model: EnergyModel | None = None,
     ) -> None:
+        if not isinstance(workload, Workload):
+            raise ConfigError(
+                f"workload={workload!r} is invalid; allowed: a phaze.Workload, e.g. "
+                "phaze.Workload(phaze.preset('bert-large'))"
+            )
+        if not isinstance(cluster, Cluster):
+            raise ConfigError(f"cluster={cluster!r} is invalid; allowed: a phaze.Cluster")
+        if not isinstance(arch_table, ArchTable):
+            raise ConfigError(
+                f"arch_table={arch_table!r} is invalid; allowed: an ArchTable, e.g. "
+                "phaze.DesignSpace(...).enumerate()"
+            )
         self.workload, self.cluster, self.arch_table = workload, cluster, arch_table
         self.energy_model = EnergyModel() if energy_model is None else energy_model
         if not isinstance(self.energy_model, EnergyModel):
@@ -106,14 +151,17 @@ class WorkloadEvaluator:
         self.num_tc = np.asarray(arch_table.num_tc, dtype=np.int64)
         self.num_vc = np.asarray(arch_table.num_vc, dtype=np.int64)
         self._mbs: dict[int, _MbsData] = {}
+        self._lat: dict[int, _MbsLatency] = {}
         for mbs in micro_batch_sizes:
-            self._mbs[int(mbs)] = self._prepare(int(mbs))
+            mbs = check_int("micro_batch_size", mbs)
+            self._mbs[mbs] = self._prepare(mbs)
         self.dp_calls = 0
+        self._devices_needed: dict[tuple[int, float], int] = {}
         self._exact_layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def _prepare(self, mbs: int) -> _MbsData:
         w = self.workload
-        if isinstance(mbs, bool) or mbs < 1 or w.global_batch % mbs:
+        if w.global_batch % mbs:
             raise ConfigError(
                 f"micro-batch size {mbs} must be >= 1 and divide the global "
                 f"batch ({w.global_batch})"
@@ -122,6 +170,39 @@ class WorkloadEvaluator:
             t: build_graph(w.model, w.seq_len, mbs, t, w.bytes_per_element) for t in self.widths
         }
         glist = [graphs[t] for t in self.widths]
+        shape = (len(glist), len(glist[0].layers))
+        pb, ab = np.zeros(shape), np.zeros(shape)
+        tp = np.zeros(shape, dtype=bool)
+        for gi, g in enumerate(glist):
+            for pos, layer in enumerate(g.layers):
+                pb[gi, pos] = layer.param_bytes
+                ab[gi, pos] = layer.activation_bytes
+                tp[gi, pos] = layer.tensor_parallel
+        g0 = glist[0]
+        return _MbsData(
+            micro_batch_size=mbs,
+            num_micro_batches=w.global_batch // mbs,
+            graphs=graphs,
+            widths=self.widths,
+            param_bytes=pb,
+            activation_bytes=ab,
+            tensor_parallel=tp,
+            edge_src=np.array([e.src for e in g0.edges], dtype=np.int64),
+            edge_dst=np.array([e.dst for e in g0.edges], dtype=np.int64),
+            edge_bytes=np.array([[e.bytes for e in g.edges] for g in glist], dtype=float),
+            replica_param_bytes=(np.where(tp, np.asarray(self.widths)[:, None], 1) * pb).sum(
+                axis=1
+            ),
+        )
+
+    def _latencies(self, mbs: int) -> _MbsLatency:
+        """Operator latencies and lower-bound layer latencies of ``mbs`` on every
+        architecture (computed on first use, then kept)."""
+        found = self._lat.get(mbs)
+        if found is not None:
+            return found
+        d = self._mbs[mbs]
+        glist = [d.graphs[t] for t in d.widths]
         table, index = unique_ops(glist)
         lat_table = latency_table(
             table,
@@ -132,10 +213,7 @@ class WorkloadEvaluator:
         lat = lat_table.latency_s
         charged = energy_table(lat_table, self.energy_model).charged_j(lat)  # (ops, A, 2)
         del lat_table
-        n_layers = len(glist[0].layers)
-        shape = (len(glist), n_layers)
-        pb, ab = np.zeros(shape), np.zeros(shape)
-        tp = np.zeros(shape, dtype=bool)
+        shape = d.param_bytes.shape
         lb_f = np.zeros((*shape, len(self.num_tc)))
         lb_b = np.zeros_like(lb_f)
         uniq = np.zeros(shape, dtype=np.int64)
@@ -154,9 +232,6 @@ class WorkloadEvaluator:
                 uniq[gi, pos] = seen[key]
             layer_e.append(energies)
             for pos, layer in enumerate(g.layers):
-                pb[gi, pos] = layer.param_bytes
-                ab[gi, pos] = layer.activation_bytes
-                tp[gi, pos] = layer.tensor_parallel
                 key = id(layer.ops)
                 if key in done:
                     lb_f[gi, pos], lb_b[gi, pos] = lb_f[gi, done[key]], lb_b[gi, done[key]]
@@ -182,38 +257,51 @@ class WorkloadEvaluator:
                 for gi in range(len(glist))
             ]
         )
-        a_of = np.where(tp, np.asarray(self.widths)[:, None], 1)
-        g0 = glist[0]
-        return _MbsData(
-            micro_batch_size=mbs,
-            num_micro_batches=w.global_batch // mbs,
-            graphs=graphs,
-            widths=self.widths,
-            param_bytes=pb,
-            activation_bytes=ab,
-            tensor_parallel=tp,
-            edge_src=np.array([e.src for e in g0.edges], dtype=np.int64),
-            edge_dst=np.array([e.dst for e in g0.edges], dtype=np.int64),
-            edge_bytes=np.array([[e.bytes for e in g.edges] for g in glist], dtype=float),
-            latency_s=lat,
-            op_index=index,
-            lb_fwd_s=lb_f,
-            lb_bwd_s=lb_b,
-            layer_energy_j=energy,
-            layer_unique=uniq,
-            total_energy_j=total,
-            replica_param_bytes=(a_of * pb).sum(axis=1),
-        )
+        found = self._lat[mbs] = _MbsLatency(lat, index, lb_f, lb_b, energy, uniq, total)
+        return found
 
-    def upper_bound(self, mbs: int) -> np.ndarray:
+    def devices_needed(self, mbs: int, hbm_bytes: float) -> int:
+        """A lower bound on the devices any plan at micro-batch ``mbs`` needs to fit in
+        ``hbm_bytes`` per device (:func:`phaze.joint.bounds.devices_lower_bound`); memory
+        does not depend on the architecture, so no layer is scheduled."""
+        key = (mbs, float(hbm_bytes))
+        found = self._devices_needed.get(key)
+        if found is None:
+            d = self._mbs[mbs]
+            found = self._devices_needed[key] = devices_lower_bound(
+                d.widths,
+                d.param_bytes,
+                d.activation_bytes,
+                d.tensor_parallel,
+                hbm_bytes,
+                adam=self.workload.optimizer == "adam",
+            )
+        return found
+
+    def memory_fits(self, mbs: int, hbm_bytes: float) -> bool:
+        """False when no plan at micro-batch ``mbs`` fits in ``hbm_bytes`` per device on
+        the cluster (:meth:`devices_needed`); True means "may fit"."""
+        return self.devices_needed(mbs, hbm_bytes) <= self.cluster.devices
+
+    def upper_bound(self, mbs: int, hbm_bytes: float | None = None) -> np.ndarray:
         """Optimistic throughput (samples/s) of every architecture at micro-batch ``mbs``;
-        valid for every HBM size and recomputation setting."""
+        valid for every recomputation setting and every HBM size up to ``hbm_bytes``
+        (default: any size). Zero when no plan fits in ``hbm_bytes``."""
         d = self._mbs[mbs]
+        if hbm_bytes is not None and not self.memory_fits(mbs, hbm_bytes):
+            return np.zeros(self.num_tc.shape[0])
+        lat = self._latencies(mbs)
         best = np.full(self.num_tc.shape[0], np.inf)
         for i, t in enumerate(d.widths):
             a = np.where(d.tensor_parallel[i], t, 1)
             lb = time_per_batch_lower_bound(
-                d.lb_fwd_s[i], d.lb_bwd_s[i], a, self.cluster.devices, d.num_micro_batches
+                lat.lb_fwd_s[i],
+                lat.lb_bwd_s[i],
+                a,
+                self.cluster.devices,
+                d.num_micro_batches,
+                first_layer_param_bytes=float(d.param_bytes[i, 0]),
+                link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
@@ -221,7 +309,11 @@ class WorkloadEvaluator:
         return ub * (1 + 1e-9)  # float summation order must never make the bound cut
 
     def score_upper_bound(
-        self, mbs: int, objective: str = "throughput", power_budget_w: float | None = None
+        self,
+        mbs: int,
+        objective: str = "throughput",
+        power_budget_w: float | None = None,
+        hbm_bytes: float | None = None,
     ) -> np.ndarray:
         """Optimistic score (:func:`phaze.joint.objective.row_score`) of every
         architecture at micro-batch ``mbs``, valid for every HBM size and recomputation.
@@ -230,7 +322,7 @@ class WorkloadEvaluator:
         architecture that leaks more than the budget fits. Energy per sample is at least
         the dynamic energy of the cheapest tensor width without recomputation or gradient
         all-reduce, plus the leakage of every device over the least possible time."""
-        tput = self.upper_bound(mbs)
+        tput = self.upper_bound(mbs, hbm_bytes)
         fits = (
             np.ones(tput.shape, dtype=bool)
             if power_budget_w is None
@@ -238,9 +330,11 @@ class WorkloadEvaluator:
         )
         if objective == "throughput":
             return np.where(fits, tput, 0.0)
-        d = self._mbs[mbs]
+        if not (tput > 0).any():  # nothing fits: no latencies (or energies) needed
+            return np.zeros(tput.shape)
+        d, lat = self._mbs[mbs], self._latencies(mbs)
         batch = self.workload.global_batch
-        dyn = d.num_micro_batches * d.total_energy_j.sum(axis=1).min(axis=0)  # (A,)
+        dyn = d.num_micro_batches * lat.total_energy_j.sum(axis=1).min(axis=0)  # (A,)
         with np.errstate(divide="ignore", invalid="ignore"):
             leak = np.where(tput > 0, self.cluster.devices * self.leakage_w * batch / tput, np.inf)
             ub = np.where(dyn + leak > 0, batch / (dyn + leak), np.inf)
@@ -255,8 +349,8 @@ class WorkloadEvaluator:
             return 0.0
         if objective == "throughput":
             return float(row.throughput)
-        d = self._mbs[mbs]
-        dyn = d.num_micro_batches * float(d.total_energy_j[:, :, arch].sum(axis=1).min())
+        d, lat = self._mbs[mbs], self._latencies(mbs)
+        dyn = d.num_micro_batches * float(lat.total_energy_j[:, :, arch].sum(axis=1).min())
         leak = self.cluster.devices * float(self.leakage_w[arch]) * row.time_per_batch_s
         total = dyn + leak
         bound = self.workload.global_batch / total if total > 0 else np.inf
@@ -276,18 +370,18 @@ class WorkloadEvaluator:
         todo = sorted({int(a) for a in archs if (mbs, int(a)) not in self._exact_layers})
         if not todo:
             return
-        d = self._mbs[mbs]
+        d, lat = self._mbs[mbs], self._latencies(mbs)
         fwd = np.zeros((len(d.widths), d.param_bytes.shape[1], len(todo)))
         bwd = np.zeros_like(fwd)
         for i, t in enumerate(d.widths):
             s = schedule_model(
                 d.graphs[t],
-                d.latency_s,
+                lat.latency_s,
                 todo,
                 cache=self.cache,
                 num_tc=self.num_tc,
                 num_vc=self.num_vc,
-                op_index=d.op_index,
+                op_index=lat.op_index,
                 graph=i,
             )
             fwd[i], bwd[i] = s.fwd_s, s.bwd_s
@@ -331,7 +425,10 @@ class WorkloadEvaluator:
         )
 
     def exact(self, mbs: int, arch: int, hbm_bytes: float, recompute: bool) -> PlanRow:
-        """The best plan's row."""
+        """The best plan's row (without scheduling a layer when no plan can fit in
+        memory: :meth:`memory_fits`)."""
+        if not self.memory_fits(mbs, hbm_bytes):
+            return PlanRow(0.0, math.inf, 0, 0, 0, -1)
         d = self._mbs[mbs]
         fwd, bwd = self.layer_latencies(mbs, arch)
         self.dp_calls += 1
@@ -391,13 +488,13 @@ class WorkloadEvaluator:
         micro-batch; with ``recompute``, the forward again for every layer outside
         ``last_stage_layers`` (the last stage never recomputes); plus the data-parallel
         gradient all-reduce, ``2 (d - 1)`` times a replica's parameter bytes in total."""
-        d = self._mbs[mbs]
+        d, lat = self._mbs[mbs], self._latencies(mbs)
         i = d.widths.index(tensor_width)
-        fwd, bwd = d.total_energy_j[i, :, arch]
+        fwd, bwd = lat.total_energy_j[i, :, arch]
         per_mb = fwd + bwd
         if recompute:
             last = np.asarray(last_stage_layers, dtype=np.int64)
-            per_mb += fwd - d.layer_energy_j[i, d.layer_unique[i, last], 0, arch].sum()
+            per_mb += fwd - lat.layer_energy_j[i, lat.layer_unique[i, last], 0, arch].sum()
         net = 2.0 * (data_parallel - 1) * d.replica_param_bytes[i] * 8.0
         return float(d.num_micro_batches * per_mb + net * self.energy_model.network_j_per_bit)
 
@@ -431,9 +528,9 @@ def evaluate_architectures(
         Architectures to evaluate (e.g. ``DesignSpace(...).enumerate()`` or a slice).
     micro_batch_size : int
     hbm_bytes : float
-        HBM capacity per device.
+        HBM capacity per device, from 1 byte to ``2**60`` bytes.
     recompute : bool
-        Activation recomputation.
+        Activation recomputation (a real bool: the string ``"no"`` is refused).
     cache : ScheduleCache, optional
         Reuse layer schedules across calls (e.g. over HBM sizes).
 
@@ -441,6 +538,12 @@ def evaluate_architectures(
     -------
     PlanRow
         Of numpy arrays, one entry per architecture (infeasible: throughput 0).
+
+    Raises
+    ------
+    ConfigError
+        An argument of the wrong type or out of range (the message names it), or a
+        micro-batch size that does not divide the global batch.
 
     Examples
     --------
@@ -455,12 +558,18 @@ def evaluate_architectures(
     >>> bool(r.throughput[0] > 0), int(r.tensor_width[0]) in (1, 2, 4, 8)
     (True, True)
     """
+    micro_batch_size = check_int("micro_batch_size", micro_batch_size)
+    hbm_bytes = check_hbm_bytes(hbm_bytes)
+    recompute = check_bool("recompute", recompute)
+    if cache is not None and not isinstance(cache, ScheduleCache):
+        raise ConfigError(f"cache={cache!r} is invalid; allowed: a ScheduleCache or None")
     ev = WorkloadEvaluator(workload, cluster, arch_table, [micro_batch_size], cache)
     n = len(ev.num_tc)
     out = [np.zeros(n), np.full(n, np.inf)] + [np.zeros(n, dtype=np.int64) for _ in range(4)]
     out += [np.zeros(n), np.full(n, np.inf)]
     for lo in range(0, n, 256):  # layer schedules vectorised over blocks of architectures
-        ev.schedule(micro_batch_size, range(lo, min(n, lo + 256)))
+        if ev.memory_fits(micro_batch_size, hbm_bytes):
+            ev.schedule(micro_batch_size, range(lo, min(n, lo + 256)))
     for a in range(n):
         for col, value in zip(out, ev.exact(micro_batch_size, a, hbm_bytes, recompute)):
             col[a] = value

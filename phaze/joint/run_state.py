@@ -87,8 +87,9 @@ class SearchRun:
         self.rows: dict[RowKey, PlanRow] = {} if rows is None else rows
         self.pending: list[RowKey] = []
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        # at the largest HBM size, which bounds the smaller ones (fewer plans fit in them)
         self.ub = [
-            {m: e.score_upper_bound(m, objective, power_budget_w) for m in self.mbs}
+            {m: e.score_upper_bound(m, objective, power_budget_w, self.hbm[-1]) for m in self.mbs}
             for e in evaluators
         ]
         self.design_ub = np.mean(
@@ -232,12 +233,20 @@ class SearchRun:
             ]
             if not need:
                 continue
+            # micro-batch sizes that cannot fit in memory need no schedule: their rows are
+            # "no plan" at once (WorkloadEvaluator.exact)
+            fits = [m for m in self.mbs if e.memory_fits(m, hbm)]
             if self.pool is not None:
-                got = self.pool.prefetch(wi, need, self.mbs, hbm, self.rc)
+                got = self.pool.prefetch(wi, need, fits, hbm, self.rc) if fits else {}
                 for (a, m, r), row in sorted(got.items()):
                     self.add_row(RowKey(name, a, m, hbm, r), row)
+                for a in need:
+                    for m in self.mbs:
+                        if m not in fits:
+                            for r in self.rc:
+                                self.row(wi, a, m, hbm, r)
                 continue
-            for m in self.mbs:
+            for m in fits:
                 e.schedule(m, need)
             for a in need:
                 for m in self.mbs:

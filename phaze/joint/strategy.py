@@ -144,8 +144,10 @@ def exact_search(
     # slower plan may score higher, and every HBM size is evaluated.
     order = np.lexsort((np.arange(n), area, -ub)).tolist()
     for k, arch in enumerate(order):
-        if not exhaustive and (ub[arch] <= 0 or (best is not None and ub[arch] < best.value)):
-            break  # every later design has a lower bound still (0: nothing can fit)
+        if not exhaustive and best is not None and ub[arch] < best.value:
+            break  # every later design has a lower bound still
+        if not exhaustive and ub[arch] <= 0:
+            break  # no plan fits in memory here or later: a value of 0 is never the best
         if k % BATCH == 0:
             limit = 0.0 if exhaustive or best is None else best.value
             run.prefetch([a for a in order[k : k + BATCH] if ub[a] >= limit and ub[a] > 0])
@@ -171,7 +173,7 @@ def exact_search(
         if k % BATCH == 0 and not exhaustive:
             run.prefetch([a for a in by_area[k : k + BATCH] if ub[a] >= reached and ub[a] > 0])
         if not exhaustive and (ub[arch] < reached or ub[arch] <= 0):
-            continue
+            continue  # (a bound of 0: no plan fits, the value is 0, never on the frontier)
         floor = 0.0 if exhaustive else reached
         v = run.design(arch, hbm_desc[0], prune=not exhaustive, floor=floor).value
         if exhaustive or not run.hbm_monotone:

@@ -227,7 +227,7 @@ class _Dims:
         self.E = self.tok * self.h  # elements of a hidden-state tensor
         self.heads = spec.heads // t
         self.kv = spec.kv_heads // t
-        self.hd = spec.head_dim
+        self.hd = spec.head_width
         self.ffn = spec.ffn // t
         self.vocab = padded_vocab(spec.vocab, t)
         self.norm_params = self.h * (2 if spec.norm == "layernorm" else 1)
@@ -343,9 +343,11 @@ def _block(d: _Dims) -> tuple[OpGraph, int, int]:
 
     matrices = spec.block_matrix_params() // d.t
     kv_w = d.kv * d.hd
-    split_bias = (d.heads * d.hd + 2 * kv_w) + (2 * d.ffn if spec.mlp == "swiglu" else d.ffn)
-    replicated = 2 * d.norm_params + (2 * d.h if spec.bias else 0)
-    params = matrices + (split_bias if spec.bias else 0) + replicated
+    attention_bias = d.heads * d.hd + 2 * kv_w if spec.has_attention_bias else 0  # q, k, v
+    mlp_bias = (2 * d.ffn if spec.mlp == "swiglu" else d.ffn) if spec.has_mlp_bias else 0
+    # row-parallel biases (out_proj, down projection) are replicated on every device
+    replicated = 2 * d.norm_params + d.h * (int(spec.has_attention_bias) + int(spec.has_mlp_bias))
+    params = matrices + attention_bias + mlp_bias + replicated
     return pb.build(), params * bpe, replicated * bpe
 
 

@@ -116,5 +116,5 @@ def preset(name: str) -> TransformerSpec:
     """
     try:
         return PRESETS[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable name such as a list
         raise ConfigError(f"unknown model {name!r}; known presets: {', '.join(PRESETS)}") from None

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 
 from phaze.errors import ConfigError
-from phaze.validate import check_int
+from phaze.validate import check_bool, check_int
 
 __all__ = ["TransformerSpec"]
 
@@ -33,6 +33,7 @@ _LIMITS = (
     ("default_seq", 1, 2**24),
     ("type_vocab", 0, 2**16),
     ("position_offset", 0, 2**16),
+    ("head_dim", 0, 2**16),
 )
 
 
@@ -61,7 +62,7 @@ class TransformerSpec:
     pre_norm : bool
         Pre-LN blocks (GPT, Llama) or post-LN (BERT, OPT-350m).
     bias : bool
-        Linear layers and norms have biases.
+        Linear layers have biases (the default of ``attention_bias`` and ``mlp_bias``).
     dropout : bool
         Dropout after attention probabilities and after each sub-block (training).
     embed_dim : int
@@ -75,6 +76,15 @@ class TransformerSpec:
         Extra learned position rows (OPT: 2).
     default_seq : int
         Sequence length used when none is given (the paper's setting).
+    attention_bias, mlp_bias : bool, optional
+        The attention projections (q, k, v, out) and the MLP projections have biases;
+        None (default) means ``bias``. Llama configs set them apart. Read the resolved
+        values from :attr:`has_attention_bias` and :attr:`has_mlp_bias`.
+    head_dim : int
+        Width of one attention head; 0 (default) means ``hidden // heads``, which must
+        then divide evenly. Llama-family configs may give it explicitly. The resolved
+        value is :attr:`head_width`. (Unresolved defaults stay so under
+        ``dataclasses.replace``: changing ``hidden`` or ``bias`` changes them too.)
     """
 
     name: str
@@ -98,6 +108,9 @@ class TransformerSpec:
     final_norm: bool = True
     position_offset: int = 0
     default_seq: int = 0
+    attention_bias: bool | None = None
+    mlp_bias: bool | None = None
+    head_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.kv_heads == 0:
@@ -124,7 +137,16 @@ class TransformerSpec:
                     f"{self.name}: {field}={getattr(self, field)!r} is not "
                     f"supported; allowed: {', '.join(allowed)}"
                 )
-        if self.hidden % self.heads:
+        flags = ("tied_embeddings", "pre_norm", "bias", "dropout", "final_norm")
+        optional = ("attention_bias", "mlp_bias")  # None: as ``bias``
+        for field in flags + optional:
+            if field in optional and getattr(self, field) is None:
+                continue
+            try:
+                check_bool(field, getattr(self, field))
+            except ConfigError as exc:
+                raise ConfigError(f"{self.name}: {exc}") from None
+        if self.head_dim == 0 and self.hidden % self.heads:
             raise ConfigError(f"{self.name}: heads={self.heads} must divide hidden={self.hidden}")
         if self.heads % self.kv_heads:
             raise ConfigError(
@@ -137,23 +159,34 @@ class TransformerSpec:
             )
 
     @property
-    def head_dim(self) -> int:
-        """Width of one attention head."""
-        return self.hidden // self.heads
+    def head_width(self) -> int:
+        """Width of one attention head: ``head_dim``, or ``hidden // heads`` if it is 0."""
+        return self.head_dim or self.hidden // self.heads
+
+    @property
+    def has_attention_bias(self) -> bool:
+        """The q, k, v and out projections have biases (``attention_bias``, else ``bias``)."""
+        return self.bias if self.attention_bias is None else self.attention_bias
+
+    @property
+    def has_mlp_bias(self) -> bool:
+        """The MLP projections have biases (``mlp_bias``, else ``bias``)."""
+        return self.bias if self.mlp_bias is None else self.mlp_bias
 
     def block_matrix_params(self) -> int:
         """Weights of the GEMM matrices of one block (no biases or norms)."""
-        h, kv = self.hidden, self.kv_heads * self.head_dim
-        attention = h * h + 2 * h * kv + h * h
+        h, q, kv = self.hidden, self.heads * self.head_width, self.kv_heads * self.head_width
+        attention = h * q + 2 * h * kv + q * h
         mlp = (3 if self.mlp == "swiglu" else 2) * h * self.ffn
         return attention + mlp
 
     def block_params(self) -> int:
         """Parameters of one transformer block (weights, biases, norms)."""
-        h, kv = self.hidden, self.kv_heads * self.head_dim
+        h, q, kv = self.hidden, self.heads * self.head_width, self.kv_heads * self.head_width
         n = self.block_matrix_params()
-        if self.bias:
-            n += h + 2 * kv + h  # q, k, v, out
+        if self.has_attention_bias:
+            n += q + 2 * kv + h  # q, k, v, out
+        if self.has_mlp_bias:
             n += (2 * self.ffn if self.mlp == "swiglu" else self.ffn) + h
         n += 2 * self._norm_params()
         return n

@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 
 from phaze.errors import ConfigError
+from phaze.jsonfile import load_json
 from phaze.placement.problem import FixedBaseline, PlacementProblem, WidthGraph
+from phaze.validate import check_bool
 
 __all__ = ["answer_dict", "instance_dict", "load_instance", "problem_from_instance"]
 
@@ -98,10 +99,20 @@ def problem_from_instance(obj: Mapping, where: str = "instance") -> PlacementPro
             f"{where}: widths in 'nodes' ({sorted(nodes)}) and 'edges' "
             f"({sorted(edges)}) differ; every width needs both"
         )
-    try:
-        width_of = {int(k): k for k in nodes}
-    except ValueError:
-        raise ConfigError(f"{where}: width keys must be integers, got {sorted(nodes)}") from None
+    width_of: dict[int, str] = {}
+    for k in nodes:
+        try:
+            t = int(k)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{where}: width keys must be integers, got {sorted(map(str, nodes))}"
+            ) from None
+        if t in width_of:
+            raise ConfigError(
+                f"{where}: width keys {width_of[t]!r} and {k!r} both mean tensor width {t}; "
+                "allowed: one key per width"
+            )
+        width_of[t] = k
     graphs = []
     for t in sorted(width_of):
         key = width_of[t]
@@ -123,7 +134,10 @@ def problem_from_instance(obj: Mapping, where: str = "instance") -> PlacementPro
                 [nd["optimalLatencyBw"] for nd in ns],
                 [nd["parameterSize"] for nd in ns],
                 [nd["activationSize"] for nd in ns],
-                [nd["isTensorParallelized"] for nd in ns],
+                [
+                    _flag(f"{where}: nodes[{key}][{i}] isTensorParallelized", nd)
+                    for i, nd in enumerate(ns)
+                ],
                 [ed["sourceId"] for ed in es],
                 [ed["destId"] for ed in es],
                 [ed["communicationCost"] for ed in es],
@@ -146,10 +160,14 @@ def problem_from_instance(obj: Mapping, where: str = "instance") -> PlacementPro
         link_bandwidth_Bps=obj["bandwidth"],
         hbm_bytes=obj["maxMemoryPerDevice"],
         num_micro_batches=obj["mbsInBatch"],
-        recompute=obj["activationRecomputation"],
+        recompute=check_bool(f"{where}: activationRecomputation", obj["activationRecomputation"]),
         optimizer=str(obj["optimizerAlgorithm"]),
         fixed_baseline=fixed,
     )
+
+
+def _flag(name: str, node: Mapping) -> bool:
+    return check_bool(name, node["isTensorParallelized"])
 
 
 def load_instance(path: str | os.PathLike) -> PlacementProblem:
@@ -163,15 +181,14 @@ def load_instance(path: str | os.PathLike) -> PlacementProblem:
     Raises
     ------
     ConfigError
-        The file is not valid JSON or a field is missing or invalid (the message names it).
-    OSError
-        The file cannot be read.
+        The file cannot be read or is not valid JSON (:func:`phaze.jsonfile.load_json`), or
+        a field is missing or invalid (the message names it): flags must be JSON booleans,
+        each tensor width may have one key only (``"1"`` and ``"01"`` together are
+        refused).
+    FileNotFoundError
+        The file does not exist.
     """
-    with open(path, encoding="utf-8") as fh:
-        try:
-            obj = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{os.fspath(path)}: not valid JSON ({exc})") from None
+    obj = load_json(path, "placement instance")
     return problem_from_instance(obj, where=os.fspath(path))
 
 

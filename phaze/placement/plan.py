@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phaze.errors import ConfigError
-from phaze.placement.problem import PlacementProblem, WidthGraph
+from phaze.placement.problem import PlacementProblem, WidthGraph, check_problem
 
 __all__ = ["Plan", "Stage", "evaluate_baseline", "evaluate_plan"]
 
@@ -310,7 +310,7 @@ def evaluate_plan(
     >>> plan.feasible, plan.time_per_batch_s, [st.load_s for st in plan.stages]
     (True, 15.0, [3.0, 3.0])
     """
-    g = problem.graph(tensor_width)
+    g = check_problem(problem).graph(tensor_width)
     d = int(data_parallel) if not isinstance(data_parallel, bool) else 0
     if d < 1 or d != data_parallel:
         raise ConfigError(f"data_parallel={data_parallel!r} must be an integer >= 1")
@@ -372,7 +372,7 @@ def evaluate_baseline(problem: PlacementProblem) -> Plan:
     ConfigError
         The problem has no fixed baseline.
     """
-    fb = problem.fixed_baseline
+    fb = check_problem(problem).fixed_baseline
     if fb is None:
         raise ConfigError("the problem has no fixed baseline (fixedPP, fixedTMPC, fixedDP)")
     p, t, d, n_blocks = fb.pipeline_stages, fb.tensor_width, fb.data_parallel, fb.num_blocks

@@ -21,7 +21,14 @@ import numpy as np
 
 from phaze._toposort import toposort
 from phaze.errors import ConfigError
-from phaze.validate import OPTIMIZERS, check_bool, check_choice, check_int, check_number
+from phaze.validate import (
+    MAX_DEVICES,
+    OPTIMIZERS,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+)
 
 __all__ = ["FixedBaseline", "PlacementProblem", "WidthGraph"]
 
@@ -326,7 +333,7 @@ class PlacementProblem:
                 )
         object.__setattr__(self, "widths", widths)
         object.__setattr__(self, "graphs", graphs)
-        object.__setattr__(self, "devices", check_int("devices", self.devices, 1))
+        object.__setattr__(self, "devices", check_int("devices", self.devices, 1, MAX_DEVICES))
         object.__setattr__(
             self,
             "link_bandwidth_Bps",
@@ -500,3 +507,13 @@ class PlacementProblem:
         from phaze.placement.instance import instance_dict
 
         return instance_dict(self)
+
+
+def check_problem(problem: object) -> PlacementProblem:
+    """``problem`` if it is a :class:`PlacementProblem`, else a ConfigError naming it."""
+    if not isinstance(problem, PlacementProblem):
+        raise ConfigError(
+            f"problem={problem!r} is invalid; allowed: a PlacementProblem (e.g. "
+            "phaze.placement.load_instance(path) or PlacementProblem.from_graphs(...))"
+        )
+    return problem

@@ -19,7 +19,8 @@ from phaze._kernels import dp as _dp
 from phaze._kernels import stage_tables as _st
 from phaze.errors import ConfigError, InfeasibleError
 from phaze.placement.plan import Plan, _plan_from_positions
-from phaze.placement.problem import PlacementProblem, WidthGraph
+from phaze.placement.problem import PlacementProblem, WidthGraph, check_problem
+from phaze.validate import MAX_DEVICES, check_bool, check_int, check_number
 
 __all__ = [
     "ArrayPlacement",
@@ -212,6 +213,7 @@ def _solve(problem_args: tuple, t: int, g: WidthGraph):
 
 
 def _args(problem: PlacementProblem) -> tuple:
+    check_problem(problem)
     return (
         problem.devices,
         problem.link_bandwidth_Bps,
@@ -360,10 +362,19 @@ def place_arrays(
     Raises
     ------
     ConfigError
-        Inconsistent shapes, NaN or negative values, or a general DAG past
-        ``MAX_DOWNSETS``.
+        Inconsistent shapes, NaN or negative values, a general DAG past
+        ``MAX_DOWNSETS``, or a scalar out of range (as in :class:`PlacementProblem`: e.g.
+        a link bandwidth of 0, which the time formulas divide by).
     """
-    widths = [int(t) for t in widths]
+    widths = [check_int("tensor width", t, 1, MAX_DEVICES) for t in widths]
+    if not widths or widths != sorted(set(widths)):
+        raise ConfigError(f"widths={widths} is invalid; allowed: distinct, increasing, >= 1")
+    devices = check_int("devices", devices, 1, MAX_DEVICES)
+    link_bandwidth_Bps = check_number("link_bandwidth_Bps", link_bandwidth_Bps, unit="bytes/s")
+    hbm_bytes = check_number("hbm_bytes", hbm_bytes, allow_inf=True, unit="bytes")
+    num_micro_batches = check_int("num_micro_batches", num_micro_batches, 1)
+    recompute = check_bool("recompute", recompute)
+    adam = check_bool("adam", adam)
     n_w = len(widths)
     fwd = np.ascontiguousarray(fwd_s, dtype=np.float64)
     if fwd.ndim != 2 or fwd.shape[0] != n_w or fwd.shape[1] == 0:

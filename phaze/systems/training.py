@@ -219,13 +219,15 @@ def check_plan(spec: TransformerSpec, plan: TrainingPlan, seq_len: int) -> None:
 def _block_params_per_rank(spec: TransformerSpec, t: int) -> float:
     """Parameters of one block held by one tensor-parallel rank (matrices and their
     column-parallel biases split by t; row-parallel biases and norms replicated)."""
-    h, kv = spec.hidden, spec.kv_heads * spec.head_dim
+    h, q, kv = spec.hidden, spec.heads * spec.head_width, spec.kv_heads * spec.head_width
     split = spec.block_matrix_params() / t
-    if spec.bias:
-        split += (h + 2 * kv + (2 if spec.mlp == "swiglu" else 1) * spec.ffn) / t
-        replicated = 2 * h
-    else:
-        replicated = 0
+    replicated = 0
+    if spec.has_attention_bias:  # q, k, v split; out replicated
+        split += (q + 2 * kv) / t
+        replicated += h
+    if spec.has_mlp_bias:  # up (and gate) split; down replicated
+        split += (2 if spec.mlp == "swiglu" else 1) * spec.ffn / t
+        replicated += h
     replicated += 2 * h * (2 if spec.norm == "layernorm" else 1)
     return split + replicated
 
@@ -378,7 +380,7 @@ def _tp_collectives(system, plan, size_bytes):
 def _block_time(system: System, spec: TransformerSpec, plan: TrainingPlan, seq_len: int):
     chip = system.chip
     t, b, s, h, a = plan.tensor_width, plan.micro_batch_size, seq_len, spec.hidden, spec.heads
-    d = spec.head_dim
+    d = spec.head_width
     tokens = b * s
     qkv_n = (spec.heads + 2 * spec.kv_heads) * d / t
     mlp_units = 2 if spec.mlp == "swiglu" else 1

@@ -1,0 +1,81 @@
+"""Reading the JSON files phaze accepts (Hugging Face configs, placement instances,
+operator latencies), with every way a file can be wrong reported as a
+:class:`~phaze.errors.ConfigError` that names the file.
+
+Examples
+--------
+>>> import json, os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "x.json")
+>>> with open(path, "w", encoding="utf-8") as fh:
+...     _ = fh.write(json.dumps({"a": 1}))
+>>> load_json(path)
+{'a': 1}
+>>> load_json(os.path.dirname(path))
+Traceback (most recent call last):
+...
+phaze.errors.ConfigError: ... is a directory, not a JSON file
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from phaze.errors import ConfigError
+
+__all__ = ["MAX_JSON_BYTES", "load_json"]
+
+#: Largest JSON file read (placement instances of thousands of layers are a few MiB).
+MAX_JSON_BYTES = 256 * 2**20
+
+
+def load_json(path: str | os.PathLike[str], what: str = "") -> object:
+    """The parsed contents of the UTF-8 JSON file ``path``.
+
+    Parameters
+    ----------
+    path : path
+    what : str
+        How the file is called in messages (e.g. ``"--instance"``); default none.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ConfigError
+        The file is a directory, cannot be read, is larger than
+        :data:`MAX_JSON_BYTES`, is not UTF-8, is not JSON, or nests arrays and objects
+        deeper than Python's parser can follow. The message names the file.
+    """
+    try:
+        name = os.fspath(path)
+    except TypeError:
+        raise ConfigError(f"{what or 'path'}={path!r} is invalid; allowed: a file path") from None
+    label = f"{what} {name!r}" if what else repr(name)
+    if os.path.isdir(name):
+        raise ConfigError(f"{label} is a directory, not a JSON file")
+    try:
+        with open(name, "rb") as fh:
+            raw = fh.read(MAX_JSON_BYTES + 1)
+    except FileNotFoundError:
+        raise  # an OSError, as open() reports it: "[Errno 2] No such file or directory: ..."
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise ConfigError(
+            f"{label}: cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise ConfigError(f"{label} is larger than {MAX_JSON_BYTES} bytes; not a phaze input")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{label} is not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{label} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{label} nests arrays/objects too deeply; phaze's formats need at most 4 levels"
+        ) from None
