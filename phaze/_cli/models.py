@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from phaze._cli import ranges as R
-from phaze._cli.ranges import int_in
 from phaze.errors import ConfigError
 from phaze.models import build_graph, preset, preset_names
 from phaze.report import format_table
@@ -14,22 +13,10 @@ HELP = "list the model presets: parameters, FLOPs per token, activation bytes pe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--seq",
-        type=int_in(*R.SEQ),
-        default=None,
-        help="sequence length (default: each model's own, see 'seq')",
-    )
-    parser.add_argument(
-        "--mbs", type=int_in(*R.MICRO_BATCH), default=1, help="micro-batch size (default 1)"
-    )
-    parser.add_argument(
-        "--tensor-width",
-        "--tp",
-        dest="tensor_width",
-        type=int_in(*R.TENSOR_WIDTH),
-        default=1,
-        help="tensor-parallel width for the per-device figures (default 1)",
+    R.add_graph_shape_arguments(
+        parser,
+        seq_help="sequence length (default: each model's own, see 'seq')",
+        tensor_width_help="tensor-parallel width for the per-device figures (default 1)",
     )
 
 

@@ -16,6 +16,7 @@ from phaze.hardware.accelerator import INT_FIELD_LIMITS
 from phaze.validate import INT_LIMIT, MAX_DEVICES
 
 __all__ = [
+    "add_graph_shape_arguments",
     "AREA_BUDGET_MM2",
     "BATCH",
     "DEVICES",
@@ -127,3 +128,23 @@ def float_list_in(low: float, high: float, what: str = "") -> Callable[[str], tu
 def _short(text: str, limit: int = 40) -> str:
     """``text`` cut to ``limit`` characters (a 300-digit value is not echoed in full)."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def add_graph_shape_arguments(
+    parser: argparse.ArgumentParser, seq_help: str, tensor_width_help: str
+) -> None:
+    """The flags that fix one model graph's shape, with their ranges: ``--seq``, ``--mbs``
+    and ``--tensor-width`` (alias ``--tp``), as ``phaze models`` and ``phaze schedule``
+    take them."""
+    parser.add_argument("--seq", type=int_in(*SEQ), default=None, help=seq_help)
+    parser.add_argument(
+        "--mbs", type=int_in(*MICRO_BATCH), default=1, help="micro-batch size (default 1)"
+    )
+    parser.add_argument(
+        "--tensor-width",
+        "--tp",
+        dest="tensor_width",
+        type=int_in(*TENSOR_WIDTH),
+        default=1,
+        help=tensor_width_help,
+    )

@@ -23,22 +23,10 @@ _ROLES = ("embedding", "block", "head")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="gpt3-175b", help="preset name (default gpt3-175b)")
-    parser.add_argument(
-        "--seq",
-        type=int_in(*R.SEQ),
-        default=None,
-        help="sequence length (default: the model's own)",
-    )
-    parser.add_argument(
-        "--mbs", type=int_in(*R.MICRO_BATCH), default=1, help="micro-batch size (default 1)"
-    )
-    parser.add_argument(
-        "--tensor-width",
-        "--tp",
-        dest="tensor_width",
-        type=int_in(*R.TENSOR_WIDTH),
-        default=1,
-        help="tensor-parallel width (default 1)",
+    R.add_graph_shape_arguments(
+        parser,
+        seq_help="sequence length (default: the model's own)",
+        tensor_width_help="tensor-parallel width (default 1)",
     )
     parser.add_argument(
         "--layer",

@@ -31,14 +31,14 @@ import numpy as np
 from phaze.errors import ConfigError
 from phaze.hardware import ArchTable, DesignSpace
 from phaze.joint.details import design_details
-from phaze.joint.evaluator import WorkloadEvaluator
+from phaze.joint.evaluator import WorkloadEvaluator, check_hbm_bytes
 from phaze.joint.objective import check_objective
 from phaze.joint.run_state import Design, SearchRun
 from phaze.joint.strategy import exact_search, phaze_search
 from phaze.schedule import ScheduleCache
 from phaze.store import ResultStore
 from phaze.units import GIB
-from phaze.validate import check_bool, check_choice, check_int, check_number
+from phaze.validate import check_bool, check_choice, check_int
 from phaze.workload import Cluster, Workload
 
 __all__ = ["STRATEGIES", "Design", "SearchResult", "fingerprint", "search"]
@@ -147,11 +147,7 @@ def _settings(micro_batch_sizes, hbm_sizes, recompute) -> tuple[list, list, list
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
             raise ConfigError(f"{name}={values!r} is invalid; allowed: a non-empty sequence")
     mbs = sorted({check_int("micro_batch_size", m) for m in micro_batch_sizes})
-    hbm = sorted(
-        {int(check_number("hbm_bytes", h, low=0, high=2.0**60, unit="bytes")) for h in hbm_sizes}
-    )
-    if hbm[0] < 1:
-        raise ConfigError(f"hbm_sizes={list(hbm_sizes)!r} is invalid; allowed: sizes >= 1 byte")
+    hbm = sorted({int(check_hbm_bytes(h)) for h in hbm_sizes})
     rc = sorted({check_bool("recompute", r) for r in recompute})
     return mbs, hbm, rc
 
