@@ -4,7 +4,8 @@ Each command lives in ``phaze/_cli/<name>.py`` and defines ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Errors a user can cause
 (:class:`phaze.errors.PhazeError`, ``ValueError``, ``OSError``, and a flag that does not
 parse or is outside its range, :mod:`phaze._cli.ranges`) end the program with exit status 2
-and a one-line message, never a traceback.
+and a one-line message, never a traceback. A reader that closes the pipe early
+(``phaze plan ... | head``) ends it quietly with status 141, as a shell reports SIGPIPE.
 """
 
 from __future__ import annotations
@@ -33,6 +34,18 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split("\n")).replace("\r", " ")
 
 
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so the interpreter's final flush of what
+    is still buffered for a closed pipe does not print a second error."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. captured output)
+        pass
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="phaze",
@@ -55,10 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a flag that does not parse (2, one line)
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        return int(args._run(args) or 0)
+        status = int(args._run(args) or 0)
+        sys.stdout.flush()  # a closed pipe fails here, inside the handlers below
+        return status
     except KeyboardInterrupt:
         print("phaze: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``phaze plan ... | head``): stop quietly
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
     except (ValueError, OSError) as exc:  # PhazeError subclasses ValueError where user-caused
         print(f"phaze {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2

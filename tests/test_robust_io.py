@@ -490,3 +490,19 @@ def test_ci_runs_the_readme_quickstart_commands_in_order():
     assert venv < lines[0] < lines[1] < slow
     # one environment: nothing between the venv and the last step creates another
     assert sum("venv" in line and "python3 -m" in line for line in ci) == 1
+
+
+def test_a_reader_that_closes_the_pipe_early_gets_no_error_message():
+    """``phaze models | head -0``: the reader is gone before phaze writes; the command stops
+    quietly (no traceback, no 'Broken pipe' line) with the shell's SIGPIPE status."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phaze", "models"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
+    proc.stdout.close()  # long before phaze has imported numba and written its table
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert err == ""

@@ -59,9 +59,11 @@ def test_reduced_space_has_enough_architectures():
 @pytest.mark.parametrize(
     ("workloads", "space"),
     [
-        pytest.param([BERT], SPACE, id="bert"),
-        pytest.param([OPT], SPACE, id="opt"),
+        pytest.param([BERT], SMALL_SPACE, id="bert-small"),
+        pytest.param([OPT], SMALL_SPACE, id="opt-small"),
         pytest.param([BERT, OPT], SMALL_SPACE, id="bert+opt-small"),
+        pytest.param([BERT], SPACE, id="bert", marks=pytest.mark.slow),
+        pytest.param([OPT], SPACE, id="opt", marks=pytest.mark.slow),
         pytest.param([BERT, OPT], SPACE, id="bert+opt", marks=pytest.mark.slow),
     ],
 )
@@ -97,11 +99,15 @@ def test_joint_search_reports_each_models_loss(space):
     assert joint.best.value == pytest.approx(np.mean([d["throughput"] for d in joint.details]))
 
 
-def test_phaze_strategy_walks_from_the_largest_area_down():
+@pytest.mark.parametrize(
+    "space",
+    [pytest.param(SMALL_SPACE, id="small"), pytest.param(SPACE, id="579", marks=pytest.mark.slow)],
+)
+def test_phaze_strategy_walks_from_the_largest_area_down(space):
     res = search(
         [BERT],
         CLUSTER,
-        SPACE,
+        space,
         strategy="phaze",
         micro_batch_sizes=(4,),
         hbm_sizes=(16 * GIB,),
@@ -117,8 +123,9 @@ def test_phaze_strategy_walks_from_the_largest_area_down():
     assert all(seen[:k]) and not any(seen[k:])
     assert all(set(b.tolist()) <= visited for b in buckets[:k])
     assert k >= 5  # the stopping rule needs five buckets
+    assert k < len(buckets)  # ... and it stopped before the smallest
     exact = search(
-        [BERT], CLUSTER, SPACE, micro_batch_sizes=(4,), hbm_sizes=(16 * GIB,), recompute=(False,)
+        [BERT], CLUSTER, space, micro_batch_sizes=(4,), hbm_sizes=(16 * GIB,), recompute=(False,)
     )
     assert res.best.value <= exact.best.value
 
@@ -320,6 +327,7 @@ def test_worker_processes_do_not_change_the_result(space):
         np.testing.assert_array_equal(two.rows[k], one.rows[k])
 
 
+@pytest.mark.slow  # .ci/run runs the unnarrowed quickstart in a fresh environment too
 def test_quickstart_command_in_a_fresh_process(tmp_path):
     """``python -m phaze search`` with default model, cluster, settings and output
     directory; only the design space is narrowed (the full run is the slow test below)."""

@@ -219,6 +219,7 @@ def test_two_local_processes_give_identical_records(serial, cli_run):
     assert _without_timing(stored) == _without_timing(serial)
 
 
+@pytest.mark.slow  # starts a scheduler and two worker processes: ~10 s
 def test_dask_local_cluster_gives_identical_records(serial, sweep_file, monkeypatch):
     distributed = pytest.importorskip("distributed")
     clusters = []
@@ -237,6 +238,17 @@ def test_dask_local_cluster_gives_identical_records(serial, sweep_file, monkeypa
     assert scheduler.startswith("tcp://127.0.0.1:")
     assert len(workers) == 2 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
     assert kwargs["dashboard_address"] is None  # no HTTP server either
+
+
+def test_dask_scheduler_address_gives_identical_records(serial, sweep_file):
+    """The ``scheduler=`` path, against an in-process cluster (one threaded worker: fast;
+    the two-process ``LocalCluster`` run is the slow test above)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, processes=False, dashboard_address=None, protocol="tcp", host="127.0.0.1"
+    ) as cluster:
+        got = sweep(sweep_file, backend="dask", scheduler=cluster.scheduler_address)
+    assert _without_timing(got) == _without_timing(serial)
 
 
 def test_local_processes_open_no_network_connection(monkeypatch):
