@@ -532,8 +532,10 @@ def iteration(
     plan: TrainingPlan,
     seq_len: int,
     cache: dict | None = None,
+    with_power: bool = True,
 ) -> Breakdown:
-    """Predicted time of one training iteration and peak memory per device.
+    """Predicted time of one training iteration, peak memory per device and (when the
+    chip has power constants and ``with_power``) board power and energy.
 
     Ranks are placed as Megatron places them: tensor-parallel groups are consecutive
     ranks, data-parallel peers next (stride ``t``), pipeline stages outermost (stride
@@ -619,7 +621,7 @@ def iteration(
         memory_bytes=memory_per_device(spec, plan, seq_len),
         hbm_bytes=chip.hbm_bytes,
     )
-    if chip.power is None:
+    if chip.power is None or not with_power:
         return bd
     works = stage_work(system, spec, plan, seq_len, (blk, emb, head))
     power = iteration_power(chip.power, works, t * dp, bd.iteration_s, plan.global_batch_size)
