@@ -17,6 +17,7 @@ slower, which the time model does not capture.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ __all__ = [
     "Work",
     "board_power_w",
     "energy_by_category_j",
+    "gemm_counts",
     "gemm_work",
     "iteration_power",
     "node_energy_factor",
@@ -232,10 +234,15 @@ class Work:
 
     def __add__(self, other: Work) -> Work:
         a, b = self.link_bytes, other.link_bytes
-        n = max(len(a), len(b))
-        links = tuple(
-            (a[i] if i < len(a) else 0.0) + (b[i] if i < len(b) else 0.0) for i in range(n)
-        )
+        if not b:
+            links = a
+        elif not a:
+            links = b
+        else:
+            if len(a) != len(b):  # pad the shorter with zeros
+                n = max(len(a), len(b))
+                a, b = a + (0.0,) * (n - len(a)), b + (0.0,) * (n - len(b))
+            links = tuple(map(operator.add, a, b))
         return Work(
             self.flops + other.flops,
             self.l2_bytes + other.l2_bytes,
@@ -274,11 +281,17 @@ def gemm_work(batch: float, m: float, k: float, n: float, tile_m: int = 128, til
     >>> w.flops == 2 * 8192**3, w.hbm_bytes == 2 * 3 * 8192**2
     (True, True)
     """
+    return Work(*gemm_counts(batch, m, k, n, tile_m, tile_n))
+
+
+def gemm_counts(batch, m, k, n, tile_m: int = 128, tile_n: int = 128) -> tuple:
+    """``(flops, l2_bytes, hbm_bytes)`` of :func:`gemm_work` as plain floats (for hot
+    loops that add many GEMMs before making one :class:`Work`)."""
     tiles = batch * math.ceil(m / tile_m) * math.ceil(n / tile_n)
-    return Work(
-        flops=2.0 * batch * m * k * n,
-        l2_bytes=float(BYTES * tiles * k * (tile_m + tile_n)),
-        hbm_bytes=float(BYTES * batch * (m * k + k * n + m * n)),
+    return (
+        2.0 * batch * m * k * n,
+        float(BYTES * tiles * k * (tile_m + tile_n)),
+        float(BYTES * batch * (m * k + k * n + m * n)),
     )
 
 

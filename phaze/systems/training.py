@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from phaze.errors import ConfigError
 from phaze.models.spec import TransformerSpec
-from phaze.systems.power import IterationPower, Work, gemm_work, iteration_power, total_work
+from phaze.systems.power import IterationPower, Work, gemm_counts, iteration_power
 from phaze.systems.presets import System
 
 __all__ = [
@@ -366,22 +366,35 @@ def _gemm_s(chip, batch: float, m: float, k: float, n: float) -> float:
     return max(compute, memory, chip.kernel_launch_s)
 
 
-def _gemm_fwd_bwd(chip, batch, m, k, n) -> tuple[float, float, Work, Work]:
+def _gemm_fwd_bwd(chip, batch, m, k, n) -> tuple[float, float, tuple, tuple]:
     """Forward GEMM and its two backward GEMMs (input gradient ``m x n @ n x k``, weight
-    gradient ``k x m @ m x n``): their seconds and their work."""
+    gradient ``k x m @ m x n``): their seconds and their ``(flops, l2_bytes, hbm_bytes)``
+    (:func:`~phaze.systems.power.gemm_counts`)."""
     tm, tn = chip.tile_m, chip.tile_n
+    bwd_in = gemm_counts(batch, m, n, k, tm, tn)
+    bwd_w = gemm_counts(batch, k, m, n, tm, tn)
     return (
         _gemm_s(chip, batch, m, k, n),
         _gemm_s(chip, batch, m, n, k) + _gemm_s(chip, batch, k, m, n),
-        gemm_work(batch, m, k, n, tm, tn),
-        gemm_work(batch, m, n, k, tm, tn) + gemm_work(batch, k, m, n, tm, tn),
+        gemm_counts(batch, m, k, n, tm, tn),
+        (bwd_in[0] + bwd_w[0], bwd_in[1] + bwd_w[1], bwd_in[2] + bwd_w[2]),
+    )
+
+
+def _kernels_work(gemm_counts_list, vector_bytes=()) -> Work:
+    """Work of GEMMs (their ``(flops, l2_bytes, hbm_bytes)``) and memory-bound kernels
+    (their bytes cross HBM and L2 once)."""
+    vec = float(sum(vector_bytes))
+    return Work(
+        flops=sum(c[0] for c in gemm_counts_list),
+        l2_bytes=sum(c[1] for c in gemm_counts_list) + vec,
+        hbm_bytes=sum(c[2] for c in gemm_counts_list) + vec,
     )
 
 
 def _vector_work(*kernel_bytes: float) -> Work:
     """Memory-bound kernels: their bytes cross HBM and L2 once."""
-    total = float(sum(kernel_bytes))
-    return Work(l2_bytes=total, hbm_bytes=total)
+    return _kernels_work((), kernel_bytes)
 
 
 def _vector_s(chip, *kernel_bytes: float) -> float:
@@ -468,8 +481,8 @@ def _block_time(system: System, spec: TransformerSpec, plan: TrainingPlan, seq_l
     fwd = sum(g[0] for g in gemms.values()) + _vector_s(chip, *vec)
     bwd = sum(g[1] for g in gemms.values()) + _vector_s(chip, *(2 * x for x in vec))
     one = _tp_collectives(system, plan, BYTES * tokens * h)
-    fwd_work = total_work([g[2] for g in gemms.values()]) + _vector_work(*vec)
-    bwd_work = total_work([g[3] for g in gemms.values()]) + _vector_work(*(2 * x for x in vec))
+    fwd_work = _kernels_work([g[2] for g in gemms.values()], vec)
+    bwd_work = _kernels_work([g[3] for g in gemms.values()], [2 * x for x in vec])
     one_work = _tp_work(system, plan, BYTES * tokens * h)
     if plan.recompute_mode == "full":
         recompute, comm_rec = fwd, 2 * one
@@ -477,7 +490,7 @@ def _block_time(system: System, spec: TransformerSpec, plan: TrainingPlan, seq_l
     elif plan.recompute_mode == "selective":
         recompute = gemms["scores"][0] + gemms["context"][0] + _vector_s(chip, *core)
         comm_rec = 0.0
-        rec_work = gemms["scores"][2] + gemms["context"][2] + _vector_work(*core)
+        rec_work = _kernels_work([gemms["scores"][2], gemms["context"][2]], core)
     else:
         recompute, comm_rec = 0.0, 0.0
         rec_work = Work()
@@ -516,10 +529,9 @@ def _head_time(system, spec, plan, seq_len):
     comm = _tp_collectives(system, plan, size)
     if t > 1:
         comm += 3 * _comm_s(chip, net.all_reduce_s(4 * tokens, t, 1))
+    vec = (4 * e, _CE_FWD_BYTES * logits, 8 * e, _CE_BWD_BYTES * logits)
     work = (
-        work_f
-        + work_b
-        + _vector_work(4 * e, _CE_FWD_BYTES * logits, 8 * e, _CE_BWD_BYTES * logits)
+        _kernels_work([work_f, work_b], vec)
         + _tp_work(system, plan, size)
         + _tp_work(system, plan, 4 * tokens).scaled(3)
     )
@@ -650,8 +662,11 @@ def stage_work(system, spec, plan, seq_len, parts=None) -> list[Work]:
     p2p = Work(link_bytes=net.p2p_bytes_by_level(p2p_sent, p, t * dp))
     shard = dp if plan.distributed_optimizer else 1
     word = padded_vocab(spec, t) * spec.embed_dim / t
-    out = []
+    out: list[Work] = []
     for i in range(p):
+        if 1 < i < p - 1:  # the middle stages are alike
+            out.append(out[1])
+            continue
         micro = blk.work.scaled(spec.layers // p)
         if i == 0:
             micro = micro + emb.work
