@@ -3,6 +3,10 @@
 Run from the repository root::
 
     python bench/power_systems.py
+    python bench/power_systems.py --time    # CPU time of estimating and planning
+
+``--time`` imports nothing new, so the same command measures an older checkout
+(``PYTHONPATH=OLD_CHECKOUT python bench/power_systems.py --time``).
 
 Prints (1) the board power of one 8192^3 fp16 GEMM at each preset's achieved efficiency
 (``peak x gemm_efficiency``), with its energy by resource; (2) gpt3-175b's Megatron
@@ -15,10 +19,11 @@ f8dda84, MIT licence), and of the busiest stage's devices.
 from __future__ import annotations
 
 import pathlib
+import sys
+import time
 
-from phaze import estimate_file, load_system, preset
+from phaze import best_plans, estimate_file, load_system, preset
 from phaze.systems import TrainingPlan, iteration
-from phaze.systems.power import board_power_w, energy_by_category_j, gemm_work
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data" / "measured"
 FILES = ("vtrain_multi_node.jsonl", "vtrain_single_node.jsonl")
@@ -26,6 +31,8 @@ SYSTEMS = ("a100-vtrain", "a100-selene", "h100-dgx")
 
 
 def gemm_check() -> None:
+    from phaze.systems.power import board_power_w, energy_by_category_j, gemm_work
+
     print("8192^3 fp16 GEMM at peak x gemm_efficiency")
     work = gemm_work(1, 8192, 8192, 8192)
     for name in ("a100-selene", "h100-dgx"):
@@ -68,7 +75,31 @@ def vtrain_runs() -> None:
         )
 
 
+def timing(rounds: int = 5) -> None:
+    """Best CPU time of estimating all 1,007 measured runs, and of best_plans for
+    gpt3-175b on 1,024 A100s (after one warm-up call each)."""
+
+    def est():
+        for name in FILES:
+            estimate_file(DATA / name)
+
+    def plan():
+        best_plans(load_system("a100-selene"), preset("gpt3-175b"), 1024, 1536, top=5)
+
+    for label, fn in (("estimate 1,007 runs", est), ("best_plans gpt3-175b x 1024", plan)):
+        fn()
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.process_time()
+            fn()
+            best = min(best, time.process_time() - start)
+        print(f"{label}: best CPU {best:.3f} s of {rounds}")
+
+
 if __name__ == "__main__":
+    if "--time" in sys.argv[1:]:
+        timing()
+        sys.exit(0)
     gemm_check()
     gpt3_iteration()
     vtrain_runs()
