@@ -175,7 +175,8 @@ def _l2_byte_j(l2_bytes: float) -> float:
 
 
 #: A100 SXM (TSMC N7): 400 W (NVIDIA A100 datasheet); idle 53 W (public nvidia-smi
-#: telemetry of idle A100-SXM4 boards, 52.5-54.3 W); 192 KiB shared memory/L1 per SM and
+#: telemetry of four idle A100-SXM4 boards, 52.5-54.3 W: the gpus.csv of the Hugging Face
+#: space seawolf2357/PLUS_Lab_GPUs); 192 KiB shared memory/L1 per SM and
 #: 40 MiB of L2 (A100 whitepaper); HBM2e at the HBM2 figure.
 A100_SXM_POWER = ChipPower(
     tdp_w=400.0,
@@ -186,11 +187,11 @@ A100_SXM_POWER = ChipPower(
     nvlink_bit_j=_NVLINK_BIT_J,
     scale_out_bit_j=_SCALE_OUT_BIT_J,
 )
-#: H100 SXM (TSMC 4N): 700 W (NVIDIA H100 datasheet); idle 64 W (NVIDIA's DGX user guide:
-#: a 700 W-limit HGX GPU reads 64.4 W at rest); 256 KiB shared memory/L1 per SM and
-#: 50 MiB of L2 (H100 whitepaper). The 7 nm scaling is kept (Stillmaker & Baas stop at
-#: 7 nm), so per-operation energies are upper bounds; HBM3 at the HBM2 figure (no
-#: published HBM3 figure found).
+#: H100 SXM (TSMC 4N): 700 W (NVIDIA H100 datasheet); idle 64 W (NVIDIA's DGX user guide,
+#: "Managing Power Capping": a 700 W-limit HGX GPU reads 64.4 W at rest); 256 KiB shared
+#: memory/L1 per SM and 50 MiB of L2 (H100 whitepaper). The 7 nm scaling is kept
+#: (Stillmaker & Baas stop at 7 nm), so per-operation energies are upper bounds; HBM3 at
+#: the HBM2 figure (no published HBM3 figure found).
 H100_SXM_POWER = ChipPower(
     tdp_w=700.0,
     idle_w=64.0,
@@ -382,6 +383,14 @@ def iteration_power(
     """
     if not stage_work:
         raise ConfigError("iteration_power needs at least one stage")
+    if isinstance(devices_per_stage, bool) or not isinstance(devices_per_stage, int):
+        raise ConfigError(f"devices_per_stage={devices_per_stage!r} must be an integer >= 1")
+    if devices_per_stage < 1 or samples < 1:
+        raise ConfigError(
+            f"devices_per_stage={devices_per_stage!r} and samples={samples!r} must be >= 1"
+        )
+    if not (iteration_s > 0 and math.isfinite(iteration_s)):
+        raise ConfigError(f"iteration_s={iteration_s!r} must be a finite number > 0")
     devices = devices_per_stage * len(stage_work)
     cats = {"compute_j": 0.0, "l2_j": 0.0, "hbm_j": 0.0, "network_j": 0.0}
     stage_w = []
