@@ -17,7 +17,7 @@ from phaze._cli.estimate import tdp_note
 from phaze.cli import main
 from phaze.energy import EnergyModel
 from phaze.errors import ConfigError
-from phaze.systems import TrainingPlan, iteration, load_system
+from phaze.systems import Network, NetworkLevel, TrainingPlan, iteration, load_system
 from phaze.systems.power import (
     A100_SXM_POWER,
     H100_SXM_POWER,
@@ -192,6 +192,25 @@ def test_iteration_flops_equal_megatrons_formula(mode, passes):
     v = padded_vocab(run.model, plan.tensor_width)
     expected = passes * 24 * b * s * L * h * h * (1 + s / (6 * h)) + 3 * 2 * b * s * h * v
     assert math.isclose(total, expected, rel_tol=REL), (total, expected)
+
+
+@given(
+    st.integers(2, 512),
+    st.sampled_from([1, 2, 4, 8, 16, 64]),
+    st.sampled_from([2, 4, 8, 16]),
+    st.floats(1.0, 1e12),
+)
+def test_every_byte_sent_is_on_one_level(n, stride, node, size):
+    net = Network(
+        (NetworkLevel("nvlink", node, 300e9, 1.0, 0.0), NetworkLevel("ib", 0, 25e9, 1.0, 0.0))
+    )
+    ring, p2p = net.ring_bytes_by_level(size, n, stride), net.p2p_bytes_by_level(size, n, stride)
+    for split in (ring, p2p):
+        assert min(split) >= 0 and math.isclose(sum(split), size, rel_tol=1e-12), split
+        if n * stride <= node:  # the group fits in one node: NVLink only
+            assert split[1] == 0, split
+        if stride >= node:  # one member per node: every byte leaves its node
+            assert split[0] == 0, split
 
 
 def test_ring_and_p2p_bytes_split_over_levels_add_up():
