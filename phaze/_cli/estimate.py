@@ -49,6 +49,18 @@ def _plan(run) -> str:
     return text
 
 
+def tdp_note(powers) -> None:
+    """One line when a predicted board power exceeds the TDP (never capped silently)."""
+    over = [p for p in powers if p is not None and p.exceeds_tdp]
+    if over:
+        worst = max(over, key=lambda p: p.max_power_w / p.tdp_w)
+        print(
+            f"note: {len(over)} predicted board power(s) exceed the TDP (marked !; worst "
+            f"{worst.max_power_w:.0f} W over {worst.tdp_w:.0f} W): a real GPU throttles "
+            f"its clocks and runs slower than predicted"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from phaze.systems.estimate import accuracy, estimate
     from phaze.systems.runs import Run, read_runs
@@ -68,10 +80,11 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(out, allow_nan=False))
     else:
         header = ["id", "system", "plan", "predicted s", "measured s", "error"]
-        header += [label for _, label in _TERMS] + ["GiB/device", "fits"]
+        header += [label for _, label in _TERMS] + ["GiB/device", "fits", "W", "J/sample"]
         rows = []
         for e in estimates:
             bd = e.breakdown
+            pw = bd.power
             rows.append(
                 [
                     e.id,
@@ -83,10 +96,13 @@ def run(args: argparse.Namespace) -> int:
                     *(f"{getattr(bd, f):.3g}" for f, _ in _TERMS),
                     f"{bd.memory_bytes / 2**30:.1f}",
                     "yes" if bd.fits else "NO",
+                    "-" if pw is None else f"{pw.power_w:.0f}" + ("!" if pw.exceeds_tdp else ""),
+                    "-" if pw is None else f"{pw.energy_per_sample_j:.4g}",
                 ]
             )
         if rows:
             print(format_table(header, rows))
+        tdp_note(e.breakdown.power for e in estimates)
         acc = accuracy(estimates)
         if acc["rows"]:
             print(

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 
+from phaze._cli.estimate import tdp_note
 from phaze.errors import ConfigError
 from phaze.report import format_table
 
@@ -95,10 +96,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     header = ["#", "t", "p", "d", "b", "v", "recompute", "sp", "dist opt", "iter s"]
     header += ["samples/s", "fwd", "bwd", "recomp", "tp comm", "bubble", "p2p", "dp comm"]
-    header += ["optim", "GiB/device"]
+    header += ["optim", "GiB/device", "W", "J/sample"]
     rows = []
     for i, r in enumerate(results, 1):
         p, bd = r.plan, r.breakdown
+        pw = bd.power
         rows.append(
             [
                 str(i),
@@ -126,9 +128,12 @@ def run(args: argparse.Namespace) -> int:
                     )
                 ),
                 f"{bd.memory_bytes / 2**30:.1f}",
+                "-" if pw is None else f"{pw.power_w:.0f}" + ("!" if pw.exceeds_tdp else ""),
+                "-" if pw is None else f"{pw.energy_per_sample_j:.4g}",
             ]
         )
     print(format_table(header, rows))
+    tdp_note(r.breakdown.power for r in results)
     if args.out is not None:
         dicts = [r.to_dict() for r in results]
         with open(args.out, "w", encoding="utf-8", newline="") as fh:

@@ -4,6 +4,7 @@ run estimation against measurements and the plan search (docs/real-systems.md)."
 from phaze.systems.estimate import Estimate, accuracy, estimate, estimate_file
 from phaze.systems.network import Network, NetworkLevel
 from phaze.systems.plan import PlanResult, best_plans
+from phaze.systems.power import ChipPower, IterationPower, Work
 from phaze.systems.presets import SYSTEMS, Chip, System, load_system, system_names
 from phaze.systems.runs import Run, RunError, parse_run, read_runs
 from phaze.systems.training import (
@@ -19,7 +20,9 @@ __all__ = [
     "SYSTEMS",
     "Breakdown",
     "Chip",
+    "ChipPower",
     "Estimate",
+    "IterationPower",
     "Network",
     "NetworkLevel",
     "PlanResult",
@@ -27,6 +30,7 @@ __all__ = [
     "RunError",
     "System",
     "TrainingPlan",
+    "Work",
     "accuracy",
     "best_plans",
     "estimate",

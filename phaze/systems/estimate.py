@@ -33,6 +33,19 @@ class Estimate:
         return self.breakdown.iteration_s
 
     @property
+    def power_w(self) -> float | None:
+        """Average board power per device (W; None when the chip has no power constants)."""
+        p = self.breakdown.power
+        return None if p is None else p.power_w
+
+    @property
+    def energy_per_sample_j(self) -> float | None:
+        """Energy of the whole cluster per training sample (J; None without power
+        constants)."""
+        p = self.breakdown.power
+        return None if p is None else p.energy_per_sample_j
+
+    @property
     def error(self) -> float | None:
         """Relative error ``predicted / measured - 1`` (None without a measurement)."""
         m = self.run.measured_s

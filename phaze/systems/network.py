@@ -167,6 +167,60 @@ class Network:
         """Seconds of a ring all-gather producing a ``size_bytes`` buffer on every member."""
         return self.reduce_scatter_s(size_bytes, n, stride)
 
+    def ring_bytes_by_level(self, sent_bytes: float, n: int, stride: int = 1) -> tuple:
+        """Split the bytes one member of an ``n``-member ring at ``stride`` sends among the
+        levels (innermost first): the ring's edges are priced at the outermost level they
+        cross, and every member sends the same bytes on each edge, so level ``j`` carries
+        the fraction ``(c_{j-1} - c_j) / n`` where ``c_j`` is the number of edges that
+        leave a level-``j`` domain (``n / k_j`` with ``k_j`` members per domain, 0 when
+        one domain holds the group) and ``c_{-1} = n``.
+
+        Examples
+        --------
+        >>> net = Network((NetworkLevel("nvlink", 8, 300e9, 1.0, 0.0),
+        ...                NetworkLevel("infiniband", 0, 25e9, 1.0, 0.0)))
+        >>> net.ring_bytes_by_level(16.0, 16, 1)  # 2 of the 16 edges leave a node
+        (14.0, 2.0)
+        """
+        out = [0.0] * len(self.levels)
+        if n < 2 or sent_bytes <= 0:
+            return tuple(out)
+        prev = float(n)
+        for j in range(len(self.levels)):
+            k = self._members_per_domain(n, stride, j)
+            cur = 0.0 if k >= n else n / k
+            out[j] = sent_bytes * (prev - cur) / n
+            prev = cur
+            if cur == 0.0:
+                break
+        return tuple(out)
+
+    def p2p_bytes_by_level(self, sent_bytes: float, n: int, stride: int) -> tuple:
+        """Split ``sent_bytes`` sent between pipeline neighbours of an ``n``-member group
+        at ``stride`` among the levels: each of the ``n - 1`` neighbour pairs uses the
+        outermost level that separates its two ranks, all pairs equally often.
+
+        Examples
+        --------
+        >>> net = Network((NetworkLevel("nvlink", 8, 300e9, 1.0, 0.0),
+        ...                NetworkLevel("infiniband", 0, 25e9, 1.0, 0.0)))
+        >>> net.p2p_bytes_by_level(3.0, 4, 4)  # ranks 0, 4 | 8, 12: one pair of 3 leaves
+        (2.0, 1.0)
+        """
+        out = [0.0] * len(self.levels)
+        if n < 2 or sent_bytes <= 0:
+            return tuple(out)
+        for i in range(n - 1):
+            a, b = i * stride, (i + 1) * stride
+            level = len(self.levels) - 1
+            for j in range(len(self.levels)):
+                dom = self._domain(j)
+                if math.isinf(dom) or a // dom == b // dom:
+                    level = j
+                    break
+            out[level] += sent_bytes / (n - 1)
+        return tuple(out)
+
     def p2p_s(self, size_bytes: float, n: int, stride: int) -> float:
         """Seconds of one point-to-point send between neighbours of an ``n``-member
         pipeline group at ``stride``: priced on the outermost level the group spans (its

@@ -45,6 +45,19 @@ class PlanResult:
     def samples_per_s(self) -> float:
         return self.plan.global_batch_size / self.breakdown.iteration_s
 
+    @property
+    def power_w(self) -> float | None:
+        """Average board power per device (W; None when the chip has no power constants)."""
+        p = self.breakdown.power
+        return None if p is None else p.power_w
+
+    @property
+    def energy_per_sample_j(self) -> float | None:
+        """Energy of the whole cluster per training sample (J; None without power
+        constants)."""
+        p = self.breakdown.power
+        return None if p is None else p.energy_per_sample_j
+
     def to_dict(self) -> dict:
         p = self.plan
         out = {
@@ -162,11 +175,15 @@ def best_plans(
         if memory_per_device(spec, plan, seq) > system.chip.hbm_bytes:
             continue
         check_plan(spec, plan, seq)
-        bd = iteration(system, spec, plan, seq, cache)
+        bd = iteration(system, spec, plan, seq, cache, with_power=False)
         priced += 1
         found.append((bd.iteration_s, _order(plan), plan, bd))
     found.sort(key=lambda x: (x[0], x[1]))
-    return [PlanResult(plan, bd) for _, _, plan, bd in found[:top]], priced
+    # power only for the plans returned (it does not change the order)
+    top_plans = [plan for _, _, plan, _ in found[:top]]
+    return [
+        PlanResult(plan, iteration(system, spec, plan, seq, cache)) for plan in top_plans
+    ], priced
 
 
 def _order(plan: TrainingPlan) -> tuple:

@@ -17,6 +17,7 @@ from types import MappingProxyType
 
 from phaze.errors import ConfigError
 from phaze.systems.network import Network, NetworkLevel
+from phaze.systems.power import A100_SXM_POWER, H100_SXM_POWER, ChipPower
 
 __all__ = ["SYSTEMS", "Chip", "System", "load_system", "system_names"]
 
@@ -47,6 +48,9 @@ class Chip:
         Fixed cost of every kernel (launch and framework overhead), seconds.
     tile_m, tile_n : int
         Output tile of one GEMM thread block (rows x columns).
+    power : ChipPower or None
+        Board power constants (:mod:`phaze.systems.power`); None: power is not
+        estimated. In a system file, an object with the :class:`ChipPower` fields.
     """
 
     name: str
@@ -59,8 +63,19 @@ class Chip:
     kernel_launch_s: float
     tile_m: int = 128
     tile_n: int = 128
+    power: ChipPower | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.power, dict):  # from a system file
+            try:
+                object.__setattr__(self, "power", ChipPower(**self.power))
+            except TypeError as exc:
+                raise ConfigError(f"chip {self.name!r}: power: {exc}") from None
+        if self.power is not None and not isinstance(self.power, ChipPower):
+            raise ConfigError(
+                f"chip {self.name!r}: power={self.power!r} must be a ChipPower, an object "
+                f"of its fields, or None"
+            )
         for field in ("num_sms", "tile_m", "tile_n"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -106,6 +121,7 @@ class System:
     def to_dict(self) -> dict:
         """The system in the JSON file format of :func:`load_system`."""
         chip = {f: getattr(self.chip, f) for f in Chip.__slots__}
+        chip["power"] = None if self.chip.power is None else self.chip.power.to_dict()
         levels = [{f: getattr(lv, f) for f in NetworkLevel.__slots__} for lv in self.network.levels]
         return {"name": self.name, "chip": chip, "network": levels}
 
@@ -136,6 +152,7 @@ def _a100(hbm_gb: float) -> Chip:
         gemm_efficiency=_GEMM_EFFICIENCY,
         hbm_efficiency=_HBM_EFFICIENCY,
         kernel_launch_s=_KERNEL_LAUNCH_S,
+        power=A100_SXM_POWER,
     )
 
 
@@ -171,6 +188,7 @@ SYSTEMS: MappingProxyType[str, System] = MappingProxyType(
                 gemm_efficiency=_GEMM_EFFICIENCY,
                 hbm_efficiency=_HBM_EFFICIENCY,
                 kernel_launch_s=_KERNEL_LAUNCH_S,
+                power=H100_SXM_POWER,
             ),
             _levels(450 * GB, 50 * GB),
         ),

@@ -16,15 +16,21 @@ parallelism (formulas, units and sources: docs/real-systems.md):
   2021), and point-to-point sends of ``b s h`` elements per micro-batch and chunk;
 - the data-parallel all-reduce of fp32 gradients (not overlapped) and the Adam step
   (memory-bound over the optimizer state).
+
+Beside the times, every kernel's work (tensor-core FLOPs, L2 and HBM bytes, bytes sent
+per network level) is counted per pipeline stage, and the chip's board power constants
+(:mod:`phaze.systems.power`) turn it into the iteration's power and energy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 from phaze.errors import ConfigError
 from phaze.models.spec import TransformerSpec
+from phaze.systems.power import IterationPower, Work, gemm_counts, iteration_power
 from phaze.systems.presets import System
 
 __all__ = [
@@ -34,6 +40,7 @@ __all__ = [
     "check_plan",
     "iteration",
     "memory_per_device",
+    "stage_work",
 ]
 
 RECOMPUTE_MODES = ("none", "selective", "full")
@@ -139,6 +146,8 @@ class Breakdown:
 
     ``forward_s + backward_s + recompute_s + tp_comm_s`` is the slowest pipeline stage's
     share over all micro-batches; the other terms add to it; ``iteration_s`` is the sum.
+    ``power`` is the iteration's board power and energy (None when the chip has no power
+    constants).
     """
 
     forward_s: float
@@ -151,6 +160,7 @@ class Breakdown:
     optimizer_s: float
     memory_bytes: float
     hbm_bytes: float
+    power: IterationPower | None = None
 
     @property
     def iteration_s(self) -> float:
@@ -172,11 +182,33 @@ class Breakdown:
         return self.memory_bytes <= self.hbm_bytes
 
     def to_dict(self) -> dict:
-        """Every term in seconds/bytes, plus ``iteration_s`` and ``fits``."""
-        out = {f: getattr(self, f) for f in Breakdown.__slots__}
+        """Every term in seconds/bytes, plus ``iteration_s`` and ``fits``, and the power
+        terms of :class:`~phaze.systems.power.IterationPower` (None without power
+        constants)."""
+        out = {f: getattr(self, f) for f in Breakdown.__slots__ if f != "power"}
         out["iteration_s"] = self.iteration_s
         out["fits"] = self.fits
+        if self.power is None:
+            out.update(dict.fromkeys(POWER_FIELDS))
+        else:
+            out.update(self.power.to_dict())
         return out
+
+
+#: Keys :meth:`Breakdown.to_dict` adds for the iteration's power and energy.
+POWER_FIELDS = (
+    "power_w",
+    "max_power_w",
+    "tdp_w",
+    "energy_per_iteration_j",
+    "energy_per_sample_j",
+    "idle_j",
+    "compute_j",
+    "l2_j",
+    "hbm_j",
+    "network_j",
+    "exceeds_tdp",
+)
 
 
 def padded_vocab(spec: TransformerSpec, tensor_width: int) -> int:
@@ -334,12 +366,35 @@ def _gemm_s(chip, batch: float, m: float, k: float, n: float) -> float:
     return max(compute, memory, chip.kernel_launch_s)
 
 
-def _gemm_fwd_bwd(chip, batch, m, k, n) -> tuple[float, float]:
+def _gemm_fwd_bwd(chip, batch, m, k, n) -> tuple[float, float, tuple, tuple]:
     """Forward GEMM and its two backward GEMMs (input gradient ``m x n @ n x k``, weight
-    gradient ``k x m @ m x n``)."""
-    return _gemm_s(chip, batch, m, k, n), _gemm_s(chip, batch, m, n, k) + _gemm_s(
-        chip, batch, k, m, n
+    gradient ``k x m @ m x n``): their seconds and their ``(flops, l2_bytes, hbm_bytes)``
+    (:func:`~phaze.systems.power.gemm_counts`)."""
+    tm, tn = chip.tile_m, chip.tile_n
+    bwd_in = gemm_counts(batch, m, n, k, tm, tn)
+    bwd_w = gemm_counts(batch, k, m, n, tm, tn)
+    return (
+        _gemm_s(chip, batch, m, k, n),
+        _gemm_s(chip, batch, m, n, k) + _gemm_s(chip, batch, k, m, n),
+        gemm_counts(batch, m, k, n, tm, tn),
+        (bwd_in[0] + bwd_w[0], bwd_in[1] + bwd_w[1], bwd_in[2] + bwd_w[2]),
     )
+
+
+def _kernels_work(gemm_counts_list, vector_bytes=()) -> Work:
+    """Work of GEMMs (their ``(flops, l2_bytes, hbm_bytes)``) and memory-bound kernels
+    (their bytes cross HBM and L2 once)."""
+    vec = float(sum(vector_bytes))
+    return Work(
+        flops=sum(c[0] for c in gemm_counts_list),
+        l2_bytes=sum(c[1] for c in gemm_counts_list) + vec,
+        hbm_bytes=sum(c[2] for c in gemm_counts_list) + vec,
+    )
+
+
+def _vector_work(*kernel_bytes: float) -> Work:
+    """Memory-bound kernels: their bytes cross HBM and L2 once."""
+    return _kernels_work((), kernel_bytes)
 
 
 def _vector_s(chip, *kernel_bytes: float) -> float:
@@ -362,6 +417,10 @@ class _MicroBatch:
     bwd: float
     recompute: float
     tp_comm: float
+    work: Work  # of the four together
+
+
+_TIME_FIELDS = ("fwd", "bwd", "recompute", "tp_comm")
 
 
 def _tp_collectives(system, plan, size_bytes):
@@ -375,6 +434,16 @@ def _tp_collectives(system, plan, size_bytes):
             chip, net.all_gather_s(size_bytes, t, 1)
         )
     return _comm_s(chip, net.all_reduce_s(size_bytes, t, 1))
+
+
+def _tp_work(system, plan, size_bytes) -> Work:
+    """Bytes one rank sends in a tensor-parallel all-reduce of ``size_bytes`` (or its
+    reduce-scatter + all-gather pair: the same bytes), by network level."""
+    t = plan.tensor_width
+    if t == 1:
+        return Work()
+    sent = 2.0 * (t - 1) / t * size_bytes
+    return Work(link_bytes=system.network.ring_bytes_by_level(sent, t, 1))
 
 
 def _block_time(system: System, spec: TransformerSpec, plan: TrainingPlan, seq_len: int):
@@ -412,14 +481,21 @@ def _block_time(system: System, spec: TransformerSpec, plan: TrainingPlan, seq_l
     fwd = sum(g[0] for g in gemms.values()) + _vector_s(chip, *vec)
     bwd = sum(g[1] for g in gemms.values()) + _vector_s(chip, *(2 * x for x in vec))
     one = _tp_collectives(system, plan, BYTES * tokens * h)
+    fwd_work = _kernels_work([g[2] for g in gemms.values()], vec)
+    bwd_work = _kernels_work([g[3] for g in gemms.values()], [2 * x for x in vec])
+    one_work = _tp_work(system, plan, BYTES * tokens * h)
     if plan.recompute_mode == "full":
         recompute, comm_rec = fwd, 2 * one
+        rec_work = fwd_work + one_work.scaled(2)
     elif plan.recompute_mode == "selective":
         recompute = gemms["scores"][0] + gemms["context"][0] + _vector_s(chip, *core)
         comm_rec = 0.0
+        rec_work = _kernels_work([gemms["scores"][2], gemms["context"][2]], core)
     else:
         recompute, comm_rec = 0.0, 0.0
-    return _MicroBatch(fwd, bwd, recompute, 4 * one + comm_rec)
+        rec_work = Work()
+    work = fwd_work + bwd_work + rec_work + one_work.scaled(4)
+    return _MicroBatch(fwd, bwd, recompute, 4 * one + comm_rec, work)
 
 
 def _embedding_time(system, spec, plan, seq_len):
@@ -434,7 +510,8 @@ def _embedding_time(system, spec, plan, seq_len):
     # vocabulary-parallel lookup: all-reduce forward (sequence parallelism: reduce-scatter
     # forward, all-gather of the gradient backward)
     comm = _tp_collectives(system, plan, BYTES * tokens * h)
-    return _MicroBatch(fwd, bwd, 0.0, comm)
+    work = _vector_work(*vec, *(2 * x for x in vec)) + _tp_work(system, plan, BYTES * tokens * h)
+    return _MicroBatch(fwd, bwd, 0.0, comm, work)
 
 
 def _head_time(system, spec, plan, seq_len):
@@ -442,7 +519,7 @@ def _head_time(system, spec, plan, seq_len):
     t, tokens, h = plan.tensor_width, plan.micro_batch_size * seq_len, spec.hidden
     vp = padded_vocab(spec, t)
     e = tokens * h / (t if plan.sequence_parallel else 1)
-    logits_f, logits_b = _gemm_fwd_bwd(chip, 1, tokens, h, vp / t)
+    logits_f, logits_b, work_f, work_b = _gemm_fwd_bwd(chip, 1, tokens, h, vp / t)
     logits = tokens * vp / t
     fwd = logits_f + _vector_s(chip, 4 * e, _CE_FWD_BYTES * logits)
     bwd = logits_b + _vector_s(chip, 8 * e, _CE_BWD_BYTES * logits)
@@ -452,7 +529,13 @@ def _head_time(system, spec, plan, seq_len):
     comm = _tp_collectives(system, plan, size)
     if t > 1:
         comm += 3 * _comm_s(chip, net.all_reduce_s(4 * tokens, t, 1))
-    return _MicroBatch(fwd, bwd, 0.0, comm)
+    vec = (4 * e, _CE_FWD_BYTES * logits, 8 * e, _CE_BWD_BYTES * logits)
+    work = (
+        _kernels_work([work_f, work_b], vec)
+        + _tp_work(system, plan, size)
+        + _tp_work(system, plan, 4 * tokens).scaled(3)
+    )
+    return _MicroBatch(fwd, bwd, 0.0, comm, work)
 
 
 def iteration(
@@ -461,8 +544,10 @@ def iteration(
     plan: TrainingPlan,
     seq_len: int,
     cache: dict | None = None,
+    with_power: bool = True,
 ) -> Breakdown:
-    """Predicted time of one training iteration and peak memory per device.
+    """Predicted time of one training iteration, peak memory per device and (when the
+    chip has power constants and ``with_power``) board power and energy.
 
     Ranks are placed as Megatron places them: tensor-parallel groups are consecutive
     ranks, data-parallel peers next (stride ``t``), pipeline stages outermost (stride
@@ -510,7 +595,7 @@ def iteration(
             parts.append((emb, 1))
         if i == p - 1:
             parts.append((head, 1))
-        units.append(tuple(sum(getattr(u, f) * n for u, n in parts) for f in _MicroBatch.__slots__))
+        units.append(tuple(sum(getattr(u, f) * n for u, n in parts) for f in _TIME_FIELDS))
     totals = [sum(u) for u in units]
     slow = max(range(p), key=totals.__getitem__)
     fwd, bwd, rec, tpc = units[slow]
@@ -536,7 +621,7 @@ def iteration(
     shard = dp if plan.distributed_optimizer else 1
     opt_bytes = max(params) * (OPTIMIZER_BYTES_SHARDED / shard + OPTIMIZER_BYTES_REPLICATED)
     optimizer = _vector_s(chip, opt_bytes)
-    return Breakdown(
+    bd = Breakdown(
         forward_s=m * fwd,
         backward_s=m * bwd,
         recompute_s=m * rec,
@@ -548,3 +633,54 @@ def iteration(
         memory_bytes=memory_per_device(spec, plan, seq_len),
         hbm_bytes=chip.hbm_bytes,
     )
+    if chip.power is None or not with_power:
+        return bd
+    works = stage_work(system, spec, plan, seq_len, (blk, emb, head))
+    power = iteration_power(chip.power, works, t * dp, bd.iteration_s, plan.global_batch_size)
+    return dataclasses.replace(bd, power=power)
+
+
+def stage_work(system, spec, plan, seq_len, parts=None) -> list[Work]:
+    """Work of one device of each pipeline stage in one iteration: its micro-batches'
+    kernels and collectives, its share of the point-to-point sends (the pipeline's
+    ``2 m (p v - 1)`` sends spread evenly over the stages), the data-parallel gradient
+    reduction and tied-embedding all-reduce of its own parameters, and its optimizer
+    step. ``parts`` are the block, embedding and head micro-batch costs when known."""
+    net = system.network
+    t, p, dp, v = plan.tensor_width, plan.num_stages, plan.data_parallel, plan.interleave
+    m = plan.num_micro_batches
+    if parts is None:
+        parts = (
+            _block_time(system, spec, plan, seq_len),
+            _embedding_time(system, spec, plan, seq_len),
+            _head_time(system, spec, plan, seq_len),
+        )
+    blk, emb, head = parts
+    params = stage_params(spec, plan, seq_len)
+    p2p_bytes = BYTES * plan.micro_batch_size * seq_len * spec.hidden / t
+    p2p_sent = 2.0 * m * (p * v - 1) / p * p2p_bytes if p > 1 else 0.0
+    p2p = Work(link_bytes=net.p2p_bytes_by_level(p2p_sent, p, t * dp))
+    shard = dp if plan.distributed_optimizer else 1
+    word = padded_vocab(spec, t) * spec.embed_dim / t
+    out: list[Work] = []
+    for i in range(p):
+        if 1 < i < p - 1:  # the middle stages are alike
+            out.append(out[1])
+            continue
+        micro = blk.work.scaled(spec.layers // p)
+        if i == 0:
+            micro = micro + emb.work
+        if i == p - 1:
+            micro = micro + head.work
+        grads = GRAD_BYTES * params[i]
+        if plan.distributed_optimizer:
+            sent = (dp - 1) / dp * (grads + BYTES * params[i])
+        else:
+            sent = 2.0 * (dp - 1) / dp * grads
+        reduce = Work(link_bytes=net.ring_bytes_by_level(sent, dp, t))
+        if p > 1 and spec.tied_embeddings and i in (0, p - 1):
+            tied = net.ring_bytes_by_level(GRAD_BYTES * word, 2, (p - 1) * t * dp)
+            reduce = reduce + Work(link_bytes=tied)
+        opt = params[i] * (OPTIMIZER_BYTES_SHARDED / shard + OPTIMIZER_BYTES_REPLICATED)
+        out.append(micro.scaled(m) + p2p + reduce + _vector_work(opt))
+    return out
