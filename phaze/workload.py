@@ -13,6 +13,7 @@ from phaze.errors import ConfigError
 from phaze.models.graph import valid_tensor_widths
 from phaze.models.spec import TransformerSpec
 from phaze.systems.network import Network
+from phaze.training import Training
 from phaze.units import GIB
 from phaze.validate import MAX_DEVICES, OPTIMIZERS, check_choice, check_int, check_number
 
@@ -38,6 +39,9 @@ class Workload:
     bytes_per_element : int
     max_tensor_width : int
         Largest tensor-parallel width considered (the paper: 8; at most 64).
+    training : Training
+        Memory and recomputation rules of the placement (:mod:`phaze.training`): the
+        paper's (default) or Megatron's (needs ``optimizer="adam"``).
 
     Examples
     --------
@@ -53,6 +57,7 @@ class Workload:
     optimizer: str = "sgd"
     bytes_per_element: int = 2
     max_tensor_width: int = 8
+    training: Training = Training()
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, TransformerSpec):
@@ -72,6 +77,12 @@ class Workload:
                 f"positions ({self.model.max_positions})"
             )
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if not isinstance(self.training, Training):
+            raise ConfigError(
+                f"training={self.training!r} is invalid; allowed: a phaze.Training, e.g. "
+                "phaze.Training('megatron')"
+            )
+        self.training.check_workload(self.optimizer, self.bytes_per_element)
 
     @property
     def name(self) -> str:

@@ -67,6 +67,11 @@ class WidthGraph:
         Positions into the layer arrays, ``edge_src < edge_dst`` (topological order).
     edge_bytes : float64 (E,)
         Activation bytes crossing each edge, finite, >= 0.
+    recompute_s : float64 (n,), optional
+        Latency of each layer's recomputation (default ``fwd_s``: the whole forward).
+    work_bytes : float64 (n,), optional
+        Working bytes a stage holding the layer needs once, beside its stored
+        activations (default 0; the stage takes its largest).
 
     Use :meth:`from_unordered` when the layers are not yet topologically ordered.
     """
@@ -81,9 +86,15 @@ class WidthGraph:
     edge_dst: np.ndarray
     edge_bytes: np.ndarray
     width: int = 0
+    recompute_s: np.ndarray | None = None
+    work_bytes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         where = f"width t={self.width}" if self.width else "layer graph"
+        if self.recompute_s is None:
+            object.__setattr__(self, "recompute_s", self.fwd_s)
+        if self.work_bytes is None:
+            object.__setattr__(self, "work_bytes", np.zeros(np.shape(self.fwd_s)))
         conv = {
             "layer_ids": np.int64,
             "fwd_s": np.float64,
@@ -94,13 +105,23 @@ class WidthGraph:
             "edge_src": np.int64,
             "edge_dst": np.int64,
             "edge_bytes": np.float64,
+            "recompute_s": np.float64,
+            "work_bytes": np.float64,
         }
         for name, dtype in conv.items():
             object.__setattr__(self, name, _frozen_array(getattr(self, name), dtype, name, where))
         n = self.layer_ids.shape[0]
         if n == 0:
             raise ConfigError(f"{where}: the layer graph has no layers; at least 1 needed")
-        for name in ("fwd_s", "bwd_s", "param_bytes", "activation_bytes", "tensor_parallel"):
+        for name in (
+            "fwd_s",
+            "bwd_s",
+            "param_bytes",
+            "activation_bytes",
+            "tensor_parallel",
+            "recompute_s",
+            "work_bytes",
+        ):
             if getattr(self, name).shape[0] != n:
                 raise ConfigError(
                     f"{where}: {name} has {getattr(self, name).shape[0]} "
@@ -111,7 +132,7 @@ class WidthGraph:
             raise ConfigError(
                 f"{where}: layer ids must be distinct; repeated: {ids[counts > 1].tolist()}"
             )
-        for name in ("fwd_s", "bwd_s"):
+        for name in ("fwd_s", "bwd_s", "recompute_s"):
             a = getattr(self, name)
             bad = np.flatnonzero(~(a >= 0))
             if bad.size:
@@ -120,7 +141,7 @@ class WidthGraph:
                     f"{where}: {name} of layer {self.layer_ids[i]} is {a[i]}; "
                     "latencies must be >= 0 (inf allowed: cannot run)"
                 )
-        for name in ("param_bytes", "activation_bytes"):
+        for name in ("param_bytes", "activation_bytes", "work_bytes"):
             a = getattr(self, name)
             bad = np.flatnonzero(~((a >= 0) & np.isfinite(a)))
             if bad.size:
@@ -297,6 +318,15 @@ class PlacementProblem:
     fixed_baseline : FixedBaseline or None
     micro_batch_size : int or None
         Samples per micro-batch, when known (gives throughput in samples per second).
+    state_factor : float, optional
+        Bytes of weights, gradients and optimizer state per parameter byte; default from
+        ``optimizer`` (2 for SGD, 3 for Adam; 9 is mixed-precision Adam's 18 bytes per
+        2-byte parameter, :mod:`phaze.training`).
+    recompute_last : bool
+        With recomputation the last stage recomputes too (Megatron); default False.
+    stash_inputs : bool
+        With recomputation a stage stashes only the bytes entering it (the paper,
+        default); False: its activation bytes, which then describe what is kept.
     """
 
     widths: tuple[int, ...]
@@ -309,6 +339,9 @@ class PlacementProblem:
     optimizer: str = "sgd"
     fixed_baseline: FixedBaseline | None = None
     micro_batch_size: int | None = None
+    state_factor: float | None = None
+    recompute_last: bool = False
+    stash_inputs: bool = True
     _index: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -352,6 +385,15 @@ class PlacementProblem:
         if opt not in OPTIMIZERS:  # the original's files say "SGD" / "Adam"
             check_choice("optimizer", self.optimizer, OPTIMIZERS)
         object.__setattr__(self, "optimizer", opt)
+        if self.state_factor is None:
+            object.__setattr__(self, "state_factor", 3.0 if opt == "adam" else 2.0)
+        object.__setattr__(
+            self, "state_factor", check_number("state_factor", self.state_factor, high=1e6)
+        )
+        object.__setattr__(
+            self, "recompute_last", check_bool("recompute_last", self.recompute_last)
+        )
+        object.__setattr__(self, "stash_inputs", check_bool("stash_inputs", self.stash_inputs))
         if self.micro_batch_size is not None:
             object.__setattr__(
                 self, "micro_batch_size", check_int("micro_batch_size", self.micro_batch_size, 1)

@@ -130,19 +130,26 @@ def _tables(
     bw,
     hbm,
     recompute,
-    adam,
+    rules,
     kind=None,
 ) -> _Tables:
+    """``rules``: ``(state_factor, recompute_s, work_bytes, recompute_last, stash_inputs)``
+    (see :mod:`phaze._kernels.stage_tables`; ``recompute_s`` None = ``fwd``, ``work_bytes``
+    None = zeros)."""
+    state_factor, rec, work, recompute_last, stash_inputs = rules
+    rec = fwd if rec is None else rec
+    work = np.zeros(fwd.shape[0]) if work is None else work
     # writeable copies of read-only inputs: a read-only array is another numba type
-    fwd, bwd, pbytes, abytes, tp = (
-        np.require(a, requirements="CW") for a in (fwd, bwd, pbytes, abytes, tp)
+    fwd, bwd, pbytes, abytes, tp, rec, work = (
+        np.require(a, requirements="CW") for a in (fwd, bwd, pbytes, abytes, tp, rec, work)
     )
+    extra = (float(state_factor), rec, work, bool(recompute_last), bool(stash_inputs))
     n = fwd.shape[0]
     n_tp = int(tp.sum())
     t_eff = 1 if (t == 1 or n_tp == 0) else t
     n_cheap = 0 if t_eff == 1 else min(n - n_tp, n, devices)
     kind = kind or graph_kind(src, dst, n)
-    args = (bw, hbm, devices, t_eff, recompute, adam)
+    args = (bw, hbm, devices, t_eff, recompute, *extra)
     bits = None
     if kind == "chain":
         link_max = np.zeros(n + 1)
@@ -191,7 +198,7 @@ def _tables(
 
 
 def _solve(problem_args: tuple, t: int, g: WidthGraph):
-    devices, bw, hbm, mb, recompute, adam = problem_args
+    devices, bw, hbm, mb, recompute, state_factor, recompute_last, stash_inputs = problem_args
     tb = _tables(
         t,
         g.fwd_s,
@@ -206,7 +213,7 @@ def _solve(problem_args: tuple, t: int, g: WidthGraph):
         bw,
         hbm,
         recompute,
-        adam,
+        (state_factor, g.recompute_s, g.work_bytes, recompute_last, stash_inputs),
     )
     res = _dp.dp_solve(*tb.tabs, devices, mb, bw, tb.t_eff, tb.n_cheap)
     return tb, res
@@ -220,7 +227,9 @@ def _args(problem: PlacementProblem) -> tuple:
         problem.hbm_bytes,
         problem.num_micro_batches,
         problem.recompute,
-        problem.adam,
+        problem.state_factor,
+        problem.recompute_last,
+        problem.stash_inputs,
     )
 
 
@@ -333,6 +342,11 @@ def place_arrays(
     recompute: bool,
     adam: bool,
     kind: str | None = None,
+    state_factor: float | None = None,
+    recompute_s=None,
+    work_bytes=None,
+    recompute_last: bool = False,
+    stash_inputs: bool = True,
 ) -> ArrayPlacement:
     """The optimum from raw arrays, without building plan objects (for searches).
 
@@ -351,6 +365,13 @@ def place_arrays(
         As in :class:`~phaze.placement.PlacementProblem` (``adam`` = Adam optimizer).
     kind : {"chain", "prefix", "dag"}, optional
         The graph path if already known (see :func:`graph_kind`); saves a check.
+    state_factor : float, optional
+        Bytes of weights, gradients and optimizer state per parameter byte (default from
+        ``adam``: 3 or 2; :mod:`phaze.training`).
+    recompute_s, work_bytes : float64 (W, n) or (n,), optional
+        Per-layer recomputation latency (default ``fwd_s``) and working bytes (default 0).
+    recompute_last, stash_inputs : bool
+        As in :class:`~phaze.placement.PlacementProblem` (defaults: the paper's rules).
 
     Returns
     -------
@@ -375,6 +396,11 @@ def place_arrays(
     num_micro_batches = check_int("num_micro_batches", num_micro_batches, 1)
     recompute = check_bool("recompute", recompute)
     adam = check_bool("adam", adam)
+    if state_factor is None:
+        state_factor = 3.0 if adam else 2.0
+    state_factor = check_number("state_factor", state_factor, high=1e6)
+    recompute_last = check_bool("recompute_last", recompute_last)
+    stash_inputs = check_bool("stash_inputs", stash_inputs)
     n_w = len(widths)
     fwd = np.ascontiguousarray(fwd_s, dtype=np.float64)
     if fwd.ndim != 2 or fwd.shape[0] != n_w or fwd.shape[1] == 0:
@@ -398,6 +424,10 @@ def place_arrays(
     ab = per_width(activation_bytes, "activation_bytes", np.float64, n)
     tp = per_width(tensor_parallel, "tensor_parallel", np.bool_, n)
     eb = per_width(edge_bytes, "edge_bytes", np.float64, src.shape[0])
+    rc = fwd if recompute_s is None else per_width(recompute_s, "recompute_s", np.float64, n)
+    wk = np.zeros((n_w, n)) if work_bytes is None else per_width(
+        work_bytes, "work_bytes", np.float64, n
+    )
     if dst.shape != src.shape:
         raise ConfigError(
             f"edge_src and edge_dst differ in length ({src.shape[0]} and {dst.shape[0]})"
@@ -410,6 +440,8 @@ def place_arrays(
         ("param_bytes", pb),
         ("activation_bytes", ab),
         ("edge_bytes", eb),
+        ("recompute_s", rc),
+        ("work_bytes", wk),
     ):
         if not (a >= 0).all():
             raise ConfigError(f"{name} has a negative or NaN entry; values must be >= 0")
@@ -434,7 +466,13 @@ def place_arrays(
             float(link_bandwidth_Bps),
             float(hbm_bytes),
             bool(recompute),
-            bool(adam),
+            (
+                state_factor,
+                np.ascontiguousarray(rc[i]),
+                np.ascontiguousarray(wk[i]),
+                recompute_last,
+                stash_inputs,
+            ),
             kind,
         )
         res = _dp.dp_solve(
