@@ -81,10 +81,10 @@ class Training:
     18.0
     >>> Training().state_bytes_per_param("sgd"), Training().state_bytes_per_param("adam")
     (4.0, 6.0)
-    >>> Training("paper", "selective")
+    >>> Training("paper", "selective")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    phaze.errors.ConfigError: recompute_mode='selective' is invalid with accounting='paper'; allowed: full
+    phaze.errors.ConfigError: recompute_mode='selective' is invalid ...; allowed: full
     """
 
     accounting: str = "paper"
@@ -174,7 +174,7 @@ def megatron_layer_bytes(graph, recompute_mode: str) -> tuple[np.ndarray, np.nda
     >>> from phaze import build_graph, preset
     >>> g = build_graph(preset("gpt3-175b"), 2048, 1, 8)
     >>> act, work = megatron_layer_bytes(g, "full")
-    >>> act[1] == 2 * 2048 * 12288, work[1] == megatron_layer_bytes(g, "none")[0][1]
+    >>> bool(act[1] == 2 * 2048 * 12288), bool(work[1] == megatron_layer_bytes(g, "none")[0][1])
     (True, True)
     """
     check_choice("recompute_mode", recompute_mode, ("none", "selective", "full"))
@@ -197,6 +197,4 @@ def megatron_layer_bytes(graph, recompute_mode: str) -> tuple[np.ndarray, np.nda
 def attention_core_mask(ops) -> np.ndarray:
     """Which fused operators of a layer's :class:`~phaze.models.OpGraph` belong to the
     attention core that selective recomputation reruns (:data:`ATTENTION_CORE_OPS`)."""
-    return np.array(
-        [set(op.name.split("+")) <= ATTENTION_CORE_OPS for op in ops.ops], dtype=bool
-    )
+    return np.array([set(op.name.split("+")) <= ATTENTION_CORE_OPS for op in ops.ops], dtype=bool)

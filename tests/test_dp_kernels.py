@@ -178,7 +178,9 @@ def _kernel_tables(g, c, kind):
         tabs = kst.chain_stage_tables(*_arrays(g), link_max, link_sum, *_scalars(g, c))
         placed = [frozenset(range(i)) for i in range(n + 1)]
     elif kind == "prefix":
-        tabs = kst.prefix_stage_tables(*_arrays(g), *_csr(g, "in"), *_csr(g, "out"), *_scalars(g, c))
+        tabs = kst.prefix_stage_tables(
+            *_arrays(g), *_csr(g, "in"), *_csr(g, "out"), *_scalars(g, c)
+        )
         placed = [frozenset(range(i)) for i in range(n + 1)]
     else:
         bits, sizes, count = _enumerate(g)

@@ -216,7 +216,15 @@ def chain_stage_tables(
             if work_bytes[j - 1] > wb:
                 wb = work_bytes[j - 1]
             maxs[p] = _stage_memory_cap(
-                pb, ab, wb, link_sum_bytes[i], recompute, stash_inputs, state_factor, hbm_bytes, n_dev
+                pb,
+                ab,
+                wb,
+                link_sum_bytes[i],
+                recompute,
+                stash_inputs,
+                state_factor,
+                hbm_bytes,
+                n_dev,
             )
             cheap[p] = 1 if (t > 1 and tpre[j] == tpre[i]) else 0
             pbytes[p] = pb
@@ -582,7 +590,23 @@ def tiny_tables() -> tuple:
     z = np.zeros(2)
     link = np.zeros(3)
     return chain_stage_tables(
-        f, f, z, z, np.array([True, False]), link, link, 1.0, 1.0, 2, 2, True, 2.0, f, z, False, True
+        f,
+        f,
+        z,
+        z,
+        np.array([True, False]),
+        link,
+        link,
+        1.0,
+        1.0,
+        2,
+        2,
+        True,
+        2.0,
+        f,
+        z,
+        False,
+        True,
     )
 
 

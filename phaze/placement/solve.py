@@ -425,8 +425,10 @@ def place_arrays(
     tp = per_width(tensor_parallel, "tensor_parallel", np.bool_, n)
     eb = per_width(edge_bytes, "edge_bytes", np.float64, src.shape[0])
     rc = fwd if recompute_s is None else per_width(recompute_s, "recompute_s", np.float64, n)
-    wk = np.zeros((n_w, n)) if work_bytes is None else per_width(
-        work_bytes, "work_bytes", np.float64, n
+    wk = (
+        np.zeros((n_w, n))
+        if work_bytes is None
+        else per_width(work_bytes, "work_bytes", np.float64, n)
     )
     if dst.shape != src.shape:
         raise ConfigError(

@@ -275,7 +275,8 @@ def block_activation_bytes(
     >>> from phaze import preset
     >>> spec = preset("gpt3-175b")
     >>> sbh = 2048 * 12288
-    >>> block_activation_bytes(spec, 2048, 1, 8, "none") == sbh * (10 + 24 / 8 + 5 * 96 * 2048 / (12288 * 8))
+    >>> attention = 5 * 96 * 2048 / (12288 * 8)  # 5 a s / (h t)
+    >>> block_activation_bytes(spec, 2048, 1, 8, "none") == sbh * (10 + 24 / 8 + attention)
     True
     >>> block_activation_bytes(spec, 2048, 1, 8, "full") == 2 * sbh
     True
