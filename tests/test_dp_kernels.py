@@ -377,6 +377,12 @@ def dp_inputs(draw):
     t = draw(st.sampled_from([1, 2, 3, 4]))
     micro_batches = draw(st.integers(1, 30))
     bandwidth = draw(st.sampled_from([1.0, 1e3, 2.5e9]))
+    # network levels: past `knee` pipelines the all-reduce ring leaves the inner level,
+    # its bandwidth drops and each step pays a latency (non-increasing, non-decreasing)
+    knee = draw(st.integers(1, 12))
+    drop = draw(st.sampled_from([1.0, 4.0]))
+    step = draw(st.sampled_from([0.0, 1e-3, 0.5]))
+    network = (knee, drop, step)
     weight = st.one_of(st.integers(0, 4).map(float), st.floats(0.0, 10.0))
     weights = draw(st.lists(weight, min_size=n, max_size=n))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -388,10 +394,10 @@ def dp_inputs(draw):
         cap = n_dev if rng.integers(2) else rng.integers(0, n_dev + 1)
         return last, last + rng.choice([0.0, 0.5, 4.0]), int(cap)
 
-    return _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values)
+    return _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values, network)
 
 
-def _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values):
+def _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values, network=(99, 1.0, 0.0)):
     """``(g, downs, t, tables, scalars)`` for :func:`kdp.dp_solve` over ``g``'s downsets;
     ``stage_values(stage)`` gives a stage's last-stage load, other load and memory cap."""
     n = g["n"]
@@ -430,7 +436,11 @@ def _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values):
         np.array(rem, dtype=np.int64),
         np.array(cheap_cap, dtype=np.int64),
     )
-    scalars = (n_dev, micro_batches, bandwidth, t_eff, n_cheap)
+    knee, drop, step = network
+    d_all = np.arange(min(n_dev, micro_batches) + 1)
+    dp_bw = np.where(d_all <= knee, float(bandwidth), bandwidth / drop)
+    dp_lat = np.where(d_all <= knee, 0.0, step)
+    scalars = (n_dev, micro_batches, dp_bw, t_eff, n_cheap, dp_lat)
     return g, downs, t, tabs, scalars
 
 
@@ -482,11 +492,14 @@ def test_dp_solve_with_one_device_stages_under_a_tight_device_budget(tp, t, n_de
 
 def _check_dp(case):
     g, downs, t, tabs, scalars = case
-    n_dev, micro_batches, bandwidth, _, _ = scalars
+    n_dev, micro_batches, bandwidth, _, _, latency = scalars
     best, d, p, s, r, choice = kdp.dp_solve(*tabs, *scalars)
     stages_from, by_pair = _reference_stages(g, downs, t, tabs)
     everything = frozenset(range(g["n"]))
-    want = ref.best_time(stages_from, everything, frozenset(), n_dev, micro_batches, bandwidth)
+    bandwidth, latency = bandwidth.tolist(), latency.tolist()
+    want = ref.best_time(
+        stages_from, everything, frozenset(), n_dev, micro_batches, bandwidth, latency
+    )
     where = f"kernel {best} (d={d}, s={s}), reference {want}; graph {g}, t={t}, {scalars}"
     if math.isinf(want):
         assert math.isinf(best) and (d, p, s, r) == (-1, -1, -1, -1), where
@@ -496,6 +509,6 @@ def _check_dp(case):
     assert all(int(q) in by_pair for q in pipeline), f"plan {pipeline.tolist()}; {where}"
     plan = [by_pair[int(q)] for q in pipeline]
     again = ref.plan_time(
-        stages_from, plan, int(d), everything, frozenset(), n_dev, micro_batches, bandwidth
+        stages_from, plan, int(d), everything, frozenset(), n_dev, micro_batches, bandwidth, latency
     )
     assert _close(again, want, TIME_REL, want), f"plan {pipeline.tolist()} takes {again}; {where}"

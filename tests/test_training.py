@@ -25,7 +25,7 @@ from reference.placement import brute_force
 from test_placement import small_problems
 
 import phaze
-from phaze import GIB, Cluster, ConfigError, Training, Workload, preset
+from phaze import GIB, Cluster, ConfigError, Network, NetworkLevel, Training, Workload, preset
 from phaze.cli import main
 from phaze.models import TransformerSpec, build_graph
 from phaze.placement import evaluate_plan, graph_kind, place_arrays, place_per_width
@@ -67,6 +67,10 @@ def accounted_problems(draw, max_layers: int, general: bool):
         "recompute_last": draw(st.booleans()),
         "stash_inputs": draw(st.booleans()),
     }
+    if draw(st.booleans()):  # network levels for the data-parallel all-reduce
+        inner = NetworkLevel("node", draw(st.sampled_from([2, 4])), 8.0, 1.0, 0.25)
+        outer = NetworkLevel("scale-out", 0, draw(st.sampled_from([1.0, 2.0])), 0.5, 1.0)
+        rules["network"] = Network((inner, outer))
     lat = st.integers(0, 12).map(lambda v: v / 4)
     graphs = []
     for t, g in zip(problem.widths, problem.graphs, strict=True):

@@ -352,12 +352,20 @@ class WorkloadEvaluator:
                 self.cluster.devices,
                 d.num_micro_batches,
                 first_layer_param_bytes=float(d.param_bytes[i, 0]),
-                link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
+                link_bandwidth_Bps=self._allreduce_bound_Bps(t),
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
             ub = np.where(best > 0, self.workload.global_batch / best, np.inf)
         return ub * (1 + 1e-9)  # float summation order must never make the bound cut
+
+    def _allreduce_bound_Bps(self, t: int) -> float:
+        """The fastest the data-parallel all-reduce at width ``t`` can run: the link, or
+        on network levels the ring of two pipelines (rings of more members span no fewer
+        levels, so their bandwidth is no higher)."""
+        if self.cluster.network is None:
+            return self.cluster.data_bandwidth_Bps
+        return self.cluster.network.ring(2, t)[0]
 
     def score_upper_bound(
         self,
@@ -474,6 +482,8 @@ class WorkloadEvaluator:
             optimizer=self.workload.optimizer,
             fixed_baseline=fixed_baseline,
         )
+        if self.cluster.network is not None:
+            problem = dataclasses.replace(problem, network=self.cluster.network)
         if mbs not in self._megatron:
             return problem
         kw = self._placement_rules(mbs, arch, bool(recompute), fwd)
@@ -556,6 +566,7 @@ class WorkloadEvaluator:
             recompute=bool(recompute),
             adam=self.workload.optimizer == "adam",
             kind="chain",
+            network=self.cluster.network,
             **rules,
         )
         time = float(res.time_per_batch_s)

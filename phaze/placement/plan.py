@@ -260,7 +260,11 @@ def _plan_from_positions(
         time = claimed_time
     else:
         m = -(-problem.num_micro_batches // d)
-        comm = 0.0 if d == 1 else 4.0 * (d - 1) * p_first / (problem.link_bandwidth_Bps * d)
+        comm = 0.0
+        if d > 1:  # the gradient ring of d pipelines at stride t (devices of a wide stage)
+            stride = t if any(st.devices > 1 for st in out) else 1
+            bw, lat = problem.dp_allreduce(stride, d)
+            comm = 4.0 * (d - 1) * p_first / (bw[d] * d) + 2.0 * (d - 1) * lat[d]
         time = worst * (m + n_st - 1) + comm
     return Plan(
         tensor_width=t,

@@ -21,6 +21,7 @@ import numpy as np
 
 from phaze._toposort import toposort
 from phaze.errors import ConfigError
+from phaze.systems.network import Network
 from phaze.validate import (
     MAX_DEVICES,
     OPTIMIZERS,
@@ -327,6 +328,12 @@ class PlacementProblem:
     stash_inputs : bool
         With recomputation a stage stashes only the bytes entering it (the paper,
         default); False: its activation bytes, which then describe what is kept.
+    network : phaze.systems.Network, optional
+        Network levels: the data-parallel gradient all-reduce of ``d`` pipelines at width
+        ``t`` is a ring over ``d`` members at stride ``t`` (ranks tensor, then data, then
+        pipeline), priced on the levels it spans (:meth:`Network.ring`); None (default):
+        the single link, ``link_bandwidth_Bps`` and no latency. Pipeline transfers use
+        ``link_bandwidth_Bps`` either way.
     """
 
     widths: tuple[int, ...]
@@ -342,6 +349,7 @@ class PlacementProblem:
     state_factor: float | None = None
     recompute_last: bool = False
     stash_inputs: bool = True
+    network: Network | None = None
     _index: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -394,6 +402,10 @@ class PlacementProblem:
             self, "recompute_last", check_bool("recompute_last", self.recompute_last)
         )
         object.__setattr__(self, "stash_inputs", check_bool("stash_inputs", self.stash_inputs))
+        if self.network is not None and not isinstance(self.network, Network):
+            raise ConfigError(
+                f"network={self.network!r} is invalid; allowed: a phaze.Network or None"
+            )
         if self.micro_batch_size is not None:
             object.__setattr__(
                 self, "micro_batch_size", check_int("micro_batch_size", self.micro_batch_size, 1)
@@ -408,6 +420,11 @@ class PlacementProblem:
                     f"problem's widths {widths}"
                 )
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(widths)})
+
+    def dp_allreduce(self, t: int, d_max: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per data-parallel degree ``d = 0 .. d_max``: the bandwidth and per-step latency
+        of the gradient all-reduce at width ``t`` (:func:`dp_allreduce_arrays`)."""
+        return dp_allreduce_arrays(self.network, self.link_bandwidth_Bps, t, d_max)
 
     @property
     def adam(self) -> bool:
@@ -549,6 +566,31 @@ class PlacementProblem:
         from phaze.placement.instance import instance_dict
 
         return instance_dict(self)
+
+
+def dp_allreduce_arrays(
+    network: Network | None, link_bandwidth_Bps: float, t: int, d_max: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(bandwidth_Bps, latency_s)``, float64 arrays of length ``d_max + 1``: entry ``d``
+    prices the data-parallel all-reduce of ``d`` pipelines at width ``t``, a ring of ``d``
+    members at stride ``t`` on the levels of ``network`` it spans; without a network the
+    link's bandwidth and no latency (entries 0 and 1: the link's, never used).
+
+    Examples
+    --------
+    >>> from phaze.systems import Network, NetworkLevel
+    >>> net = Network((NetworkLevel("nvlink", 8, 300e9, 1.0, 1e-6),
+    ...                NetworkLevel("infiniband", 0, 25e9, 1.0, 5e-6)))
+    >>> bw, lat = dp_allreduce_arrays(net, 25e9, 2, 8)
+    >>> bw[4].item(), bw[8].item(), lat[8].item()  # 4 x 2 devices in a node; 4 per node
+    (300000000000.0, 100000000000.0, 5e-06)
+    """
+    bw = np.full(d_max + 1, float(link_bandwidth_Bps))
+    lat = np.zeros(d_max + 1)
+    if network is not None:
+        for d in range(2, d_max + 1):
+            bw[d], lat[d] = network.ring(d, t)
+    return bw, lat
 
 
 def check_problem(problem: object) -> PlacementProblem:

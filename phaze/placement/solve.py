@@ -19,7 +19,13 @@ from phaze._kernels import dp as _dp
 from phaze._kernels import stage_tables as _st
 from phaze.errors import ConfigError, InfeasibleError
 from phaze.placement.plan import Plan, _plan_from_positions
-from phaze.placement.problem import PlacementProblem, WidthGraph, check_problem
+from phaze.placement.problem import (
+    PlacementProblem,
+    WidthGraph,
+    check_problem,
+    dp_allreduce_arrays,
+)
+from phaze.systems.network import Network
 from phaze.validate import MAX_DEVICES, check_bool, check_int, check_number
 
 __all__ = [
@@ -198,7 +204,7 @@ def _tables(
 
 
 def _solve(problem_args: tuple, t: int, g: WidthGraph):
-    devices, bw, hbm, mb, recompute, state_factor, recompute_last, stash_inputs = problem_args
+    devices, bw, hbm, mb, recompute, state_factor, recompute_last, stash_inputs, net = problem_args
     tb = _tables(
         t,
         g.fwd_s,
@@ -215,7 +221,8 @@ def _solve(problem_args: tuple, t: int, g: WidthGraph):
         recompute,
         (state_factor, g.recompute_s, g.work_bytes, recompute_last, stash_inputs),
     )
-    res = _dp.dp_solve(*tb.tabs, devices, mb, bw, tb.t_eff, tb.n_cheap)
+    dp_bw, dp_lat = dp_allreduce_arrays(net, bw, tb.t_eff, min(devices, mb))
+    res = _dp.dp_solve(*tb.tabs, devices, mb, dp_bw, tb.t_eff, tb.n_cheap, dp_lat)
     return tb, res
 
 
@@ -230,6 +237,7 @@ def _args(problem: PlacementProblem) -> tuple:
         problem.state_factor,
         problem.recompute_last,
         problem.stash_inputs,
+        problem.network,
     )
 
 
@@ -347,6 +355,7 @@ def place_arrays(
     work_bytes=None,
     recompute_last: bool = False,
     stash_inputs: bool = True,
+    network: Network | None = None,
 ) -> ArrayPlacement:
     """The optimum from raw arrays, without building plan objects (for searches).
 
@@ -372,6 +381,9 @@ def place_arrays(
         Per-layer recomputation latency (default ``fwd_s``) and working bytes (default 0).
     recompute_last, stash_inputs : bool
         As in :class:`~phaze.placement.PlacementProblem` (defaults: the paper's rules).
+    network : phaze.systems.Network, optional
+        Price the data-parallel all-reduce on the network levels its ring spans (as in
+        :class:`~phaze.placement.PlacementProblem`); default: ``link_bandwidth_Bps``.
 
     Returns
     -------
@@ -401,6 +413,8 @@ def place_arrays(
     state_factor = check_number("state_factor", state_factor, high=1e6)
     recompute_last = check_bool("recompute_last", recompute_last)
     stash_inputs = check_bool("stash_inputs", stash_inputs)
+    if network is not None and not isinstance(network, Network):
+        raise ConfigError(f"network={network!r} is invalid; allowed: a phaze.Network or None")
     n_w = len(widths)
     fwd = np.ascontiguousarray(fwd_s, dtype=np.float64)
     if fwd.ndim != 2 or fwd.shape[0] != n_w or fwd.shape[1] == 0:
@@ -477,13 +491,17 @@ def place_arrays(
             ),
             kind,
         )
+        dp_bw, dp_lat = dp_allreduce_arrays(
+            network, float(link_bandwidth_Bps), tb.t_eff, min(int(devices), num_micro_batches)
+        )
         res = _dp.dp_solve(
             *tb.tabs,
             int(devices),
             int(num_micro_batches),
-            float(link_bandwidth_Bps),
+            dp_bw,
             tb.t_eff,
             tb.n_cheap,
+            dp_lat,
         )
         times[i] = res[0]
         if choose_width(times[: i + 1]) == i:

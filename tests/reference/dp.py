@@ -37,6 +37,7 @@ from reference.placement import stage_load
 __all__ = [
     "StageRow",
     "TableStage",
+    "allreduce_s",
     "best_time",
     "downsets",
     "downsets_by_subsets",
@@ -181,7 +182,21 @@ class TableStage(NamedTuple):
     param_bytes: float
 
 
-def best_time(stages_from, first_state, last_state, n_dev, micro_batches, bandwidth_Bps):
+def allreduce_s(d, param_bytes, bandwidth_Bps, latency_s=None):
+    """The data-parallel term of ``d`` pipelines: ``4 (d - 1) P / (BW d) + 2 (d - 1) a``.
+
+    ``bandwidth_Bps`` is the link's (a number) or per ``d`` (a sequence indexed by
+    ``d``: the ring's bandwidth on the network levels it spans); ``latency_s`` per ``d``
+    (default none).
+    """
+    bw = bandwidth_Bps if isinstance(bandwidth_Bps, (int, float)) else bandwidth_Bps[d]
+    lat = 0.0 if latency_s is None else latency_s[d]
+    return 4 * (d - 1) * param_bytes / (bw * d) + 2 * (d - 1) * lat
+
+
+def best_time(
+    stages_from, first_state, last_state, n_dev, micro_batches, bandwidth_Bps, latency_s=None
+):
     """Least time per batch over every pipeline and data-parallel degree (``inf``: none).
 
     ``stages_from[state]``: the :class:`TableStage` list that can be placed first from
@@ -217,13 +232,21 @@ def best_time(stages_from, first_state, last_state, n_dev, micro_batches, bandwi
                 worst = max(rest, load)
                 if worst == math.inf:
                     continue
-                tm = worst * (m + s - 1) + 4 * (d - 1) * st.param_bytes / (bandwidth_Bps * d)
+                tm = worst * (m + s - 1) + allreduce_s(d, st.param_bytes, bandwidth_Bps, latency_s)
                 best = min(best, tm)
     return best
 
 
 def plan_time(
-    stages_from, pipeline, d, first_state, last_state, n_dev, micro_batches, bandwidth_Bps
+    stages_from,
+    pipeline,
+    d,
+    first_state,
+    last_state,
+    n_dev,
+    micro_batches,
+    bandwidth_Bps,
+    latency_s=None,
 ):
     """Time per batch of one pipeline (:class:`TableStage` list, first stage first).
 
@@ -248,4 +271,5 @@ def plan_time(
             return math.inf
         loads.append(st.load_last_s if position == 1 else st.load_other_s)
     m = -(-micro_batches // d)
-    return max(loads) * (m + s - 1) + 4 * (d - 1) * pipeline[0].param_bytes / (bandwidth_Bps * d)
+    comm = allreduce_s(d, pipeline[0].param_bytes, bandwidth_Bps, latency_s)
+    return max(loads) * (m + s - 1) + comm

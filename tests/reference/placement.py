@@ -103,7 +103,10 @@ def plan_time(
     else 2), ``recompute_last`` (the last stage recomputes too), ``stash_inputs`` (a
     recomputing stage stashes its entering bytes, else its activations), and per layer
     in ``graph``: ``rec`` (recomputation latency, default ``fwd``), ``work`` (working
-    bytes, default 0; a stage needs its largest once).
+    bytes, default 0; a stage needs its largest once); ``network`` (a
+    ``phaze.systems.Network``: the data-parallel all-reduce is a ring of ``d`` members at
+    stride ``t``, ``4 (d-1) P / (B d) + 2 (d-1) a`` with the ring's bandwidth ``B`` and
+    step latency ``a``).
     """
     rules = rules or {}
     factor = rules.get("state_factor", 3 if adam else 2)
@@ -136,7 +139,12 @@ def plan_time(
         loads.append(stage_load(st, edges, fwd, bwd, bandwidth, here, rec))
     m = -(-micro_batches // d)
     p_first = sum(params[v] for v in stages[0])
-    return max(loads) * (m + n_stages - 1) + 4 * (d - 1) * p_first / (bandwidth * d)
+    bw, lat = bandwidth, 0.0
+    if rules.get("network") is not None and d > 1:
+        # the gradient ring of d pipelines at stride t (ranks: tensor, data, pipeline)
+        wide = any(any(tp[v] for v in st) for st in stages) and t > 1
+        bw, lat = rules["network"].ring(d, t if wide else 1)
+    return max(loads) * (m + n_stages - 1) + 4 * (d - 1) * p_first / (bw * d) + 2 * (d - 1) * lat
 
 
 def brute_force(graphs, devices, bandwidth, hbm, micro_batches, recompute, adam, rules=None):
