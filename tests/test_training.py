@@ -458,3 +458,26 @@ def test_cli_search_with_megatron_accounting_on_a_real_network(tmp_path, capsys)
         assert main(["search", "--out", str(tmp_path / "bad"), *bad]) == 2
         err = capsys.readouterr().err
         assert named in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("system", ["a100-selene", "h100-dgx"])
+def test_allreduce_arrays_are_the_network_ring_for_every_d(system):
+    from phaze import load_system
+    from phaze.placement.problem import dp_allreduce_arrays
+
+    net = load_system(system).network
+    for t in (1, 2, 4, 8, 16):
+        bw, lat = dp_allreduce_arrays(net, 1.0, t, 300)
+        for d in range(2, 301):
+            assert (bw[d], lat[d]) == net.ring(d, t), (t, d)
+        assert bw[0] == bw[1] == 1.0 and lat[0] == lat[1] == 0.0
+    three = Network(
+        (
+            NetworkLevel("a", 4, 9.0, 1.0, 1.0),
+            NetworkLevel("b", 16, 2.0, 0.5, 2.0),
+            NetworkLevel("c", 0, 1.0, 1.0, 3.0),
+        )
+    )
+    for t in (1, 2, 3, 4, 8, 32):
+        bw, lat = dp_allreduce_arrays(three, 1.0, t, 100)
+        assert all((bw[d], lat[d]) == three.ring(d, t) for d in range(2, 101)), t

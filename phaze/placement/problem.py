@@ -587,9 +587,23 @@ def dp_allreduce_arrays(
     """
     bw = np.full(d_max + 1, float(link_bandwidth_Bps))
     lat = np.zeros(d_max + 1)
-    if network is not None:
-        for d in range(2, d_max + 1):
-            bw[d], lat[d] = network.ring(d, t)
+    if network is None or d_max < 2:
+        return bw, lat
+    # Network.ring for every d at once: walk the levels from the innermost out; a level is
+    # crossed when one of its domains holds more members than one domain of the level
+    # inside it, and then offers (members per inner domain) x its achieved bandwidth
+    n = np.arange(2, d_max + 1, dtype=np.int64)
+    ring_bw, ring_lat = np.full(n.shape, np.inf), np.zeros(n.shape)
+    below = np.ones(n.shape, dtype=np.int64)
+    done = np.zeros(n.shape, dtype=bool)
+    for lv in network.levels:
+        k = n if lv.devices == 0 else np.maximum(1, np.minimum(n, lv.devices // t))
+        cross = ~done & (k > below)
+        ring_bw = np.where(cross, np.minimum(ring_bw, below * lv.achieved_Bps), ring_bw)
+        ring_lat = np.where(cross, lv.latency_s, ring_lat)
+        below = np.where(done, below, k)
+        done |= k >= n
+    bw[2:], lat[2:] = ring_bw, ring_lat
     return bw, lat
 
 
