@@ -46,6 +46,7 @@ __all__ = [
     "ATTENTION_CORE_OPS",
     "TRAINING_RECOMPUTE_MODES",
     "Training",
+    "attention_core_mask",
     "megatron_layer_bytes",
     "stage_rules",
 ]
