@@ -152,6 +152,9 @@ def dp_solve(
             continue
         prev_n = n
         prev_m = m
+        # the all-reduce of d pipelines: 4 (d-1) P / (bandwidth[d] d) + 2 (d-1) latency[d]
+        ring_div = dp_bandwidth_Bps[d] * d
+        ring_lat = 2.0 * (d - 1) * dp_latency_s[d]
         for p in range(ptr[0], ptr[1]):
             k2 = partner[p]
             c = cheap[p]
@@ -164,8 +167,7 @@ def dp_solve(
                 continue
             comm = 0.0
             if d > 1:
-                comm = 4.0 * (d - 1) * pbytes[p] / (dp_bandwidth_Bps[d] * d)
-                comm += 2.0 * (d - 1) * dp_latency_s[d]
+                comm = 4.0 * (d - 1) * pbytes[p] / ring_div + ring_lat
             # lower bounds: the time is at least load * (m + s - 1) + comm
             lower = load1[p] * m if k2 == last else loadr[p] * (m + 1)
             if lower + comm >= best:
