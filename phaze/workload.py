@@ -112,9 +112,10 @@ class Cluster:
     network : phaze.systems.Network, optional
         Network levels (e.g. NVLink inside 8-GPU nodes, InfiniBand across nodes) instead
         of the single link: tensor-parallel all-reduces are priced on the levels their
-        group of consecutive devices spans; the placement's pipeline transfers and
-        data-parallel all-reduce at :attr:`data_bandwidth_Bps`. None (default) keeps the
-        paper's single link and its results exactly.
+        group of consecutive devices spans, the placement's data-parallel all-reduce on
+        the levels its ring of pipelines spans (docs/placement.md), its pipeline
+        transfers at :attr:`data_bandwidth_Bps`. None (default) keeps the paper's single
+        link and its results exactly.
 
     Examples
     --------
@@ -141,10 +142,10 @@ class Cluster:
 
     @property
     def data_bandwidth_Bps(self) -> float:
-        """Per-device bandwidth of pipeline and data-parallel traffic in the placement:
-        the link's, or with ``network`` the achieved bandwidth of the innermost level
-        whose domain holds all devices (the scale-out level once the cluster spans
-        nodes)."""
+        """Per-device bandwidth of pipeline traffic in the placement (and of its
+        data-parallel all-reduce without ``network``): the link's, or with ``network``
+        the achieved bandwidth of the innermost level whose domain holds all devices
+        (the scale-out level once the cluster spans nodes)."""
         if self.network is None:
             return self.link_bandwidth_Bps
         for lv in self.network.levels:
