@@ -77,6 +77,19 @@ def test_gpt3_on_selene_with_megatron_accounting(benchmark):
     ev_paper = WorkloadEvaluator(w, cluster, paper.arch_table, mbs, cache)
     meg = Workload(w.model, optimizer="adam", training=Training("megatron"))
     ev_meg = WorkloadEvaluator(meg, cluster, paper.arch_table, mbs, cache)
+    # the paper's best plan, counted both ways
+    best = paper.best
+    mine = best.per_workload[0]
+    key = (mine.micro_batch_size, best.arch, float(best.hbm_bytes), mine.recompute)
+    plan = paper.details[0]["plan"]
+    again = evaluate_plan(
+        ev_meg.problem(*key), plan.tensor_width, plan.data_parallel, plan.stage_layers
+    )
+    print(
+        f"paper's best plan: {max(st.memory_bytes for st in plan.stages) / GIB:.1f} GiB per "
+        f"device (paper's accounting), {max(st.memory_bytes for st in again.stages) / GIB:.1f}"
+        f" GiB (Megatron's), HBM {best.hbm_bytes / GIB:.0f} GiB, fits: {again.feasible}"
+    )
     rows = paper.rows
     total = broken = 0
     started = time.perf_counter()
