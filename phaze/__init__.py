@@ -53,6 +53,7 @@ from phaze.systems import (
     read_runs,
     system_names,
 )
+from phaze.training import Training
 from phaze.units import GIB
 from phaze.workload import Cluster, Workload
 
@@ -86,6 +87,7 @@ __all__ = [
     "ScheduleCache",
     "SearchResult",
     "System",
+    "Training",
     "TrainingPlan",
     "SweepCell",
     "TransformerSpec",

@@ -19,6 +19,8 @@ module turns it into what people read. Nothing here changes a result.
       "objective_value": float,              # mean score: samples/s, or samples/J
       "workloads": [{
           "model": str, "seq_len": int, "global_batch": int, "optimizer": str,
+          "training": str,                    # paper | megatron (phaze.training)
+          "recompute_mode": str,              # none | full | selective: what recompute means
           "throughput_samples_per_s": float, "micro_batch_size": int, "recompute": bool,
           "power_w": float,                   # average power per device of the plan
           "energy_per_sample_j": float,       # cluster energy per sample
@@ -332,6 +334,8 @@ def best_payload(result: SearchResult) -> dict:
                 "seq_len": w.seq_len,
                 "global_batch": w.global_batch,
                 "optimizer": w.optimizer,
+                "training": w.training.accounting,
+                "recompute_mode": w.training.mode(bool(det["recompute"])),
                 "throughput_samples_per_s": tput,
                 "micro_batch_size": det["micro_batch_size"],
                 "recompute": det["recompute"],

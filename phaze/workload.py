@@ -13,6 +13,7 @@ from phaze.errors import ConfigError
 from phaze.models.graph import valid_tensor_widths
 from phaze.models.spec import TransformerSpec
 from phaze.systems.network import Network
+from phaze.training import Training
 from phaze.units import GIB
 from phaze.validate import MAX_DEVICES, OPTIMIZERS, check_choice, check_int, check_number
 
@@ -38,6 +39,9 @@ class Workload:
     bytes_per_element : int
     max_tensor_width : int
         Largest tensor-parallel width considered (the paper: 8; at most 64).
+    training : Training
+        Memory and recomputation rules of the placement (:mod:`phaze.training`): the
+        paper's (default) or Megatron's (needs ``optimizer="adam"``).
 
     Examples
     --------
@@ -53,6 +57,7 @@ class Workload:
     optimizer: str = "sgd"
     bytes_per_element: int = 2
     max_tensor_width: int = 8
+    training: Training = Training()
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, TransformerSpec):
@@ -72,6 +77,12 @@ class Workload:
                 f"positions ({self.model.max_positions})"
             )
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if not isinstance(self.training, Training):
+            raise ConfigError(
+                f"training={self.training!r} is invalid; allowed: a phaze.Training, e.g. "
+                "phaze.Training('megatron')"
+            )
+        self.training.check_workload(self.optimizer, self.bytes_per_element)
 
     @property
     def name(self) -> str:
@@ -101,9 +112,10 @@ class Cluster:
     network : phaze.systems.Network, optional
         Network levels (e.g. NVLink inside 8-GPU nodes, InfiniBand across nodes) instead
         of the single link: tensor-parallel all-reduces are priced on the levels their
-        group of consecutive devices spans; the placement's pipeline transfers and
-        data-parallel all-reduce at :attr:`data_bandwidth_Bps`. None (default) keeps the
-        paper's single link and its results exactly.
+        group of consecutive devices spans, the placement's data-parallel all-reduce on
+        the levels its ring of pipelines spans (docs/placement.md), its pipeline
+        transfers at :attr:`data_bandwidth_Bps`. None (default) keeps the paper's single
+        link and its results exactly.
 
     Examples
     --------
@@ -130,10 +142,10 @@ class Cluster:
 
     @property
     def data_bandwidth_Bps(self) -> float:
-        """Per-device bandwidth of pipeline and data-parallel traffic in the placement:
-        the link's, or with ``network`` the achieved bandwidth of the innermost level
-        whose domain holds all devices (the scale-out level once the cluster spans
-        nodes)."""
+        """Per-device bandwidth of pipeline traffic in the placement (and of its
+        data-parallel all-reduce without ``network``): the link's, or with ``network``
+        the achieved bandwidth of the innermost level whose domain holds all devices
+        (the scale-out level once the cluster spans nodes)."""
         if self.network is None:
             return self.link_bandwidth_Bps
         for lv in self.network.levels:

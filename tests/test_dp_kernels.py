@@ -76,6 +76,9 @@ def layer_graphs(draw, kind, max_layers):
         "params": draw(st.lists(byte_counts, min_size=n, max_size=n)),
         "acts": draw(st.lists(byte_counts, min_size=n, max_size=n)),
         "tp": draw(st.lists(st.booleans(), min_size=n, max_size=n)),
+        # training accounting: per-layer recomputation latencies and working bytes
+        "rec": draw(latencies(n)),
+        "work": draw(st.lists(byte_counts, min_size=n, max_size=n)),
     }
 
 
@@ -87,9 +90,34 @@ clusters = st.fixed_dictionaries(
         "n_dev": st.integers(1, 16),
         "t": st.sampled_from([1, 2, 4]),
         "recompute": st.booleans(),
-        "adam": st.booleans(),
+        # bytes of state per parameter byte: paper SGD, paper Adam, mixed-precision Adam
+        "state_factor": st.sampled_from([2.0, 3.0, 9.0, 2.5]),
+        # the paper's rules (fwd recomputed, no working bytes) or Megatron-style ones
+        "paper": st.booleans(),
+        "recompute_last": st.booleans(),
+        "stash_inputs": st.booleans(),
     }
 )
+
+
+def _rules(g, c):
+    """The accounting of case ``c``: the paper's (its ``rec`` = ``fwd``, no working bytes,
+    last stage never recomputes, inputs stashed) or the drawn one."""
+    if c.get("paper", True):
+        return {
+            "state_factor": c["state_factor"],
+            "rec": g["fwd"],
+            "work": [0.0] * g["n"],
+            "recompute_last": False,
+            "stash_inputs": True,
+        }
+    return {
+        "state_factor": c["state_factor"],
+        "rec": g["rec"],
+        "work": g["work"],
+        "recompute_last": c["recompute_last"],
+        "stash_inputs": c["stash_inputs"],
+    }
 
 
 def _csr(g, by):
@@ -118,14 +146,19 @@ def _arrays(g):
     )
 
 
-def _scalars(c):
+def _scalars(g, c):
+    r = _rules(g, c)
     return (
         float(c["bandwidth"]),
         float(c["hbm"]),
         int(c["n_dev"]),
         int(c["t"]),
         bool(c["recompute"]),
-        bool(c["adam"]),
+        float(r["state_factor"]),
+        np.array(r["rec"], dtype=np.float64),
+        np.array(r["work"], dtype=np.float64),
+        bool(r["recompute_last"]),
+        bool(r["stash_inputs"]),
     )
 
 
@@ -142,15 +175,17 @@ def _kernel_tables(g, c, kind):
         for _, v, b in g["edges"]:
             link_max[v] = max(link_max[v], b)
             link_sum[v] += b
-        tabs = kst.chain_stage_tables(*_arrays(g), link_max, link_sum, *_scalars(c))
+        tabs = kst.chain_stage_tables(*_arrays(g), link_max, link_sum, *_scalars(g, c))
         placed = [frozenset(range(i)) for i in range(n + 1)]
     elif kind == "prefix":
-        tabs = kst.prefix_stage_tables(*_arrays(g), *_csr(g, "in"), *_csr(g, "out"), *_scalars(c))
+        tabs = kst.prefix_stage_tables(
+            *_arrays(g), *_csr(g, "in"), *_csr(g, "out"), *_scalars(g, c)
+        )
         placed = [frozenset(range(i)) for i in range(n + 1)]
     else:
         bits, sizes, count = _enumerate(g)
         tabs = kst.dag_stage_tables(
-            bits, sizes, *_arrays(g), *_csr(g, "in"), *_csr(g, "out"), *_scalars(c)
+            bits, sizes, *_arrays(g), *_csr(g, "in"), *_csr(g, "out"), *_scalars(g, c)
         )
         placed = [_bits_to_set(bits[k]) for k in range(count)]
     return tabs, placed
@@ -169,7 +204,7 @@ def _enumerate(g, limit=kst.MAX_DOWNSETS):
 
 
 def _scale(g, c):
-    finite = [x for x in g["fwd"] + g["bwd"] if x < math.inf]
+    finite = [x for x in g["fwd"] + g["bwd"] + g.get("rec", []) if x < math.inf]
     return sum(finite) + sum(e[2] for e in g["edges"]) / c["bandwidth"]
 
 
@@ -196,7 +231,8 @@ def _check_tables(g, c, kind):
         c["n_dev"],
         c["t"],
         c["recompute"],
-        c["adam"],
+        False,
+        _rules(g, c),
     )
     case = f"{kind} graph {g}, cluster {c}"
     n_states = len(placed)
@@ -312,8 +348,12 @@ def test_dag_stage_tables_beyond_one_bitset_word():
         "acts": rng.integers(0, 2**30, n).astype(float).tolist(),
         "tp": (rng.uniform(size=n) < 0.7).tolist(),
     }
-    c = {"bandwidth": 1e6, "hbm": 2.0**33, "n_dev": 64, "t": 2, "recompute": True, "adam": True}
-    _check_tables(g, c, "dag")
+    c = {"bandwidth": 1e6, "hbm": 2.0**33, "n_dev": 64, "t": 2, "recompute": True}
+    _check_tables(g, {**c, "state_factor": 3.0}, "dag")
+    g["rec"] = rng.uniform(0.0, 1.0, n).tolist()
+    g["work"] = rng.integers(0, 2**28, n).astype(float).tolist()
+    megatron = {"paper": False, "state_factor": 9.0, "recompute_last": True, "stash_inputs": False}
+    _check_tables(g, {**c, **megatron}, "dag")
 
 
 # --- the recurrence and the final round -------------------------------------------------
@@ -337,6 +377,12 @@ def dp_inputs(draw):
     t = draw(st.sampled_from([1, 2, 3, 4]))
     micro_batches = draw(st.integers(1, 30))
     bandwidth = draw(st.sampled_from([1.0, 1e3, 2.5e9]))
+    # network levels: past `knee` pipelines the all-reduce ring leaves the inner level,
+    # its bandwidth drops and each step pays a latency (non-increasing, non-decreasing)
+    knee = draw(st.integers(1, 12))
+    drop = draw(st.sampled_from([1.0, 4.0]))
+    step = draw(st.sampled_from([0.0, 1e-3, 0.5]))
+    network = (knee, drop, step)
     weight = st.one_of(st.integers(0, 4).map(float), st.floats(0.0, 10.0))
     weights = draw(st.lists(weight, min_size=n, max_size=n))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -348,10 +394,10 @@ def dp_inputs(draw):
         cap = n_dev if rng.integers(2) else rng.integers(0, n_dev + 1)
         return last, last + rng.choice([0.0, 0.5, 4.0]), int(cap)
 
-    return _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values)
+    return _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values, network)
 
 
-def _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values):
+def _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values, network=(99, 1.0, 0.0)):
     """``(g, downs, t, tables, scalars)`` for :func:`kdp.dp_solve` over ``g``'s downsets;
     ``stage_values(stage)`` gives a stage's last-stage load, other load and memory cap."""
     n = g["n"]
@@ -390,7 +436,11 @@ def _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values):
         np.array(rem, dtype=np.int64),
         np.array(cheap_cap, dtype=np.int64),
     )
-    scalars = (n_dev, micro_batches, bandwidth, t_eff, n_cheap)
+    knee, drop, step = network
+    d_all = np.arange(min(n_dev, micro_batches) + 1)
+    dp_bw = np.where(d_all <= knee, float(bandwidth), bandwidth / drop)
+    dp_lat = np.where(d_all <= knee, 0.0, step)
+    scalars = (n_dev, micro_batches, dp_bw, t_eff, n_cheap, dp_lat)
     return g, downs, t, tabs, scalars
 
 
@@ -442,11 +492,14 @@ def test_dp_solve_with_one_device_stages_under_a_tight_device_budget(tp, t, n_de
 
 def _check_dp(case):
     g, downs, t, tabs, scalars = case
-    n_dev, micro_batches, bandwidth, _, _ = scalars
+    n_dev, micro_batches, bandwidth, _, _, latency = scalars
     best, d, p, s, r, choice = kdp.dp_solve(*tabs, *scalars)
     stages_from, by_pair = _reference_stages(g, downs, t, tabs)
     everything = frozenset(range(g["n"]))
-    want = ref.best_time(stages_from, everything, frozenset(), n_dev, micro_batches, bandwidth)
+    bandwidth, latency = bandwidth.tolist(), latency.tolist()
+    want = ref.best_time(
+        stages_from, everything, frozenset(), n_dev, micro_batches, bandwidth, latency
+    )
     where = f"kernel {best} (d={d}, s={s}), reference {want}; graph {g}, t={t}, {scalars}"
     if math.isinf(want):
         assert math.isinf(best) and (d, p, s, r) == (-1, -1, -1, -1), where
@@ -456,6 +509,6 @@ def _check_dp(case):
     assert all(int(q) in by_pair for q in pipeline), f"plan {pipeline.tolist()}; {where}"
     plan = [by_pair[int(q)] for q in pipeline]
     again = ref.plan_time(
-        stages_from, plan, int(d), everything, frozenset(), n_dev, micro_batches, bandwidth
+        stages_from, plan, int(d), everything, frozenset(), n_dev, micro_batches, bandwidth, latency
     )
     assert _close(again, want, TIME_REL, want), f"plan {pipeline.tolist()} takes {again}; {where}"

@@ -14,6 +14,7 @@ from phaze.errors import ConfigError
 from phaze.joint.core import STRATEGIES
 from phaze.joint.objective import OBJECTIVES
 from phaze.outdir import OutputDir
+from phaze.training import ACCOUNTINGS, Training
 from phaze.validate import OPTIMIZERS, check_number
 
 HELP = "search accelerator architectures and execution plans jointly (the main job)"
@@ -55,7 +56,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--batch", type=int_in(*R.BATCH), default=4096, help="global batch (default 4096)"
     )
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=OPTIMIZERS[0])
+    g.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=None,
+        help=f"default {OPTIMIZERS[0]}; adam with --training megatron",
+    )
+    g.add_argument(
+        "--training",
+        choices=ACCOUNTINGS,
+        default=ACCOUNTINGS[0],
+        help="memory and recomputation accounting of the plans: the paper's (default) or "
+        "Megatron's (mixed-precision Adam, 18 bytes per parameter; recomputation on every "
+        "stage; see docs/real-systems.md)",
+    )
+    g.add_argument(
+        "--recompute-mode",
+        choices=("full", "selective"),
+        default="full",
+        help="what recomputation on means (default full; selective needs --training "
+        "megatron: only the attention core is recomputed)",
+    )
     g.add_argument(
         "--max-tensor-width",
         "--max-tp",
@@ -159,13 +180,16 @@ def _workloads(args):
         specs.append(TransformerSpec.from_hf_config(path))
     if not specs:
         specs = [preset(DEFAULT_MODEL)]
+    training = Training(args.training, args.recompute_mode)
+    optimizer = args.optimizer or ("sgd" if training.is_paper else "adam")
     return [
         Workload(
             s,
             seq_len=args.seq or 0,
             global_batch=args.batch,
-            optimizer=args.optimizer,
+            optimizer=optimizer,
             max_tensor_width=args.max_tensor_width,
+            training=training,
         )
         for s in specs
     ]

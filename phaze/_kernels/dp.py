@@ -33,9 +33,10 @@ def dp_solve(
     cheap_cap,
     n_dev,
     micro_batches,
-    bandwidth_Bps,
+    dp_bandwidth_Bps,
     t,
     n_cheap,
+    dp_latency_s,
 ):
     """The placement recurrence and the final round over the data-parallel degree.
 
@@ -46,9 +47,11 @@ def dp_solve(
     ``n = n_dev // d`` devices and ``m = ceil(micro_batches / d)`` micro-batches per
     pipeline; over first stages ``p`` from state 0 and ``s``:
     ``time = max(g[partner[p], s-1, r >= r_min], load(p, s)) * (m + s - 1)
-    + 4 (d-1) param_bytes[p] / (bandwidth d)``. Strictly smaller wins (d, then p, then s
-    in increasing order). A ``d`` with the same ``(n, m)`` as ``d-1`` is skipped: its
-    gradient all-reduce term can only be larger.
+    + 4 (d-1) param_bytes[p] / (bandwidth[d] d) + 2 (d-1) latency[d]`` (the ring
+    all-reduce of the ``d`` data-parallel peers on the network level their group spans;
+    with the paper's single link ``bandwidth[d]`` is the link's and ``latency[d] = 0``).
+    Strictly smaller wins (d, then p, then s in increasing order). A ``d`` with the same
+    ``(n, m)`` as ``d-1`` is skipped: its gradient all-reduce term can only be larger.
 
     Parameters
     ----------
@@ -58,7 +61,10 @@ def dp_solve(
     n_dev, micro_batches, t, n_cheap : int
         ``t`` is the effective width (1 when all stages need one device); ``n_cheap`` the
         largest number of cheap stages (0 when ``t == 1``).
-    bandwidth_Bps : float
+    dp_bandwidth_Bps, dp_latency_s : float64 (>= min(n_dev, micro_batches) + 1,)
+        Per data-parallel degree ``d``: the bandwidth and per-step latency of the
+        gradient all-reduce ring (entries 0 and 1 unused); non-increasing bandwidth and
+        non-decreasing latency in ``d``.
 
     Returns
     -------
@@ -146,6 +152,9 @@ def dp_solve(
             continue
         prev_n = n
         prev_m = m
+        # the all-reduce of d pipelines: 4 (d-1) P / (bandwidth[d] d) + 2 (d-1) latency[d]
+        ring_div = dp_bandwidth_Bps[d] * d
+        ring_lat = 2.0 * (d - 1) * dp_latency_s[d]
         for p in range(ptr[0], ptr[1]):
             k2 = partner[p]
             c = cheap[p]
@@ -158,7 +167,7 @@ def dp_solve(
                 continue
             comm = 0.0
             if d > 1:
-                comm = 4.0 * (d - 1) * pbytes[p] / (bandwidth_Bps * d)
+                comm = 4.0 * (d - 1) * pbytes[p] / ring_div + ring_lat
             # lower bounds: the time is at least load * (m + s - 1) + comm
             lower = load1[p] * m if k2 == last else loadr[p] * (m + 1)
             if lower + comm >= best:
@@ -217,5 +226,5 @@ def warmup() -> None:
     from phaze._kernels.stage_tables import tiny_tables
 
     tabs = tiny_tables()
-    best, _, p, s, r, choice = dp_solve(*tabs, 2, 2, 1.0, 2, 1)
+    best, _, p, s, r, choice = dp_solve(*tabs, 2, 2, np.ones(3), 2, 1, np.zeros(3))
     reconstruct(tabs[1], tabs[5], choice, p, s, r)

@@ -8,8 +8,9 @@ equivalently ``D \\ D'`` for downsets). Every layer graph is reduced to a list o
   state ``n_states-1`` is the empty set. Partners of a state have larger indices.
 * ``ptr[k]:ptr[k+1]`` are the stages that can be placed first from state ``k``;
   ``partner[p]`` is the state left after placing stage ``p``.
-* per stage ``p``: ``load1[p]`` (its load when it is the last stage: no recomputation),
-  ``loadr[p]`` (its load when another stage follows it: with recomputation if on),
+* per stage ``p``: ``load1[p]`` (its load when it is the last stage: no recomputation
+  unless ``recompute_last``), ``loadr[p]`` (its load when another stage follows it: with
+  recomputation if on),
   ``max_stages[p]`` (the largest position from the end its memory allows, 0 .. n_dev),
   ``cheap[p]`` (1 if it holds no tensor-parallel layer and ``t > 1``, so it needs one
   device instead of ``t``) and ``param_bytes[p]``.
@@ -28,6 +29,15 @@ Three table builders produce this form:
   exponential: the wrapper caps it (``MAX_DOWNSETS``) and reports a clear error.
 
 The recurrence over these tables is in :mod:`phaze._kernels.dp`.
+
+Training accounting (docs/placement.md, "Training accounting"): every builder takes the
+per-parameter-byte state factor ``state_factor`` (2 for the paper's SGD, 3 for its Adam,
+9 for mixed-precision Adam at 2-byte parameters), per-layer recomputation latencies
+``recompute_s`` (the paper recomputes the whole forward: ``recompute_s = fwd_s``) and
+working bytes ``work_bytes`` (paper: 0), ``recompute_last`` (the last stage recomputes
+too) and ``stash_inputs`` (with recomputation a stage stashes the bytes entering it, the
+paper's rule; else its activation bytes). The paper's values reproduce its tables bit for
+bit.
 
 All times in seconds, sizes in bytes, bandwidth in bytes/s; ``inf`` means infeasible and
 is never an error. Every kernel: ``@njit(cache=True, nogil=True)``, no fastmath.
@@ -71,12 +81,15 @@ def max_stages(const_bytes, stash_bytes, hbm_bytes, n_dev):
 
 
 @njit(cache=True, nogil=True)
-def _stage_memory_cap(param_b, act_b, edge_in_b, recompute, adam, hbm_bytes, n_dev):
-    """:func:`max_stages` of a stage from its bytes (docs/placement.md): ``const = 2 P +
-    O + A`` (``O = P`` for Adam) and the stash per later micro-batch in flight, the bytes
-    on edges entering the stage with recomputation, else ``A``."""
-    const = 2.0 * param_b + (param_b if adam else 0.0) + act_b
-    stash = edge_in_b if recompute else act_b
+def _stage_memory_cap(
+    param_b, act_b, work_b, edge_in_b, recompute, stash_inputs, state_factor, hbm_bytes, n_dev
+):
+    """:func:`max_stages` of a stage from its bytes (docs/placement.md): ``const = F P + A
+    + W`` (``F`` the state factor: 2 + 1 for the paper's Adam) and the stash per later
+    micro-batch in flight, the bytes on edges entering the stage with recomputation and
+    ``stash_inputs``, else ``A``."""
+    const = state_factor * param_b + act_b + work_b
+    stash = edge_in_b if (recompute and stash_inputs) else act_b
     return max_stages(const, stash, hbm_bytes, n_dev)
 
 
@@ -134,7 +147,11 @@ def chain_stage_tables(
     n_dev,
     t,
     recompute,
-    adam,
+    state_factor,
+    recompute_s,
+    work_bytes,
+    recompute_last,
+    stash_inputs,
 ):
     """Stage tables of a chain ``0 -> 1 -> ... -> L-1``; stages ``[i, j)`` from prefix sums.
 
@@ -147,7 +164,15 @@ def chain_stage_tables(
         and L are 0). The largest sets the arrival time, the total the stashed bytes.
     bandwidth_Bps, hbm_bytes : float
     n_dev, t : int
-    recompute, adam : bool
+    recompute : bool
+    state_factor : float
+        Bytes of weights, gradients and optimizer state per parameter byte.
+    recompute_s, work_bytes : float64 (L,)
+        Per layer: its recomputation latency and the working bytes a stage holding it
+        needs once (the stage takes the largest).
+    recompute_last, stash_inputs : bool
+        The last stage recomputes too; the stash with recomputation is the stage's input
+        bytes (else its activation bytes).
 
     Returns
     -------
@@ -158,6 +183,7 @@ def chain_stage_tables(
     n = fwd_s.shape[0]
     fpre, fcnt = _prefix(fwd_s)
     bpre, bcnt = _prefix(bwd_s)
+    rpre, rcnt = _prefix(recompute_s)
     ppre = np.zeros(n + 1)
     apre = np.zeros(n + 1)
     tpre = np.zeros(n + 1, np.int64)
@@ -172,6 +198,7 @@ def chain_stage_tables(
         ptr[i] = p
         rem[i] = n - i
         t_in = link_max_bytes[i] / bandwidth_Bps
+        wb = 0.0
         for j in range(i + 1, n + 1):
             t_out = link_max_bytes[j] / bandwidth_Bps
             f = _range(fpre, fcnt, i, j)
@@ -179,15 +206,25 @@ def chain_stage_tables(
             fwd = t_in + f
             bwd = t_out + b
             partner[p] = j
-            load1[p] = fwd + bwd
             if recompute:
-                loadr[p] = fwd + (max(f, t_out) + b)
+                loadr[p] = fwd + (max(_range(rpre, rcnt, i, j), t_out) + b)
             else:
                 loadr[p] = fwd + bwd
+            load1[p] = loadr[p] if (recompute and recompute_last) else fwd + bwd
             pb = ppre[j] - ppre[i]
             ab = apre[j] - apre[i]
+            if work_bytes[j - 1] > wb:
+                wb = work_bytes[j - 1]
             maxs[p] = _stage_memory_cap(
-                pb, ab, link_sum_bytes[i], recompute, adam, hbm_bytes, n_dev
+                pb,
+                ab,
+                wb,
+                link_sum_bytes[i],
+                recompute,
+                stash_inputs,
+                state_factor,
+                hbm_bytes,
+                n_dev,
             )
             cheap[p] = 1 if (t > 1 and tpre[j] == tpre[i]) else 0
             pbytes[p] = pb
@@ -227,13 +264,18 @@ def prefix_stage_tables(
     n_dev,
     t,
     recompute,
-    adam,
+    state_factor,
+    recompute_s,
+    work_bytes,
+    recompute_last,
+    stash_inputs,
 ):
     """Stage tables of a DAG whose topological order is unique (chain plus skip edges).
 
     Stages are ``[i, j)``. Forward list schedules grow ``j`` for a fixed ``i``; backward
     ones grow ``i`` downward for a fixed ``j``. The recomputation backward, whose layers
-    start no earlier than ``fwd'``, is ``max(bwd, fwd' + lp)`` with ``lp`` the longest
+    start no earlier than ``fwd'`` (the recomputation forward over ``recompute_s``, ignoring
+    inputs from outside), is ``max(bwd, fwd' + lp)`` with ``lp`` the longest
     backward-latency path from the stage's first layer inside the stage (max-plus
     linearity of the schedule in its start floor).
 
@@ -276,6 +318,7 @@ def prefix_stage_tables(
         rem[i] = n - i
         pb = 0.0
         ab = 0.0
+        wb = 0.0
         stash_in = 0.0
         any_tp = False
         for j in range(i + 1, n + 1):
@@ -294,19 +337,23 @@ def prefix_stage_tables(
                 if x > start:
                     start = x
             ffin[v] = start + fwd_s[v]
-            fpin[v] = startp + fwd_s[v]
+            fpin[v] = startp + recompute_s[v]
             pb += param_bytes[v]
             ab += activation_bytes[v]
+            if work_bytes[v] > wb:
+                wb = work_bytes[v]
             any_tp = any_tp or tensor_parallel[v]
             fwd = ffin[v]
             bwd = bwd_m[i, j]
             partner[p] = j
-            load1[p] = fwd + bwd
             if recompute:
                 loadr[p] = fwd + max(bwd, fpin[v] + lp_m[i, j])
             else:
                 loadr[p] = fwd + bwd
-            maxs[p] = _stage_memory_cap(pb, ab, stash_in, recompute, adam, hbm_bytes, n_dev)
+            load1[p] = loadr[p] if (recompute and recompute_last) else fwd + bwd
+            maxs[p] = _stage_memory_cap(
+                pb, ab, wb, stash_in, recompute, stash_inputs, state_factor, hbm_bytes, n_dev
+            )
             cheap[p] = 1 if (t > 1 and not any_tp) else 0
             pbytes[p] = pb
             p += 1
@@ -421,7 +468,11 @@ def dag_stage_tables(
     n_dev,
     t,
     recompute,
-    adam,
+    state_factor,
+    recompute_s,
+    work_bytes,
+    recompute_last,
+    stash_inputs,
 ):
     """Stage tables of a general DAG over its downsets (from :func:`enumerate_downsets`).
 
@@ -459,6 +510,7 @@ def dag_stage_tables(
             last = -1
             pb = 0.0
             ab = 0.0
+            wb = 0.0
             any_tp = False
             for v in range(n):
                 word = v // 64
@@ -470,6 +522,8 @@ def dag_stage_tables(
                     last = v
                     pb += param_bytes[v]
                     ab += activation_bytes[v]
+                    if work_bytes[v] > wb:
+                        wb = work_bytes[v]
                     any_tp = any_tp or tensor_parallel[v]
             stash_in = 0.0
             for v in range(first, last + 1):
@@ -489,7 +543,7 @@ def dag_stage_tables(
                     if x > start:
                         start = x
                 fin[v] = start + fwd_s[v]
-                fin_p[v] = startp + fwd_s[v]
+                fin_p[v] = startp + recompute_s[v]
             fwd = fin[last]
             floor = fin_p[last]
             for v in range(last, first - 1, -1):
@@ -512,9 +566,11 @@ def dag_stage_tables(
                 fin_b[v] = start + bwd_s[v]
                 fin_r[v] = start_r + bwd_s[v]
             partner[p] = k2
-            load1[p] = fwd + fin_b[first]
             loadr[p] = fwd + (fin_r[first] if recompute else fin_b[first])
-            maxs[p] = _stage_memory_cap(pb, ab, stash_in, recompute, adam, hbm_bytes, n_dev)
+            load1[p] = loadr[p] if (recompute and recompute_last) else fwd + fin_b[first]
+            maxs[p] = _stage_memory_cap(
+                pb, ab, wb, stash_in, recompute, stash_inputs, state_factor, hbm_bytes, n_dev
+            )
             cheap[p] = 1 if (t > 1 and not any_tp) else 0
             pbytes[p] = pb
             p += 1
@@ -534,7 +590,23 @@ def tiny_tables() -> tuple:
     z = np.zeros(2)
     link = np.zeros(3)
     return chain_stage_tables(
-        f, f, z, z, np.array([True, False]), link, link, 1.0, 1.0, 2, 2, True, False
+        f,
+        f,
+        z,
+        z,
+        np.array([True, False]),
+        link,
+        link,
+        1.0,
+        1.0,
+        2,
+        2,
+        True,
+        2.0,
+        f,
+        z,
+        False,
+        True,
     )
 
 
@@ -552,12 +624,13 @@ def warmup() -> None:
     eb = np.ones(1)
     out_ptr = np.array([0, 1, 1], np.int64)
     dst = np.array([1], np.int64)
+    extra = (2.0, f, z, False, True)  # state factor, recompute_s, work_bytes, flags
     prefix_stage_tables(
-        f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, False
+        f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, *extra
     )
     pred = np.zeros((2, 1), np.uint64)
     pred[1, 0] = np.uint64(1)
     bits, sizes, _ = enumerate_downsets(pred, 8)
     dag_stage_tables(
-        bits, sizes, f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, False
+        bits, sizes, f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, *extra
     )

@@ -148,6 +148,7 @@ def devices_lower_bound(
     tensor_parallel: np.ndarray,
     hbm_bytes: float,
     adam: bool,
+    state_factor: float | None = None,
 ) -> int:
     """Fewest devices any plan needs to fit in ``hbm_bytes`` per device, over all tensor
     widths, pipelines and recomputation settings; ``MAX_DEVICES + 1`` when no plan fits
@@ -162,6 +163,10 @@ def devices_lower_bound(
     hbm_bytes : float
     adam : bool
         Adam keeps optimizer state equal to the parameter bytes.
+    state_factor : float, optional
+        Bytes of weights, gradients and optimizer state per parameter byte (overrides
+        ``adam``: 3 or 2; :mod:`phaze.training`). ``activation_bytes`` must then be the
+        least a layer keeps under any recomputation setting searched.
 
     Returns
     -------
@@ -180,7 +185,7 @@ def devices_lower_bound(
     ...     np.array([[False, False]]), hbm_bytes=25.0, adam=False)
     2
     """
-    state = 3.0 if adam else 2.0
+    state = (3.0 if adam else 2.0) if state_factor is None else float(state_factor)
     # relative slack: float sums must never make the bound cut a feasible plan
     cap = float(hbm_bytes) * (1 + 1e-9)
     need = MAX_DEVICES + 1

@@ -22,6 +22,7 @@ micro-batch sizes and recomputation (each workload with its own best plan). Stra
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from phaze.joint.run_state import Design, SearchRun
 from phaze.joint.strategy import exact_search, phaze_search
 from phaze.schedule import ScheduleCache
 from phaze.store import ResultStore
+from phaze.training import Training
 from phaze.units import GIB
 from phaze.validate import check_bool, check_choice, check_int
 from phaze.workload import Cluster, Workload
@@ -105,6 +107,8 @@ def fingerprint(
                 "optimizer": w.optimizer,
                 "bytes_per_element": w.bytes_per_element,
                 "max_tensor_width": w.max_tensor_width,
+                # the paper's accounting leaves the fingerprint (and old stores) unchanged
+                **({} if w.training.is_paper else {"training": repr(w.training)}),
             }
             for w in workloads
         ],
@@ -167,6 +171,7 @@ def search(
     jobs: int = 1,
     objective: str = "throughput",
     power_budget_w: float | None = None,
+    training: Training | None = None,
 ) -> SearchResult:
     """Search architectures and plans jointly; see the module docstring.
 
@@ -201,6 +206,11 @@ def search(
     power_budget_w : float, optional
         Average power per device (W) a plan may draw; settings whose best plan draws more
         count as infeasible (docs/energy.md).
+    training : Training, optional
+        Memory and recomputation rules for every workload (:mod:`phaze.training`), e.g.
+        ``Training("megatron")``: mixed-precision Adam and Megatron's recomputation, the
+        ``recompute`` settings then meaning ``none`` and ``training.recompute_mode``.
+        Default: each workload's own (the paper's unless set on the Workload).
 
     Returns
     -------
@@ -239,6 +249,12 @@ def search(
             raise ConfigError(
                 f"workload {w!r} is invalid; allowed: phaze.Workload(phaze.preset(name))"
             )
+    if training is not None:
+        if not isinstance(training, Training):
+            raise ConfigError(
+                f"training={training!r} is invalid; allowed: a phaze.Training or None"
+            )
+        workloads = tuple(dataclasses.replace(w, training=training) for w in workloads)
     check_choice("strategy", strategy, STRATEGIES)
     objective, power_budget_w = check_objective(objective, power_budget_w)
     cluster = Cluster() if cluster is None else cluster

@@ -23,6 +23,7 @@ its forward again.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from phaze.models import build_graph, unique_ops
 from phaze.placement import PlacementProblem, place_arrays
 from phaze.rows import PlanRow
 from phaze.schedule import ScheduleCache, schedule_model
+from phaze.training import attention_core_mask, megatron_layer_bytes, stage_rules
 from phaze.validate import check_bool, check_int, check_number
 from phaze.workload import Cluster, Workload
 
@@ -93,6 +95,46 @@ class _MbsLatency:
     layer_energy_j: np.ndarray  # (W, U, 2, A): joules of unique layer u, pass, on all devices
     layer_unique: np.ndarray  # (W, n): the unique layer of each position
     total_energy_j: np.ndarray  # (W, 2, A): sum over layers, per pass
+
+
+@dataclass(frozen=True, eq=False)
+class _MegatronData:
+    """Megatron accounting of one micro-batch size (:mod:`phaze.training`)."""
+
+    bytes: dict  # mode -> (activation_bytes (W, n), work_bytes (W, n))
+    block: np.ndarray  # (W, n): the layer is a transformer block
+    least_activation_bytes: np.ndarray  # (W, n): the least over the modes (memory bound)
+
+
+def _megatron_data(d: _MbsData, recompute_mode: str) -> _MegatronData:
+    """Per-layer bytes of the modes ``none`` and ``recompute_mode`` at every width."""
+    out = {}
+    for mode in ("none", recompute_mode):
+        pairs = [megatron_layer_bytes(d.graphs[t], mode) for t in d.widths]
+        out[mode] = (np.stack([a for a, _ in pairs]), np.stack([w for _, w in pairs]))
+    block = np.array(
+        [[layer.role == "block" for layer in d.graphs[t].layers] for t in d.widths], dtype=bool
+    )
+    least = np.minimum(*(a for a, _ in out.values()))
+    return _MegatronData(out, block, least)
+
+
+def _attention_core(glist, index, lat: np.ndarray, charged: np.ndarray):
+    """(seconds, joules) of one block's attention core forward at every width and
+    architecture, shapes (W, A): the core is a chain of operators (scores GEMM, softmax,
+    dropout, context GEMM), so alone it takes the sum of each operator's faster mode;
+    joules on all ``t`` devices of the block."""
+    n_arch = lat.shape[1]
+    sec, joules = np.zeros((len(glist), n_arch)), np.zeros((len(glist), n_arch))
+    for gi, g in enumerate(glist):
+        pos = next((p for p, layer in enumerate(g.layers) if layer.role == "block"), None)
+        if pos is None:
+            continue
+        rows = index.rows(gi, pos)[attention_core_mask(g.layers[pos].ops)]
+        a = g.tensor_width if g.layers[pos].tensor_parallel else 1
+        sec[gi] = np.minimum(lat[rows, :, 0, 0], lat[rows, :, 1, 0]).sum(axis=0)
+        joules[gi] = a * charged[rows, :, 0].sum(axis=0)
+    return sec, joules
 
 
 class WorkloadEvaluator:
@@ -155,6 +197,11 @@ class WorkloadEvaluator:
         for mbs in micro_batch_sizes:
             mbs = check_int("micro_batch_size", mbs)
             self._mbs[mbs] = self._prepare(mbs)
+        self._megatron: dict[int, _MegatronData] = {}
+        self._core: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if not workload.training.is_paper:
+            for mbs, data in self._mbs.items():
+                self._megatron[mbs] = _megatron_data(data, workload.training.recompute_mode)
         self.dp_calls = 0
         self._devices_needed: dict[tuple[int, float], int] = {}
         self._exact_layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -213,6 +260,8 @@ class WorkloadEvaluator:
         lat = lat_table.latency_s
         charged = energy_table(lat_table, self.energy_model).charged_j(lat)  # (ops, A, 2)
         del lat_table
+        if mbs in self._megatron:  # selective recomputation reruns the attention core
+            self._core[mbs] = _attention_core(glist, index, lat, charged)
         shape = d.param_bytes.shape
         lb_f = np.zeros((*shape, len(self.num_tc)))
         lb_b = np.zeros_like(lb_f)
@@ -268,13 +317,15 @@ class WorkloadEvaluator:
         found = self._devices_needed.get(key)
         if found is None:
             d = self._mbs[mbs]
+            meg = self._megatron.get(mbs)
             found = self._devices_needed[key] = devices_lower_bound(
                 d.widths,
                 d.param_bytes,
-                d.activation_bytes,
+                d.activation_bytes if meg is None else meg.least_activation_bytes,
                 d.tensor_parallel,
                 hbm_bytes,
                 adam=self.workload.optimizer == "adam",
+                state_factor=self._rules(mbs, False)[0],
             )
         return found
 
@@ -301,12 +352,20 @@ class WorkloadEvaluator:
                 self.cluster.devices,
                 d.num_micro_batches,
                 first_layer_param_bytes=float(d.param_bytes[i, 0]),
-                link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
+                link_bandwidth_Bps=self._allreduce_bound_Bps(t),
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
             ub = np.where(best > 0, self.workload.global_batch / best, np.inf)
         return ub * (1 + 1e-9)  # float summation order must never make the bound cut
+
+    def _allreduce_bound_Bps(self, t: int) -> float:
+        """The fastest the data-parallel all-reduce at width ``t`` can run: the link, or
+        on network levels the ring of two pipelines (rings of more members span no fewer
+        levels, so their bandwidth is no higher)."""
+        if self.cluster.network is None:
+            return self.cluster.data_bandwidth_Bps
+        return self.cluster.network.ring(2, t)[0]
 
     def score_upper_bound(
         self,
@@ -411,7 +470,7 @@ class WorkloadEvaluator:
         """The placement problem of one architecture and setting (for plans and reports)."""
         d = self._mbs[mbs]
         fwd, bwd = self.layer_latencies(mbs, arch)
-        return PlacementProblem.from_graphs(
+        problem = PlacementProblem.from_graphs(
             d.graphs,
             {t: fwd[i] for i, t in enumerate(d.widths)},
             {t: bwd[i] for i, t in enumerate(d.widths)},
@@ -423,6 +482,63 @@ class WorkloadEvaluator:
             optimizer=self.workload.optimizer,
             fixed_baseline=fixed_baseline,
         )
+        if self.cluster.network is not None:
+            problem = dataclasses.replace(problem, network=self.cluster.network)
+        if mbs not in self._megatron:
+            return problem
+        kw = self._placement_rules(mbs, arch, bool(recompute), fwd)
+        graphs = tuple(
+            dataclasses.replace(
+                g,
+                activation_bytes=kw["activation_bytes"][i],
+                recompute_s=kw["recompute_s"][i],
+                work_bytes=kw["work_bytes"][i],
+            )
+            for i, g in enumerate(problem.graphs)
+        )
+        return dataclasses.replace(
+            problem,
+            graphs=graphs,
+            state_factor=kw["state_factor"],
+            recompute_last=kw["recompute_last"],
+            stash_inputs=kw["stash_inputs"],
+        )
+
+    def _rules(self, mbs: int, recompute: bool) -> tuple[float, bool, bool]:
+        """``(state_factor, recompute_last, stash_inputs)`` of the workload's training
+        accounting (:func:`phaze.training.stage_rules`)."""
+        w = self.workload
+        return stage_rules(w.training, w.optimizer, recompute, w.bytes_per_element)
+
+    def _placement_rules(self, mbs: int, arch: int, recompute: bool, fwd: np.ndarray) -> dict:
+        """Keyword arguments of :func:`~phaze.placement.place_arrays` for the training
+        accounting: the paper's (only ``state_factor``) or Megatron's per-layer
+        activations, recomputation latencies and working bytes."""
+        factor, last, stash = self._rules(mbs, recompute)
+        meg = self._megatron.get(mbs)
+        if meg is None:
+            return {"activation_bytes": self._mbs[mbs].activation_bytes, "state_factor": factor}
+        mode = self.workload.training.mode(recompute)
+        act, work = meg.bytes[mode]
+        if mode == "selective":
+            core_s = self._core_latency(mbs)[0][:, arch]  # (W,)
+            rec = np.where(meg.block, core_s[:, None], 0.0)
+        else:  # full: every block's forward again (none: not used)
+            rec = np.where(meg.block, fwd, 0.0)
+        return {
+            "activation_bytes": act,
+            "state_factor": factor,
+            "recompute_s": rec,
+            "work_bytes": work,
+            "recompute_last": last,
+            "stash_inputs": stash,
+        }
+
+    def _core_latency(self, mbs: int) -> tuple[np.ndarray, np.ndarray]:
+        """(seconds, joules on all devices) of one block's attention core forward, (W, A)."""
+        if mbs not in self._core:
+            self._latencies(mbs)
+        return self._core[mbs]
 
     def exact(self, mbs: int, arch: int, hbm_bytes: float, recompute: bool) -> PlanRow:
         """The best plan's row (without scheduling a layer when no plan can fit in
@@ -432,12 +548,13 @@ class WorkloadEvaluator:
         d = self._mbs[mbs]
         fwd, bwd = self.layer_latencies(mbs, arch)
         self.dp_calls += 1
+        rules = self._placement_rules(mbs, arch, bool(recompute), fwd)
         res = place_arrays(
             d.widths,
             fwd,
             bwd,
             d.param_bytes,
-            d.activation_bytes,
+            rules.pop("activation_bytes"),
             d.tensor_parallel,
             d.edge_src,
             d.edge_dst,
@@ -449,6 +566,8 @@ class WorkloadEvaluator:
             recompute=bool(recompute),
             adam=self.workload.optimizer == "adam",
             kind="chain",
+            network=self.cluster.network,
+            **rules,
         )
         time = float(res.time_per_batch_s)
         tput = self.workload.global_batch / time if np.isfinite(time) and time > 0 else 0.0
@@ -492,7 +611,14 @@ class WorkloadEvaluator:
         i = d.widths.index(tensor_width)
         fwd, bwd = lat.total_energy_j[i, :, arch]
         per_mb = fwd + bwd
-        if recompute:
+        meg = self._megatron.get(mbs)
+        if recompute and meg is not None:  # every stage recomputes, the last included
+            if self.workload.training.recompute_mode == "selective":
+                per_mb += int(meg.block.sum(axis=1)[i]) * self._core_latency(mbs)[1][i, arch]
+            else:  # every block's forward again
+                blocks = np.flatnonzero(meg.block[i])
+                per_mb += lat.layer_energy_j[i, lat.layer_unique[i, blocks], 0, arch].sum()
+        elif recompute:
             last = np.asarray(last_stage_layers, dtype=np.int64)
             per_mb += fwd - lat.layer_energy_j[i, lat.layer_unique[i, last], 0, arch].sum()
         net = 2.0 * (data_parallel - 1) * d.replica_param_bytes[i] * 8.0

@@ -40,9 +40,11 @@ class Stage:
     load_s : float
         Forward plus backward time of one micro-batch (with recomputation if it applies).
     memory_bytes : float
-        ``2 P + O + A + (s-1) S`` for its position ``s`` from the end (docs/placement.md).
+        ``2 P + O + A + (s-1) S`` for its position ``s`` from the end (docs/placement.md;
+        in general ``F P + A + W + (s-1) S``, "Training accounting").
     recompute : bool
-        It recomputes activations (recomputation on and not the last stage).
+        It recomputes activations (recomputation on and not the last stage, unless the
+        problem's ``recompute_last``).
     """
 
     layer_ids: tuple[int, ...]
@@ -173,9 +175,9 @@ def _stage_numbers(
             else:
                 start = max(start, c / bw)
         fin[v] = start + float(g.fwd_s[v])
-        fin_local[v] = start_local + float(g.fwd_s[v])
+        fin_local[v] = start_local + float(g.recompute_s[v])
     fwd = fin[order[-1]]
-    recompute = problem.recompute and s_from_end > 1
+    recompute = _recomputes(problem, s_from_end)
     floor = fin_local[order[-1]] if recompute else 0.0
     back: dict[int, float] = {}
     for v in reversed(order):
@@ -186,12 +188,19 @@ def _stage_numbers(
     load = fwd + back[order[0]]
     p = float(g.param_bytes[members].sum())
     a = float(g.activation_bytes[members].sum())
-    if problem.recompute:
+    if problem.recompute and problem.stash_inputs:
         stash = sum(c for u, v, c in zip(src, dst, nb, strict=True) if inside[v] and not inside[u])
     else:
         stash = a
-    memory = 2 * p + (p if problem.adam else 0.0) + a + (s_from_end - 1) * stash
+    work = float(g.work_bytes[members].max())
+    memory = problem.state_factor * p + a + work + (s_from_end - 1) * stash
     return load, memory, p, bool(g.tensor_parallel[members].any())
+
+
+def _recomputes(problem: PlacementProblem, s_from_end: int) -> bool:
+    """The stage at ``s_from_end`` recomputes: recomputation on, and not the last stage
+    unless ``recompute_last``."""
+    return problem.recompute and (s_from_end > 1 or problem.recompute_last)
 
 
 def _plan_from_positions(
@@ -229,7 +238,7 @@ def _plan_from_positions(
                 devices=dev,
                 load_s=load,
                 memory_bytes=mem,
-                recompute=problem.recompute and s > 1,
+                recompute=_recomputes(problem, s),
             )
         )
     per_pipeline = problem.devices // d
@@ -251,7 +260,11 @@ def _plan_from_positions(
         time = claimed_time
     else:
         m = -(-problem.num_micro_batches // d)
-        comm = 0.0 if d == 1 else 4.0 * (d - 1) * p_first / (problem.link_bandwidth_Bps * d)
+        comm = 0.0
+        if d > 1:  # the gradient ring of d pipelines at stride t (devices of a wide stage)
+            stride = t if any(st.devices > 1 for st in out) else 1
+            bw, lat = problem.dp_allreduce(stride, d)
+            comm = 4.0 * (d - 1) * p_first / (bw[d] * d) + 2.0 * (d - 1) * lat[d]
         time = worst * (m + n_st - 1) + comm
     return Plan(
         tensor_width=t,

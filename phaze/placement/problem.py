@@ -21,6 +21,7 @@ import numpy as np
 
 from phaze._toposort import toposort
 from phaze.errors import ConfigError
+from phaze.systems.network import Network
 from phaze.validate import (
     MAX_DEVICES,
     OPTIMIZERS,
@@ -67,6 +68,11 @@ class WidthGraph:
         Positions into the layer arrays, ``edge_src < edge_dst`` (topological order).
     edge_bytes : float64 (E,)
         Activation bytes crossing each edge, finite, >= 0.
+    recompute_s : float64 (n,), optional
+        Latency of each layer's recomputation (default ``fwd_s``: the whole forward).
+    work_bytes : float64 (n,), optional
+        Working bytes a stage holding the layer needs once, beside its stored
+        activations (default 0; the stage takes its largest).
 
     Use :meth:`from_unordered` when the layers are not yet topologically ordered.
     """
@@ -81,9 +87,15 @@ class WidthGraph:
     edge_dst: np.ndarray
     edge_bytes: np.ndarray
     width: int = 0
+    recompute_s: np.ndarray | None = None
+    work_bytes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         where = f"width t={self.width}" if self.width else "layer graph"
+        if self.recompute_s is None:
+            object.__setattr__(self, "recompute_s", self.fwd_s)
+        if self.work_bytes is None:
+            object.__setattr__(self, "work_bytes", np.zeros(np.shape(self.fwd_s)))
         conv = {
             "layer_ids": np.int64,
             "fwd_s": np.float64,
@@ -94,13 +106,23 @@ class WidthGraph:
             "edge_src": np.int64,
             "edge_dst": np.int64,
             "edge_bytes": np.float64,
+            "recompute_s": np.float64,
+            "work_bytes": np.float64,
         }
         for name, dtype in conv.items():
             object.__setattr__(self, name, _frozen_array(getattr(self, name), dtype, name, where))
         n = self.layer_ids.shape[0]
         if n == 0:
             raise ConfigError(f"{where}: the layer graph has no layers; at least 1 needed")
-        for name in ("fwd_s", "bwd_s", "param_bytes", "activation_bytes", "tensor_parallel"):
+        for name in (
+            "fwd_s",
+            "bwd_s",
+            "param_bytes",
+            "activation_bytes",
+            "tensor_parallel",
+            "recompute_s",
+            "work_bytes",
+        ):
             if getattr(self, name).shape[0] != n:
                 raise ConfigError(
                     f"{where}: {name} has {getattr(self, name).shape[0]} "
@@ -111,7 +133,7 @@ class WidthGraph:
             raise ConfigError(
                 f"{where}: layer ids must be distinct; repeated: {ids[counts > 1].tolist()}"
             )
-        for name in ("fwd_s", "bwd_s"):
+        for name in ("fwd_s", "bwd_s", "recompute_s"):
             a = getattr(self, name)
             bad = np.flatnonzero(~(a >= 0))
             if bad.size:
@@ -120,7 +142,7 @@ class WidthGraph:
                     f"{where}: {name} of layer {self.layer_ids[i]} is {a[i]}; "
                     "latencies must be >= 0 (inf allowed: cannot run)"
                 )
-        for name in ("param_bytes", "activation_bytes"):
+        for name in ("param_bytes", "activation_bytes", "work_bytes"):
             a = getattr(self, name)
             bad = np.flatnonzero(~((a >= 0) & np.isfinite(a)))
             if bad.size:
@@ -297,6 +319,21 @@ class PlacementProblem:
     fixed_baseline : FixedBaseline or None
     micro_batch_size : int or None
         Samples per micro-batch, when known (gives throughput in samples per second).
+    state_factor : float, optional
+        Bytes of weights, gradients and optimizer state per parameter byte; default from
+        ``optimizer`` (2 for SGD, 3 for Adam; 9 is mixed-precision Adam's 18 bytes per
+        2-byte parameter, :mod:`phaze.training`).
+    recompute_last : bool
+        With recomputation the last stage recomputes too (Megatron); default False.
+    stash_inputs : bool
+        With recomputation a stage stashes only the bytes entering it (the paper,
+        default); False: its activation bytes, which then describe what is kept.
+    network : phaze.systems.Network, optional
+        Network levels: the data-parallel gradient all-reduce of ``d`` pipelines at width
+        ``t`` is a ring over ``d`` members at stride ``t`` (ranks tensor, then data, then
+        pipeline), priced on the levels it spans (:meth:`Network.ring`); None (default):
+        the single link, ``link_bandwidth_Bps`` and no latency. Pipeline transfers use
+        ``link_bandwidth_Bps`` either way.
     """
 
     widths: tuple[int, ...]
@@ -309,6 +346,10 @@ class PlacementProblem:
     optimizer: str = "sgd"
     fixed_baseline: FixedBaseline | None = None
     micro_batch_size: int | None = None
+    state_factor: float | None = None
+    recompute_last: bool = False
+    stash_inputs: bool = True
+    network: Network | None = None
     _index: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -352,6 +393,19 @@ class PlacementProblem:
         if opt not in OPTIMIZERS:  # the original's files say "SGD" / "Adam"
             check_choice("optimizer", self.optimizer, OPTIMIZERS)
         object.__setattr__(self, "optimizer", opt)
+        if self.state_factor is None:
+            object.__setattr__(self, "state_factor", 3.0 if opt == "adam" else 2.0)
+        object.__setattr__(
+            self, "state_factor", check_number("state_factor", self.state_factor, high=1e6)
+        )
+        object.__setattr__(
+            self, "recompute_last", check_bool("recompute_last", self.recompute_last)
+        )
+        object.__setattr__(self, "stash_inputs", check_bool("stash_inputs", self.stash_inputs))
+        if self.network is not None and not isinstance(self.network, Network):
+            raise ConfigError(
+                f"network={self.network!r} is invalid; allowed: a phaze.Network or None"
+            )
         if self.micro_batch_size is not None:
             object.__setattr__(
                 self, "micro_batch_size", check_int("micro_batch_size", self.micro_batch_size, 1)
@@ -366,6 +420,11 @@ class PlacementProblem:
                     f"problem's widths {widths}"
                 )
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(widths)})
+
+    def dp_allreduce(self, t: int, d_max: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per data-parallel degree ``d = 0 .. d_max``: the bandwidth and per-step latency
+        of the gradient all-reduce at width ``t`` (:func:`dp_allreduce_arrays`)."""
+        return dp_allreduce_arrays(self.network, self.link_bandwidth_Bps, t, d_max)
 
     @property
     def adam(self) -> bool:
@@ -507,6 +566,45 @@ class PlacementProblem:
         from phaze.placement.instance import instance_dict
 
         return instance_dict(self)
+
+
+def dp_allreduce_arrays(
+    network: Network | None, link_bandwidth_Bps: float, t: int, d_max: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(bandwidth_Bps, latency_s)``, float64 arrays of length ``d_max + 1``: entry ``d``
+    prices the data-parallel all-reduce of ``d`` pipelines at width ``t``, a ring of ``d``
+    members at stride ``t`` on the levels of ``network`` it spans; without a network the
+    link's bandwidth and no latency (entries 0 and 1: the link's, never used).
+
+    Examples
+    --------
+    >>> from phaze.systems import Network, NetworkLevel
+    >>> net = Network((NetworkLevel("nvlink", 8, 300e9, 1.0, 1e-6),
+    ...                NetworkLevel("infiniband", 0, 25e9, 1.0, 5e-6)))
+    >>> bw, lat = dp_allreduce_arrays(net, 25e9, 2, 8)
+    >>> bw[4].item(), bw[8].item(), lat[8].item()  # 4 x 2 devices in a node; 4 per node
+    (300000000000.0, 100000000000.0, 5e-06)
+    """
+    bw = np.full(d_max + 1, float(link_bandwidth_Bps))
+    lat = np.zeros(d_max + 1)
+    if network is None or d_max < 2:
+        return bw, lat
+    # Network.ring for every d at once: walk the levels from the innermost out; a level is
+    # crossed when one of its domains holds more members than one domain of the level
+    # inside it, and then offers (members per inner domain) x its achieved bandwidth
+    n = np.arange(2, d_max + 1, dtype=np.int64)
+    ring_bw, ring_lat = np.full(n.shape, np.inf), np.zeros(n.shape)
+    below = np.ones(n.shape, dtype=np.int64)
+    done = np.zeros(n.shape, dtype=bool)
+    for lv in network.levels:
+        k = n if lv.devices == 0 else np.maximum(1, np.minimum(n, lv.devices // t))
+        cross = ~done & (k > below)
+        ring_bw = np.where(cross, np.minimum(ring_bw, below * lv.achieved_Bps), ring_bw)
+        ring_lat = np.where(cross, lv.latency_s, ring_lat)
+        below = np.where(done, below, k)
+        done |= k >= n
+    bw[2:], lat[2:] = ring_bw, ring_lat
+    return bw, lat
 
 
 def check_problem(problem: object) -> PlacementProblem:

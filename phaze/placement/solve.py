@@ -19,7 +19,13 @@ from phaze._kernels import dp as _dp
 from phaze._kernels import stage_tables as _st
 from phaze.errors import ConfigError, InfeasibleError
 from phaze.placement.plan import Plan, _plan_from_positions
-from phaze.placement.problem import PlacementProblem, WidthGraph, check_problem
+from phaze.placement.problem import (
+    PlacementProblem,
+    WidthGraph,
+    check_problem,
+    dp_allreduce_arrays,
+)
+from phaze.systems.network import Network
 from phaze.validate import MAX_DEVICES, check_bool, check_int, check_number
 
 __all__ = [
@@ -130,19 +136,26 @@ def _tables(
     bw,
     hbm,
     recompute,
-    adam,
+    rules,
     kind=None,
 ) -> _Tables:
+    """``rules``: ``(state_factor, recompute_s, work_bytes, recompute_last, stash_inputs)``
+    (see :mod:`phaze._kernels.stage_tables`; ``recompute_s`` None = ``fwd``, ``work_bytes``
+    None = zeros)."""
+    state_factor, rec, work, recompute_last, stash_inputs = rules
+    rec = fwd if rec is None else rec
+    work = np.zeros(fwd.shape[0]) if work is None else work
     # writeable copies of read-only inputs: a read-only array is another numba type
-    fwd, bwd, pbytes, abytes, tp = (
-        np.require(a, requirements="CW") for a in (fwd, bwd, pbytes, abytes, tp)
+    fwd, bwd, pbytes, abytes, tp, rec, work = (
+        np.require(a, requirements="CW") for a in (fwd, bwd, pbytes, abytes, tp, rec, work)
     )
+    extra = (float(state_factor), rec, work, bool(recompute_last), bool(stash_inputs))
     n = fwd.shape[0]
     n_tp = int(tp.sum())
     t_eff = 1 if (t == 1 or n_tp == 0) else t
     n_cheap = 0 if t_eff == 1 else min(n - n_tp, n, devices)
     kind = kind or graph_kind(src, dst, n)
-    args = (bw, hbm, devices, t_eff, recompute, adam)
+    args = (bw, hbm, devices, t_eff, recompute, *extra)
     bits = None
     if kind == "chain":
         link_max = np.zeros(n + 1)
@@ -191,7 +204,7 @@ def _tables(
 
 
 def _solve(problem_args: tuple, t: int, g: WidthGraph):
-    devices, bw, hbm, mb, recompute, adam = problem_args
+    devices, bw, hbm, mb, recompute, state_factor, recompute_last, stash_inputs, net = problem_args
     tb = _tables(
         t,
         g.fwd_s,
@@ -206,9 +219,10 @@ def _solve(problem_args: tuple, t: int, g: WidthGraph):
         bw,
         hbm,
         recompute,
-        adam,
+        (state_factor, g.recompute_s, g.work_bytes, recompute_last, stash_inputs),
     )
-    res = _dp.dp_solve(*tb.tabs, devices, mb, bw, tb.t_eff, tb.n_cheap)
+    dp_bw, dp_lat = dp_allreduce_arrays(net, bw, tb.t_eff, min(devices, mb))
+    res = _dp.dp_solve(*tb.tabs, devices, mb, dp_bw, tb.t_eff, tb.n_cheap, dp_lat)
     return tb, res
 
 
@@ -220,7 +234,10 @@ def _args(problem: PlacementProblem) -> tuple:
         problem.hbm_bytes,
         problem.num_micro_batches,
         problem.recompute,
-        problem.adam,
+        problem.state_factor,
+        problem.recompute_last,
+        problem.stash_inputs,
+        problem.network,
     )
 
 
@@ -333,6 +350,12 @@ def place_arrays(
     recompute: bool,
     adam: bool,
     kind: str | None = None,
+    state_factor: float | None = None,
+    recompute_s=None,
+    work_bytes=None,
+    recompute_last: bool = False,
+    stash_inputs: bool = True,
+    network: Network | None = None,
 ) -> ArrayPlacement:
     """The optimum from raw arrays, without building plan objects (for searches).
 
@@ -351,6 +374,16 @@ def place_arrays(
         As in :class:`~phaze.placement.PlacementProblem` (``adam`` = Adam optimizer).
     kind : {"chain", "prefix", "dag"}, optional
         The graph path if already known (see :func:`graph_kind`); saves a check.
+    state_factor : float, optional
+        Bytes of weights, gradients and optimizer state per parameter byte (default from
+        ``adam``: 3 or 2; :mod:`phaze.training`).
+    recompute_s, work_bytes : float64 (W, n) or (n,), optional
+        Per-layer recomputation latency (default ``fwd_s``) and working bytes (default 0).
+    recompute_last, stash_inputs : bool
+        As in :class:`~phaze.placement.PlacementProblem` (defaults: the paper's rules).
+    network : phaze.systems.Network, optional
+        Price the data-parallel all-reduce on the network levels its ring spans (as in
+        :class:`~phaze.placement.PlacementProblem`); default: ``link_bandwidth_Bps``.
 
     Returns
     -------
@@ -375,6 +408,13 @@ def place_arrays(
     num_micro_batches = check_int("num_micro_batches", num_micro_batches, 1)
     recompute = check_bool("recompute", recompute)
     adam = check_bool("adam", adam)
+    if state_factor is None:
+        state_factor = 3.0 if adam else 2.0
+    state_factor = check_number("state_factor", state_factor, high=1e6)
+    recompute_last = check_bool("recompute_last", recompute_last)
+    stash_inputs = check_bool("stash_inputs", stash_inputs)
+    if network is not None and not isinstance(network, Network):
+        raise ConfigError(f"network={network!r} is invalid; allowed: a phaze.Network or None")
     n_w = len(widths)
     fwd = np.ascontiguousarray(fwd_s, dtype=np.float64)
     if fwd.ndim != 2 or fwd.shape[0] != n_w or fwd.shape[1] == 0:
@@ -398,6 +438,12 @@ def place_arrays(
     ab = per_width(activation_bytes, "activation_bytes", np.float64, n)
     tp = per_width(tensor_parallel, "tensor_parallel", np.bool_, n)
     eb = per_width(edge_bytes, "edge_bytes", np.float64, src.shape[0])
+    rc = fwd if recompute_s is None else per_width(recompute_s, "recompute_s", np.float64, n)
+    wk = (
+        np.zeros((n_w, n))
+        if work_bytes is None
+        else per_width(work_bytes, "work_bytes", np.float64, n)
+    )
     if dst.shape != src.shape:
         raise ConfigError(
             f"edge_src and edge_dst differ in length ({src.shape[0]} and {dst.shape[0]})"
@@ -410,6 +456,8 @@ def place_arrays(
         ("param_bytes", pb),
         ("activation_bytes", ab),
         ("edge_bytes", eb),
+        ("recompute_s", rc),
+        ("work_bytes", wk),
     ):
         if not (a >= 0).all():
             raise ConfigError(f"{name} has a negative or NaN entry; values must be >= 0")
@@ -434,16 +482,26 @@ def place_arrays(
             float(link_bandwidth_Bps),
             float(hbm_bytes),
             bool(recompute),
-            bool(adam),
+            (
+                state_factor,
+                np.ascontiguousarray(rc[i]),
+                np.ascontiguousarray(wk[i]),
+                recompute_last,
+                stash_inputs,
+            ),
             kind,
+        )
+        dp_bw, dp_lat = dp_allreduce_arrays(
+            network, float(link_bandwidth_Bps), tb.t_eff, min(int(devices), num_micro_batches)
         )
         res = _dp.dp_solve(
             *tb.tabs,
             int(devices),
             int(num_micro_batches),
-            float(link_bandwidth_Bps),
+            dp_bw,
             tb.t_eff,
             tb.n_cheap,
+            dp_lat,
         )
         times[i] = res[0]
         if choose_width(times[: i + 1]) == i:

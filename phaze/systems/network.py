@@ -148,6 +148,19 @@ class Network:
                 break
         return bw, lat
 
+    def ring(self, n: int, stride: int = 1) -> tuple[float, float]:
+        """(bandwidth in bytes/s, latency per step in s) of the ring of an ``n``-member
+        group at ``stride`` (``inf`` and 0 for fewer than two members).
+
+        Examples
+        --------
+        >>> net = Network((NetworkLevel("nvlink", 8, 300e9, 1.0, 1e-6),
+        ...                NetworkLevel("infiniband", 0, 25e9, 1.0, 5e-6)))
+        >>> net.ring(4, 2), net.ring(16, 1)  # in one node; two nodes of 8 members
+        ((300000000000.0, 1e-06), (200000000000.0, 5e-06))
+        """
+        return self._ring(n, stride)
+
     def all_reduce_s(self, size_bytes: float, n: int, stride: int = 1) -> float:
         """Seconds of a ring all-reduce of ``size_bytes`` over ``n`` members at ``stride``."""
         if n < 2 or size_bytes <= 0:

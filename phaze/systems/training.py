@@ -37,7 +37,9 @@ __all__ = [
     "RECOMPUTE_MODES",
     "Breakdown",
     "TrainingPlan",
+    "block_activation_bytes",
     "check_plan",
+    "end_activation_bytes",
     "iteration",
     "memory_per_device",
     "stage_work",
@@ -283,14 +285,39 @@ def stage_params(spec: TransformerSpec, plan: TrainingPlan, seq_len: int) -> lis
 # ------------------------------------------------------------------------------ memory
 
 
-def _block_activation_bytes(spec, plan, seq_len, mode):
-    """Bytes one block keeps for its backward pass, one micro-batch, one rank
-    (Korthikanti et al. 2022, generalised to any MLP width)."""
-    s, b, h, a, t = seq_len, plan.micro_batch_size, spec.hidden, spec.heads, plan.tensor_width
+def block_activation_bytes(
+    spec: TransformerSpec,
+    seq_len: int,
+    micro_batch_size: int,
+    tensor_width: int,
+    recompute_mode: str,
+    sequence_parallel: bool = False,
+) -> float:
+    """Bytes one block keeps for its backward pass, one micro-batch, one tensor-parallel
+    rank (Korthikanti et al. 2022, generalised to any MLP width).
+
+    ``none``: ``10 sbh`` replicated (divided by ``t`` with sequence parallelism) plus
+    ``(8 sbh + 4 sbf + 5 a s^2 b) / t``; ``selective`` drops the ``5 a s^2 b / t``
+    attention term; ``full`` keeps only the block input, ``2 sbh``. Shared by
+    :func:`memory_per_device` and the joint search's Megatron accounting
+    (:mod:`phaze.training`).
+
+    Examples
+    --------
+    >>> from phaze import preset
+    >>> spec = preset("gpt3-175b")
+    >>> sbh = 2048 * 12288
+    >>> attention = 5 * 96 * 2048 / (12288 * 8)  # 5 a s / (h t)
+    >>> block_activation_bytes(spec, 2048, 1, 8, "none") == sbh * (10 + 24 / 8 + attention)
+    True
+    >>> block_activation_bytes(spec, 2048, 1, 8, "full") == 2 * sbh
+    True
+    """
+    s, b, h, a, t = seq_len, micro_batch_size, spec.hidden, spec.heads, tensor_width
     sbh = s * b * h
-    sp = plan.sequence_parallel
-    if mode == "full":
-        return 2 * sbh / (t if sp else 1)  # only the block input
+    sp_div = t if sequence_parallel else 1
+    if recompute_mode == "full":
+        return 2 * sbh / sp_div  # only the block input
     mlp_units = 2 if spec.mlp == "swiglu" else 1
     # replicated unless sequence-parallel: LN inputs 4, QKV input 2, FC1 input 2, 2
     # dropout masks 1 each -> 10 sbh
@@ -298,9 +325,41 @@ def _block_activation_bytes(spec, plan, seq_len, mode):
     # tensor-parallel: Q and K 4, V 2, projection input 2 -> 8 sbh; GeLU input and FC2
     # input 2 bytes each of the ffn width (x2 for SwiGLU's two branches)
     split = 8 * sbh + (2 * mlp_units + 2) * s * b * spec.ffn
-    if mode == "none":  # softmax output 2, its dropout mask 1 and output 2
+    if recompute_mode == "none":  # softmax output 2, its dropout mask 1 and output 2
         split += 5 * a * s * s * b
-    return replicated / (t if sp else 1) + split / t
+    return replicated / sp_div + split / t
+
+
+def end_activation_bytes(
+    spec: TransformerSpec,
+    seq_len: int,
+    micro_batch_size: int,
+    tensor_width: int,
+    sequence_parallel: bool = False,
+) -> tuple[float, float]:
+    """(first, last) stage extras in bytes, whatever the recomputation: the embedding's
+    dropout mask ``sbh`` per micro-batch in flight, and the final LayerNorm and LM-head
+    inputs ``4 sbh`` plus the fp32 logits ``4 s b V / t`` of one micro-batch on the last
+    stage (Korthikanti et al. 2022, section 4).
+
+    Examples
+    --------
+    >>> from phaze import preset
+    >>> first, last = end_activation_bytes(preset("gpt3-175b"), 2048, 1, 8)
+    >>> first == 2048 * 12288, last == 4 * 2048 * 12288 + 4 * 2048 * 51200 / 8
+    (True, True)
+    """
+    sbh = seq_len * micro_batch_size * spec.hidden
+    sp_div = tensor_width if sequence_parallel else 1
+    logits = 4 * seq_len * micro_batch_size * padded_vocab(spec, tensor_width) / tensor_width
+    return sbh / sp_div, 4 * sbh / sp_div + logits
+
+
+def _block_activation_bytes(spec, plan, seq_len, mode):
+    """:func:`block_activation_bytes` of a plan."""
+    return block_activation_bytes(
+        spec, seq_len, plan.micro_batch_size, plan.tensor_width, mode, plan.sequence_parallel
+    )
 
 
 def memory_per_device(
@@ -332,8 +391,9 @@ def memory_per_device(
     working = (
         _block_activation_bytes(spec, plan, seq_len, "none") if plan.recompute_mode == "full" else 0
     )
-    sbh = seq_len * plan.micro_batch_size * spec.hidden
-    sp_div = t if plan.sequence_parallel else 1
+    first_extra, last_extra = end_activation_bytes(
+        spec, seq_len, plan.micro_batch_size, t, plan.sequence_parallel
+    )
     blocks = spec.layers // p
     stages = range(p) if stage is None else (stage,)
     best = 0.0
@@ -343,10 +403,9 @@ def memory_per_device(
             in_flight *= 1 + (p - 1) / (p * v)
         act = blocks * per_block * in_flight + working
         if i == 0:  # the embedding's dropout mask (its output is the first block's input)
-            act += sbh / sp_div * in_flight
+            act += first_extra * in_flight
         if i == p - 1:  # final LayerNorm and LM-head inputs, fp32 logits, one micro-batch
-            act += 4 * sbh / sp_div
-            act += 4 * seq_len * plan.micro_batch_size * padded_vocab(spec, t) / t
+            act += last_extra
         best = max(best, params[i] * state + act)
     return best
 

@@ -6,7 +6,11 @@ Written from the semantics of the placement problem, not from ``phaze._kernels.d
   always form one, and a **stage** is ``D \\ D'`` for downsets ``D' < D``;
 * a stage's memory is ``2 P + O + A + (s - 1) * stash`` at position ``s`` from the end of
   the pipeline (``O = P`` for Adam, ``stash`` = bytes entering the stage when recomputing,
-  else ``A``), so its memory cap is the largest ``s`` that fits in HBM;
+  else ``A``), so its memory cap is the largest ``s`` that fits in HBM; under a training
+  accounting ``F P + A + W + (s - 1) * stash`` (``F`` bytes of state per parameter byte,
+  ``W`` the stage's largest per-layer working bytes, the stash ``A`` unless recomputing
+  stages stash their inputs), with recomputation on every stage when ``recompute_last``
+  and its forward over per-layer recomputation latencies;
 * its load is the forward list schedule plus the backward one
   (:func:`reference.placement.stage_load`); a stage that another stage follows uses the
   recomputation load when recomputation is on, the last stage never recomputes;
@@ -33,6 +37,7 @@ from reference.placement import stage_load
 __all__ = [
     "StageRow",
     "TableStage",
+    "allreduce_s",
     "best_time",
     "downsets",
     "downsets_by_subsets",
@@ -111,8 +116,13 @@ def stage_tables(
     t,
     recompute,
     adam,
+    rules=None,
 ):
     """Every stage of the graph with its load, memory cap, device need and parameters.
+
+    ``rules``: the training accounting as in :func:`reference.placement.plan_time`
+    (``state_factor``, ``recompute_last``, ``stash_inputs``, ``rec``, ``work``; default
+    the paper's).
 
     Returns
     -------
@@ -126,6 +136,12 @@ def stage_tables(
         ``unplaced -> (layers, one_device_layers)``: the number of unplaced layers and
         how many of them are not tensor-parallel (0 when ``t == 1``).
     """
+    rules = rules or {}
+    factor = rules.get("state_factor", 3 if adam else 2)
+    recompute_last = rules.get("recompute_last", False)
+    stash_inputs = rules.get("stash_inputs", True)
+    rec = rules.get("rec", fwd_s)
+    work = rules.get("work", [0.0] * n_layers)
     everything = frozenset(range(n_layers))
     downs = downsets(n_layers, edges)
     stages = {}
@@ -137,11 +153,12 @@ def stage_tables(
             p = sum(param_bytes[v] for v in stage)
             a = sum(activation_bytes[v] for v in stage)
             entering = sum(e[2] for e in edges if e[1] in stage and e[0] not in stage)
-            const = 2 * p + (p if adam else 0) + a
-            stash = entering if recompute else a
+            const = factor * p + a + max(work[v] for v in stage)
+            stash = entering if (recompute and stash_inputs) else a
+            last_rc = recompute and recompute_last
             stages[(before, stage)] = StageRow(
-                load_last_s=stage_load(stage, edges, fwd_s, bwd_s, bandwidth_Bps, False),
-                load_other_s=stage_load(stage, edges, fwd_s, bwd_s, bandwidth_Bps, recompute),
+                load_last_s=stage_load(stage, edges, fwd_s, bwd_s, bandwidth_Bps, last_rc, rec),
+                load_other_s=stage_load(stage, edges, fwd_s, bwd_s, bandwidth_Bps, recompute, rec),
                 max_position=memory_position_cap(const, stash, hbm_bytes, n_dev),
                 one_device=int(t > 1 and not any(tensor_parallel[v] for v in stage)),
                 param_bytes=p,
@@ -165,7 +182,21 @@ class TableStage(NamedTuple):
     param_bytes: float
 
 
-def best_time(stages_from, first_state, last_state, n_dev, micro_batches, bandwidth_Bps):
+def allreduce_s(d, param_bytes, bandwidth_Bps, latency_s=None):
+    """The data-parallel term of ``d`` pipelines: ``4 (d - 1) P / (BW d) + 2 (d - 1) a``.
+
+    ``bandwidth_Bps`` is the link's (a number) or per ``d`` (a sequence indexed by
+    ``d``: the ring's bandwidth on the network levels it spans); ``latency_s`` per ``d``
+    (default none).
+    """
+    bw = bandwidth_Bps if isinstance(bandwidth_Bps, (int, float)) else bandwidth_Bps[d]
+    lat = 0.0 if latency_s is None else latency_s[d]
+    return 4 * (d - 1) * param_bytes / (bw * d) + 2 * (d - 1) * lat
+
+
+def best_time(
+    stages_from, first_state, last_state, n_dev, micro_batches, bandwidth_Bps, latency_s=None
+):
     """Least time per batch over every pipeline and data-parallel degree (``inf``: none).
 
     ``stages_from[state]``: the :class:`TableStage` list that can be placed first from
@@ -201,13 +232,21 @@ def best_time(stages_from, first_state, last_state, n_dev, micro_batches, bandwi
                 worst = max(rest, load)
                 if worst == math.inf:
                     continue
-                tm = worst * (m + s - 1) + 4 * (d - 1) * st.param_bytes / (bandwidth_Bps * d)
+                tm = worst * (m + s - 1) + allreduce_s(d, st.param_bytes, bandwidth_Bps, latency_s)
                 best = min(best, tm)
     return best
 
 
 def plan_time(
-    stages_from, pipeline, d, first_state, last_state, n_dev, micro_batches, bandwidth_Bps
+    stages_from,
+    pipeline,
+    d,
+    first_state,
+    last_state,
+    n_dev,
+    micro_batches,
+    bandwidth_Bps,
+    latency_s=None,
 ):
     """Time per batch of one pipeline (:class:`TableStage` list, first stage first).
 
@@ -232,4 +271,5 @@ def plan_time(
             return math.inf
         loads.append(st.load_last_s if position == 1 else st.load_other_s)
     m = -(-micro_batches // d)
-    return max(loads) * (m + s - 1) + 4 * (d - 1) * pipeline[0].param_bytes / (bandwidth_Bps * d)
+    comm = allreduce_s(d, pipeline[0].param_bytes, bandwidth_Bps, latency_s)
+    return max(loads) * (m + s - 1) + comm

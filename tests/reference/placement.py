@@ -24,7 +24,7 @@ from itertools import combinations
 __all__ = ["brute_force", "ordered_stage_partitions", "plan_time", "stage_load"]
 
 
-def stage_load(layers, edges, fwd, bwd, bandwidth, recompute_here):
+def stage_load(layers, edges, fwd, bwd, bandwidth, recompute_here, rec=None):
     """Forward plus backward time of one micro-batch through a stage.
 
     ``layers``: the stage's layer positions; ``edges``: (u, v, bytes) triples with u < v
@@ -33,8 +33,10 @@ def stage_load(layers, edges, fwd, bwd, bandwidth, recompute_here):
     finish time of the stage's last layer in topological order. Backward likewise on
     the reversed graph; ``bwd`` is the finish of the stage's first layer. With
     recomputation the backward's layers all start no earlier than ``fwd'``, a forward
-    that waits for no outside input.
+    that waits for no outside input and takes ``rec[v]`` per layer (default ``fwd``: the
+    whole forward again).
     """
+    rec = fwd if rec is None else rec
     order = sorted(layers)
     inside = set(order)
     into = {v: [] for v in order}
@@ -56,7 +58,7 @@ def stage_load(layers, edges, fwd, bwd, bandwidth, recompute_here):
             else:
                 ready = max(ready, c / bandwidth)
         finish[v] = ready + fwd[v]
-        finish_local[v] = ready_local + fwd[v]
+        finish_local[v] = ready_local + rec[v]
     forward = finish[order[-1]]
     earliest = finish_local[order[-1]] if recompute_here else 0.0
     back = {}
@@ -91,9 +93,28 @@ def ordered_stage_partitions(n_layers, edges):
     yield from rec(set(), set(range(n_layers)))
 
 
-def plan_time(stages, t, d, graph, devices, bandwidth, hbm, micro_batches, recompute, adam):
-    """Time per batch of one plan (``inf`` when it does not fit), straight from s. 8."""
+def plan_time(
+    stages, t, d, graph, devices, bandwidth, hbm, micro_batches, recompute, adam, rules=None
+):
+    """Time per batch of one plan (``inf`` when it does not fit), straight from s. 8.
+
+    ``rules`` (docs/placement.md, "Training accounting"), default the paper's: a dict
+    with ``state_factor`` (bytes of state per parameter byte; default 3 with ``adam``,
+    else 2), ``recompute_last`` (the last stage recomputes too), ``stash_inputs`` (a
+    recomputing stage stashes its entering bytes, else its activations), and per layer
+    in ``graph``: ``rec`` (recomputation latency, default ``fwd``), ``work`` (working
+    bytes, default 0; a stage needs its largest once); ``network`` (a
+    ``phaze.systems.Network``: the data-parallel all-reduce is a ring of ``d`` members at
+    stride ``t``, ``4 (d-1) P / (B d) + 2 (d-1) a`` with the ring's bandwidth ``B`` and
+    step latency ``a``).
+    """
+    rules = rules or {}
+    factor = rules.get("state_factor", 3 if adam else 2)
+    recompute_last = rules.get("recompute_last", False)
+    stash_inputs = rules.get("stash_inputs", True)
     fwd, bwd = graph["fwd"], graph["bwd"]
+    rec = graph.get("rec", fwd)
+    work = graph.get("work", [0.0] * len(fwd))
     params, acts, tp, edges = graph["params"], graph["acts"], graph["tp"], graph["edges"]
     n_stages = len(stages)
     if d > min(devices, micro_batches):
@@ -106,20 +127,27 @@ def plan_time(stages, t, d, graph, devices, bandwidth, hbm, micro_batches, recom
         s = n_stages - q  # position from the end
         p = sum(params[v] for v in st)
         a = sum(acts[v] for v in st)
-        if recompute:
+        if recompute and stash_inputs:
             stash = sum(c for u, v, c in edges if v in st and u not in st)
         else:
             stash = a
-        memory = 2 * p + (p if adam else 0) + a + (s - 1) * stash
+        w = max(work[v] for v in st)
+        memory = factor * p + a + w + (s - 1) * stash
         if memory > hbm:
             return math.inf
-        loads.append(stage_load(st, edges, fwd, bwd, bandwidth, recompute and s > 1))
+        here = recompute and (s > 1 or recompute_last)
+        loads.append(stage_load(st, edges, fwd, bwd, bandwidth, here, rec))
     m = -(-micro_batches // d)
     p_first = sum(params[v] for v in stages[0])
-    return max(loads) * (m + n_stages - 1) + 4 * (d - 1) * p_first / (bandwidth * d)
+    bw, lat = bandwidth, 0.0
+    if rules.get("network") is not None and d > 1:
+        # the gradient ring of d pipelines at stride t (ranks: tensor, data, pipeline)
+        wide = any(any(tp[v] for v in st) for st in stages) and t > 1
+        bw, lat = rules["network"].ring(d, t if wide else 1)
+    return max(loads) * (m + n_stages - 1) + 4 * (d - 1) * p_first / (bw * d) + 2 * (d - 1) * lat
 
 
-def brute_force(graphs, devices, bandwidth, hbm, micro_batches, recompute, adam):
+def brute_force(graphs, devices, bandwidth, hbm, micro_batches, recompute, adam, rules=None):
     """Least time per batch at every width: ``{t: time}`` (``inf`` = nothing fits).
 
     ``graphs``: ``{t: {"fwd", "bwd", "params", "acts", "tp": lists per layer position,
@@ -132,7 +160,7 @@ def brute_force(graphs, devices, bandwidth, hbm, micro_batches, recompute, adam)
         for stages in ordered_stage_partitions(n, g["edges"]):
             for d in range(1, min(devices, micro_batches) + 1):
                 tm = plan_time(
-                    stages, t, d, g, devices, bandwidth, hbm, micro_batches, recompute, adam
+                    stages, t, d, g, devices, bandwidth, hbm, micro_batches, recompute, adam, rules
                 )
                 best = min(best, tm)
         out[t] = best

@@ -1,0 +1,201 @@
+"""How training is accounted for in the joint search: the paper's model or Megatron's.
+
+A :class:`Training` on a :class:`~phaze.Workload` (or passed to :func:`phaze.search`)
+chooses the memory and recomputation rules of the placement DP (docs/placement.md,
+"Training accounting"):
+
+``paper`` (default)
+    The paper's rules, unchanged: a stage needs ``2P + O + A`` bytes (``O = P`` with
+    Adam), plus per further micro-batch in flight its activation bytes, or with
+    recomputation only the bytes entering it; the recomputing stages rerun their whole
+    forward pass, and the last stage never recomputes.
+``megatron``
+    Megatron-LM's accounting, as the systems engine (:mod:`phaze.systems.training`)
+    prices it: mixed-precision Adam keeps 18 bytes per parameter (fp16 weights 2, fp32
+    gradients 4, fp32 master weights 4, two fp32 moments 8), i.e. 9 bytes per 2-byte
+    parameter byte; activations per layer and micro-batch from Korthikanti et al. 2022
+    (:func:`phaze.systems.training.block_activation_bytes`) for the recomputation mode;
+    recomputation applies to every stage, the last included. With
+    ``recompute_mode="full"`` a block keeps only its input (``2 sbh``), reruns its
+    forward pass, and a stage also holds one block's full working set during its
+    backward; with ``"selective"`` a block keeps everything except the attention scores,
+    softmax and dropout (the ``5 a s^2 b / t`` term) and reruns only the attention core
+    (the scores and context GEMMs, softmax, dropout).
+
+The search's ``recompute`` settings stay booleans: ``False`` is mode ``none``, ``True``
+is :attr:`Training.recompute_mode`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from phaze.errors import ConfigError
+from phaze.systems.training import (
+    STATE_BYTES_REPLICATED,
+    STATE_BYTES_SHARDABLE,
+    block_activation_bytes,
+    end_activation_bytes,
+)
+from phaze.validate import check_choice
+
+__all__ = [
+    "ACCOUNTINGS",
+    "ATTENTION_CORE_OPS",
+    "TRAINING_RECOMPUTE_MODES",
+    "Training",
+    "attention_core_mask",
+    "megatron_layer_bytes",
+    "stage_rules",
+]
+
+#: Training accountings, default first.
+ACCOUNTINGS = ("paper", "megatron")
+#: What the recompute=True setting means, per accounting ("full" first: the default).
+TRAINING_RECOMPUTE_MODES = {"paper": ("full",), "megatron": ("full", "selective")}
+#: Primitive operators of a block that selective recomputation reruns (a fused operator
+#: is part of the attention core when all its primitives are).
+ATTENTION_CORE_OPS = frozenset({"qk", "mask", "softmax", "attn_dropout", "av"})
+#: Mixed-precision Adam: training-state bytes per parameter (phaze.systems.training).
+MIXED_ADAM_BYTES_PER_PARAM = STATE_BYTES_REPLICATED + STATE_BYTES_SHARDABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Training:
+    """Memory and recomputation rules of the joint search's placement.
+
+    Parameters
+    ----------
+    accounting : {"paper", "megatron"}
+        ``paper``: the paper's model (2 or 3 bytes of state per parameter byte, stage
+        recomputation); ``megatron``: mixed-precision Adam (18 bytes per parameter) and
+        Megatron's per-layer activations and recomputation (module docstring).
+    recompute_mode : {"full", "selective"}
+        What recomputation means when a search setting turns it on; ``selective`` needs
+        the ``megatron`` accounting.
+
+    Examples
+    --------
+    >>> Training("megatron", "selective").state_bytes_per_param("adam")
+    18.0
+    >>> Training().state_bytes_per_param("sgd"), Training().state_bytes_per_param("adam")
+    (4.0, 6.0)
+    >>> Training("paper", "selective")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    phaze.errors.ConfigError: recompute_mode='selective' is invalid ...; allowed: full
+    """
+
+    accounting: str = "paper"
+    recompute_mode: str = "full"
+
+    def __post_init__(self) -> None:
+        check_choice("accounting", self.accounting, ACCOUNTINGS)
+        allowed = TRAINING_RECOMPUTE_MODES[self.accounting]
+        if self.recompute_mode not in allowed:
+            raise ConfigError(
+                f"recompute_mode={self.recompute_mode!r} is invalid with "
+                f"accounting={self.accounting!r}; allowed: {', '.join(allowed)}"
+            )
+
+    @property
+    def is_paper(self) -> bool:
+        """The paper's accounting (the default)."""
+        return self.accounting == "paper"
+
+    def mode(self, recompute: bool) -> str:
+        """The recomputation mode of a search setting: ``none`` or :attr:`recompute_mode`."""
+        return self.recompute_mode if recompute else "none"
+
+    def state_bytes_per_param(self, optimizer: str, bytes_per_element: int = 2) -> float:
+        """Bytes of weights, gradients and optimizer state per parameter.
+
+        Paper: ``2`` elements (weights and gradients) plus one with Adam; Megatron: 18
+        (mixed-precision Adam)."""
+        if self.is_paper:
+            return float((3 if optimizer == "adam" else 2) * bytes_per_element)
+        return float(MIXED_ADAM_BYTES_PER_PARAM)
+
+    def check_workload(self, optimizer: str, bytes_per_element: int) -> None:
+        """ConfigError when the workload cannot use this accounting (Megatron's needs
+        Adam at 2 bytes per element: its 18 bytes per parameter are mixed-precision
+        Adam's)."""
+        if self.is_paper:
+            return
+        if optimizer != "adam":
+            raise ConfigError(
+                f"optimizer={optimizer!r} is invalid with training accounting 'megatron' "
+                "(mixed-precision Adam); allowed: adam"
+            )
+        if bytes_per_element != 2:
+            raise ConfigError(
+                f"bytes_per_element={bytes_per_element} is invalid with training accounting "
+                "'megatron' (fp16/bf16 weights and activations); allowed: 2"
+            )
+
+
+def stage_rules(training: Training, optimizer: str, recompute: bool, bytes_per_element: int = 2):
+    """``(state_factor, recompute_last, stash_inputs)`` of the placement kernels: bytes of
+    state per parameter byte, whether the last stage recomputes too, whether a
+    recomputing stage stashes only its input bytes.
+
+    Examples
+    --------
+    >>> stage_rules(Training(), "adam", True)
+    (3.0, False, True)
+    >>> stage_rules(Training("megatron"), "adam", True)
+    (9.0, True, False)
+    """
+    factor = training.state_bytes_per_param(optimizer, bytes_per_element) / bytes_per_element
+    if training.is_paper:
+        return factor, False, True
+    return factor, bool(recompute), False
+
+
+def megatron_layer_bytes(graph, recompute_mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-layer ``(activation_bytes, work_bytes)`` of a model graph under Megatron's
+    accounting (the systems engine's formulas), one micro-batch, one device.
+
+    The embedding keeps its dropout mask (``sbh``), every block
+    :func:`~phaze.systems.training.block_activation_bytes` of the mode, the head the final
+    LayerNorm and LM-head inputs and the fp32 logits. ``work_bytes`` is a block's ``none``
+    activation bytes under full recomputation (held once while it runs its backward),
+    else 0.
+
+    Parameters
+    ----------
+    graph : phaze.models.ModelGraph
+        Layers with roles ``embedding``, ``block`` and ``head``.
+    recompute_mode : {"none", "selective", "full"}
+
+    Examples
+    --------
+    >>> from phaze import build_graph, preset
+    >>> g = build_graph(preset("gpt3-175b"), 2048, 1, 8)
+    >>> act, work = megatron_layer_bytes(g, "full")
+    >>> bool(act[1] == 2 * 2048 * 12288), bool(work[1] == megatron_layer_bytes(g, "none")[0][1])
+    (True, True)
+    """
+    check_choice("recompute_mode", recompute_mode, ("none", "selective", "full"))
+    spec, s, b, t = graph.spec, graph.seq_len, graph.micro_batch_size, graph.tensor_width
+    block = block_activation_bytes(spec, s, b, t, recompute_mode)
+    working = block_activation_bytes(spec, s, b, t, "none") if recompute_mode == "full" else 0.0
+    first, last = end_activation_bytes(spec, s, b, t)
+    n = len(graph.layers)
+    act, work = np.zeros(n), np.zeros(n)
+    for pos, layer in enumerate(graph.layers):
+        if layer.role == "embedding":
+            act[pos] = first
+        elif layer.role == "head":
+            act[pos] = last
+        else:
+            act[pos], work[pos] = block, working
+    return act, work
+
+
+def attention_core_mask(ops) -> np.ndarray:
+    """Which fused operators of a layer's :class:`~phaze.models.OpGraph` belong to the
+    attention core that selective recomputation reruns (:data:`ATTENTION_CORE_OPS`)."""
+    return np.array([set(op.name.split("+")) <= ATTENTION_CORE_OPS for op in ops.ops], dtype=bool)
