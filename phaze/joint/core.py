@@ -303,6 +303,7 @@ def search(
     counters.update(
         architectures=int(area.shape[0]),
         dp_calls=sum(e.dp_calls for e in evaluators),
+        placements_reused=sum(e.placements_reused for e in evaluators),
         wall_s=time.perf_counter() - started,
         **cache.stats(),
     )

@@ -23,6 +23,7 @@ its forward again.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,10 +37,12 @@ from phaze.hardware import ArchTable
 from phaze.joint.bounds import (
     devices_lower_bound,
     layer_latency_lower_bound,
+    stages_lower_bound,
     time_per_batch_lower_bound,
 )
 from phaze.models import build_graph, unique_ops
-from phaze.placement import PlacementProblem, place_arrays
+from phaze.placement import PlacementProblem
+from phaze.placement.solve import ChainPlacement, place_chain, prepare_chain
 from phaze.rows import PlanRow
 from phaze.schedule import ScheduleCache, schedule_model
 from phaze.validate import check_bool, check_int, check_number
@@ -49,6 +52,10 @@ __all__ = ["MAX_HBM_BYTES", "WorkloadEvaluator", "check_hbm_bytes", "evaluate_ar
 
 #: Largest HBM size per device a search or evaluation accepts (1 EiB).
 MAX_HBM_BYTES = 2**60
+
+#: Placements an evaluator memoises (keyed by micro-batch size, HBM, recomputation and
+#: the layer latencies); the memo is emptied when full, to bound memory.
+MAX_MEMO_PLACEMENTS = 200_000
 
 
 def check_hbm_bytes(value: object) -> float:
@@ -79,6 +86,7 @@ class _MbsData:
     edge_dst: np.ndarray
     edge_bytes: np.ndarray  # (W, E)
     replica_param_bytes: np.ndarray  # (W,): parameter bytes of one pipeline replica
+    chain: ChainPlacement  # the placement inputs that do not depend on the architecture
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,6 +164,8 @@ class WorkloadEvaluator:
             mbs = check_int("micro_batch_size", mbs)
             self._mbs[mbs] = self._prepare(mbs)
         self.dp_calls = 0
+        self.placements_reused = 0
+        self._placements: dict[tuple, object] = {}
         self._devices_needed: dict[tuple[int, float], int] = {}
         self._exact_layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -179,6 +189,9 @@ class WorkloadEvaluator:
                 ab[gi, pos] = layer.activation_bytes
                 tp[gi, pos] = layer.tensor_parallel
         g0 = glist[0]
+        edge_src = np.array([e.src for e in g0.edges], dtype=np.int64)
+        edge_dst = np.array([e.dst for e in g0.edges], dtype=np.int64)
+        edge_bytes = np.array([[e.bytes for e in g.edges] for g in glist], dtype=float)
         return _MbsData(
             micro_batch_size=mbs,
             num_micro_batches=w.global_batch // mbs,
@@ -187,11 +200,24 @@ class WorkloadEvaluator:
             param_bytes=pb,
             activation_bytes=ab,
             tensor_parallel=tp,
-            edge_src=np.array([e.src for e in g0.edges], dtype=np.int64),
-            edge_dst=np.array([e.dst for e in g0.edges], dtype=np.int64),
-            edge_bytes=np.array([[e.bytes for e in g.edges] for g in glist], dtype=float),
+            edge_src=edge_src,
+            edge_dst=edge_dst,
+            edge_bytes=edge_bytes,
             replica_param_bytes=(np.where(tp, np.asarray(self.widths)[:, None], 1) * pb).sum(
                 axis=1
+            ),
+            chain=prepare_chain(
+                self.widths,
+                pb,
+                ab,
+                tp,
+                edge_src,
+                edge_dst,
+                edge_bytes,
+                devices=self.cluster.devices,
+                link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
+                num_micro_batches=w.global_batch // mbs,
+                adam=w.optimizer == "adam",
             ),
         )
 
@@ -292,8 +318,16 @@ class WorkloadEvaluator:
             return np.zeros(self.num_tc.shape[0])
         lat = self._latencies(mbs)
         best = np.full(self.num_tc.shape[0], np.inf)
+        state = 3.0 if self.workload.optimizer == "adam" else 2.0
         for i, t in enumerate(d.widths):
             a = np.where(d.tensor_parallel[i], t, 1)
+            min_stages = (
+                1
+                if hbm_bytes is None
+                else stages_lower_bound(
+                    state * d.param_bytes[i] + d.activation_bytes[i], hbm_bytes
+                )
+            )
             lb = time_per_batch_lower_bound(
                 lat.lb_fwd_s[i],
                 lat.lb_bwd_s[i],
@@ -302,6 +336,7 @@ class WorkloadEvaluator:
                 d.num_micro_batches,
                 first_layer_param_bytes=float(d.param_bytes[i, 0]),
                 link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
+                min_stages=min_stages,
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
@@ -431,25 +466,25 @@ class WorkloadEvaluator:
             return PlanRow(0.0, math.inf, 0, 0, 0, -1)
         d = self._mbs[mbs]
         fwd, bwd = self.layer_latencies(mbs, arch)
-        self.dp_calls += 1
-        res = place_arrays(
-            d.widths,
-            fwd,
-            bwd,
-            d.param_bytes,
-            d.activation_bytes,
-            d.tensor_parallel,
-            d.edge_src,
-            d.edge_dst,
-            d.edge_bytes,
-            devices=self.cluster.devices,
-            link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
-            hbm_bytes=float(hbm_bytes),
-            num_micro_batches=d.num_micro_batches,
-            recompute=bool(recompute),
-            adam=self.workload.optimizer == "adam",
-            kind="chain",
+        # the plan depends on the architecture only through the layer latencies, which
+        # many architectures share: one placement per distinct latency table
+        key = (
+            mbs,
+            float(hbm_bytes),
+            bool(recompute),
+            hashlib.blake2b(fwd.tobytes() + bwd.tobytes(), digest_size=20).digest(),
         )
+        res = self._placements.get(key)
+        if res is None:
+            self.dp_calls += 1
+            res = place_chain(
+                d.chain, fwd, bwd, hbm_bytes=float(hbm_bytes), recompute=bool(recompute)
+            )
+            if len(self._placements) >= MAX_MEMO_PLACEMENTS:
+                self._placements.clear()
+            self._placements[key] = res
+        else:
+            self.placements_reused += 1
         time = float(res.time_per_batch_s)
         tput = self.workload.global_batch / time if np.isfinite(time) and time > 0 else 0.0
         power, per_sample = 0.0, np.inf

@@ -80,7 +80,7 @@ def _prefetch_chunk(wi: int, archs: list[int], mbs_list: list[int], hbm: int, rc
     """Worker side of :meth:`WorkerPool.prefetch` for one chunk of architectures."""
     ev = _WORKER["evaluators"][wi]
     before = {k: getattr(ev.cache, k) for k in ScheduleCache.COUNTERS}
-    calls = ev.dp_calls
+    calls, reused = ev.dp_calls, ev.placements_reused
     layers, rows = {}, {}
     for m in mbs_list:
         ev.schedule(m, archs)
@@ -90,6 +90,7 @@ def _prefetch_chunk(wi: int, archs: list[int], mbs_list: list[int], hbm: int, rc
                 rows[a, m, r] = ev.exact(m, a, hbm, r)
     delta = {k: getattr(ev.cache, k) - before[k] for k in ScheduleCache.COUNTERS}
     delta["dp_calls"] = ev.dp_calls - calls
+    delta["placements_reused"] = ev.placements_reused - reused
     for a in archs:  # the parent keeps them; free the worker's copy
         ev.forget(a)
     return layers, rows, delta
@@ -184,6 +185,7 @@ class WorkerPool:
                 ev.set_layers(m, a, fwd, bwd)
             rows.update(got)
             ev.dp_calls += delta.pop("dp_calls")
+            ev.placements_reused += delta.pop("placements_reused")
             for k, v in delta.items():
                 setattr(ev.cache, k, getattr(ev.cache, k) + v)
         return rows
