@@ -73,9 +73,7 @@ def design_details(
             else:
                 exhaustive = strategy == "exhaustive"
                 seed = None if exhaustive else _seed(run, solo, wi)
-                own_design = exact_search(
-                    solo, area, exhaustive, frontier=False, incumbent=seed
-                )[0]
+                own_design = exact_search(solo, area, exhaustive, frontier=False, incumbent=seed)[0]
             solo.flush()
             own = own_design.per_workload[0].throughput if own_design is not None else 0.0
         cmp = compare(

@@ -324,9 +324,7 @@ class WorkloadEvaluator:
             min_stages = (
                 1
                 if hbm_bytes is None
-                else stages_lower_bound(
-                    state * d.param_bytes[i] + d.activation_bytes[i], hbm_bytes
-                )
+                else stages_lower_bound(state * d.param_bytes[i] + d.activation_bytes[i], hbm_bytes)
             )
             lb = time_per_batch_lower_bound(
                 lat.lb_fwd_s[i],

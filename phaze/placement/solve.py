@@ -613,7 +613,7 @@ def place_chain(
     times = np.full(n_w, np.inf)
     kept = None
     best_t, k = math.inf, -1
-    for i, t in enumerate(prep.widths):
+    for i in range(n_w):
         tabs = _st.chain_stage_tables(
             fwd_s[i],
             bwd_s[i],
