@@ -304,6 +304,9 @@ def search(
         architectures=int(area.shape[0]),
         dp_calls=sum(e.dp_calls for e in evaluators),
         placements_reused=sum(e.placements_reused for e in evaluators),
+        # fewest devices on which a plan of some workload may fit in memory (the bound of
+        # phaze.joint.bounds.devices_lower_bound; MAX_DEVICES + 1: on no number of devices)
+        memory_devices_needed=min(e.devices_needed(m, hbm[-1]) for e in evaluators for m in mbs),
         wall_s=time.perf_counter() - started,
         **cache.stats(),
     )
