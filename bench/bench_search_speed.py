@@ -4,7 +4,8 @@ Every case runs through the public API only, so the same file measures an older 
 too (``PYTHONPATH=<checkout> python bench/bench_search_speed.py CASE``) for before/after
 ratios in one session. As a script it prints one JSON line: wall and CPU seconds
 (``time.process_time``, this process only), the best design, the frontier, a digest of
-the rows and the counters. As pytest (``pytest bench/bench_search_speed.py -s -m slow``)
+the rows and the counters (with ``PHAZE_BENCH_ROWS=file.npz``, also the rows themselves,
+for ``python bench/compare_rows.py``). As pytest (``pytest bench/bench_search_speed.py -s -m slow``)
 the same cases run under pytest-benchmark (all are slow: tens of seconds to minutes).
 
 Cases: ``gpt3`` (gpt3-175b, full space, 1,024 devices), ``gpt3-16384``, ``bert-1024``,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 
@@ -89,6 +91,8 @@ def run_case(case: str) -> dict:
     r, wall, cpu = _timed(
         lambda: phaze.search(phaze.Workload(phaze.preset(name)), cluster, jobs=jobs)
     )
+    if os.environ.get("PHAZE_BENCH_ROWS"):  # keep the rows, to compare two checkouts
+        np.savez(os.environ["PHAZE_BENCH_ROWS"], **r.rows)
     return _summary(r, wall, cpu)
 
 

@@ -523,9 +523,10 @@ def prepare_chain(
     >>> r.num_stages, r.time_per_batch_s
     (2, 15.0)
     """
+    widths = list(widths)
     w = np.asarray(param_bytes, dtype=np.float64)
     n = w.shape[-1] if w.ndim else 0
-    zeros = np.zeros((len(list(widths)), max(n, 1)))
+    zeros = np.zeros((len(widths), max(n, 1)))
     # one validation path: place_arrays checks every argument (on zero latencies)
     res = place_arrays(
         widths,
