@@ -11,14 +11,14 @@ KEYS = ("workload", "arch", "micro_batch_size", "hbm_bytes", "recompute")
 
 
 def main(before: str, after: str) -> int:
-    a, b = np.load(before), np.load(after)
+    a, b = dict(np.load(before)), dict(np.load(after))
 
     def index(r):
         return {tuple(r[k][i].item() for k in KEYS): i for i in range(len(r["arch"]))}
 
     ia, ib = index(a), index(b)
     common = set(ia) & set(ib)
-    fields = [k for k in a.files if k not in KEYS]
+    fields = [k for k in a if k not in KEYS]
     bad = 0
     for key in common:
         for f in fields:

@@ -213,12 +213,12 @@ class SearchRun:
         value = float(np.mean(scores))
         out = Design(arch=arch, hbm_bytes=hbm, value=value, per_workload=tuple(per))
         self.values[key] = (out, floor)
-        if found is None:  # (a design evaluated again under a lower floor counts once)
-            self.counters["designs_evaluated"] += 1
         if time.perf_counter() - self._flushed >= self.flush_every_s:
             self.flush()
-        if self.progress is not None:
-            self.progress(1)
+        if found is None:  # (a design evaluated again under a lower floor counts once)
+            self.counters["designs_evaluated"] += 1
+            if self.progress is not None:
+                self.progress(1)
         return out
 
     def workload_floor(
