@@ -81,7 +81,7 @@ def _prefetch_chunk(wi: int, archs: list[int], mbs_list: list[int], hbm: int, rc
     """Worker side of :meth:`WorkerPool.prefetch` for one chunk of architectures."""
     ev = _WORKER["evaluators"][wi]
     before = {k: getattr(ev.cache, k) for k in ScheduleCache.COUNTERS}
-    calls, reused = ev.dp_calls, ev.placements_reused
+    calls, reused, mark = ev.dp_calls, ev.placements_reused, ev.placement_count()
     layers, rows = {}, {}
     for m in mbs_list:
         ev.schedule(m, archs)
@@ -92,6 +92,7 @@ def _prefetch_chunk(wi: int, archs: list[int], mbs_list: list[int], hbm: int, rc
     delta = {k: getattr(ev.cache, k) - before[k] for k in ScheduleCache.COUNTERS}
     delta["dp_calls"] = ev.dp_calls - calls
     delta["placements_reused"] = ev.placements_reused - reused
+    delta["placements"] = ev.placements_since(mark)  # the parent reuses them
     for a in archs:  # the parent keeps them; free the worker's copy
         ev.forget(a)
     return layers, rows, delta
@@ -238,6 +239,7 @@ class WorkerPool:
             rows.update(got)
             ev.dp_calls += delta.pop("dp_calls")
             ev.placements_reused += delta.pop("placements_reused")
+            ev.add_placements(delta.pop("placements"))
             for k, v in delta.items():
                 setattr(ev.cache, k, getattr(ev.cache, k) + v)
         return rows
