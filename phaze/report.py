@@ -57,6 +57,7 @@ import numpy as np
 from phaze.outdir import OutputDir, atomic_path
 from phaze.rows import ROW_FIELDS, ROW_FLOAT_FIELDS
 from phaze.units import GIB, MIB, UM2_PER_MM2
+from phaze.validate import MAX_DEVICES
 
 if TYPE_CHECKING:
     from phaze.joint import SearchResult
@@ -444,10 +445,23 @@ def summary_text(
     lines = []
     c = result.counters
     if result.best is None:
-        lines.append(
-            "No design has a plan that fits in memory: try larger --hbm, more "
-            "--devices or recomputation (--recompute on)."
-        )
+        need = c.get("memory_devices_needed")
+        if need is not None and need > result.cluster.devices:
+            lines.append(
+                "No design has a plan that fits in memory: the memory bound needs at least "
+                + (
+                    f"{need:,} devices"
+                    if need <= MAX_DEVICES
+                    else f"more than {MAX_DEVICES:,} devices (a layer alone is too large)"
+                )
+                + f" at the largest HBM size, the cluster has {result.cluster.devices:,}; "
+                "try larger --hbm or more --devices."
+            )
+        else:
+            lines.append(
+                "No design has a plan that fits in memory: try larger --hbm, more "
+                "--devices or recomputation (--recompute on)."
+            )
     else:
         a = arch_dict(result.arch_table, result.best.arch)
         lines.append(

@@ -27,7 +27,12 @@ import numpy as np
 from phaze.schedule import makespan_lower_bound
 from phaze.validate import MAX_DEVICES
 
-__all__ = ["devices_lower_bound", "layer_latency_lower_bound", "time_per_batch_lower_bound"]
+__all__ = [
+    "devices_lower_bound",
+    "layer_latency_lower_bound",
+    "stages_lower_bound",
+    "time_per_batch_lower_bound",
+]
 
 
 def layer_latency_lower_bound(
@@ -82,6 +87,7 @@ def time_per_batch_lower_bound(
     micro_batches: int,
     first_layer_param_bytes: float = 0.0,
     link_bandwidth_Bps: float = np.inf,
+    min_stages: int = 1,
 ) -> np.ndarray:
     """Lower bound on the time per batch of any plan of one tensor width.
 
@@ -100,19 +106,28 @@ def time_per_batch_lower_bound(
         first stage holds; 0 leaves out the all-reduce term.
     link_bandwidth_Bps : float
         Link bandwidth BW of the data-parallel all-reduce.
+    min_stages : int
+        Fewest pipeline stages any plan has (e.g. what memory forces:
+        :func:`stages_lower_bound`); 0 means no plan fits (the bound is ``inf``).
 
     Returns
     -------
     float64 array (A,)
-        ``min over d = 1 .. min(N, M) of max(W * m / n, max_l w_l * m)
-        + 4 (d - 1) P_0 / (BW d)`` with ``m = ceil(M / d)``, ``n = floor(N / d)`` devices
-        per pipeline, ``w_l = (fwd + bwd)_l`` and ``W = sum_l w_l a_l`` (``d`` with
-        ``n < max a_l`` has no plan). Each stage of ``a`` devices runs every micro-batch of
-        its pipeline through its layers, so ``sum_j load_j a_j <= maxload * n``; the time
-        per batch is ``maxload * (m + s - 1)`` plus the all-reduce of the first stage's
-        parameters, which include the first layer's ``P_0`` (docs/placement.md).
-        Within a run of ``d`` with the same ``m`` every term grows with ``d``, so only
-        the smallest ``d`` of each run is evaluated.
+        ``min over d = 1 .. min(N, M) and s = s_lo .. s_hi(n) of
+        max(W / n, max_l w_l, U / s) * (m + s - 1) + 4 (d - 1) P_0 / (BW d)`` with
+        ``m = ceil(M / d)``, ``n = floor(N / d)`` devices per pipeline, ``w_l = (fwd +
+        bwd)_l``, ``U = sum_l w_l`` and ``W = sum_l w_l a_l``. The time per batch of a plan
+        with ``s`` stages is its largest stage load times ``m + s - 1`` (the pipeline
+        bubble) plus the all-reduce of the first stage's parameters, which include the
+        first layer's ``P_0`` (docs/placement.md). The largest load is at least the
+        slowest layer, the mean load ``U / s``, and ``W / n``: each stage of ``a``
+        devices runs its layers, so ``sum_j load_j a_j >= W`` over at most ``n``
+        devices. ``s_lo = min_stages``; ``s_hi(n)`` is the most stages ``n`` devices
+        hold: ``min(L, n, (n + (t - 1) c) // t)`` with ``t = max a_l`` and ``c`` layers
+        of one device (a stage without such a layer takes ``t`` devices). Over ``s``
+        the expression falls and then rises, so only ``s`` next to ``U / max(W / n,
+        max_l w_l)`` is evaluated. Within a run of ``d`` with the same ``m`` every term
+        grows with ``d``, so only the smallest ``d`` of each run is evaluated.
 
     Examples
     --------
@@ -120,25 +135,64 @@ def time_per_batch_lower_bound(
     >>> time_per_batch_lower_bound(np.array([[1.0], [1.0]]), np.array([[2.0], [2.0]]),
     ...     np.array([1, 1]), devices=2, micro_batches=4).tolist()
     [12.0]
+    >>> time_per_batch_lower_bound(np.array([[1.0], [1.0]]), np.array([[2.0], [2.0]]),
+    ...     np.array([1, 1]), devices=2, micro_batches=4, min_stages=2).tolist()
+    [15.0]
     """
-    work = np.asarray(layer_fwd_s) + np.asarray(layer_bwd_s)
+    work = np.asarray(layer_fwd_s, dtype=np.float64) + np.asarray(layer_bwd_s, dtype=np.float64)
     a = np.asarray(devices_per_layer, dtype=np.float64)
+    n_layers = work.shape[0]
+    best = np.full(work.shape[1:], np.inf)
+    if min_stages < 1 or n_layers == 0:
+        return best
     total = (work * a[:, None]).sum(axis=0)
+    plain = work.sum(axis=0)
     slowest = work.max(axis=0)
-    widest = float(a.max()) if a.size else 1.0
+    widest = int(a.max())
+    cheap = int((a == 1).sum()) if widest > 1 else n_layers
     per_byte = 4.0 * float(first_layer_param_bytes) / float(link_bandwidth_Bps)
-    best = np.full(total.shape, np.inf)
+    finite = np.isfinite(plain)
     d = 1
     top = min(devices, micro_batches)
     while d <= top:
         m = -(-micro_batches // d)
         n = devices // d
-        if n >= widest:
+        s_hi = min(n_layers, n, (n + (widest - 1) * cheap) // widest)
+        if n >= widest and s_hi >= min_stages:
             allreduce = per_byte * (d - 1) / d
-            best = np.minimum(best, np.maximum(total * m / n, slowest * m) + allreduce)
+            floor_load = np.maximum(total / n, slowest)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                knee = np.where(finite & (floor_load > 0), plain / floor_load, 1.0)
+            for s in (np.floor(knee), np.ceil(knee)):
+                s = np.clip(s, min_stages, s_hi)
+                time_s = np.maximum(floor_load, plain / s) * (m + s - 1) + allreduce
+                best = np.minimum(best, time_s)
         # the next d with a smaller m: the smallest d' with ceil(M / d') < m
         d = -(-micro_batches // (m - 1)) if m > 1 else top + 1
     return best
+
+
+def stages_lower_bound(per_layer_bytes: np.ndarray, hbm_bytes: float) -> int:
+    """Fewest pipeline stages that hold layers of ``per_layer_bytes`` (each layer's
+    least memory per device, ``2p + o + a``) in ``hbm_bytes`` per device; 0 when one
+    layer alone does not fit (no plan).
+
+    Every stage holds at least the sum of its layers' bytes and at most ``hbm_bytes``
+    (docs/placement.md), so there are at least ``ceil(sum / hbm_bytes)`` stages.
+
+    Examples
+    --------
+    >>> stages_lower_bound(np.array([12.0, 12.0, 12.0]), 25.0)
+    2
+    >>> stages_lower_bound(np.array([30.0]), 25.0)
+    0
+    """
+    # relative slack: float sums must never make the bound cut a feasible plan
+    cap = float(hbm_bytes) * (1 + 1e-9)
+    per_layer = np.asarray(per_layer_bytes, dtype=np.float64)
+    if per_layer.size and per_layer.max() > cap:
+        return 0
+    return max(1, math.ceil(float(per_layer.sum()) / cap))
 
 
 def devices_lower_bound(
@@ -193,9 +247,9 @@ def devices_lower_bound(
         per_layer = state * np.asarray(param_bytes[i], dtype=np.float64) + np.asarray(
             activation_bytes[i], dtype=np.float64
         )
-        if per_layer.max() > cap:
+        stages = stages_lower_bound(per_layer, hbm_bytes)
+        if stages == 0:
             continue
-        stages = max(1, math.ceil(float(per_layer.sum()) / cap))
         tp = np.asarray(tensor_parallel[i], dtype=bool)
         tp_stages = math.ceil(float(per_layer[tp].sum()) / cap)
         need = min(need, (int(t) - 1) * tp_stages + stages)

@@ -8,7 +8,8 @@ micro-batch sizes and recomputation (each workload with its own best plan). Stra
     The true optimum and the exact throughput/area frontier. Designs are visited in order
     of an admissible optimistic throughput (:mod:`phaze.joint.bounds`) and a design whose
     bound is below the incumbent is never evaluated; within a design, settings whose bound
-    is below the workload's best so far are skipped. The frontier pass visits
+    is below the workload's best so far, or below what the workload must reach for the
+    design to reach the incumbent, are skipped. The frontier pass visits
     architectures by increasing area and skips one whose bound is below the best
     throughput already reached with no more area. Pruning is strict (``<``), so ties are
     evaluated and broken exactly as an exhaustive evaluation breaks them: highest value,
@@ -319,6 +320,10 @@ def search(
     counters.update(
         architectures=int(area.shape[0]),
         dp_calls=sum(e.dp_calls for e in evaluators),
+        placements_reused=sum(e.placements_reused for e in evaluators),
+        # fewest devices on which a plan of some workload may fit in memory (the bound of
+        # phaze.joint.bounds.devices_lower_bound; MAX_DEVICES + 1: on no number of devices)
+        memory_devices_needed=min(e.devices_needed(m, hbm[-1]) for e in evaluators for m in mbs),
         wall_s=time.perf_counter() - started,
         **cache.stats(),
     )

@@ -5,11 +5,29 @@ Megatron plan (:func:`phaze.joint.baselines.compare`)."""
 from __future__ import annotations
 
 from phaze.joint.baselines import compare
+from phaze.joint.objective import row_score
 from phaze.joint.run_state import Design, SearchRun
 from phaze.joint.strategy import exact_search, phaze_search
 from phaze.placement import place
 
 __all__ = ["design_details"]
+
+
+def _seed(run: SearchRun, solo: SearchRun, wi: int) -> Design | None:
+    """A starting incumbent for workload ``wi``'s own search: the design the joint search
+    evaluated on which ``wi`` scored best, evaluated again for ``wi`` alone (from
+    memoised rows, so exactly and cheaply). It only prunes: the own search's result
+    does not depend on it."""
+    top, top_score = None, 0.0
+    for design, _ in run.values.values():
+        if design.per_workload[wi].throughput > 0:
+            score = row_score(design.per_workload[wi], run.objective, run.power_budget_w)
+            if score > top_score:
+                top, top_score = design, score
+    if top is None:
+        return None
+    found = solo.design(top.arch, top.hbm_bytes)
+    return found if found.value > 0 else None
 
 
 def design_details(
@@ -53,7 +71,9 @@ def design_details(
             if strategy == "phaze":
                 own_design = phaze_search(solo, area)[0]
             else:
-                own_design = exact_search(solo, area, strategy == "exhaustive", frontier=False)[0]
+                exhaustive = strategy == "exhaustive"
+                seed = None if exhaustive else _seed(run, solo, wi)
+                own_design = exact_search(solo, area, exhaustive, frontier=False, incumbent=seed)[0]
             solo.flush()
             own = own_design.per_workload[0].throughput if own_design is not None else 0.0
         cmp = compare(

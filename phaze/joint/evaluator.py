@@ -24,6 +24,7 @@ its forward again.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,10 +38,12 @@ from phaze.hardware import ArchTable
 from phaze.joint.bounds import (
     devices_lower_bound,
     layer_latency_lower_bound,
+    stages_lower_bound,
     time_per_batch_lower_bound,
 )
 from phaze.models import build_graph, unique_ops
-from phaze.placement import PlacementProblem, place_arrays
+from phaze.placement import PlacementProblem
+from phaze.placement.solve import ChainPlacement, place_chain, prepare_chain
 from phaze.rows import PlanRow
 from phaze.schedule import ScheduleCache, schedule_model
 from phaze.training import attention_core_mask, megatron_layer_bytes, stage_rules
@@ -51,6 +54,10 @@ __all__ = ["MAX_HBM_BYTES", "WorkloadEvaluator", "check_hbm_bytes", "evaluate_ar
 
 #: Largest HBM size per device a search or evaluation accepts (1 EiB).
 MAX_HBM_BYTES = 2**60
+
+#: Placements an evaluator memoises (keyed by micro-batch size, HBM, recomputation and
+#: the layer latencies); the memo is emptied when full, to bound memory.
+MAX_MEMO_PLACEMENTS = 200_000
 
 
 def check_hbm_bytes(value: object) -> float:
@@ -81,6 +88,7 @@ class _MbsData:
     edge_dst: np.ndarray
     edge_bytes: np.ndarray  # (W, E)
     replica_param_bytes: np.ndarray  # (W,): parameter bytes of one pipeline replica
+    chain: ChainPlacement  # the placement inputs that do not depend on the architecture
 
 
 @dataclass(frozen=True, eq=False)
@@ -203,6 +211,8 @@ class WorkloadEvaluator:
             for mbs, data in self._mbs.items():
                 self._megatron[mbs] = _megatron_data(data, workload.training.recompute_mode)
         self.dp_calls = 0
+        self.placements_reused = 0
+        self._placements: dict[tuple, object] = {}
         self._devices_needed: dict[tuple[int, float], int] = {}
         self._exact_layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -226,6 +236,9 @@ class WorkloadEvaluator:
                 ab[gi, pos] = layer.activation_bytes
                 tp[gi, pos] = layer.tensor_parallel
         g0 = glist[0]
+        edge_src = np.array([e.src for e in g0.edges], dtype=np.int64)
+        edge_dst = np.array([e.dst for e in g0.edges], dtype=np.int64)
+        edge_bytes = np.array([[e.bytes for e in g.edges] for g in glist], dtype=float)
         return _MbsData(
             micro_batch_size=mbs,
             num_micro_batches=w.global_batch // mbs,
@@ -234,11 +247,25 @@ class WorkloadEvaluator:
             param_bytes=pb,
             activation_bytes=ab,
             tensor_parallel=tp,
-            edge_src=np.array([e.src for e in g0.edges], dtype=np.int64),
-            edge_dst=np.array([e.dst for e in g0.edges], dtype=np.int64),
-            edge_bytes=np.array([[e.bytes for e in g.edges] for g in glist], dtype=float),
+            edge_src=edge_src,
+            edge_dst=edge_dst,
+            edge_bytes=edge_bytes,
             replica_param_bytes=(np.where(tp, np.asarray(self.widths)[:, None], 1) * pb).sum(
                 axis=1
+            ),
+            chain=prepare_chain(
+                self.widths,
+                pb,
+                ab,
+                tp,
+                edge_src,
+                edge_dst,
+                edge_bytes,
+                devices=self.cluster.devices,
+                link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
+                num_micro_batches=w.global_batch // mbs,
+                adam=w.optimizer == "adam",
+                network=self.cluster.network,
             ),
         )
 
@@ -343,8 +370,17 @@ class WorkloadEvaluator:
             return np.zeros(self.num_tc.shape[0])
         lat = self._latencies(mbs)
         best = np.full(self.num_tc.shape[0], np.inf)
+        # least bytes per layer over every recomputation setting (as devices_needed)
+        state = self._rules(mbs, False)[0]
+        meg = self._megatron.get(mbs)
+        act = d.activation_bytes if meg is None else meg.least_activation_bytes
         for i, t in enumerate(d.widths):
             a = np.where(d.tensor_parallel[i], t, 1)
+            min_stages = (
+                1
+                if hbm_bytes is None
+                else stages_lower_bound(state * d.param_bytes[i] + act[i], hbm_bytes)
+            )
             lb = time_per_batch_lower_bound(
                 lat.lb_fwd_s[i],
                 lat.lb_bwd_s[i],
@@ -353,6 +389,7 @@ class WorkloadEvaluator:
                 d.num_micro_batches,
                 first_layer_param_bytes=float(d.param_bytes[i, 0]),
                 link_bandwidth_Bps=self._allreduce_bound_Bps(t),
+                min_stages=min_stages,
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
@@ -547,28 +584,29 @@ class WorkloadEvaluator:
             return PlanRow(0.0, math.inf, 0, 0, 0, -1)
         d = self._mbs[mbs]
         fwd, bwd = self.layer_latencies(mbs, arch)
-        self.dp_calls += 1
         rules = self._placement_rules(mbs, arch, bool(recompute), fwd)
-        res = place_arrays(
-            d.widths,
-            fwd,
-            bwd,
-            d.param_bytes,
-            rules.pop("activation_bytes"),
-            d.tensor_parallel,
-            d.edge_src,
-            d.edge_dst,
-            d.edge_bytes,
-            devices=self.cluster.devices,
-            link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
-            hbm_bytes=float(hbm_bytes),
-            num_micro_batches=d.num_micro_batches,
-            recompute=bool(recompute),
-            adam=self.workload.optimizer == "adam",
-            kind="chain",
-            network=self.cluster.network,
-            **rules,
-        )
+        # the plan depends on the architecture only through the layer latencies (and,
+        # with selective recomputation, the attention core's), which many architectures
+        # share: one placement per distinct latency table
+        digest = hashlib.blake2b(fwd.tobytes() + bwd.tobytes(), digest_size=20)
+        if "recompute_s" in rules:
+            digest.update(np.ascontiguousarray(rules["recompute_s"]).tobytes())
+        key = (mbs, float(hbm_bytes), bool(recompute), digest.digest())
+        res = self._placements.get(key)
+        if res is None:
+            self.dp_calls += 1
+            extra = {
+                k: np.require(v, np.float64, ["C", "W"]) if isinstance(v, np.ndarray) else v
+                for k, v in rules.items()
+            }
+            res = place_chain(
+                d.chain, fwd, bwd, hbm_bytes=float(hbm_bytes), recompute=bool(recompute), **extra
+            )
+            if len(self._placements) >= MAX_MEMO_PLACEMENTS:
+                self._placements.clear()
+            self._placements[key] = res
+        else:
+            self.placements_reused += 1
         time = float(res.time_per_batch_s)
         tput = self.workload.global_batch / time if np.isfinite(time) and time > 0 else 0.0
         power, per_sample = 0.0, np.inf
@@ -592,6 +630,25 @@ class WorkloadEvaluator:
             power,
             per_sample,
         )
+
+    def placement_count(self) -> int:
+        """How many placements are memoised (a mark for :meth:`placements_since`)."""
+        return len(self._placements)
+
+    def placements_since(self, mark: int) -> list:
+        """The memoised placements added after ``mark`` (all, if the memo was emptied
+        since), as ``(key, placement)`` pairs for :meth:`add_placements` in another
+        process."""
+        items = list(self._placements.items())
+        return items[mark:] if mark <= len(items) else items
+
+    def add_placements(self, items) -> None:
+        """Memoise placements computed by another process's evaluator of the same
+        workload, cluster and micro-batch sizes (:meth:`placements_since`)."""
+        for key, res in items:
+            if len(self._placements) >= MAX_MEMO_PLACEMENTS:
+                self._placements.clear()
+            self._placements.setdefault(key, res)
 
     def dynamic_energy_j(
         self,

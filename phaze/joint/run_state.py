@@ -161,21 +161,26 @@ class SearchRun:
     ) -> Design:
         """Value of (arch, hbm): each workload's best over its settings.
 
-        With one workload and ``floor > 0``, settings whose bound is below ``floor`` are
-        skipped too: the value returned is exact when it is at least ``floor``, and
-        otherwise only known to be below it (callers use it as "cannot reach ``floor``").
+        With ``floor > 0``, settings whose bound is below what their workload must reach
+        for the design to reach ``floor`` are skipped too: the value returned is exact
+        when it is at least ``floor``, and otherwise only known to be below it (callers
+        use it as "cannot reach ``floor``"). With several workloads the value is the mean
+        of per-workload scores, so workload ``i`` must reach ``n floor`` minus the scores
+        found for the workloads before it and the bounds of those after it
+        (:meth:`workload_floor`).
         """
         key = (arch, hbm) if settings is None else (arch, hbm, tuple(settings))
-        if len(self.ev) > 1 or not prune:
+        if not prune:
             floor = 0.0
         found = self.values.get(key)
         if found is not None and found[1] <= floor:
             return found[0]
         per, scores = [], []
+        opts = settings or [(m, r) for m in self.mbs for r in self.rc]
         for wi in range(len(self.ev)):
-            opts = settings or [(m, r) for m in self.mbs for r in self.rc]
             order = sorted(opts, key=lambda s: (-self.ub[wi][s[0]][arch], s[0], s[1]))
             best, best_score = NO_PLAN, 0.0
+            own_floor = self.workload_floor(wi, arch, opts, floor, scores)
             for m, r in order:
                 bound = self.ub[wi][m][arch]
                 if prune and hbm != self.hbm[-1]:  # the largest HBM's row bounds this one
@@ -185,7 +190,7 @@ class SearchRun:
                             bound,
                             self.ev[wi].score_bound_from_larger_hbm(m, arch, top, self.objective),
                         )
-                if prune and (bound < max(best_score, floor) or bound <= 0):  # 0: nothing fits
+                if prune and (bound < max(best_score, own_floor) or bound <= 0):  # 0: none fits
                     self.counters["settings_pruned"] += 1
                     continue
                 row = self.row(wi, arch, m, hbm, r)
@@ -208,12 +213,28 @@ class SearchRun:
         value = float(np.mean(scores))
         out = Design(arch=arch, hbm_bytes=hbm, value=value, per_workload=tuple(per))
         self.values[key] = (out, floor)
-        self.counters["designs_evaluated"] += 1
         if time.perf_counter() - self._flushed >= self.flush_every_s:
             self.flush()
-        if self.progress is not None:
-            self.progress(1)
+        if found is None:  # (a design evaluated again under a lower floor counts once)
+            self.counters["designs_evaluated"] += 1
+            if self.progress is not None:
+                self.progress(1)
         return out
+
+    def workload_floor(
+        self, wi: int, arch: int, opts: Sequence[tuple[int, bool]], floor: float, scores
+    ) -> float:
+        """The score workload ``wi`` must reach on ``arch`` for the design's value (the
+        mean over workloads) to reach ``floor``, given the exact ``scores`` of the
+        workloads before it and the bounds of those after it; ``floor`` itself for one
+        workload, 0 without a floor. A relative slack keeps float rounding from cutting
+        a design whose value equals ``floor``."""
+        n = len(self.ev)
+        if floor <= 0 or n == 1:
+            return floor
+        rest = sum(max(self.ub[j][m][arch] for m, _ in opts) for j in range(wi + 1, n))
+        need = n * floor - sum(scores) - rest
+        return need - 1e-9 * n * floor
 
     def prefetch(self, archs: Sequence[int]) -> None:
         """Do the work every visited architecture needs, for a batch at once: schedule its

@@ -129,14 +129,22 @@ BATCH = 64
 
 
 def exact_search(
-    run: SearchRun, area: np.ndarray, exhaustive: bool, frontier: bool = True
+    run: SearchRun,
+    area: np.ndarray,
+    exhaustive: bool,
+    frontier: bool = True,
+    incumbent: Design | None = None,
 ) -> tuple:
     """The ``exact`` (or, with ``exhaustive``, the unpruned) strategy: the best design,
-    then the frontier; returns ``(best, frontier indices, frontier values)``."""
+    then the frontier; returns ``(best, frontier indices, frontier values)``.
+
+    ``incumbent``: an exactly evaluated design of ``run`` to start from (it only prunes:
+    the best design is the same with or without it). Once there is an incumbent, a
+    design's settings that cannot reach its value are skipped (``floor``)."""
     n = area.shape[0]
     ub = run.design_ub
     hbm_desc = sorted(run.hbm, reverse=True)
-    best: Design | None = None
+    best: Design | None = incumbent
     # pass 1: the optimum, most promising designs first. HBM sizes from the largest:
     # a smaller HBM never gives a faster plan (fewer plans fit), so for plain throughput
     # it is evaluated only when the largest reaches the incumbent (a tie on value is
@@ -151,13 +159,17 @@ def exact_search(
         if k % BATCH == 0:
             limit = 0.0 if exhaustive or best is None else best.value
             run.prefetch([a for a in order[k : k + BATCH] if ub[a] >= limit and ub[a] > 0])
-        top = run.design(arch, hbm_desc[0], prune=not exhaustive)
+        # a design below the incumbent's value cannot win: its settings that cannot
+        # reach it are skipped (the value is then only known to be below it)
+        floor = 0.0 if exhaustive or best is None else best.value
+        top = run.design(arch, hbm_desc[0], prune=not exhaustive, floor=floor)
         if better(best, top, area):
             best = top
         for h in hbm_desc[1:]:
             if not exhaustive and run.hbm_monotone and top.value < best.value:
                 break
-            d = run.design(arch, h, prune=not exhaustive)
+            floor = 0.0 if exhaustive or best is None else best.value
+            d = run.design(arch, h, prune=not exhaustive, floor=floor)
             if better(best, d, area):
                 best = d
     if not frontier:

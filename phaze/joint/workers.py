@@ -1,8 +1,9 @@
 """Worker processes that schedule layers for batches of architectures (``--jobs``).
 
 Layer scheduling is the search's heaviest step and is independent per architecture, so
-:class:`WorkerPool` splits each prefetched batch of architectures over ``jobs`` forked
-processes of a :class:`concurrent.futures.ProcessPoolExecutor`. The workers inherit the
+:class:`WorkerPool` splits each prefetched batch of architectures over ``jobs`` processes:
+the parent and ``jobs - 1`` forked workers of a
+:class:`concurrent.futures.ProcessPoolExecutor`. The workers inherit the
 prepared evaluators through ``fork`` (nothing large is pickled); they return per-layer
 latency arrays and their schedule-cache counters, which the parent merges. Kernels are
 compiled in the parent before forking (docs/architecture.md), so no two processes write numba's
@@ -42,7 +43,7 @@ import numpy as np
 from phaze.errors import PhazeError
 from phaze.schedule import ScheduleCache
 
-__all__ = ["WorkerPool"]
+__all__ = ["WorkerPool", "partition"]
 
 #: Seconds between two checks of a worker's watchdog that its parent is alive.
 _WATCHDOG_S = 0.5
@@ -80,7 +81,7 @@ def _prefetch_chunk(wi: int, archs: list[int], mbs_list: list[int], hbm: int, rc
     """Worker side of :meth:`WorkerPool.prefetch` for one chunk of architectures."""
     ev = _WORKER["evaluators"][wi]
     before = {k: getattr(ev.cache, k) for k in ScheduleCache.COUNTERS}
-    calls = ev.dp_calls
+    calls, reused, mark = ev.dp_calls, ev.placements_reused, ev.placement_count()
     layers, rows = {}, {}
     for m in mbs_list:
         ev.schedule(m, archs)
@@ -90,15 +91,60 @@ def _prefetch_chunk(wi: int, archs: list[int], mbs_list: list[int], hbm: int, rc
                 rows[a, m, r] = ev.exact(m, a, hbm, r)
     delta = {k: getattr(ev.cache, k) - before[k] for k in ScheduleCache.COUNTERS}
     delta["dp_calls"] = ev.dp_calls - calls
+    delta["placements_reused"] = ev.placements_reused - reused
+    delta["placements"] = ev.placements_since(mark)  # the parent reuses them
     for a in archs:  # the parent keeps them; free the worker's copy
         ev.forget(a)
     return layers, rows, delta
 
 
-class WorkerPool:
-    """``jobs`` forked processes that run :meth:`WorkloadEvaluator.schedule`.
+def _core_keys(arch_table) -> np.ndarray:
+    """One integer per architecture that identifies its cores (count and shape of the
+    tensor and vector cores): architectures with equal keys share most layer schedules."""
+    cols = [
+        np.asarray(getattr(arch_table, f), dtype=np.int64)
+        for f in ("num_tc", "tc_width", "tc_depth", "num_vc", "vc_width")
+    ]
+    return np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)[1].reshape(-1)
 
-    :meth:`prefetch` blocks until every chunk is back; :meth:`close` stops the workers.
+
+def partition(archs, keys: np.ndarray, jobs: int, home: dict) -> list[list[int]]:
+    """Split ``archs`` into ``jobs`` shares of about equal size, keeping architectures of
+    one core key (``keys[arch]``) together and in the share (process) that had the key
+    before (``home``, updated), so that each process's schedule memo sees the layers it
+    has already scheduled. A group goes to its home share unless that share would exceed
+    its fair size by a quarter; then to the smallest share (largest groups first).
+
+    Examples
+    --------
+    >>> home = {}
+    >>> partition([0, 1, 2, 3], np.array([0, 0, 1, 1]), 2, home)
+    [[0, 1], [2, 3]]
+    >>> partition([3, 1], np.array([0, 0, 1, 1]), 2, home)
+    [[1], [3]]
+    """
+    groups: dict[int, list[int]] = {}
+    for a in archs:
+        groups.setdefault(int(keys[a]), []).append(int(a))
+    fair = len(archs) / jobs
+    shares: list[list[int]] = [[] for _ in range(jobs)]
+    for key, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        j = home.get(key)
+        if j is None or len(shares[j]) + len(members) > 1.25 * fair + 1:
+            j = min(range(jobs), key=lambda i: (len(shares[i]), i))
+            home[key] = j
+        shares[j].extend(members)
+    return [sorted(share) for share in shares]
+
+
+class WorkerPool:
+    """``jobs - 1`` forked processes that, with the parent, run
+    :meth:`WorkloadEvaluator.schedule` and the placements of a batch of architectures.
+
+    The parent computes one share itself rather than wait. Shares keep the architectures
+    of one core configuration in one process across batches (:func:`partition`), so the
+    processes' private schedule memos overlap little. :meth:`prefetch` returns when every
+    share is back; :meth:`close` stops the workers.
 
     Raises
     ------
@@ -112,8 +158,10 @@ class WorkerPool:
         _kernels.warmup()  # compile in the parent: workers only read numba's cache
         self.evaluators = evaluators
         self.jobs = jobs
+        self._keys = _core_keys(evaluators[0].arch_table)
+        self._home: dict = {}
         self._executor = ProcessPoolExecutor(
-            max_workers=jobs,
+            max_workers=max(1, jobs - 1),
             mp_context=mp.get_context("fork"),
             initializer=_init_worker,
             initargs=(evaluators, os.getpid()),
@@ -161,13 +209,20 @@ class WorkerPool:
         if self._executor is None:
             raise PhazeError("the worker pool is closed")
         ev = self.evaluators[wi]
-        chunks = [c.tolist() for c in np.array_split(np.asarray(archs), self.jobs) if c.size]
+        own, *chunks = partition(list(archs), self._keys, self.jobs, self._home)
+        chunks = [c for c in chunks if c]
         try:
             futures = [
                 self._executor.submit(_prefetch_chunk, wi, c, list(mbs_list), hbm, list(rcs))
                 for c in chunks
             ]
             self._procs.update(getattr(self._executor, "_processes", None) or {})
+            rows = {}
+            for m in mbs_list:  # the parent's share, while the workers do theirs
+                ev.schedule(m, own)
+                for a in own:
+                    for r in rcs:
+                        rows[a, m, r] = ev.exact(m, a, hbm, r)
             wait(futures, return_when=FIRST_EXCEPTION)
             results = [f.result() for f in futures]  # chunk order: deterministic merge
         except BrokenProcessPool:
@@ -178,12 +233,13 @@ class WorkerPool:
                 f"computed so far are kept in the output directory: rerun the same command "
                 f"to resume (with fewer --jobs if memory ran out)"
             ) from None
-        rows = {}
         for layers, got, delta in results:
             for (m, a), (fwd, bwd) in layers.items():
                 ev.set_layers(m, a, fwd, bwd)
             rows.update(got)
             ev.dp_calls += delta.pop("dp_calls")
+            ev.placements_reused += delta.pop("placements_reused")
+            ev.add_placements(delta.pop("placements"))
             for k, v in delta.items():
                 setattr(ev.cache, k, getattr(ev.cache, k) + v)
         return rows

@@ -30,12 +30,15 @@ from phaze.validate import MAX_DEVICES, check_bool, check_int, check_number
 
 __all__ = [
     "ArrayPlacement",
+    "ChainPlacement",
     "MAX_DOWNSETS",
     "choose_width",
     "graph_kind",
     "place",
     "place_arrays",
+    "place_chain",
     "place_per_width",
+    "prepare_chain",
 ]
 
 #: Largest number of downsets (sets of layers closed under predecessors) of a layer graph
@@ -522,4 +525,238 @@ def place_arrays(
         last = tuple(_stage_layers(tb, pairs[-1:], n)[0].tolist())
     return ArrayPlacement(
         *best, bottleneck_stage=bottleneck, width_times_s=times, last_stage_layers=last
+    )
+
+
+class ChainPlacement(NamedTuple):
+    """What :func:`place_chain` needs that does not depend on the layer latencies, HBM
+    size or recomputation: per tensor width, the contiguous layer arrays, the bytes on
+    the links entering each layer and the data-parallel all-reduce prices
+    (:func:`prepare_chain`, checked once)."""
+
+    widths: tuple[int, ...]
+    param_bytes: tuple[np.ndarray, ...]
+    activation_bytes: tuple[np.ndarray, ...]
+    tensor_parallel: tuple[np.ndarray, ...]
+    link_max_bytes: tuple[np.ndarray, ...]
+    link_sum_bytes: tuple[np.ndarray, ...]
+    t_eff: tuple[int, ...]
+    n_cheap: tuple[int, ...]
+    devices: int
+    link_bandwidth_Bps: float
+    num_micro_batches: int
+    state_factor: float
+    dp_bandwidth_Bps: tuple[np.ndarray, ...]
+    dp_latency_s: tuple[np.ndarray, ...]
+    zeros: np.ndarray
+
+
+def prepare_chain(
+    widths,
+    param_bytes,
+    activation_bytes,
+    tensor_parallel,
+    edge_src,
+    edge_dst,
+    edge_bytes,
+    *,
+    devices: int,
+    link_bandwidth_Bps: float,
+    num_micro_batches: int,
+    adam: bool,
+    state_factor: float | None = None,
+    network: Network | None = None,
+) -> ChainPlacement:
+    """Check and prepare once what many :func:`place_chain` calls share (a search places
+    many architectures with the same layers, cluster and micro-batch size).
+
+    Arguments as :func:`place_arrays`; the layer graph must be a chain
+    (:func:`graph_kind`). ``state_factor`` (default from ``adam``) is the one a later
+    :func:`place_chain` call uses unless it passes its own.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`place_arrays`, or a layer graph that is not a chain.
+
+    Examples
+    --------
+    >>> prep = prepare_chain([1], [[1.0, 1.0]], [[1.0, 1.0]], [False, False], [0], [1],
+    ...     [0.0], devices=2, link_bandwidth_Bps=1.0, num_micro_batches=4, adam=False)
+    >>> r = place_chain(prep, np.array([[1.0, 1.0]]), np.array([[2.0, 2.0]]),
+    ...     hbm_bytes=4.0, recompute=False)
+    >>> r.num_stages, r.time_per_batch_s
+    (2, 15.0)
+    """
+    widths = list(widths)
+    w = np.asarray(param_bytes, dtype=np.float64)
+    n = w.shape[-1] if w.ndim else 0
+    zeros = np.zeros((len(widths), max(n, 1)))
+    # one validation path: place_arrays checks every argument (on zero latencies)
+    res = place_arrays(
+        widths,
+        zeros,
+        zeros,
+        param_bytes,
+        activation_bytes,
+        tensor_parallel,
+        edge_src,
+        edge_dst,
+        edge_bytes,
+        devices=devices,
+        link_bandwidth_Bps=link_bandwidth_Bps,
+        hbm_bytes=math.inf,
+        num_micro_batches=num_micro_batches,
+        recompute=False,
+        adam=adam,
+        state_factor=state_factor,
+        network=network,
+    )
+    del res
+    if state_factor is None:
+        state_factor = 3.0 if adam else 2.0
+    widths = tuple(int(t) for t in widths)
+    n_w = len(widths)
+    src = np.ascontiguousarray(edge_src, dtype=np.int64)
+    dst = np.ascontiguousarray(edge_dst, dtype=np.int64)
+    if graph_kind(src, dst, n) != "chain":
+        raise ConfigError("prepare_chain needs a chain layer graph (edges i -> i+1 only)")
+
+    def rows(x, dtype, m):
+        a = np.asarray(x, dtype=dtype)
+        a = np.broadcast_to(a, (n_w, m)) if a.ndim == 1 else a
+        return tuple(np.require(a[i], dtype=dtype, requirements="CW") for i in range(n_w))
+
+    pb = rows(param_bytes, np.float64, n)
+    ab = rows(activation_bytes, np.float64, n)
+    tp = rows(tensor_parallel, np.bool_, n)
+    eb = rows(edge_bytes, np.float64, src.shape[0])
+    link_max, link_sum, t_eff, n_cheap, dp_bw, dp_lat = [], [], [], [], [], []
+    for i, t in enumerate(widths):
+        lmax, lsum = np.zeros(n + 1), np.zeros(n + 1)
+        if src.shape[0]:
+            np.maximum.at(lmax, dst, eb[i])
+            np.add.at(lsum, dst, eb[i])
+        link_max.append(lmax)
+        link_sum.append(lsum)
+        n_tp = int(tp[i].sum())
+        te = 1 if (t == 1 or n_tp == 0) else t
+        t_eff.append(te)
+        n_cheap.append(0 if te == 1 else min(n - n_tp, n, int(devices)))
+        bw, lat = dp_allreduce_arrays(
+            network, float(link_bandwidth_Bps), te, min(int(devices), int(num_micro_batches))
+        )
+        dp_bw.append(bw)
+        dp_lat.append(lat)
+    return ChainPlacement(
+        widths,
+        pb,
+        ab,
+        tp,
+        tuple(link_max),
+        tuple(link_sum),
+        tuple(t_eff),
+        tuple(n_cheap),
+        int(devices),
+        float(link_bandwidth_Bps),
+        int(num_micro_batches),
+        float(state_factor),
+        tuple(dp_bw),
+        tuple(dp_lat),
+        np.zeros(n),
+    )
+
+
+def place_chain(
+    prep: ChainPlacement,
+    fwd_s: np.ndarray,
+    bwd_s: np.ndarray,
+    *,
+    hbm_bytes: float,
+    recompute: bool,
+    activation_bytes: np.ndarray | None = None,
+    state_factor: float | None = None,
+    recompute_s: np.ndarray | None = None,
+    work_bytes: np.ndarray | None = None,
+    recompute_last: bool = False,
+    stash_inputs: bool = True,
+) -> ArrayPlacement:
+    """:func:`place_arrays` of a prepared chain (:func:`prepare_chain`), without checking
+    the latencies again: the search's hot path.
+
+    Parameters
+    ----------
+    prep : ChainPlacement
+    fwd_s, bwd_s : float64 (W, n), C-contiguous
+        Layer latencies per width (``>= 0``, ``inf`` allowed), as the layer scheduler
+        returns them; not checked.
+    hbm_bytes : float
+    recompute : bool
+    activation_bytes, recompute_s, work_bytes : float64 (W, n), C-contiguous, optional
+        Training-accounting overrides as in :func:`place_arrays` (defaults: the prepared
+        activation bytes, ``fwd_s``, zeros); not checked.
+    state_factor : float, optional
+        Default: the prepared one.
+    recompute_last, stash_inputs : bool
+        As in :func:`place_arrays`.
+
+    Returns
+    -------
+    ArrayPlacement
+        The same as :func:`place_arrays` on the same arguments.
+    """
+    factor = prep.state_factor if state_factor is None else float(state_factor)
+    n_w = len(prep.widths)
+    times = np.full(n_w, np.inf)
+    kept = None
+    best_t, k = math.inf, -1
+    for i in range(n_w):
+        tabs = _st.chain_stage_tables(
+            fwd_s[i],
+            bwd_s[i],
+            prep.param_bytes[i],
+            prep.activation_bytes[i] if activation_bytes is None else activation_bytes[i],
+            prep.tensor_parallel[i],
+            prep.link_max_bytes[i],
+            prep.link_sum_bytes[i],
+            prep.link_bandwidth_Bps,
+            hbm_bytes,
+            prep.devices,
+            prep.t_eff[i],
+            recompute,
+            factor,
+            fwd_s[i] if recompute_s is None else recompute_s[i],
+            prep.zeros if work_bytes is None else work_bytes[i],
+            recompute_last,
+            stash_inputs,
+        )
+        res = _dp.dp_solve(
+            *tabs,
+            prep.devices,
+            prep.num_micro_batches,
+            prep.dp_bandwidth_Bps[i],
+            prep.t_eff[i],
+            prep.n_cheap[i],
+            prep.dp_latency_s[i],
+        )
+        times[i] = res[0]
+        if res[0] < best_t:  # strictly smaller wins: ties go to the smaller width
+            best_t, k, kept = res[0], i, (tabs, res)
+    if k < 0:
+        return ArrayPlacement(math.inf, 0, 0, 0, bottleneck_stage=-1, width_times_s=times)
+    tabs, (tm, d, p, s, r, choice) = kept
+    pairs = _dp.reconstruct(tabs[1], tabs[5], choice, p, s, r).tolist()
+    load1, loadr = tabs[2], tabs[3]
+    loads = [loadr[q] if recompute and j < s - 1 else load1[q] for j, q in enumerate(pairs)]
+    bottleneck = int(np.argmax(loads))
+    first = int(np.searchsorted(tabs[0], pairs[-1], side="right") - 1)
+    last = tuple(range(first, int(tabs[1][pairs[-1]])))
+    return ArrayPlacement(
+        float(tm),
+        prep.widths[k],
+        int(d),
+        int(s),
+        bottleneck_stage=bottleneck,
+        width_times_s=times,
+        last_stage_layers=last,
     )
