@@ -687,9 +687,9 @@ def place_chain(
     Parameters
     ----------
     prep : ChainPlacement
-    fwd_s, bwd_s : float64 (W, n), C-contiguous
+    fwd_s, bwd_s : float64 (W, n)
         Layer latencies per width (``>= 0``, ``inf`` allowed), as the layer scheduler
-        returns them; not checked.
+        returns them; not checked (only made float64 C-contiguous).
     hbm_bytes : float
     recompute : bool
     activation_bytes, recompute_s, work_bytes : float64 (W, n), C-contiguous, optional
@@ -707,6 +707,9 @@ def place_chain(
     """
     factor = prep.state_factor if state_factor is None else float(state_factor)
     n_w = len(prep.widths)
+    # one kernel specialisation: float64, C-contiguous, writeable (no copy if already so)
+    fwd_s = np.require(fwd_s, np.float64, "CW")
+    bwd_s = np.require(bwd_s, np.float64, "CW")
     times = np.full(n_w, np.inf)
     kept = None
     best_t, k = math.inf, -1
