@@ -82,6 +82,7 @@ def time_per_batch_lower_bound(
     micro_batches: int,
     first_layer_param_bytes: float = 0.0,
     link_bandwidth_Bps: float = np.inf,
+    layer_count: np.ndarray | None = None,
 ) -> np.ndarray:
     """Lower bound on the time per batch of any plan of one tensor width.
 
@@ -100,6 +101,10 @@ def time_per_batch_lower_bound(
         first stage holds; 0 leaves out the all-reduce term.
     link_bandwidth_Bps : float
         Link bandwidth BW of the data-parallel all-reduce.
+    layer_count : float64 array (L,), optional
+        Positions each row stands for: the rows may be the unique layers of a model (a
+        block repeated 96 times is one row with count 96), so the bound needs memory per
+        unique layer, not per layer. Default: 1 per row. A row of count 0 is ignored.
 
     Returns
     -------
@@ -123,9 +128,16 @@ def time_per_batch_lower_bound(
     """
     work = np.asarray(layer_fwd_s) + np.asarray(layer_bwd_s)
     a = np.asarray(devices_per_layer, dtype=np.float64)
-    total = (work * a[:, None]).sum(axis=0)
-    slowest = work.max(axis=0)
-    widest = float(a.max()) if a.size else 1.0
+    if layer_count is None:
+        total = (work * a[:, None]).sum(axis=0)
+        slowest = work.max(axis=0)
+        widest = float(a.max()) if a.size else 1.0
+    else:
+        count = np.asarray(layer_count, dtype=np.float64)
+        used = count > 0
+        total = (work * (a * count)[:, None]).sum(axis=0)
+        slowest = work[used].max(axis=0) if used.any() else np.zeros(work.shape[1])
+        widest = float(a[used].max()) if used.any() else 1.0
     per_byte = 4.0 * float(first_layer_param_bytes) / float(link_bandwidth_Bps)
     best = np.full(total.shape, np.inf)
     d = 1

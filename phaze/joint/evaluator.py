@@ -88,8 +88,10 @@ class _MbsLatency:
 
     latency_s: np.ndarray  # [op, arch, mode, pass]
     op_index: object  # OpIndex of the graphs, in width order
-    lb_fwd_s: np.ndarray  # (W, n, A)
+    lb_fwd_s: np.ndarray  # (W, U, A): lower bounds per unique (layer DAG, devices) pair
     lb_bwd_s: np.ndarray
+    lb_devices: np.ndarray  # (W, U): devices of a stage holding that layer (t or 1)
+    lb_count: np.ndarray  # (W, U): positions per unique layer (0 for padding rows)
     layer_energy_j: np.ndarray  # (W, U, 2, A): joules of unique layer u, pass, on all devices
     layer_unique: np.ndarray  # (W, n): the unique layer of each position
     total_energy_j: np.ndarray  # (W, 2, A): sum over layers, per pass
@@ -214,12 +216,24 @@ class WorkloadEvaluator:
         charged = energy_table(lat_table, self.energy_model).charged_j(lat)  # (ops, A, 2)
         del lat_table
         shape = d.param_bytes.shape
-        lb_f = np.zeros((*shape, len(self.num_tc)))
+        # lower bounds are stored per unique (layer DAG, devices) of each width, not per
+        # layer: gpt3's 96 blocks are one row (memory per architecture, at 10^6 of them)
+        lb_keys: list[dict] = []
+        for g in glist:
+            keys: dict = {}
+            for layer in g.layers:
+                a = g.tensor_width if layer.tensor_parallel else 1
+                keys.setdefault((id(layer.ops), a), []).append(layer)
+            lb_keys.append(keys)
+        n_lb = max(len(k) for k in lb_keys)
+        lb_f = np.zeros((shape[0], n_lb, len(self.num_tc)))
         lb_b = np.zeros_like(lb_f)
+        lb_dev = np.ones((shape[0], n_lb))
+        lb_count = np.zeros((shape[0], n_lb))
         uniq = np.zeros(shape, dtype=np.int64)
         layer_e: list[list[np.ndarray]] = []
         for gi, g in enumerate(glist):
-            done: dict[int, int] = {}
+            done: dict[tuple, int] = {}
             seen: dict[tuple, int] = {}
             energies: list[np.ndarray] = []
             for pos, layer in enumerate(g.layers):
@@ -232,14 +246,16 @@ class WorkloadEvaluator:
                 uniq[gi, pos] = seen[key]
             layer_e.append(energies)
             for pos, layer in enumerate(g.layers):
-                key = id(layer.ops)
+                a = g.tensor_width if layer.tensor_parallel else 1
+                key = (id(layer.ops), a)
                 if key in done:
-                    lb_f[gi, pos], lb_b[gi, pos] = lb_f[gi, done[key]], lb_b[gi, done[key]]
                     continue
-                done[key] = pos
+                u = done[key] = len(done)
+                lb_dev[gi, u] = a
+                lb_count[gi, u] = len(lb_keys[gi][key])
                 rows = index.rows(gi, pos)
                 for p, out in ((0, lb_f), (1, lb_b)):
-                    out[gi, pos] = layer_latency_lower_bound(
+                    out[gi, u] = layer_latency_lower_bound(
                         layer.ops.edges,
                         layer.ops.kinds,
                         lat[rows, :, 0, p],
@@ -257,7 +273,9 @@ class WorkloadEvaluator:
                 for gi in range(len(glist))
             ]
         )
-        found = self._lat[mbs] = _MbsLatency(lat, index, lb_f, lb_b, energy, uniq, total)
+        found = self._lat[mbs] = _MbsLatency(
+            lat, index, lb_f, lb_b, lb_dev, lb_count, energy, uniq, total
+        )
         return found
 
     def devices_needed(self, mbs: int, hbm_bytes: float) -> int:
@@ -292,16 +310,16 @@ class WorkloadEvaluator:
             return np.zeros(self.num_tc.shape[0])
         lat = self._latencies(mbs)
         best = np.full(self.num_tc.shape[0], np.inf)
-        for i, t in enumerate(d.widths):
-            a = np.where(d.tensor_parallel[i], t, 1)
+        for i in range(len(d.widths)):
             lb = time_per_batch_lower_bound(
                 lat.lb_fwd_s[i],
                 lat.lb_bwd_s[i],
-                a,
+                lat.lb_devices[i],
                 self.cluster.devices,
                 d.num_micro_batches,
                 first_layer_param_bytes=float(d.param_bytes[i, 0]),
                 link_bandwidth_Bps=self.cluster.data_bandwidth_Bps,
+                layer_count=lat.lb_count[i],
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):

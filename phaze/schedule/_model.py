@@ -298,6 +298,21 @@ def _op_rows(model_graph, latency_table, op_index, graph: int, n_rows: int, cach
     return rows
 
 
+def _unique_layers(model_graph, rows, cache) -> list[tuple[int, np.ndarray]]:
+    """``(first position, every position)`` of each distinct (layer signature, operator
+    rows): those layers have the same schedules. Memoised for the same ``rows`` object."""
+    key = ("unique-layers", id(model_graph), id(rows))
+    hit = cache.structures.get(key)
+    if hit is not None and hit[0] is model_graph and hit[1] is rows:
+        return hit[2]
+    groups: dict = {}
+    for p, layer in enumerate(model_graph.layers):
+        groups.setdefault((layer.signature, rows[p].tobytes()), []).append(p)
+    out = [(ps[0], np.array(ps, dtype=np.int64)) for ps in groups.values()]
+    cache.structures[key] = (model_graph, rows, out)
+    return out
+
+
 def _check_op_rows(model_graph, op_index, graph: int, n_rows: int):
     if op_index is None:
         from phaze.models import unique_ops
@@ -397,14 +412,8 @@ def schedule_model(
     fwd = np.zeros((n_layers, arch.size))
     bwd = np.zeros((n_layers, arch.size))
     optimal = np.ones((n_layers, arch.size), dtype=bool)
-    done: dict = {}
-    for p, layer in enumerate(model_graph.layers):
-        key = (layer.signature, rows[p].tobytes())
-        if key in done:
-            q = done[key]
-            fwd[p], bwd[p], optimal[p] = fwd[q], bwd[q], optimal[q]
-            continue
-        done[key] = p
+    for p, same in _unique_layers(model_graph, rows, cache):
+        layer = model_graph.layers[p]
         skey = ("dag", layer.ops.n_ops, layer.ops.edges.tobytes())
         dags = cache.structures.get(skey)
         if dags is None:
@@ -416,8 +425,8 @@ def schedule_model(
             ms, opt = _layer_batch(
                 dag, kinds, lr[:, :, 0, pas], lr[:, :, 1, pas], ntc, nvc, cache, time_limit_s, gap
             )
-            out[p] = ms
-            optimal[p] &= opt
+            out[same] = ms
+            optimal[same] &= opt
     for a in (fwd, bwd, optimal):
         a.setflags(write=False)
     return ModelSchedule(fwd, bwd, optimal, arch)
