@@ -23,13 +23,19 @@ def csr(lists) -> tuple[np.ndarray, np.ndarray]:
     return ptr, idx
 
 
+def _arr(x, dtype) -> np.ndarray:
+    """``x`` as a C-contiguous, writeable array of ``dtype`` (the kernels' one signature:
+    numba types read-only arrays differently)."""
+    return np.require(x, dtype=dtype, requirements=["C", "W"])
+
+
 def dag_arrays(dag, kinds) -> tuple[np.ndarray, ...]:
     """``(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds)`` int64 arrays of a Dag."""
     return (
         np.asarray(dag.topo, dtype=np.int64).reshape(-1),
         *csr(dag.preds),
         *csr(dag.succs),
-        np.asarray(kinds, dtype=np.int64).reshape(-1),
+        _arr(np.asarray(kinds, dtype=np.int64).reshape(-1), np.int64),
     )
 
 
@@ -64,19 +70,19 @@ def makespan_lower_bound(topo, preds, kinds, lat_one, lat_all, cap_tc, cap_vc) -
     >>> makespan_lower_bound([0, 1], [[], [0]], [0, 0], [[4.0], [4.0]], [[1.0], [1.0]], 4, 1)
     array([2.])
     """
-    l1 = np.ascontiguousarray(lat_one, dtype=np.float64)
-    la = np.ascontiguousarray(lat_all, dtype=np.float64)
+    l1 = _arr(lat_one, np.float64)
+    la = _arr(lat_all, np.float64)
     n_a = l1.shape[1]
     ptr, idx = csr(preds)
     return _ks.lower_bounds(
-        np.asarray(list(topo), dtype=np.int64).reshape(-1),
+        _arr(np.asarray(list(topo), dtype=np.int64).reshape(-1), np.int64),
         ptr,
         idx,
-        np.asarray(kinds, dtype=np.int64).reshape(-1),
+        _arr(np.asarray(kinds, dtype=np.int64).reshape(-1), np.int64),
         l1,
         la,
-        np.ascontiguousarray(np.broadcast_to(np.asarray(cap_tc, dtype=np.int64), (n_a,))),
-        np.ascontiguousarray(np.broadcast_to(np.asarray(cap_vc, dtype=np.int64), (n_a,))),
+        _arr(np.broadcast_to(np.asarray(cap_tc, dtype=np.int64), (n_a,)), np.int64),
+        _arr(np.broadcast_to(np.asarray(cap_vc, dtype=np.int64), (n_a,)), np.int64),
     )
 
 
