@@ -215,3 +215,24 @@ def test_layer_bounds_equal_the_reference(seg, data):
         assert got[1][s].tolist() == [r[0] for r in rows], (seg, s)
         assert got[2][s].tolist() == [r[1] for r in rows], (seg, s)
         assert got[3][s].tolist() == [r[2] for r in rows], (seg, s)
+
+
+def test_enumeration_with_a_large_tree_equals_the_reference():
+    # 8 independent operators of every kind: ~30,000 tree nodes, so the kernel's set of
+    # expanded partial schedules grows (from 512 entries) several times
+    n, kinds = 8, [0, 0, 0, 2, 2, 1, 1, 3]
+    preds, succs, topo = [[] for _ in range(n)], [[] for _ in range(n)], list(range(n))
+    c1 = [3.0, 5.0, 7.0, 2.0, 4.0, 6.0, 1.0, 2.0]
+    ca = [2.0, 2.5, 6.0, 1.0, 3.0, 2.0, 0.5, 2.0]
+    cap = (3, 2, 1)
+    lb = ref.lower_bound(n, preds, topo, kinds, c1, ca, cap[0], cap[1])
+    ub, modes, starts = ref.list_schedule(n, preds, succs, topo, kinds, c1, ca, cap)
+    want = ref.enumerate_exact(n, preds, succs, topo, kinds, c1, ca, cap, ub, modes, starts, lb)
+    assert want[4] > 10_000
+    z = np.zeros(n + 1, dtype=np.int64)
+    got = ks.enumerate_segment(
+        np.arange(n, dtype=np.int64), z, z[:0], z, z[:0], np.array(kinds, dtype=np.int64),
+        np.array(c1), np.array(ca), np.array(cap, dtype=np.int64), ub,
+        np.array(modes, dtype=np.int64), np.array(starts), lb, -1,
+    )  # fmt: skip
+    assert (got[0], tuple(got[1].tolist()), tuple(got[2].tolist()), got[3], got[4]) == want

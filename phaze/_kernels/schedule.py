@@ -448,11 +448,11 @@ def _key_hash(mask, mode_bits, starts, k):
 
 @njit(cache=True, nogil=True)
 def _seen_insert(table, e_mask, e_modes, e_starts, n_e, mask, mode_bits, starts, k):
-    """Insert a partial schedule (the starts of the operators in ``mask``); returns
-    ``(inserted, table, e_mask, e_modes, e_starts, n_e)``, grown when needed."""
+    """Insert a partial schedule (the starts of the operators in ``mask``) as entry
+    ``n_e``; False when an equal one is already there. The caller keeps ``n_e`` below the
+    entry capacity and the table at twice that size (load at most one half)."""
     size = table.shape[0]
-    h = _key_hash(mask, mode_bits, starts, k)
-    slot = np.int64(h % np.uint64(size))
+    slot = np.int64(_key_hash(mask, mode_bits, starts, k) % np.uint64(size))
     while table[slot] >= 0:
         x = table[slot]
         if e_mask[x] == mask and e_modes[x] == mode_bits:
@@ -462,33 +462,25 @@ def _seen_insert(table, e_mask, e_modes, e_starts, n_e, mask, mode_bits, starts,
                     same = False
                     break
             if same:
-                return False, table, e_mask, e_modes, e_starts, n_e
+                return False
         slot = (slot + 1) % size
-    if n_e == e_mask.shape[0]:
-        grow = 2 * n_e
-        m2 = np.empty(grow, dtype=np.int64)
-        b2 = np.empty(grow, dtype=np.int64)
-        s2 = np.zeros((grow, k))
-        m2[:n_e] = e_mask
-        b2[:n_e] = e_modes
-        s2[:n_e] = e_starts
-        e_mask, e_modes, e_starts = m2, b2, s2
     e_mask[n_e] = mask
     e_modes[n_e] = mode_bits
     for j in range(k):
         e_starts[n_e, j] = starts[j] if mask >> j & 1 else 0.0
     table[slot] = n_e
-    n_e += 1
-    if 2 * n_e > size:  # keep the load below one half
-        size *= 2
-        table = np.full(size, -1, dtype=np.int64)
-        for x in range(n_e):
-            hx = _key_hash(e_mask[x], e_modes[x], e_starts[x], k)
-            sx = np.int64(hx % np.uint64(size))
-            while table[sx] >= 0:
-                sx = (sx + 1) % size
-            table[sx] = x
-    return True, table, e_mask, e_modes, e_starts, n_e
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _rehash(table, e_mask, e_modes, e_starts, n_e, k):
+    """Fill an empty ``table`` (all -1) with the first ``n_e`` entries."""
+    size = table.shape[0]
+    for x in range(n_e):
+        slot = np.int64(_key_hash(e_mask[x], e_modes[x], e_starts[x], k) % np.uint64(size))
+        while table[slot] >= 0:
+            slot = (slot + 1) % size
+        table[slot] = x
 
 
 @njit(cache=True, nogil=True)
@@ -658,11 +650,20 @@ def enumerate_segment(
             for j in range(k):
                 if new_mask >> j & 1 and modes[j]:
                     bits |= np.int64(1) << j
-            fresh, table, e_mask, e_modes, e_starts, n_e = _seen_insert(
-                table, e_mask, e_modes, e_starts, n_e, new_mask, bits, starts, k
-            )
-            if not fresh:
+            if n_e == e_mask.shape[0]:  # full: double the entries and the table
+                grow = 2 * n_e
+                m2 = np.empty(grow, dtype=np.int64)
+                b2 = np.empty(grow, dtype=np.int64)
+                s2 = np.zeros((grow, k))
+                m2[:n_e] = e_mask
+                b2[:n_e] = e_modes
+                s2[:n_e] = e_starts
+                e_mask, e_modes, e_starts = m2, b2, s2
+                table = np.full(2 * grow, -1, dtype=np.int64)
+                _rehash(table, e_mask, e_modes, e_starts, n_e, k)
+            if not _seen_insert(table, e_mask, e_modes, e_starts, n_e, new_mask, bits, starts, k):
                 continue
+            n_e += 1
             new_cur = f if f > d_cur[d] else d_cur[d]
             if (
                 _bound(new_mask, new_cur, topo, pred_ptr, pred_idx, fins, dmin, tail, area, est)
