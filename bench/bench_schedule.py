@@ -138,3 +138,33 @@ def test_real_block_ilp_sizes(benchmark):
     for row in rows:
         print(*row[:7], f"{row[7]:.3f}", f"{row[8]:.3e}")
     assert max(r[7] for r in rows) <= 2.0
+
+
+def schedule_gpt3_batches(n_archs: int = 2048, batch: int = 64, seed: int = 0):
+    """Every unique gpt3-175b layer on ``n_archs`` sampled default-space architectures,
+    in calls of ``batch`` architectures as the search makes them (one cache). Returns
+    (wall seconds, CPU seconds, cache stats)."""
+    from phaze import _kernels
+
+    _kernels.warmup()
+    graphs = [build_graph(preset("gpt3-175b"), 2048, 1, t) for t in WIDTHS]
+    table, index = unique_ops(graphs)
+    archs = DesignSpace().enumerate()
+    lat = latency_table(table, archs)
+    rows = np.sort(np.random.default_rng(seed).choice(len(archs), n_archs, replace=False))
+    cache = ScheduleCache()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for lo in range(0, rows.size, batch):
+        for k, g in enumerate(graphs):
+            schedule_model(g, lat, rows[lo : lo + batch], cache, op_index=index, graph=k)
+    return time.perf_counter() - t0, time.process_time() - c0, cache.stats()
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark(group="schedule")
+def test_schedule_gpt3_in_search_batches(benchmark):
+    """2,048 architectures in calls of 64 (the search's pattern)."""
+    wall, cpu, stats = benchmark.pedantic(schedule_gpt3_batches, rounds=1, iterations=1)
+    print(f"\ngpt3-175b, 2,048 archs in calls of 64: {wall:.2f} s wall, {cpu:.2f} s CPU; {stats}")
+    assert stats["not_optimal"] == 0
+    assert stats["bound_closed"] + stats["enumerated"] > 0

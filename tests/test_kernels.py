@@ -38,6 +38,11 @@ ENTRY_POINTS = (
     "gemm.gemm_cycles",
     "vector.vc_cycles",
     "energy.op_energy",
+    "schedule.lower_bounds",
+    "schedule.layer_bounds",
+    "schedule.solve_columns",
+    "schedule.list_schedule",
+    "schedule.enumerate_segment",
 )
 
 

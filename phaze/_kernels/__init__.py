@@ -45,7 +45,7 @@ def _use_user_cache_dir() -> None:
 _use_user_cache_dir()
 
 #: Kernel modules of the package; each defines ``warmup()``.
-KERNEL_MODULES = ("stage_tables", "dp", "gemm", "vector", "energy")
+KERNEL_MODULES = ("stage_tables", "dp", "gemm", "vector", "energy", "schedule")
 
 
 def warmup() -> None:

@@ -88,6 +88,7 @@ def time_per_batch_lower_bound(
     first_layer_param_bytes: float = 0.0,
     link_bandwidth_Bps: float = np.inf,
     min_stages: int = 1,
+    layer_count: np.ndarray | None = None,
 ) -> np.ndarray:
     """Lower bound on the time per batch of any plan of one tensor width.
 
@@ -109,6 +110,10 @@ def time_per_batch_lower_bound(
     min_stages : int
         Fewest pipeline stages any plan has (e.g. what memory forces:
         :func:`stages_lower_bound`); 0 means no plan fits (the bound is ``inf``).
+    layer_count : float64 array (L,), optional
+        Positions each row stands for: the rows may be the unique layers of a model (a
+        block repeated 96 times is one row with count 96), so the bound needs memory per
+        unique layer, not per layer. Default: 1 per row. A row of count 0 is ignored.
 
     Returns
     -------
@@ -141,15 +146,21 @@ def time_per_batch_lower_bound(
     """
     work = np.asarray(layer_fwd_s, dtype=np.float64) + np.asarray(layer_bwd_s, dtype=np.float64)
     a = np.asarray(devices_per_layer, dtype=np.float64)
-    n_layers = work.shape[0]
+    count = (
+        np.ones(work.shape[0]) if layer_count is None else np.asarray(layer_count, dtype=np.float64)
+    )
+    used = count > 0
+    n_layers = int(count.sum())  # layer positions
     best = np.full(work.shape[1:], np.inf)
     if min_stages < 1 or n_layers == 0:
         return best
-    total = (work * a[:, None]).sum(axis=0)
-    plain = work.sum(axis=0)
+    work = work[used]  # a row of count 0 stands for no layer (its latency may be inf)
+    a, count = a[used], count[used]
+    total = (work * (a * count)[:, None]).sum(axis=0)
+    plain = (work * count[:, None]).sum(axis=0)
     slowest = work.max(axis=0)
     widest = int(a.max())
-    cheap = int((a == 1).sum()) if widest > 1 else n_layers
+    cheap = int(count[a == 1].sum()) if widest > 1 else n_layers
     per_byte = 4.0 * float(first_layer_param_bytes) / float(link_bandwidth_Bps)
     finite = np.isfinite(plain)
     d = 1

@@ -54,6 +54,10 @@ __all__ = ["MAX_HBM_BYTES", "WorkloadEvaluator", "check_hbm_bytes", "evaluate_ar
 
 #: Largest HBM size per device a search or evaluation accepts (1 EiB).
 MAX_HBM_BYTES = 2**60
+#: Above this many architectures the operator latency table is not kept whole: it is
+#: computed in chunks of this many architectures (bounds, energies), and again for the
+#: few architectures that get scheduled (bounded memory in spaces of 10^6 architectures).
+LATENCY_CHUNK_ARCHS = 65_536
 
 #: Placements an evaluator memoises (keyed by micro-batch size, HBM, recomputation and
 #: the layer latencies); the memo is emptied when full, to bound memory.
@@ -96,10 +100,13 @@ class _MbsLatency:
     """Operator latencies of one micro-batch size on every architecture (computed only
     for micro-batch sizes whose plans may fit in memory)."""
 
-    latency_s: np.ndarray  # [op, arch, mode, pass]
+    latency_s: np.ndarray | None  # [op, arch, mode, pass]; None: computed when scheduling
+    op_table: object  # OpTable of the graphs' unique operators
     op_index: object  # OpIndex of the graphs, in width order
-    lb_fwd_s: np.ndarray  # (W, n, A)
+    lb_fwd_s: np.ndarray  # (W, U, A): lower bounds per unique (layer DAG, devices) pair
     lb_bwd_s: np.ndarray
+    lb_devices: np.ndarray  # (W, U): devices of a stage holding that layer (t or 1)
+    lb_count: np.ndarray  # (W, U): positions per unique layer (0 for padding rows)
     layer_energy_j: np.ndarray  # (W, U, 2, A): joules of unique layer u, pass, on all devices
     layer_unique: np.ndarray  # (W, n): the unique layer of each position
     total_energy_j: np.ndarray  # (W, 2, A): sum over layers, per pass
@@ -269,71 +276,119 @@ class WorkloadEvaluator:
             ),
         )
 
+    def _op_latencies(self, table, arch_table) -> tuple[np.ndarray, np.ndarray]:
+        """``latency_s[op, arch, mode, pass]`` and charged energy ``[op, arch, pass]`` of
+        the operators ``table`` on ``arch_table``."""
+        lat_table = latency_table(
+            table,
+            arch_table,
+            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
+            network=self.cluster.network,
+        )
+        lat = lat_table.latency_s
+        return lat, energy_table(lat_table, self.energy_model).charged_j(lat)
+
     def _latencies(self, mbs: int) -> _MbsLatency:
         """Operator latencies and lower-bound layer latencies of ``mbs`` on every
-        architecture (computed on first use, then kept)."""
+        architecture (computed on first use, then kept).
+
+        Up to :data:`LATENCY_CHUNK_ARCHS` architectures, the operator latency table is
+        kept for scheduling. Above, the table is computed chunk by chunk for the bounds
+        and energies and then dropped; the architectures that get scheduled have theirs
+        computed again (:meth:`schedule`): memory per architecture stays a few hundred
+        bytes per micro-batch size instead of the full table."""
         found = self._lat.get(mbs)
         if found is not None:
             return found
         d = self._mbs[mbs]
         glist = [d.graphs[t] for t in d.widths]
         table, index = unique_ops(glist)
-        lat_table = latency_table(
-            table,
-            self.arch_table,
-            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
-            network=self.cluster.network,
-        )
-        lat = lat_table.latency_s
-        charged = energy_table(lat_table, self.energy_model).charged_j(lat)  # (ops, A, 2)
-        del lat_table
+        n_arch = len(self.num_tc)
+        keep = n_arch <= LATENCY_CHUNK_ARCHS
+        core = None
         if mbs in self._megatron:  # selective recomputation reruns the attention core
-            self._core[mbs] = _attention_core(glist, index, lat, charged)
+            core = (np.zeros((len(glist), n_arch)), np.zeros((len(glist), n_arch)))
         shape = d.param_bytes.shape
-        lb_f = np.zeros((*shape, len(self.num_tc)))
-        lb_b = np.zeros_like(lb_f)
+        # lower bounds are stored per unique (layer DAG, devices) of each width, not per
+        # layer: gpt3's 96 blocks are one row (memory per architecture, at 10^6 of them)
+        lb_groups: list[list] = []  # per width: (u, layer, rows, devices)
+        e_groups: list[list] = []  # per width: (u, rows, devices)
         uniq = np.zeros(shape, dtype=np.int64)
-        layer_e: list[list[np.ndarray]] = []
+        counts: list[dict] = []
         for gi, g in enumerate(glist):
-            done: dict[int, int] = {}
+            done: dict[tuple, int] = {}
             seen: dict[tuple, int] = {}
-            energies: list[np.ndarray] = []
+            lbs, es, cnt = [], [], {}
             for pos, layer in enumerate(g.layers):
                 rows = index.rows(gi, pos)
                 a = g.tensor_width if layer.tensor_parallel else 1
                 key = (a, tuple(np.sort(rows).tolist()))
                 if key not in seen:
-                    seen[key] = len(energies)
-                    energies.append(a * charged[rows].sum(axis=0).T)  # (2, A)
+                    seen[key] = len(es)
+                    es.append((seen[key], rows, a))
                 uniq[gi, pos] = seen[key]
-            layer_e.append(energies)
-            for pos, layer in enumerate(g.layers):
-                key = id(layer.ops)
-                if key in done:
-                    lb_f[gi, pos], lb_b[gi, pos] = lb_f[gi, done[key]], lb_b[gi, done[key]]
-                    continue
-                done[key] = pos
-                rows = index.rows(gi, pos)
-                for p, out in ((0, lb_f), (1, lb_b)):
-                    out[gi, pos] = layer_latency_lower_bound(
-                        layer.ops.edges,
-                        layer.ops.kinds,
-                        lat[rows, :, 0, p],
-                        lat[rows, :, 1, p],
-                        self.num_tc,
-                        self.num_vc,
-                    )
-        n_u = max(len(e) for e in layer_e)
-        energy = np.zeros((len(glist), n_u, 2, len(self.num_tc)))
-        for gi, energies in enumerate(layer_e):
-            energy[gi, : len(energies)] = np.stack(energies)
+                lkey = (id(layer.ops), a)
+                if lkey not in done:
+                    done[lkey] = len(lbs)
+                    lbs.append((done[lkey], layer, rows, a))
+                cnt[done[lkey]] = cnt.get(done[lkey], 0) + 1
+            lb_groups.append(lbs)
+            e_groups.append(es)
+            counts.append(cnt)
+        n_lb = max(len(x) for x in lb_groups)
+        n_u = max(len(x) for x in e_groups)
+        lb_f = np.zeros((shape[0], n_lb, n_arch))
+        lb_b = np.zeros_like(lb_f)
+        lb_dev = np.ones((shape[0], n_lb))
+        lb_count = np.zeros((shape[0], n_lb))
+        energy = np.zeros((len(glist), n_u, 2, n_arch))
+        for gi in range(len(glist)):
+            for u, _, _, a in lb_groups[gi]:
+                lb_dev[gi, u] = a
+                lb_count[gi, u] = counts[gi][u]
+        step = n_arch if keep else LATENCY_CHUNK_ARCHS
+        lat = None
+        for lo in range(0, n_arch, step):
+            cols = slice(lo, min(lo + step, n_arch))
+            tab = self.arch_table if keep else self.arch_table.take(cols)
+            lat, charged = self._op_latencies(table, tab)  # (ops, C, 2, 2), (ops, C, 2)
+            if core is not None:
+                sec, joules = _attention_core(glist, index, lat, charged)
+                core[0][:, cols], core[1][:, cols] = sec, joules
+            for gi in range(len(glist)):
+                for u, rows, a in e_groups[gi]:
+                    energy[gi, u, :, cols] = a * charged[rows].sum(axis=0).T  # (2, C)
+                for u, layer, rows, _ in lb_groups[gi]:
+                    for p, out in ((0, lb_f), (1, lb_b)):
+                        out[gi, u, cols] = layer_latency_lower_bound(
+                            layer.ops.edges,
+                            layer.ops.kinds,
+                            lat[rows, :, 0, p],
+                            lat[rows, :, 1, p],
+                            self.num_tc[cols],
+                            self.num_vc[cols],
+                        )
+            del charged
+        if core is not None:
+            self._core[mbs] = core
         total = np.stack(  # each unique layer's energy times its number of positions
             [
                 np.tensordot(np.bincount(uniq[gi], minlength=n_u).astype(float), energy[gi], 1)
                 for gi in range(len(glist))
             ]
         )
-        found = self._lat[mbs] = _MbsLatency(lat, index, lb_f, lb_b, energy, uniq, total)
+        found = self._lat[mbs] = _MbsLatency(
+            latency_s=lat if keep else None,
+            op_table=table,
+            op_index=index,
+            lb_fwd_s=lb_f,
+            lb_bwd_s=lb_b,
+            lb_devices=lb_dev,
+            lb_count=lb_count,
+            layer_energy_j=energy,
+            layer_unique=uniq,
+            total_energy_j=total,
+        )
         return found
 
     def devices_needed(self, mbs: int, hbm_bytes: float) -> int:
@@ -375,7 +430,6 @@ class WorkloadEvaluator:
         meg = self._megatron.get(mbs)
         act = d.activation_bytes if meg is None else meg.least_activation_bytes
         for i, t in enumerate(d.widths):
-            a = np.where(d.tensor_parallel[i], t, 1)
             min_stages = (
                 1
                 if hbm_bytes is None
@@ -384,12 +438,13 @@ class WorkloadEvaluator:
             lb = time_per_batch_lower_bound(
                 lat.lb_fwd_s[i],
                 lat.lb_bwd_s[i],
-                a,
+                lat.lb_devices[i],
                 self.cluster.devices,
                 d.num_micro_batches,
                 first_layer_param_bytes=float(d.param_bytes[i, 0]),
                 link_bandwidth_Bps=self._allreduce_bound_Bps(t),
                 min_stages=min_stages,
+                layer_count=lat.lb_count[i],
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
@@ -469,14 +524,19 @@ class WorkloadEvaluator:
         d, lat = self._mbs[mbs], self._latencies(mbs)
         fwd = np.zeros((len(d.widths), d.param_bytes.shape[1], len(todo)))
         bwd = np.zeros_like(fwd)
+        latency_s, rows, num_tc, num_vc = lat.latency_s, todo, self.num_tc, self.num_vc
+        if latency_s is None:  # a large space: the latencies of these architectures only
+            idx = np.asarray(todo, dtype=np.int64)
+            latency_s = self._op_latencies(lat.op_table, self.arch_table.take(idx))[0]
+            rows, num_tc, num_vc = np.arange(idx.size), num_tc[idx], num_vc[idx]
         for i, t in enumerate(d.widths):
             s = schedule_model(
                 d.graphs[t],
-                lat.latency_s,
-                todo,
+                latency_s,
+                rows,
                 cache=self.cache,
-                num_tc=self.num_tc,
-                num_vc=self.num_vc,
+                num_tc=num_tc,
+                num_vc=num_vc,
                 op_index=lat.op_index,
                 graph=i,
             )

@@ -1,10 +1,12 @@
 """Exact enumeration for small instances: branch and bound over serial SGS schedules.
 
-Internal to :mod:`phaze.schedule`. Every intra-op assignment x every precedence-feasible
-priority list, run through the serial schedule-generation scheme, reaches an optimal
-active schedule of this multi-mode problem with renewable resources. The enumeration is
-organised as a depth-first tree (a node = a list prefix with the modes of its operators,
-scheduled by the SGS), which shares prefixes between lists, and is pruned exactly:
+Internal to :mod:`phaze.schedule`; the search itself is the kernel
+:func:`phaze._kernels.schedule.enumerate_segment`. Every intra-op assignment x every
+precedence-feasible priority list, run through the serial schedule-generation scheme,
+reaches an optimal active schedule of this multi-mode problem with renewable resources.
+The enumeration is organised as a depth-first tree (a node = a list prefix with the modes
+of its operators, scheduled by the SGS), which shares prefixes between lists, and is
+pruned exactly:
 
 * a node is cut when a lower bound of every completion (precedence heads + tails with the
   faster mode; remaining work per resource) is not below the incumbent;
@@ -19,10 +21,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from phaze.schedule._bounds import earliest_start, tails
-from phaze.schedule._problem import R_TC, R_VC, Problem, resource_users
+import numpy as np
 
-__all__ = ["EnumResult", "enumerate_exact"]
+from phaze._kernels import schedule as _ks
+from phaze.errors import ConfigError
+from phaze.schedule._bounds import dag_arrays
+from phaze.schedule._problem import Problem
+
+__all__ = ["MAX_ENUM_OPS", "EnumResult", "enumerate_exact"]
+
+#: Largest instance the enumeration accepts (operator sets are 64-bit masks).
+MAX_ENUM_OPS = _ks.MAX_ENUM_OPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +43,6 @@ class EnumResult:
     nodes: int
 
 
-class _Limit(Exception):
-    pass
-
-
 def enumerate_exact(
     prob: Problem, ub: float, ub_modes, ub_starts, lb: float, *, node_limit: int | None = None
 ) -> EnumResult:
@@ -46,6 +51,7 @@ def enumerate_exact(
     Parameters
     ----------
     prob : Problem
+        At most :data:`MAX_ENUM_OPS` operators.
     ub, ub_modes, ub_starts
         An incumbent schedule (e.g. the list schedule); returned when nothing is better.
     lb : float
@@ -53,111 +59,22 @@ def enumerate_exact(
     node_limit : int, optional
         Stop after this many tree nodes with ``complete=False``.
     """
-    n = prob.n
-    dag = prob.dag
-    preds, topo = dag.preds, dag.topo
-    dmin = [prob.dmin(i) for i in range(n)]
-    tail = tails(prob, dmin)
-    mode_opts = [((1, 0) if prob.can_intra(i) else (0,)) for i in range(n)]
-    durs = [(prob.l1[i], prob.la[i]) for i in range(n)]
-    dems = [(prob.demand(i, 0), prob.demand(i, 1)) for i in range(n)]
-    cap = prob.cap
-    tc_users, vc_users, _ = resource_users(dag, prob.kinds)
-    area = [[0.0] * n, [0.0] * n]
-    for r, users in ((R_TC, tc_users), (R_VC, vc_users)):
-        for i in users:
-            w = prob.l1[i]
-            if prob.can_intra(i) and cap[r] * prob.la[i] < w:
-                w = cap[r] * prob.la[i]
-            area[r][i] = w / cap[r]
-    rank = sorted(range(n), key=lambda i: (-tail[i], i))
-
-    best = [ub, tuple(ub_modes), tuple(ub_starts)]
-    stop_at = lb
-    starts = [0.0] * n
-    fins = [0.0] * n
-    modes = [0] * n
-    placed: list = []
-    seen: set = set()
-    count = [0]
-    done = [False]
-
-    def bound(mask: int, cur: float) -> float:
-        b = cur
-        est = [0.0] * n
-        first = [float("inf"), float("inf")]
-        work = [0.0, 0.0]
-        for i in topo:
-            if mask >> i & 1:
-                continue
-            e = 0.0
-            for p in preds[i]:
-                v = fins[p] if mask >> p & 1 else est[p] + dmin[p]
-                if v > e:
-                    e = v
-            est[i] = e
-            if e + tail[i] > b:
-                b = e + tail[i]
-            for r in (R_TC, R_VC):
-                if area[r][i]:
-                    work[r] += area[r][i]
-                    if e < first[r]:
-                        first[r] = e
-        for r in (R_TC, R_VC):
-            if work[r] and first[r] + work[r] > b:
-                b = first[r] + work[r]
-        return b
-
-    def dfs(mask: int, cur: float, left: int) -> None:
-        if left == 0:
-            if cur < best[0]:
-                best[0], best[1], best[2] = cur, tuple(modes), tuple(starts)
-                if cur <= stop_at:
-                    done[0] = True
-            return
-        for i in rank:
-            if mask >> i & 1:
-                continue
-            ready = True
-            est = 0.0
-            for p in preds[i]:
-                if not mask >> p & 1:
-                    ready = False
-                    break
-                if fins[p] > est:
-                    est = fins[p]
-            if not ready:
-                continue
-            for m in mode_opts[i]:
-                count[0] += 1
-                if node_limit is not None and count[0] > node_limit:
-                    raise _Limit
-                dur = durs[i][m]
-                dem = dems[i][m]
-                t = earliest_start(est, dur, dem, placed, cap)
-                f = t + dur
-                new_mask = mask | (1 << i)
-                starts[i], fins[i], modes[i] = t, f, m
-                key = (
-                    new_mask,
-                    tuple((starts[j], modes[j]) for j in range(n) if new_mask >> j & 1),
-                )
-                if key in seen:
-                    continue
-                seen.add(key)
-                new_cur = f if f > cur else cur
-                if bound(new_mask, new_cur) >= best[0]:
-                    continue
-                placed.append((t, f, dem))
-                dfs(new_mask, new_cur, left - 1)
-                placed.pop()
-                if done[0]:
-                    return
-
-    complete = True
-    if best[0] > stop_at:
-        try:
-            dfs(0, 0.0, n)
-        except _Limit:
-            complete = False
-    return EnumResult(best[0], best[1], best[2], complete, count[0])
+    if prob.n > MAX_ENUM_OPS:
+        raise ConfigError(
+            f"enumeration of {prob.n} operators is not supported; allowed: at most "
+            f"{MAX_ENUM_OPS} (use method='auto' or 'ilp')"
+        )
+    ms, modes, starts, complete, nodes = _ks.enumerate_segment(
+        *dag_arrays(prob.dag, prob.kinds),
+        np.array(prob.l1, dtype=np.float64),
+        np.array(prob.la, dtype=np.float64),
+        np.array(prob.cap, dtype=np.int64),
+        float(ub),
+        np.array(ub_modes, dtype=np.int64).reshape(-1),
+        np.array(ub_starts, dtype=np.float64).reshape(-1),
+        float(lb),
+        -1 if node_limit is None else int(node_limit),
+    )
+    return EnumResult(
+        float(ms), tuple(modes.tolist()), tuple(starts.tolist()), bool(complete), int(nodes)
+    )

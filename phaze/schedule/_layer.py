@@ -5,14 +5,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
+from phaze._kernels import schedule as _ks
 from phaze.errors import ConfigError
-from phaze.schedule._bounds import list_schedule, lower_bound
+from phaze.schedule._bounds import dag_arrays, list_schedule, lower_bound
 from phaze.schedule._enumerate import enumerate_exact
 from phaze.schedule._ilp import solve_ilp
 from phaze.schedule._problem import Dag, Problem, make_problem
 from phaze.schedule._result import IlpStat, LayerSchedule, ScheduleCache, build_schedule
 
-__all__ = ["METHODS", "SegResult", "decompose", "schedule_layer", "solve_segment"]
+__all__ = [
+    "METHODS",
+    "SegResult",
+    "decompose",
+    "finish_segment",
+    "schedule_layer",
+    "segment_key",
+    "solve_segment",
+]
 
 #: ``method`` values of :func:`schedule_layer`.
 METHODS = ("auto", "ilp", "enumerate")
@@ -83,38 +94,67 @@ def _record(cache: ScheduleCache, prob: Problem, res) -> None:
     )
 
 
+def segment_key(dag: Dag, kinds, l1_la: bytes, cap, time_limit_s: float, gap: float) -> tuple:
+    """Memo key of a segment instance: structure, kinds, the latencies (``l1`` then ``la``,
+    float64 bytes), effective capacities and solver settings."""
+    return ("seg", dag.n, dag.edges, tuple(kinds), l1_la, tuple(cap), time_limit_s, gap)
+
+
+def finish_segment(
+    prob: Problem, cache: ScheduleCache, row, *, time_limit_s: float, gap: float
+) -> SegResult:
+    """A :class:`SegResult` from one column of :func:`phaze._kernels.schedule.solve_columns`
+    (``row`` = makespan, lower bound, status, modes, starts); CBC for an open status."""
+    ms, lb, status, modes, starts = row
+    if status == _ks.ST_BOUNDS:
+        cache.bound_closed += 1
+        res = SegResult(ms, modes, starts, True, lb, "bounds")
+    elif status == _ks.ST_ENUMERATED:
+        cache.enumerated += 1
+        res = SegResult(ms, modes, starts, True, min(lb, ms), "enumeration")
+    else:
+        r = solve_ilp(prob, ms, modes, starts, time_limit_s=time_limit_s, gap=gap)
+        _record(cache, prob, r)
+        best_lb = max(lb, r.bound_s)
+        opt = r.optimal or closed(best_lb, r.makespan)
+        res = SegResult(r.makespan, r.modes, r.starts, opt, min(best_lb, r.makespan), "ilp")
+    if not res.optimal:
+        cache.not_optimal += 1
+    return res
+
+
 def solve_segment(
     prob: Problem, cache: ScheduleCache, *, time_limit_s: float, gap: float
 ) -> SegResult:
     """Exact least makespan of a (small, parallel) segment: bounds, then enumeration, then
     CBC. Memoised in ``cache`` on the instance and the solver settings."""
-    key = ("seg", prob.key(), time_limit_s, gap)
+    l1 = np.array(prob.l1, dtype=np.float64)
+    la = np.array(prob.la, dtype=np.float64)
+    key = segment_key(
+        prob.dag, prob.kinds, l1.tobytes() + la.tobytes(), prob.cap, time_limit_s, gap
+    )
     hit = cache.segments.get(key)
     if hit is not None:
         cache.segment_hits += 1
         return hit
-    lb = lower_bound(prob)
-    ub, modes, starts = list_schedule(prob)
-    if closed(lb, ub):
-        cache.bound_closed += 1
-        res = SegResult(ub, modes, tuple(starts), True, lb, "bounds")
-    else:
-        res = None
-        if prob.n <= ENUM_MAX_OPS:
-            e = enumerate_exact(prob, ub, modes, starts, lb, node_limit=ENUM_NODE_LIMIT)
-            if e.complete:
-                cache.enumerated += 1
-                res = SegResult(
-                    e.makespan, e.modes, e.starts, True, min(lb, e.makespan), "enumeration"
-                )
-        if res is None:
-            r = solve_ilp(prob, ub, modes, starts, time_limit_s=time_limit_s, gap=gap)
-            _record(cache, prob, r)
-            best_lb = max(lb, r.bound_s)
-            opt = r.optimal or closed(best_lb, r.makespan)
-            res = SegResult(r.makespan, r.modes, r.starts, opt, min(best_lb, r.makespan), "ilp")
-    if not res.optimal:
-        cache.not_optimal += 1
+    ms, lb, status, modes, starts = _ks.solve_columns(
+        *dag_arrays(prob.dag, prob.kinds),
+        l1.reshape(-1, 1),
+        la.reshape(-1, 1),
+        np.array(prob.cap[:1], dtype=np.int64),
+        np.array(prob.cap[1:2], dtype=np.int64),
+        ENUM_MAX_OPS,
+        ENUM_NODE_LIMIT,
+        CLOSE_RTOL,
+    )
+    row = (
+        float(ms[0]),
+        float(lb[0]),
+        int(status[0]),
+        tuple(modes[0].tolist()),
+        tuple(starts[0].tolist()),
+    )
+    res = finish_segment(prob, cache, row, time_limit_s=time_limit_s, gap=gap)
     cache.segments[key] = res
     return res
 

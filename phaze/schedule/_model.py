@@ -21,9 +21,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phaze._kernels import schedule as _ks
 from phaze.errors import ConfigError
-from phaze.schedule._bounds import makespan_lower_bound
-from phaze.schedule._layer import CLOSE_RTOL, decompose, solve_segment
+from phaze.schedule._bounds import csr, dag_arrays
+from phaze.schedule._layer import (
+    CLOSE_RTOL,
+    ENUM_MAX_OPS,
+    ENUM_NODE_LIMIT,
+    decompose,
+    finish_segment,
+    segment_key,
+)
 from phaze.schedule._problem import COMM, TC, TC_VC, VC, Dag, Problem, dag_from
 from phaze.schedule._result import ScheduleCache
 
@@ -55,13 +63,26 @@ class _Segment:
     nodes: np.ndarray  # operator indices in the layer
     dag: Dag  # induced sub-DAG, local indices
     kinds: tuple[int, ...]
-    topo: tuple[int, ...]
-    width_tc: int
-    width_vc: int
-    width_link: int
+    arrays: tuple  # dag_arrays(dag, kinds): the kernels' view of the segment
+    widths: tuple[int, int, int]  # largest antichain of tc, vc and link users
 
 
-def _segments(dag: Dag, kinds, cache: ScheduleCache) -> tuple[list[int], list[_Segment]]:
+@dataclass(frozen=True, slots=True)
+class _LayerPlan:
+    """A layer DAG's series decomposition as the arrays of ``layer_bounds``."""
+
+    segments: tuple[_Segment, ...]
+    kinds: np.ndarray
+    cut_idx: np.ndarray
+    seg_ptr: np.ndarray
+    seg_nodes: np.ndarray
+    seg_topo: np.ndarray
+    pred_ptr: np.ndarray
+    pred_idx: np.ndarray
+    seg_width: np.ndarray
+
+
+def _plan(dag: Dag, kinds, cache: ScheduleCache) -> _LayerPlan:
     key = ("model-plan", dag.n, dag.edges, tuple(kinds))
     hit = cache.structures.get(key)
     if hit is not None:
@@ -79,87 +100,135 @@ def _segments(dag: Dag, kinds, cache: ScheduleCache) -> tuple[list[int], list[_S
                 np.array(nodes, dtype=np.int64),
                 sub,
                 sk,
-                sub.topo,
-                sub.width([i for i, k in enumerate(sk) if k in (TC, TC_VC)]),
-                sub.width([i for i, k in enumerate(sk) if k in (VC, TC_VC)]),
-                sub.width([i for i, k in enumerate(sk) if k == COMM]),
+                dag_arrays(sub, sk),
+                (
+                    sub.width([i for i, k in enumerate(sk) if k in (TC, TC_VC)]),
+                    sub.width([i for i, k in enumerate(sk) if k in (VC, TC_VC)]),
+                    sub.width([i for i, k in enumerate(sk) if k == COMM]),
+                ),
             )
         )
-    out = (cuts, segs)
+    sizes = [len(sg.nodes) for sg in segs]
+    seg_ptr = np.zeros(len(segs) + 1, dtype=np.int64)
+    seg_ptr[1:] = np.cumsum(sizes)
+    preds = [list(p) for sg in segs for p in sg.dag.preds]
+    pred_ptr, pred_idx = csr(preds)
+    empty = np.zeros(0, dtype=np.int64)
+    out = _LayerPlan(
+        tuple(segs),
+        np.asarray(kinds, dtype=np.int64),
+        np.array(cuts, dtype=np.int64),
+        seg_ptr,
+        np.concatenate([sg.nodes for sg in segs]) if segs else empty,
+        np.concatenate([sg.arrays[0] for sg in segs]) if segs else empty,
+        pred_ptr,
+        pred_idx,
+        np.array([sg.widths for sg in segs], dtype=np.int64).reshape(-1, 3),
+    )
     cache.structures[key] = out
     return out
 
 
-def _critical_path(seg: _Segment, d: np.ndarray) -> np.ndarray:
-    """Longest path of the segment with durations ``d`` (k, A)."""
-    finish = np.zeros_like(d)
-    for i in seg.topo:
-        preds = seg.dag.preds[i]
-        start = finish[list(preds)].max(axis=0) if preds else 0.0
-        finish[i] = start + d[i]
-    return finish.max(axis=0)
-
-
-def _segment_batch(seg: _Segment, l1, la, intra, ntc, nvc, cache, time_limit_s, gap):
-    """Makespans (A,) and optimality flags of one segment on every architecture; ``la``
-    already equals ``l1`` on COMM rows and ``intra`` marks where all cores are faster."""
-    dmin = np.where(intra, la, l1)
-    cap_tc = np.minimum(ntc, max(seg.width_tc, 1))
-    cap_vc = np.minimum(nvc, max(seg.width_vc, 1))
-    lb = makespan_lower_bound(seg.topo, seg.dag.preds, seg.kinds, l1, la, cap_tc, cap_vc)
-    serial = np.zeros_like(lb)
-    for i in seg.topo:
-        serial = serial + dmin[i]
-    ub = serial
-    if seg.width_link <= 1:
-        fits = (ntc >= seg.width_tc) & (nvc >= seg.width_vc)
-        if fits.any():
-            ub = np.where(fits, np.minimum(ub, _critical_path(seg, l1)), ub)
-    done = ub - lb <= CLOSE_RTOL * ub
-    out = np.where(done, ub, 0.0)
-    optimal = np.ones(out.shape, dtype=bool)
-    cache.bound_closed += int(done.sum())
-    open_cols = np.flatnonzero(~done)
-    if open_cols.size:
-        l1o = l1[:, open_cols].T.tolist()
-        lao = la[:, open_cols].T.tolist()
-        ctc = cap_tc[open_cols].tolist()
-        cvc = cap_vc[open_cols].tolist()
-        for q, a in enumerate(open_cols.tolist()):
-            prob = Problem(
-                seg.dag,
-                seg.kinds,
-                tuple(l1o[q]),
-                tuple(lao[q]),
-                int(ntc[a]),
-                int(nvc[a]),
-                (ctc[q], cvc[q], 1),
-            )
-            res = solve_segment(prob, cache, time_limit_s=time_limit_s, gap=gap)
-            out[a] = res.makespan
-            optimal[a] = res.optimal
-    return out, optimal
+def _open_columns(seg: _Segment, l1, la, cols, ntc, nvc, cache, time_limit_s, gap):
+    """Makespans and optimality of the columns ``cols`` of one segment whose cheap bounds
+    did not meet: memo, then the kernel (bounds, list schedule, enumeration), then CBC."""
+    w_tc, w_vc = max(seg.widths[0], 1), max(seg.widths[1], 1)
+    ctc = np.minimum(ntc[cols], w_tc)
+    cvc = np.minimum(nvc[cols], w_vc)
+    l1o = np.ascontiguousarray(l1[:, cols])
+    lao = np.ascontiguousarray(la[:, cols])
+    both = np.concatenate([l1o.T, lao.T], axis=1)  # (Q, 2k): one memo key per row
+    ms = np.zeros(cols.size)
+    opt = np.ones(cols.size, dtype=bool)
+    keys = []
+    todo: dict = {}  # key -> first position needing a solve
+    for q in range(cols.size):
+        key = segment_key(
+            seg.dag, seg.kinds, both[q].tobytes(), (int(ctc[q]), int(cvc[q]), 1), time_limit_s, gap
+        )
+        keys.append(key)
+        hit = cache.segments.get(key)
+        if hit is None and key not in todo:
+            todo[key] = q
+    if todo:
+        first = np.fromiter(todo.values(), dtype=np.int64, count=len(todo))
+        out = _ks.solve_columns(
+            *seg.arrays,
+            np.ascontiguousarray(l1o[:, first]),
+            np.ascontiguousarray(lao[:, first]),
+            np.ascontiguousarray(ctc[first]),
+            np.ascontiguousarray(cvc[first]),
+            ENUM_MAX_OPS,
+            ENUM_NODE_LIMIT,
+            CLOSE_RTOL,
+        )
+        m_s, lb_s, status, modes, starts = (x.tolist() for x in out)
+        for j, q in enumerate(first.tolist()):
+            row = (m_s[j], lb_s[j], status[j], tuple(modes[j]), tuple(starts[j]))
+            prob = None
+            if status[j] == _ks.ST_OPEN:  # CBC needs the instance
+                prob = Problem(
+                    seg.dag,
+                    seg.kinds,
+                    tuple(l1o[:, q].tolist()),
+                    tuple(lao[:, q].tolist()),
+                    int(ntc[cols[q]]),
+                    int(nvc[cols[q]]),
+                    (int(ctc[q]), int(cvc[q]), 1),
+                )
+            res = finish_segment(prob, cache, row, time_limit_s=time_limit_s, gap=gap)
+            cache.segments[keys[q]] = res
+    solved = set(todo.values())
+    for q, key in enumerate(keys):
+        res = cache.segments[key]
+        if q not in solved:
+            cache.segment_hits += 1
+        ms[q] = res.makespan
+        opt[q] = res.optimal
+    return ms, opt
 
 
 def _layer_batch(dag: Dag, kinds, l1, la, ntc, nvc, cache, time_limit_s, gap):
-    """Makespans (A,) of a layer on every architecture; ``l1``, ``la`` are (n, A)."""
-    kinds_arr = np.asarray(kinds)
-    comm = kinds_arr == COMM
-    la = np.where(comm[:, None], l1, la)
-    intra = (~comm)[:, None] & (la < l1)
-    cuts, segs = _segments(dag, kinds, cache)
-    total = np.zeros(l1.shape[1])
-    optimal = np.ones(l1.shape[1], dtype=bool)
-    if not segs:
-        cache.chains += l1.shape[1]
-    for c in cuts:
-        total = total + np.where(intra[c], la[c], l1[c])
-    for seg in segs:
-        ms, opt = _segment_batch(
-            seg, l1[seg.nodes], la[seg.nodes], intra[seg.nodes], ntc, nvc, cache, time_limit_s, gap
-        )
+    """Makespans (A,) of a layer on every architecture; ``l1``, ``la`` are (n, A).
+
+    Per segment, the lower bound and two always-feasible schedules (everything one at a
+    time; everything on single cores as soon as possible when the cores cover the widest
+    antichains) are computed for every architecture in one kernel call; only the
+    (segment, architecture) pairs where they do not meet go further."""
+    plan = _plan(dag, kinds, cache)
+    l1 = np.ascontiguousarray(l1, dtype=np.float64)
+    la = np.ascontiguousarray(la, dtype=np.float64)
+    n_a = l1.shape[1]
+    optimal = np.ones(n_a, dtype=bool)
+    if not plan.segments:
+        cache.chains += n_a
+    cut_s, _, ub, done = _ks.layer_bounds(
+        plan.kinds,
+        l1,
+        la,
+        plan.cut_idx,
+        plan.seg_ptr,
+        plan.seg_nodes,
+        plan.seg_topo,
+        plan.pred_ptr,
+        plan.pred_idx,
+        plan.seg_width,
+        ntc,
+        nvc,
+        CLOSE_RTOL,
+    )
+    total = cut_s
+    for s, seg in enumerate(plan.segments):
+        ms = ub[s]
+        cache.bound_closed += int(done[s].sum())
+        cols = np.flatnonzero(~done[s])
+        if cols.size:
+            sl1 = l1[seg.nodes]
+            sla = np.where((plan.kinds[seg.nodes] == COMM)[:, None], sl1, la[seg.nodes])
+            ms = ms.copy()
+            ms[cols], opt = _open_columns(seg, sl1, sla, cols, ntc, nvc, cache, time_limit_s, gap)
+            optimal[cols] &= opt
         total = total + ms
-        optimal &= opt
     return total, optimal
 
 
@@ -173,11 +242,28 @@ def _latency_array(latency_table) -> np.ndarray:
     return lat
 
 
-def _core_counts(latency_table, num_tc, num_vc, n_arch: int) -> tuple[np.ndarray, np.ndarray]:
+def _core_counts(
+    latency_table, num_tc, num_vc, n_arch: int, cache: ScheduleCache
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated int64 core counts of every architecture. Validated once per run: the
+    result is memoised in ``cache`` for the same array objects (a search passes the same
+    columns on every call; checking them each time made a run quadratic in the number of
+    architectures)."""
     src = getattr(latency_table, "arch_table", None)  # a LatencyTable knows its cores
     if src is not None:
         num_tc = src.num_tc if num_tc is None else num_tc
         num_vc = src.num_vc if num_vc is None else num_vc
+    key = ("cores", id(num_tc), id(num_vc), n_arch)
+    hit = cache.structures.get(key)
+    if hit is not None and hit[0] is num_tc and hit[1] is num_vc:
+        return hit[2], hit[3]
+    ntc, nvc = _check_core_counts(num_tc, num_vc, n_arch)
+    if isinstance(num_tc, np.ndarray) and isinstance(num_vc, np.ndarray):
+        cache.structures[key] = (num_tc, num_vc, ntc, nvc)  # holds the sources: ids stay valid
+    return ntc, nvc
+
+
+def _check_core_counts(num_tc, num_vc, n_arch: int) -> tuple[np.ndarray, np.ndarray]:
     if num_tc is None or num_vc is None:
         raise ConfigError(
             "core counts unknown: pass num_tc= and num_vc= (one per architecture "
@@ -193,13 +279,41 @@ def _core_counts(latency_table, num_tc, num_vc, n_arch: int) -> tuple[np.ndarray
             )
         if (arr < 1).any():
             raise ConfigError(f"{name} has a value {int(arr.min())} < 1; allowed: >= 1 cores")
-        out.append(arr.astype(np.int64))
+        out.append(np.ascontiguousarray(arr, dtype=np.int64))
     return out[0], out[1]
 
 
-def _op_rows(model_graph, latency_table, op_index, graph: int, n_rows: int):
+def _op_rows(model_graph, latency_table, op_index, graph: int, n_rows: int, cache):
+    """Latency-table row of every operator of every layer (validated), memoised in
+    ``cache`` for the same graph and index objects."""
     if op_index is None:
         op_index = getattr(latency_table, "op_index", None)
+    key = ("op-rows", id(model_graph), id(op_index), graph, n_rows)
+    hit = cache.structures.get(key)
+    if op_index is not None and hit is not None and hit[0] is model_graph and hit[1] is op_index:
+        return hit[2]
+    rows = _check_op_rows(model_graph, op_index, graph, n_rows)
+    if op_index is not None:
+        cache.structures[key] = (model_graph, op_index, rows)  # holds the sources
+    return rows
+
+
+def _unique_layers(model_graph, rows, cache) -> list[tuple[int, np.ndarray]]:
+    """``(first position, every position)`` of each distinct (layer signature, operator
+    rows): those layers have the same schedules. Memoised for the same ``rows`` object."""
+    key = ("unique-layers", id(model_graph), id(rows))
+    hit = cache.structures.get(key)
+    if hit is not None and hit[0] is model_graph and hit[1] is rows:
+        return hit[2]
+    groups: dict = {}
+    for p, layer in enumerate(model_graph.layers):
+        groups.setdefault((layer.signature, rows[p].tobytes()), []).append(p)
+    out = [(ps[0], np.array(ps, dtype=np.int64)) for ps in groups.values()]
+    cache.structures[key] = (model_graph, rows, out)
+    return out
+
+
+def _check_op_rows(model_graph, op_index, graph: int, n_rows: int):
     if op_index is None:
         from phaze.models import unique_ops
 
@@ -289,23 +403,17 @@ def schedule_model(
         raise ConfigError(
             "latency table holds negative or non-finite latencies; allowed: finite and >= 0"
         )
-    ntc_all, nvc_all = _core_counts(latency_table, num_tc, num_vc, n_arch)
-    ntc, nvc = ntc_all[arch], nvc_all[arch]
-    rows = _op_rows(model_graph, latency_table, op_index, graph, n_rows)
     if cache is None:
         cache = ScheduleCache()
+    ntc_all, nvc_all = _core_counts(latency_table, num_tc, num_vc, n_arch, cache)
+    ntc, nvc = ntc_all[arch], nvc_all[arch]
+    rows = _op_rows(model_graph, latency_table, op_index, graph, n_rows, cache)
     n_layers = len(model_graph.layers)
     fwd = np.zeros((n_layers, arch.size))
     bwd = np.zeros((n_layers, arch.size))
     optimal = np.ones((n_layers, arch.size), dtype=bool)
-    done: dict = {}
-    for p, layer in enumerate(model_graph.layers):
-        key = (layer.signature, rows[p].tobytes())
-        if key in done:
-            q = done[key]
-            fwd[p], bwd[p], optimal[p] = fwd[q], bwd[q], optimal[q]
-            continue
-        done[key] = p
+    for p, same in _unique_layers(model_graph, rows, cache):
+        layer = model_graph.layers[p]
         skey = ("dag", layer.ops.n_ops, layer.ops.edges.tobytes())
         dags = cache.structures.get(skey)
         if dags is None:
@@ -317,8 +425,8 @@ def schedule_model(
             ms, opt = _layer_batch(
                 dag, kinds, lr[:, :, 0, pas], lr[:, :, 1, pas], ntc, nvc, cache, time_limit_s, gap
             )
-            out[p] = ms
-            optimal[p] &= opt
+            out[same] = ms
+            optimal[same] &= opt
     for a in (fwd, bwd, optimal):
         a.setflags(write=False)
     return ModelSchedule(fwd, bwd, optimal, arch)

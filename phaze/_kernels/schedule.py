@@ -1,0 +1,811 @@
+"""The layer scheduler's hot path (docs/scheduling.md): bounds, the serial schedule-generation
+scheme, the list schedule and the exact branch-and-bound enumeration of small segments.
+
+A segment (or a whole layer) of ``k`` operators is given as arrays:
+
+* ``topo`` int64 (k,): a topological order;
+* ``pred_ptr``, ``pred_idx`` int64: predecessors of operator ``q`` are
+  ``pred_idx[pred_ptr[q]:pred_ptr[q + 1]]`` (CSR); ``succ_ptr``, ``succ_idx`` likewise;
+* ``kinds`` int64 (k,): :class:`~phaze.opcodes.OpKind` codes (TC 0, TC_VC 1, VC 2, COMM 3);
+* ``l1``, ``la`` float64 (k, A): seconds on one core and on all cores of the operator's
+  kind, one column per instance (architecture); ``la`` equals ``l1`` on COMM rows;
+* ``cap_tc``, ``cap_vc`` int64 (A,): effective tensor / vector core capacities; the link
+  has capacity 1.
+
+Semantics (docs/scheduling.md): in single-core mode TC holds one tensor core, VC one vector
+core, TC_VC one of each, COMM the link; in all-cores (intra-op) mode an operator holds every
+unit of every resource and runs alone. Intra-op mode is tried only where it is strictly
+faster. Every float is computed in the same order as the plain-Python reference
+(tests/reference/schedule_kernels.py), so the two agree exactly.
+
+Every kernel: ``@njit(cache=True, nogil=True)``, no fastmath; callees live in this file.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "ST_BOUNDS",
+    "ST_ENUMERATED",
+    "ST_OPEN",
+    "enumerate_segment",
+    "layer_bounds",
+    "list_schedule",
+    "lower_bounds",
+    "solve_columns",
+    "warmup",
+]
+
+_TC, _TC_VC, _VC, _COMM = 0, 1, 2, 3
+#: status codes of :func:`solve_columns`
+ST_BOUNDS, ST_ENUMERATED, ST_OPEN = 0, 1, 2
+#: largest segment the enumeration accepts (operator sets are int64 bitmasks)
+MAX_ENUM_OPS = 62
+
+
+@njit(cache=True, nogil=True)
+def _single_demand(kind, r):
+    """Units of resource ``r`` (0 tc, 1 vc, 2 link) a single-core operator holds."""
+    if r == 0:
+        return 1 if kind == _TC or kind == _TC_VC else 0
+    if r == 1:
+        return 1 if kind == _VC or kind == _TC_VC else 0
+    return 1 if kind == _COMM else 0
+
+
+@njit(cache=True, nogil=True)
+def _lower_bound_col(topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc, cap_vc, finish):
+    """``max(critical path with min(L1, LA), work / capacity of every resource)`` of column
+    ``q``; ``finish`` is scratch of length k. COMM rows use ``L1`` for ``LA``."""
+    k = kinds.shape[0]
+    bound = 0.0
+    for j in topo:
+        start = 0.0
+        first = True
+        for e in range(pred_ptr[j], pred_ptr[j + 1]):
+            v = finish[pred_idx[e]]
+            if first or v > start:
+                start = v
+                first = False
+        a = l1[j, q]
+        b = a if kinds[j] == _COMM else la[j, q]
+        finish[j] = start + (a if a <= b else b)
+    for j in range(k):
+        if j == 0 or finish[j] > bound:
+            bound = finish[j]
+    for grp in range(2):
+        c = float(cap_tc if grp == 0 else cap_vc)
+        tot = 0.0
+        any_sel = False
+        for j in range(k):
+            kd = kinds[j]
+            if grp == 0:
+                sel = kd == _TC or kd == _TC_VC
+            else:
+                sel = kd == _VC or kd == _TC_VC
+            if sel:
+                a = l1[j, q]
+                b = c * la[j, q]
+                w = a if a <= b else b
+                tot = w if not any_sel else tot + w
+                any_sel = True
+        if any_sel:
+            v = tot / c
+            if v > bound:
+                bound = v
+    tot = 0.0
+    any_comm = False
+    for j in range(k):
+        if kinds[j] == _COMM:
+            tot = l1[j, q] if not any_comm else tot + l1[j, q]
+            any_comm = True
+    if any_comm and tot > bound:
+        bound = tot
+    return bound
+
+
+@njit(cache=True, nogil=True)
+def lower_bounds(topo, pred_ptr, pred_idx, kinds, l1, la, cap_tc, cap_vc):
+    """:func:`_lower_bound_col` of every column: float64 (A,), seconds."""
+    k, n_a = l1.shape
+    out = np.zeros(n_a)
+    if k == 0:
+        return out
+    finish = np.zeros(k)
+    for q in range(n_a):
+        out[q] = _lower_bound_col(
+            topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc[q], cap_vc[q], finish
+        )
+    return out
+
+
+@njit(cache=True, nogil=True)
+def layer_bounds(
+    kinds,
+    l1,
+    la,
+    cut_idx,
+    seg_ptr,
+    seg_nodes,
+    seg_topo,
+    pred_ptr,
+    pred_idx,
+    seg_width,
+    num_tc,
+    num_vc,
+    close_rtol,
+):
+    """Bounds of every segment of a series-decomposed layer on every architecture.
+
+    Parameters
+    ----------
+    kinds : int64 (n,); l1, la : float64 (n, A)
+        The layer (``la`` raw: COMM rows are replaced by ``l1`` here).
+    cut_idx : int64 (C,)
+        Cut operators in time order.
+    seg_ptr : int64 (S + 1,)
+        Segment ``s`` holds ``seg_nodes[seg_ptr[s]:seg_ptr[s + 1]]`` (layer operators, in
+        the segment's local order); ``seg_topo`` (same layout) a local topological order;
+        local operator ``q`` of segment ``s`` has the local predecessors
+        ``pred_idx[pred_ptr[g]:pred_ptr[g + 1]]`` with ``g = seg_ptr[s] + q``.
+    seg_width : int64 (S, 3)
+        Largest antichain of the tensor-core, vector-core and link users of each segment.
+    num_tc, num_vc : int64 (A,)
+    close_rtol : float
+        Bounds meet when ``ub - lb <= close_rtol * ub``.
+
+    Returns
+    -------
+    cut_s : float64 (A,)
+        Sum over the cuts (in order) of the faster latency.
+    lb, ub : float64 (S, A)
+        Lower bound; upper bound (everything one at a time, or everything on single cores
+        as soon as possible when the cores cover the widest antichains and the link users
+        form a chain).
+    done : bool (S, A)
+        Where the two meet (``ub`` is the segment's makespan).
+    """
+    n, n_a = l1.shape
+    n_s = seg_ptr.shape[0] - 1
+    cut_s = np.zeros(n_a)
+    lb = np.zeros((n_s, n_a))
+    ub = np.zeros((n_s, n_a))
+    done = np.zeros((n_s, n_a), dtype=np.bool_)
+    for q in range(n_a):
+        tot = 0.0
+        for c in cut_idx:
+            a = l1[c, q]
+            b = a if kinds[c] == _COMM else la[c, q]
+            tot = tot + (b if b < a else a)
+        cut_s[q] = tot
+    kmax = 0
+    for s in range(n_s):
+        kmax = max(kmax, seg_ptr[s + 1] - seg_ptr[s])
+    finish = np.zeros(max(kmax, 1))
+    for s in range(n_s):
+        lo, hi = seg_ptr[s], seg_ptr[s + 1]
+        k = hi - lo
+        nodes = seg_nodes[lo:hi]
+        topo = seg_topo[lo:hi]
+        pp = pred_ptr[lo : hi + 1] - pred_ptr[lo]
+        pi = pred_idx[pred_ptr[lo] : pred_ptr[hi]]
+        sk = np.empty(k, dtype=np.int64)
+        s1 = np.empty((k, n_a))
+        sa = np.empty((k, n_a))
+        for j in range(k):
+            sk[j] = kinds[nodes[j]]
+            for q in range(n_a):
+                a = l1[nodes[j], q]
+                s1[j, q] = a
+                sa[j, q] = a if sk[j] == _COMM else la[nodes[j], q]
+        wtc = max(seg_width[s, 0], 1)
+        wvc = max(seg_width[s, 1], 1)
+        for q in range(n_a):
+            ctc = min(num_tc[q], wtc)
+            cvc = min(num_vc[q], wvc)
+            low = _lower_bound_col(topo, pp, pi, sk, s1, sa, q, ctc, cvc, finish)
+            serial = 0.0
+            for j in topo:
+                a = s1[j, q]
+                b = sa[j, q]
+                serial = serial + (b if (sk[j] != _COMM and b < a) else a)
+            up = serial
+            if (
+                seg_width[s, 2] <= 1
+                and num_tc[q] >= seg_width[s, 0]
+                and num_vc[q] >= seg_width[s, 1]
+            ):
+                cp = 0.0
+                for j in topo:
+                    start = 0.0
+                    first = True
+                    for e in range(pp[j], pp[j + 1]):
+                        v = finish[pi[e]]
+                        if first or v > start:
+                            start = v
+                            first = False
+                    finish[j] = start + s1[j, q]
+                for j in range(k):
+                    if j == 0 or finish[j] > cp:
+                        cp = finish[j]
+                if cp < up:
+                    up = cp
+            lb[s, q] = low
+            ub[s, q] = up
+            done[s, q] = up - low <= close_rtol * up
+    return cut_s, lb, ub, done
+
+
+@njit(cache=True, nogil=True)
+def _fits(t, end, dem, ps, pf, pd, n_placed, cap):
+    """Whether ``dem`` (3,) units fit over ``[t, end)`` next to the first ``n_placed``
+    placed operators (starts ``ps``, finishes ``pf``, demands ``pd`` (k, 3))."""
+    for r in range(3):
+        need = dem[r]
+        if need == 0:
+            continue
+        room = cap[r] - need
+        # the points: t and every placed start strictly inside (t, end)
+        for x in range(-1, n_placed):
+            if x >= 0:
+                p = ps[x]
+                if not (t < p and p < end):
+                    continue
+            else:
+                p = t
+            used = 0
+            for y in range(n_placed):
+                if ps[y] <= p and p < pf[y]:
+                    used += pd[y, r]
+            if used > room:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _earliest_start(est, dur, dem, ps, pf, pd, n_placed, cap, scratch):
+    """Earliest ``t >= est`` where the operator fits: ``est`` or a later finish time."""
+    if dur <= 0.0 or _fits(est, est + dur, dem, ps, pf, pd, n_placed, cap):
+        return est
+    m = 0
+    for y in range(n_placed):
+        if pf[y] > est:
+            scratch[m] = pf[y]
+            m += 1
+    for x in range(1, m):  # insertion sort: a handful of finish times
+        v = scratch[x]
+        y = x
+        while y > 0 and scratch[y - 1] > v:
+            scratch[y] = scratch[y - 1]
+            y -= 1
+        scratch[y] = v
+    for x in range(m):
+        if x > 0 and scratch[x] == scratch[x - 1]:
+            continue
+        t = scratch[x]
+        if _fits(t, t + dur, dem, ps, pf, pd, n_placed, cap):
+            return t
+    return scratch[m - 1]  # unreachable: after the last finish every resource is free
+
+
+@njit(cache=True, nogil=True)
+def _tails(topo, succ_ptr, succ_idx, durs, out):
+    """Longest path from each operator's start to the end, with ``durs``."""
+    k = topo.shape[0]
+    for x in range(k - 1, -1, -1):
+        i = topo[x]
+        best = 0.0
+        for e in range(succ_ptr[i], succ_ptr[i + 1]):
+            v = out[succ_idx[e]]
+            if v > best:
+                best = v
+        out[i] = durs[i] + best
+
+
+@njit(cache=True, nogil=True)
+def _priority_order(pred_ptr, succ_ptr, succ_idx, priority, order):
+    """Precedence-feasible list: repeatedly the ready operator of highest ``priority``
+    (ties: lowest index)."""
+    k = priority.shape[0]
+    left = np.empty(k, dtype=np.int64)
+    ready = np.zeros(k, dtype=np.bool_)
+    for i in range(k):
+        left[i] = pred_ptr[i + 1] - pred_ptr[i]
+        ready[i] = left[i] == 0
+    for x in range(k):
+        best = -1
+        for j in range(k):
+            if ready[j] and (best < 0 or priority[j] > priority[best]):
+                best = j
+        ready[best] = False
+        order[x] = best
+        for e in range(succ_ptr[best], succ_ptr[best + 1]):
+            s = succ_idx[e]
+            left[s] -= 1
+            if left[s] == 0:
+                ready[s] = True
+
+
+@njit(cache=True, nogil=True)
+def _sgs(pred_ptr, pred_idx, kinds, durs, modes, order, cap, starts, ps, pf, pd, scratch):
+    """Serial SGS of the list ``order``; fills ``starts`` and returns the makespan."""
+    k = kinds.shape[0]
+    fins = np.zeros(k)
+    dem = np.empty(3, dtype=np.int64)
+    makespan = 0.0
+    for x in range(k):
+        i = order[x]
+        est = 0.0
+        for e in range(pred_ptr[i], pred_ptr[i + 1]):
+            if fins[pred_idx[e]] > est:
+                est = fins[pred_idx[e]]
+        for r in range(3):
+            dem[r] = cap[r] if modes[i] else _single_demand(kinds[i], r)
+        dur = durs[i]
+        t = _earliest_start(est, dur, dem, ps, pf, pd, x, cap, scratch)
+        starts[i] = t
+        fins[i] = t + dur
+        ps[x] = t
+        pf[x] = fins[i]
+        for r in range(3):
+            pd[x, r] = dem[r]
+        if fins[i] > makespan:
+            makespan = fins[i]
+    return makespan
+
+
+@njit(cache=True, nogil=True)
+def _run(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, modes, cap, starts):
+    """List schedule of one mode vector (longest tail first); fills ``starts``."""
+    k = kinds.shape[0]
+    durs = np.empty(k)
+    for i in range(k):
+        durs[i] = la[i] if modes[i] else l1[i]
+    tail = np.zeros(k)
+    _tails(topo, succ_ptr, succ_idx, durs, tail)
+    order = np.empty(k, dtype=np.int64)
+    _priority_order(pred_ptr, succ_ptr, succ_idx, tail, order)
+    ps, pf, scratch = np.zeros(k), np.zeros(k), np.zeros(k)
+    pd = np.zeros((k, 3), dtype=np.int64)
+    return _sgs(pred_ptr, pred_idx, kinds, durs, modes, order, cap, starts, ps, pf, pd, scratch)
+
+
+@njit(cache=True, nogil=True)
+def list_schedule(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, cap):
+    """Upper bound of one instance: a list schedule (serial SGS, longest-tail-first) over
+    all-single-core modes, intra-op wherever faster, and one greedy pass of single flips
+    from the better of the two.
+
+    Parameters
+    ----------
+    l1, la : float64 (k,)
+        One instance (``la`` equals ``l1`` on COMM rows).
+    cap : int64 (3,)
+        Effective (tc, vc, link) capacities.
+
+    Returns
+    -------
+    (makespan, modes int64 (k,), starts float64 (k,))
+    """
+    k = kinds.shape[0]
+    best = np.inf
+    best_modes = np.zeros(k, dtype=np.int64)
+    best_starts = np.zeros(k)
+    if k == 0:
+        return 0.0, best_modes, best_starts
+    intra = np.zeros(k, dtype=np.int64)
+    any_intra = False
+    for i in range(k):
+        if kinds[i] != _COMM and la[i] < l1[i]:
+            intra[i] = 1
+            any_intra = True
+    modes = np.zeros(k, dtype=np.int64)
+    st = np.zeros(k)
+    # step 0: all single-core; 1: intra-op wherever faster; 2 + i: flip operator i of
+    # the best so far (kept when strictly better); one call site of _run keeps it small
+    for step in range(2 + k if any_intra else 1):
+        i = step - 2
+        if step == 1:
+            modes[:] = intra
+        elif step >= 2:
+            if step == 2:
+                modes[:] = best_modes
+            if intra[i] == 0:
+                continue
+            modes[i] ^= 1
+        ms = _run(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, modes, cap, st)
+        if step == 0 or ms < best:
+            best = ms
+            best_modes[:] = modes
+            best_starts[:] = st
+        elif step >= 2:
+            modes[i] ^= 1
+    return best, best_modes, best_starts
+
+
+# --- the set of partial schedules already expanded (exact keys, open addressing) ---
+
+
+@njit(cache=True, nogil=True)
+def _key_hash(mask, mode_bits, starts, k):
+    """FNV-1a over the mask, the mode bits and the placed starts (each as its exact
+    mantissa and exponent)."""
+    h = np.uint64(1469598103934665603)
+    prime = np.uint64(1099511628211)
+    h = (h ^ np.uint64(mask)) * prime
+    h = (h ^ np.uint64(mode_bits)) * prime
+    for j in range(k):
+        if mask >> j & 1:
+            frac, expo = math.frexp(starts[j])
+            h = (h ^ np.uint64(np.int64(frac * 9007199254740992.0))) * prime
+            h = (h ^ np.uint64(expo + 2048)) * prime
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _seen_insert(table, e_mask, e_modes, e_starts, n_e, mask, mode_bits, starts, k):
+    """Insert a partial schedule (the starts of the operators in ``mask``) as entry
+    ``n_e``; False when an equal one is already there. The caller keeps ``n_e`` below the
+    entry capacity and the table at twice that size (load at most one half)."""
+    size = table.shape[0]
+    slot = np.int64(_key_hash(mask, mode_bits, starts, k) % np.uint64(size))
+    while table[slot] >= 0:
+        x = table[slot]
+        if e_mask[x] == mask and e_modes[x] == mode_bits:
+            same = True
+            for j in range(k):
+                if mask >> j & 1 and e_starts[x, j] != starts[j]:
+                    same = False
+                    break
+            if same:
+                return False
+        slot = (slot + 1) % size
+    e_mask[n_e] = mask
+    e_modes[n_e] = mode_bits
+    for j in range(k):
+        e_starts[n_e, j] = starts[j] if mask >> j & 1 else 0.0
+    table[slot] = n_e
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _rehash(table, e_mask, e_modes, e_starts, n_e, k):
+    """Fill an empty ``table`` (all -1) with the first ``n_e`` entries."""
+    size = table.shape[0]
+    for x in range(n_e):
+        slot = np.int64(_key_hash(e_mask[x], e_modes[x], e_starts[x], k) % np.uint64(size))
+        while table[slot] >= 0:
+            slot = (slot + 1) % size
+        table[slot] = x
+
+
+@njit(cache=True, nogil=True)
+def _bound(mask, cur, topo, pred_ptr, pred_idx, fins, dmin, tail, area, est):
+    """Lower bound of every completion of a partial schedule: heads + tails with the
+    faster mode; the remaining work per core resource after its earliest start."""
+    b = cur
+    first0 = np.inf
+    first1 = np.inf
+    work0 = 0.0
+    work1 = 0.0
+    for i in topo:
+        if mask >> i & 1:
+            continue
+        e = 0.0
+        for x in range(pred_ptr[i], pred_ptr[i + 1]):
+            p = pred_idx[x]
+            v = fins[p] if mask >> p & 1 else est[p] + dmin[p]
+            if v > e:
+                e = v
+        est[i] = e
+        if e + tail[i] > b:
+            b = e + tail[i]
+        if area[0, i] != 0.0:
+            work0 += area[0, i]
+            if e < first0:
+                first0 = e
+        if area[1, i] != 0.0:
+            work1 += area[1, i]
+            if e < first1:
+                first1 = e
+    if work0 != 0.0 and first0 + work0 > b:
+        b = first0 + work0
+    if work1 != 0.0 and first1 + work1 > b:
+        b = first1 + work1
+    return b
+
+
+@njit(cache=True, nogil=True)
+def enumerate_segment(
+    topo,
+    pred_ptr,
+    pred_idx,
+    succ_ptr,
+    succ_idx,
+    kinds,
+    l1,
+    la,
+    cap,
+    ub,
+    ub_modes,
+    ub_starts,
+    lb,
+    node_limit,
+):
+    """Least makespan of one instance by branch and bound over serial SGS schedules
+    (docs/scheduling.md): a depth-first tree of list prefixes (operators by decreasing
+    tail, intra-op mode first where strictly faster), cut by :func:`_bound` against the
+    incumbent, skipping prefixes that give an already expanded partial schedule, stopping
+    when the incumbent meets ``lb``.
+
+    ``node_limit < 0``: no limit. Returns ``(makespan, modes, starts, complete, nodes)``;
+    ``complete`` False when the limit was hit (the result is then only the best found).
+    At most :data:`MAX_ENUM_OPS` operators.
+    """
+    k = kinds.shape[0]
+    best = ub
+    best_modes = ub_modes.copy()
+    best_starts = ub_starts.copy()
+    count = 0
+    if not best > lb:
+        return best, best_modes, best_starts, True, count
+    dmin = np.empty(k)
+    for i in range(k):
+        dmin[i] = la[i] if la[i] < l1[i] else l1[i]
+    tail = np.zeros(k)
+    _tails(topo, succ_ptr, succ_idx, dmin, tail)
+    can = np.zeros(k, dtype=np.bool_)
+    for i in range(k):
+        can[i] = kinds[i] != _COMM and la[i] < l1[i]
+    area = np.zeros((2, k))
+    for r in range(2):
+        c = float(cap[r])
+        for i in range(k):
+            if _single_demand(kinds[i], r):
+                w = l1[i]
+                if can[i] and c * la[i] < w:
+                    w = c * la[i]
+                area[r, i] = w / c
+    # rank: decreasing tail, ties by index (a stable insertion sort)
+    rank = np.arange(k)
+    for x in range(1, k):
+        y = x
+        while y > 0 and tail[rank[y - 1]] < tail[rank[y]]:
+            rank[y - 1], rank[y] = rank[y], rank[y - 1]
+            y -= 1
+    starts = np.zeros(k)
+    fins = np.zeros(k)
+    modes = np.zeros(k, dtype=np.int64)
+    est = np.zeros(k)
+    ps = np.zeros(k)
+    pf = np.zeros(k)
+    pd = np.zeros((k, 3), dtype=np.int64)
+    scratch = np.zeros(k)
+    dem = np.zeros((k, 2, 3), dtype=np.int64)
+    for i in range(k):
+        for r in range(3):
+            dem[i, 0, r] = _single_demand(kinds[i], r)
+            dem[i, 1, r] = cap[r]
+    table = np.full(1024, -1, dtype=np.int64)
+    e_mask = np.empty(512, dtype=np.int64)
+    e_modes = np.empty(512, dtype=np.int64)
+    e_starts = np.zeros((512, k))
+    n_e = 0
+    d_mask = np.zeros(k + 1, dtype=np.int64)
+    d_cur = np.zeros(k + 1)
+    d_rank = np.zeros(k + 1, dtype=np.int64)
+    d_mode = np.zeros(k + 1, dtype=np.int64)
+    d = 0
+    complete = True
+    while d >= 0:
+        if d == k:
+            cur = d_cur[d]
+            if cur < best:
+                best = cur
+                best_modes[:] = modes
+                best_starts[:] = starts
+                if cur <= lb:
+                    break
+            d -= 1
+            continue
+        mask = d_mask[d]
+        descended = False
+        while d_rank[d] < k:
+            i = rank[d_rank[d]]
+            if mask >> i & 1:
+                d_rank[d] += 1
+                continue
+            ready = True
+            t0 = 0.0
+            for x in range(pred_ptr[i], pred_ptr[i + 1]):
+                p = pred_idx[x]
+                if not mask >> p & 1:
+                    ready = False
+                    break
+                if fins[p] > t0:
+                    t0 = fins[p]
+            n_modes = 2 if can[i] else 1
+            if not ready or d_mode[d] >= n_modes:
+                d_rank[d] += 1
+                d_mode[d] = 0
+                continue
+            m = 1 - d_mode[d] if can[i] else 0  # intra-op first
+            d_mode[d] += 1
+            count += 1
+            if node_limit >= 0 and count > node_limit:
+                complete = False
+                break
+            dur = la[i] if m else l1[i]
+            t = _earliest_start(t0, dur, dem[i, m], ps, pf, pd, d, cap, scratch)
+            f = t + dur
+            new_mask = mask | (np.int64(1) << i)
+            starts[i] = t
+            fins[i] = f
+            modes[i] = m
+            bits = 0
+            for j in range(k):
+                if new_mask >> j & 1 and modes[j]:
+                    bits |= np.int64(1) << j
+            if n_e == e_mask.shape[0]:  # full: double the entries and the table
+                grow = 2 * n_e
+                m2 = np.empty(grow, dtype=np.int64)
+                b2 = np.empty(grow, dtype=np.int64)
+                s2 = np.zeros((grow, k))
+                m2[:n_e] = e_mask
+                b2[:n_e] = e_modes
+                s2[:n_e] = e_starts
+                e_mask, e_modes, e_starts = m2, b2, s2
+                table = np.full(2 * grow, -1, dtype=np.int64)
+                _rehash(table, e_mask, e_modes, e_starts, n_e, k)
+            if not _seen_insert(table, e_mask, e_modes, e_starts, n_e, new_mask, bits, starts, k):
+                continue
+            n_e += 1
+            new_cur = f if f > d_cur[d] else d_cur[d]
+            if (
+                _bound(new_mask, new_cur, topo, pred_ptr, pred_idx, fins, dmin, tail, area, est)
+                >= best
+            ):
+                continue
+            ps[d] = t
+            pf[d] = f
+            for r in range(3):
+                pd[d, r] = dem[i, m, r]
+            d_mask[d + 1] = new_mask
+            d_cur[d + 1] = new_cur
+            d_rank[d + 1] = 0
+            d_mode[d + 1] = 0
+            descended = True
+            break
+        if not complete:
+            break
+        if descended:
+            d += 1
+        else:
+            d -= 1
+    return best, best_modes, best_starts, complete, count
+
+
+@njit(cache=True, nogil=True)
+def solve_columns(
+    topo,
+    pred_ptr,
+    pred_idx,
+    succ_ptr,
+    succ_idx,
+    kinds,
+    l1,
+    la,
+    cap_tc,
+    cap_vc,
+    enum_max_ops,
+    node_limit,
+    close_rtol,
+):
+    """Solve one segment on every column: lower bound, list schedule, and enumeration when
+    the two do not meet and the segment has at most ``enum_max_ops`` operators.
+
+    Returns
+    -------
+    makespan, lb : float64 (Q,)
+        The schedule's makespan (the list schedule's when ``status`` is ST_OPEN); the
+        lower bound.
+    status : int64 (Q,)
+        ST_BOUNDS (bounds met), ST_ENUMERATED (enumeration proved optimality) or ST_OPEN
+        (left for CBC, with the list schedule as its incumbent).
+    modes : int64 (Q, k); starts : float64 (Q, k)
+    """
+    k, n_q = l1.shape
+    ms = np.zeros(n_q)
+    lbs = np.zeros(n_q)
+    status = np.zeros(n_q, dtype=np.int64)
+    modes = np.zeros((n_q, k), dtype=np.int64)
+    starts = np.zeros((n_q, k))
+    finish = np.zeros(max(k, 1))
+    cap = np.ones(3, dtype=np.int64)
+    c1 = np.empty(k)
+    ca = np.empty(k)
+    for q in range(n_q):
+        if k == 0:
+            continue
+        cap[0] = cap_tc[q]
+        cap[1] = cap_vc[q]
+        low = _lower_bound_col(topo, pred_ptr, pred_idx, kinds, l1, la, q, cap[0], cap[1], finish)
+        for j in range(k):
+            c1[j] = l1[j, q]
+            ca[j] = la[j, q]
+        up, um, us = list_schedule(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, c1, ca, cap)
+        lbs[q] = low
+        ms[q] = up
+        modes[q] = um
+        starts[q] = us
+        if up - low <= close_rtol * up:
+            status[q] = ST_BOUNDS
+            continue
+        status[q] = ST_OPEN
+        if k <= enum_max_ops:
+            e_ms, e_modes, e_starts, done, _ = enumerate_segment(
+                topo,
+                pred_ptr,
+                pred_idx,
+                succ_ptr,
+                succ_idx,
+                kinds,
+                c1,
+                ca,
+                cap,
+                up,
+                um,
+                us,
+                low,
+                node_limit,
+            )
+            if done:
+                status[q] = ST_ENUMERATED
+                ms[q] = e_ms
+                modes[q] = e_modes
+                starts[q] = e_starts
+    return ms, lbs, status, modes, starts
+
+
+def warmup() -> None:
+    """Compile (or load from numba's cache) every kernel of this module on a tiny input:
+    three operators, two of them in parallel, so enumeration runs."""
+    z = np.zeros(0, np.int64)
+    topo = np.array([0, 1, 2], np.int64)
+    pred_ptr = np.array([0, 0, 1, 2], np.int64)
+    pred_idx = np.array([0, 0], np.int64)
+    succ_ptr = np.array([0, 2, 2, 2], np.int64)
+    succ_idx = np.array([1, 2], np.int64)
+    kinds = np.array([2, 0, 0], np.int64)
+    l1 = np.array([[1.0], [2.0], [2.0]])
+    la = np.array([[1.0], [1.5], [1.5]])
+    two = np.array([2], np.int64)
+    lower_bounds(topo, pred_ptr, pred_idx, kinds, l1, la, two, two)
+    solve_columns(
+        topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, two, two, 8, 50_000, 1e-12
+    )
+    cap = np.array([2, 1, 1], np.int64)
+    c1, ca = l1[:, 0].copy(), la[:, 0].copy()
+    ub, um, us = list_schedule(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, c1, ca, cap)
+    enumerate_segment(
+        topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, c1, ca, cap, ub, um, us, 0.0, -1
+    )
+    layer_bounds(
+        kinds,
+        l1,
+        la,
+        z,
+        np.array([0, 3], np.int64),
+        topo,
+        topo,
+        pred_ptr,
+        pred_idx,
+        np.ones((1, 3), np.int64),
+        two,
+        two,
+        1e-12,
+    )
