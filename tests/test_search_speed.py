@@ -181,7 +181,12 @@ def test_time_bound_with_bubble_and_memory_stages_is_below_the_dp_optimum(c):
             c["micro"],
             first_layer_param_bytes=float(c["pb"][k, 0]),
             # on network levels: the fastest ring, two pipelines (as the evaluator's bound)
-            link_bandwidth_Bps=c["bw"] if c["network"] is None else c["network"].ring(2, t)[0],
+            # (stride t, or 1 when no layer is tensor-parallel: the placement's t_eff)
+            link_bandwidth_Bps=(
+                c["bw"]
+                if c["network"] is None
+                else c["network"].ring(2, t if c["tp"][k].any() else 1)[0]
+            ),
             min_stages=s_min,
         )[0]
         assume(math.isfinite(opt) or math.isfinite(lb))

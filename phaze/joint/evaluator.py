@@ -442,7 +442,10 @@ class WorkloadEvaluator:
                 self.cluster.devices,
                 d.num_micro_batches,
                 first_layer_param_bytes=float(d.param_bytes[i, 0]),
-                link_bandwidth_Bps=self._allreduce_bound_Bps(t),
+                # a width without tensor-parallel layers places its pipelines at stride 1
+                link_bandwidth_Bps=self._allreduce_bound_Bps(
+                    t if d.tensor_parallel[i].any() else 1
+                ),
                 min_stages=min_stages,
                 layer_count=lat.lb_count[i],
             )
