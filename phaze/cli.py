@@ -34,6 +34,19 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split("\n")).replace("\r", " ")
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """True if ``exc`` was caused by a KeyboardInterrupt: numba re-raises an interrupt
+    that arrives while a compiled function calls back into Python as a chain of
+    ``SystemError`` whose first cause is the ``KeyboardInterrupt``."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _silence_stdout() -> None:
     """Point standard output at the null device, so the interpreter's final flush of what
     is still buffered for a closed pipe does not print a second error."""
@@ -82,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as exc:  # noqa: BLE001 - last line of defence for users
         from phaze.errors import PhazeError
+
+        if _interrupted(exc):  # Ctrl-C inside a numba kernel surfaces as a SystemError
+            print("phaze: interrupted", file=sys.stderr)
+            return 130
 
         if isinstance(exc, PhazeError):
             print(f"phaze {args.command}: error: {_one_line(exc)}", file=sys.stderr)

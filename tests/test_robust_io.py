@@ -37,7 +37,10 @@ SMALL = (
     "--area-band 0 --seq 128 --recompute off --no-progress"
 ).split()
 #: The same workload over 13,887 architectures: a minute or more, for runs killed early.
-LONG = [*SMALL[: SMALL.index("--area-budget")], "--area-budget", "40", "--no-progress"]
+#: A search that runs for several seconds after its workers start (the full space for
+#: gpt3-175b; about 10 s on 2 cores), so that a signal sent 1 s after the workers start
+#: lands in the middle of it.
+LONG = ["--model", "gpt3-175b", "--no-progress"]
 
 
 def _search(out, *extra: str) -> int:
@@ -289,7 +292,9 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _wait_for_workers(pid: int, n: int = 2, timeout_s: float = 180) -> list[int]:
+def _wait_for_workers(pid: int, n: int = 1, timeout_s: float = 180) -> list[int]:
+    """The worker processes of ``pid`` once ``n`` have started (``--jobs 2``: the parent
+    computes a share and one worker the other)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         kids = _children(pid)
@@ -405,7 +410,7 @@ def test_ctrl_c_with_jobs_prints_one_line(tmp_path):
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert err == "phaze: interrupted\n"
     assert not any(_alive(p) for p in workers)
 
@@ -506,3 +511,25 @@ def test_a_reader_that_closes_the_pipe_early_gets_no_error_message():
         err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141, err
     assert err == ""
+
+
+def test_an_interrupt_inside_a_compiled_kernel_is_reported_as_one(monkeypatch, capsys):
+    """numba turns a Ctrl-C that arrives while a kernel calls back into Python into a
+    chain of SystemErrors caused by the KeyboardInterrupt: still "interrupted", 130."""
+    import phaze._cli.models as models
+
+    def interrupted_in_numba(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise SystemError(
+                "<function _numba_unpickle> returned a result with an exception set"
+            ) from exc
+
+    monkeypatch.setattr(models, "run", interrupted_in_numba)
+    assert main(["models"]) == 130
+    assert capsys.readouterr().err == "phaze: interrupted\n"
+    # a SystemError of another cause is not hidden
+    monkeypatch.setattr(models, "run", lambda args: (_ for _ in ()).throw(SystemError("x")))
+    with pytest.raises(SystemError):
+        main(["models"])
