@@ -82,14 +82,18 @@ def _rules(draw, rnd, w, n) -> dict:
     }
 
 
-def _place_arrays(c, widths=None, k=None):
+def _place_arrays(c, widths=None, k=None, rules=None):
+    """place_arrays on the instance ``c`` (one width ``k`` if given), with the training
+    overrides ``rules`` as place_chain takes them (activation bytes replace ``c["ab"]``)."""
     sel = slice(None) if k is None else slice(k, k + 1)
+    rules = dict(rules or {})
+    ab = rules.pop("activation_bytes", c["ab"])
     return place_arrays(
         widths or c["widths"],
         c["fwd"][sel],
         c["bwd"][sel],
         c["pb"][sel],
-        c["ab"][sel],
+        ab[sel],
         c["tp"][sel],
         c["src"],
         c["dst"],
@@ -101,6 +105,7 @@ def _place_arrays(c, widths=None, k=None):
         recompute=c["recompute"],
         adam=c["adam"],
         network=c.get("network"),
+        **rules,
     )
 
 
@@ -124,29 +129,7 @@ def test_prepared_chain_placement_equals_place_arrays(c):
     got = place_chain(
         prep, c["fwd"], c["bwd"], hbm_bytes=c["hbm"], recompute=c["recompute"], **rules
     )
-    if rules:  # place_arrays takes the same overrides (the activation bytes positionally)
-        c = {**c, "ab": rules["activation_bytes"]}
-        want = place_arrays(
-            c["widths"],
-            c["fwd"],
-            c["bwd"],
-            c["pb"],
-            c["ab"],
-            c["tp"],
-            c["src"],
-            c["dst"],
-            c["eb"],
-            devices=c["devices"],
-            link_bandwidth_Bps=c["bw"],
-            hbm_bytes=c["hbm"],
-            num_micro_batches=c["micro"],
-            recompute=c["recompute"],
-            adam=c["adam"],
-            network=c["network"],
-            **{k: v for k, v in rules.items() if k != "activation_bytes"},
-        )
-    else:
-        want = _place_arrays(c)
+    want = _place_arrays(c, rules=rules)
     assert got[:5] == want[:5], (got, want)
     np.testing.assert_array_equal(got.width_times_s, want.width_times_s)
     assert got.last_stage_layers == want.last_stage_layers, (got, want)

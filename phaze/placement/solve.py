@@ -125,6 +125,31 @@ class _Tables(NamedTuple):
     bits: np.ndarray | None
 
 
+def _effective_width(t: int, tp, n: int, devices: int) -> tuple[int, int]:
+    """``(t_eff, n_cheap)`` of width ``t`` over ``n`` layers, ``tp`` their tensor-parallel
+    flags: ``t_eff`` is 1 when no layer is tensor-parallel; ``n_cheap`` bounds the stages
+    that need one device (0 when ``t_eff == 1``)."""
+    n_tp = int(np.asarray(tp).sum())
+    t_eff = 1 if (t == 1 or n_tp == 0) else t
+    return t_eff, 0 if t_eff == 1 else min(n - n_tp, n, devices)
+
+
+def _chain_link_bytes(src, dst, ebytes, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Largest and total bytes of the edges entering each layer of a chain, (n + 1,)."""
+    link_max = np.zeros(n + 1)
+    link_sum = np.zeros(n + 1)
+    if src.shape[0]:
+        np.maximum.at(link_max, dst, ebytes)
+        np.add.at(link_sum, dst, ebytes)
+    return link_max, link_sum
+
+
+def _bottleneck_stage(load1, loadr, pairs, recompute: bool, s: int) -> int:
+    """Pipeline position of the stage with the largest load among ``pairs``."""
+    loads = [loadr[q] if recompute and j < s - 1 else load1[q] for j, q in enumerate(pairs)]
+    return int(np.argmax(loads))
+
+
 def _tables(
     t: int,
     fwd,
@@ -154,18 +179,12 @@ def _tables(
     )
     extra = (float(state_factor), rec, work, bool(recompute_last), bool(stash_inputs))
     n = fwd.shape[0]
-    n_tp = int(tp.sum())
-    t_eff = 1 if (t == 1 or n_tp == 0) else t
-    n_cheap = 0 if t_eff == 1 else min(n - n_tp, n, devices)
+    t_eff, n_cheap = _effective_width(t, tp, n, devices)
     kind = kind or graph_kind(src, dst, n)
     args = (bw, hbm, devices, t_eff, recompute, *extra)
     bits = None
     if kind == "chain":
-        link_max = np.zeros(n + 1)
-        link_sum = np.zeros(n + 1)
-        if src.shape[0]:
-            np.maximum.at(link_max, dst, ebytes)
-            np.add.at(link_sum, dst, ebytes)
+        link_max, link_sum = _chain_link_bytes(src, dst, ebytes, n)
         tabs = _st.chain_stage_tables(fwd, bwd, pbytes, abytes, tp, link_max, link_sum, *args)
     else:
         in_ptr, in_src, in_b = _csr(dst, src, ebytes, n)
@@ -517,11 +536,7 @@ def place_arrays(
         tb, (tm, d, p, s, r, choice) = kept
         best = (tm, widths[k], int(d), int(s))
         pairs = _dp.reconstruct(tb.tabs[1], tb.tabs[5], choice, p, s, r)
-        load1, loadr = tb.tabs[2], tb.tabs[3]
-        loads = [
-            loadr[q] if recompute and j < s - 1 else load1[q] for j, q in enumerate(pairs.tolist())
-        ]
-        bottleneck = int(np.argmax(loads))
+        bottleneck = _bottleneck_stage(tb.tabs[2], tb.tabs[3], pairs.tolist(), recompute, s)
         last = tuple(_stage_layers(tb, pairs[-1:], n)[0].tolist())
     return ArrayPlacement(
         *best, bottleneck_stage=bottleneck, width_times_s=times, last_stage_layers=last
@@ -633,16 +648,12 @@ def prepare_chain(
     eb = rows(edge_bytes, np.float64, src.shape[0])
     link_max, link_sum, t_eff, n_cheap, dp_bw, dp_lat = [], [], [], [], [], []
     for i, t in enumerate(widths):
-        lmax, lsum = np.zeros(n + 1), np.zeros(n + 1)
-        if src.shape[0]:
-            np.maximum.at(lmax, dst, eb[i])
-            np.add.at(lsum, dst, eb[i])
+        lmax, lsum = _chain_link_bytes(src, dst, eb[i], n)
         link_max.append(lmax)
         link_sum.append(lsum)
-        n_tp = int(tp[i].sum())
-        te = 1 if (t == 1 or n_tp == 0) else t
+        te, nc = _effective_width(t, tp[i], n, int(devices))
         t_eff.append(te)
-        n_cheap.append(0 if te == 1 else min(n - n_tp, n, int(devices)))
+        n_cheap.append(nc)
         bw, lat = dp_allreduce_arrays(
             network, float(link_bandwidth_Bps), te, min(int(devices), int(num_micro_batches))
         )
@@ -749,9 +760,7 @@ def place_chain(
         return ArrayPlacement(math.inf, 0, 0, 0, bottleneck_stage=-1, width_times_s=times)
     tabs, (tm, d, p, s, r, choice) = kept
     pairs = _dp.reconstruct(tabs[1], tabs[5], choice, p, s, r).tolist()
-    load1, loadr = tabs[2], tabs[3]
-    loads = [loadr[q] if recompute and j < s - 1 else load1[q] for j, q in enumerate(pairs)]
-    bottleneck = int(np.argmax(loads))
+    bottleneck = _bottleneck_stage(tabs[2], tabs[3], pairs, recompute, s)
     first = int(np.searchsorted(tabs[0], pairs[-1], side="right") - 1)
     last = tuple(range(first, int(tabs[1][pairs[-1]])))
     return ArrayPlacement(
