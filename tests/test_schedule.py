@@ -425,8 +425,11 @@ def test_real_blocks_with_the_cost_model(name, tp):
             cache = ScheduleCache()
             ilp = schedule_layer(*args, reverse=bool(pas), method="ilp", cache=cache)
             auto = schedule_layer(*args, reverse=bool(pas))
-            assert ilp.optimal
+            # CBC reaches the default path's proven optimum and bounds it to 1e-6 (its
+            # exact proof flag depends on LP round-off, which differs between machines)
+            assert auto.optimal
             assert ilp.makespan_s == pytest.approx(auto.makespan_s, rel=1e-9)
+            assert ilp.lower_bound_s >= ilp.makespan_s * (1 - 1e-6)
             assert got[p, a] == pytest.approx(auto.makespan_s, rel=RTOL)
             assert cache.ilp_stats[0].seconds <= 2.0
             for sched in (ilp, auto):

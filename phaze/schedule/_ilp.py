@@ -40,8 +40,13 @@ from phaze.schedule._problem import COMM, R_TC, R_VC, Problem, resource_users
 
 __all__ = ["IlpResult", "solve_ilp"]
 
+#: CBC's integer, primal and dual tolerances on the scaled times (python-mip's defaults are
+#: 1e-6, which lets an LP bound fall ~1e-6 of UB short of the optimum on some machines and
+#: so fail the proof check below although the schedule is optimal).
+_SOLVER_TOL = 1e-9
+
 #: A solve counts as proven optimal when CBC's bound is within this of its objective (in
-#: units of UB): CBC's own feasibility tolerance is 1e-7 absolute on the scaled times.
+#: units of UB), two orders above the solver tolerances.
 _PROOF_TOL = 1e-7
 
 
@@ -150,6 +155,7 @@ def solve_ilp(
     m.seed = 0
     m.max_mip_gap = gap
     m.max_mip_gap_abs = 1e-10
+    m.integer_tol = m.infeas_tol = m.opt_tol = _SOLVER_TOL
     _no_cutoff_increment(m)
 
     T = m.add_var("T", lb=0.0, ub=1.0)
