@@ -394,7 +394,29 @@ def dp_inputs(draw):
         cap = n_dev if rng.integers(2) else rng.integers(0, n_dev + 1)
         return last, last + rng.choice([0.0, 0.5, 4.0]), int(cap)
 
-    return _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values, network)
+    case = _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values, network)
+    if draw(st.booleans()):  # the paper's final round
+        return case
+    # the data-parallel terms: distributed-optimizer sync, overlap, optimizer step, a
+    # range of candidate d, a bound, the per-d record
+    d_max = min(n_dev, micro_batches)
+    d_lo = draw(st.integers(1, d_max))
+    d_hi = draw(st.integers(d_lo, d_max + 2))
+    overlap = draw(st.booleans())
+    scale = 1.0 / bandwidth  # seconds per parameter byte, comparable to the sync's
+    terms = ref.FinalTerms(
+        sync=draw(st.sampled_from([4.0, 3.0])),
+        overlap=overlap,
+        step=draw(st.sampled_from([0.0, 0.5 * scale, 2.0])),
+        step_sharded=draw(st.sampled_from([0.0, 0.0, 3.0 * scale, 1.5])),
+        d_lo=d_lo,
+        d_hi=d_hi,
+    )
+    n_pairs = case[3][1].shape[0]
+    overlap_s = rng.choice([0.0, 0.5, 2.0, 40.0], size=n_pairs) if overlap else np.zeros(0)
+    bound = draw(st.sampled_from([math.inf, math.inf, 5.0, 60.0]))
+    record = draw(st.booleans())
+    return (*case, (terms, overlap_s, bound, record))
 
 
 def _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values, network=(99, 1.0, 0.0)):
@@ -444,7 +466,7 @@ def _dp_case(g, t, n_dev, micro_batches, bandwidth, stage_values, network=(99, 1
     return g, downs, t, tabs, scalars
 
 
-def _reference_stages(g, downs, t, tabs):
+def _reference_stages(g, downs, t, tabs, overlap_s=()):
     """The tables as the reference sees them: unplaced-layer sets and device counts."""
     ptr, partner, load1, loadr, maxs, _, pbytes = tabs[:7]
     everything = frozenset(range(g["n"]))
@@ -460,6 +482,7 @@ def _reference_stages(g, downs, t, tabs):
                 max_position=int(maxs[p]),
                 devices=t if any(g["tp"][v] for v in stage) else 1,
                 param_bytes=float(pbytes[p]),
+                overlap_s=float(overlap_s[p]) if len(overlap_s) else 0.0,
             )
             stages_from.setdefault(everything - before, []).append(row)
             by_pair[p] = row
@@ -491,24 +514,61 @@ def test_dp_solve_with_one_device_stages_under_a_tight_device_budget(tp, t, n_de
 
 
 def _check_dp(case):
-    g, downs, t, tabs, scalars = case
+    g, downs, t, tabs, scalars = case[:5]
     n_dev, micro_batches, bandwidth, _, _, latency = scalars
-    best, d, p, s, r, choice = kdp.dp_solve(*tabs, *scalars)
-    stages_from, by_pair = _reference_stages(g, downs, t, tabs)
+    d_max = min(n_dev, micro_batches)
+    terms, overlap_s, bound, record = (
+        case[5] if len(case) > 5 else (None, np.zeros(0), math.inf, False)
+    )
+    fr = terms or ref.FinalTerms()
+    d_best = np.full(d_max + 1, -1.0) if record else np.zeros(0)
+    best, d, p, s, r, choice = kdp.dp_solve(
+        *tabs,
+        *scalars,
+        fr.sync,
+        overlap_s,
+        fr.step,
+        fr.step_sharded,
+        fr.d_lo,
+        fr.d_hi,
+        bound,
+        d_best,
+    )
+    stages_from, by_pair = _reference_stages(g, downs, t, tabs, overlap_s)
     everything = frozenset(range(g["n"]))
     bandwidth, latency = bandwidth.tolist(), latency.tolist()
-    want = ref.best_time(
-        stages_from, everything, frozenset(), n_dev, micro_batches, bandwidth, latency
-    )
-    where = f"kernel {best} (d={d}, s={s}), reference {want}; graph {g}, t={t}, {scalars}"
+    args = (stages_from, everything, frozenset(), n_dev, micro_batches, bandwidth, latency)
+    want = ref.best_time(*args, terms)
+    if not want < bound:
+        want = math.inf
+    where = f"kernel {best} (d={d}, s={s}), reference {want}; graph {g}, t={t}, {scalars}, "
+    where += f"{terms}, bound {bound}"
+    if record:  # the least time at each d: exact, or a lower bound for a skipped d
+        per_d = ref.best_time_per_d(*args, terms)
+        for dd in range(1, d_max + 1):
+            got = float(d_best[dd])
+            assert got >= 0.0, (dd, got, where)
+            assert got <= per_d[dd] * (1 + TIME_REL) or got == per_d[dd], (dd, got, per_d, where)
+        finite = [v for v in per_d.values() if v < math.inf]
+        assert _close(float(d_best[1:].min()), min(finite, default=math.inf), TIME_REL, 1.0), where
     if math.isinf(want):
         assert math.isinf(best) and (d, p, s, r) == (-1, -1, -1, -1), where
         return
     assert _close(best, want, TIME_REL, want), where
+    assert fr.d_lo <= d <= fr.d_hi, where
     pipeline = kdp.reconstruct(tabs[1], tabs[5], choice, p, s, r)
     assert all(int(q) in by_pair for q in pipeline), f"plan {pipeline.tolist()}; {where}"
     plan = [by_pair[int(q)] for q in pipeline]
     again = ref.plan_time(
-        stages_from, plan, int(d), everything, frozenset(), n_dev, micro_batches, bandwidth, latency
+        stages_from,
+        plan,
+        int(d),
+        everything,
+        frozenset(),
+        n_dev,
+        micro_batches,
+        bandwidth,
+        latency,
+        terms,
     )
     assert _close(again, want, TIME_REL, want), f"plan {pipeline.tolist()} takes {again}; {where}"

@@ -28,7 +28,13 @@ import phaze
 from phaze import GIB, Cluster, ConfigError, Network, NetworkLevel, Training, Workload, preset
 from phaze.cli import main
 from phaze.models import TransformerSpec, build_graph
-from phaze.placement import evaluate_plan, graph_kind, place_arrays, place_per_width
+from phaze.placement import (
+    DataParallelTerms,
+    evaluate_plan,
+    graph_kind,
+    place_arrays,
+    place_per_width,
+)
 from phaze.systems.training import (
     TrainingPlan,
     block_activation_bytes,
@@ -67,6 +73,14 @@ def accounted_problems(draw, max_layers: int, general: bool):
         "recompute_last": draw(st.booleans()),
         "stash_inputs": draw(st.booleans()),
     }
+    if draw(st.booleans()):  # data-parallel terms: sharded state, sync, step, overlap
+        rules["dp_terms"] = DataParallelTerms(
+            sharded_state_factor=draw(st.sampled_from([0.0, 1.0, 1.5, 2.0])),
+            sync_factor=draw(st.sampled_from([4.0, 3.0])),
+            step_s_per_B=draw(st.sampled_from([0.0, 0.25])),
+            step_sharded_s_per_B=draw(st.sampled_from([0.0, 0.0, 1.0])),
+            overlap_dp=draw(st.booleans()),
+        )
     if draw(st.booleans()):  # network levels for the data-parallel all-reduce
         inner = NetworkLevel("node", draw(st.sampled_from([2, 4])), 8.0, 1.0, 0.25)
         outer = NetworkLevel("scale-out", 0, draw(st.sampled_from([1.0, 2.0])), 0.5, 1.0)

@@ -37,6 +37,14 @@ def dp_solve(
     t,
     n_cheap,
     dp_latency_s,
+    dp_sync_factor,
+    overlap_s,
+    step_s_per_B,
+    step_sharded_s_per_B,
+    d_lo,
+    d_hi,
+    bound_s,
+    d_best_s,
 ):
     """The placement recurrence and the final round over the data-parallel degree.
 
@@ -46,12 +54,24 @@ def dp_solve(
     ``s <= max_stages``). Final round, for ``d = 1 ... min(n_dev, micro_batches)``:
     ``n = n_dev // d`` devices and ``m = ceil(micro_batches / d)`` micro-batches per
     pipeline; over first stages ``p`` from state 0 and ``s``:
-    ``time = max(g[partner[p], s-1, r >= r_min], load(p, s)) * (m + s - 1)
-    + 4 (d-1) param_bytes[p] / (bandwidth[d] d) + 2 (d-1) latency[d]`` (the ring
-    all-reduce of the ``d`` data-parallel peers on the network level their group spans;
-    with the paper's single link ``bandwidth[d]`` is the link's and ``latency[d] = 0``).
-    Strictly smaller wins (d, then p, then s in increasing order). A ``d`` with the same
-    ``(n, m)`` as ``d-1`` is skipped: its gradient all-reduce term can only be larger.
+    ``time = max(g[partner[p], s-1, r >= r_min], load(p, s)) * (m + s - 1) + sync + step``
+    with ``sync = F (d-1) param_bytes[p] / (bandwidth[d] d) + 2 (d-1) latency[d]``, the
+    ring collectives of the ``d`` data-parallel peers on the network level their group
+    spans (``F = dp_sync_factor``: 4 for the all-reduce, 3 for the distributed
+    optimizer's reduce-scatter + all-gather; with the paper's single link
+    ``bandwidth[d]`` is the link's and ``latency[d] = 0``), less the overlap
+    ``max(0, sync - overlap_s[p])`` when ``overlap_s`` is not empty, and the optimizer
+    step ``step = param_bytes[p] (step_s_per_B + step_sharded_s_per_B / d)`` (added only
+    when one of them is not 0). Only ``d_lo <= d <= d_hi`` are candidates; the best must
+    be strictly below ``bound_s`` (``inf``: no bound). Strictly smaller wins (d, then p,
+    then s in increasing order). A ``d`` with the same ``(n, m)`` as the previous
+    candidate is skipped unless the step is sharded: its sync and step terms can only be
+    larger.
+
+    When ``d_best_s`` is not empty (length ``min(n_dev, micro_batches) + 1``), every
+    ``d = 1 ... min(n_dev, micro_batches)`` is visited and ``d_best_s[d]`` receives the
+    least time at ``d`` (a lower bound for a skipped ``d``; ``inf`` when nothing fits),
+    without pruning across ``d``; the returned best is still over ``d_lo ... d_hi`` only.
 
     Parameters
     ----------
@@ -65,6 +85,20 @@ def dp_solve(
         Per data-parallel degree ``d``: the bandwidth and per-step latency of the
         gradient all-reduce ring (entries 0 and 1 unused); non-increasing bandwidth and
         non-decreasing latency in ``d``.
+    dp_sync_factor : float
+        Bytes the gradient synchronisation moves per parameter byte, times ``d/(d-1)``.
+    overlap_s : float64 (n_pairs,) or (0,)
+        Per stage: the seconds of backward the synchronisation may hide behind when it is
+        the first stage; empty: no overlap.
+    step_s_per_B, step_sharded_s_per_B : float
+        Optimizer-step seconds per parameter byte of the first stage, replicated and
+        sharded over ``d``; both 0: no step term.
+    d_lo, d_hi : int
+        Candidate data-parallel degrees (clipped to ``1 ... min(n_dev, micro_batches)``).
+    bound_s : float
+        Only times strictly below it are returned.
+    d_best_s : float64 (min(n_dev, micro_batches) + 1,) or (0,)
+        Output: the least time per ``d`` (see above); empty: not recorded.
 
     Returns
     -------
@@ -137,22 +171,41 @@ def dp_solve(
                     arg = r
                 hmin[k, s, r] = run
                 harg[k, s, r] = arg
-    best = np.inf
+    best = bound_s
     best_d = -1
     best_p = -1
     best_s = -1
     best_r = -1
     d_max = min(n_dev, micro_batches)
+    record = d_best_s.shape[0] > 0
+    overlap = overlap_s.shape[0] > 0
+    stepping = step_s_per_B != 0.0 or step_sharded_s_per_B != 0.0
+    d_first = 1 if record else max(d_lo, 1)
+    d_last = d_max if record else min(d_hi, d_max)
     prev_n = -1
     prev_m = -1
-    for d in range(1, d_max + 1):
+    prev_d = -1
+    prev_in = False
+    for d in range(d_first, d_last + 1):
         n = n_dev // d
         m = (micro_batches + d - 1) // d
-        if n == prev_n and m == prev_m:
+        inside = d_lo <= d <= d_hi
+        if (
+            n == prev_n
+            and m == prev_m
+            and (prev_in or not inside)
+            and step_sharded_s_per_B == 0.0  # a sharded step gets cheaper with d
+        ):
+            if record:  # the same tables and (n, m), no smaller sync and step terms
+                d_best_s[d] = d_best_s[prev_d]
             continue
         prev_n = n
         prev_m = m
-        # the all-reduce of d pipelines: 4 (d-1) P / (bandwidth[d] d) + 2 (d-1) latency[d]
+        prev_d = d
+        prev_in = inside
+        # recording: the least time at this d, pruned only by this d's own best
+        cut = np.inf if record else best
+        # the collectives of d pipelines: F (d-1) P / (bandwidth[d] d) + 2 (d-1) latency[d]
         ring_div = dp_bandwidth_Bps[d] * d
         ring_lat = 2.0 * (d - 1) * dp_latency_s[d]
         for p in range(ptr[0], ptr[1]):
@@ -167,13 +220,17 @@ def dp_solve(
                 continue
             comm = 0.0
             if d > 1:
-                comm = 4.0 * (d - 1) * pbytes[p] / ring_div + ring_lat
+                comm = dp_sync_factor * (d - 1) * pbytes[p] / ring_div + ring_lat
+                if overlap:
+                    comm = max(0.0, comm - overlap_s[p])
+            if stepping:
+                comm += pbytes[p] * (step_s_per_B + step_sharded_s_per_B / d)
             # lower bounds: the time is at least load * (m + s - 1) + comm
             lower = load1[p] * m if k2 == last else loadr[p] * (m + 1)
-            if lower + comm >= best:
+            if lower + comm >= cut:
                 continue
             for s in range(qlo[k2] + 1, smax + 1):
-                if s > 1 and loadr[p] * (m + s - 1) + comm >= best:
+                if s > 1 and loadr[p] * (m + s - 1) + comm >= cut:
                     break
                 q = s - 1
                 if t == 1:
@@ -191,12 +248,18 @@ def dp_solve(
                 ld = load1[p] if s == 1 else loadr[p]
                 x = prev if prev > ld else ld
                 tm = x * (m + s - 1) + comm
-                if tm < best:
-                    best = tm
-                    best_d = d
-                    best_p = p
-                    best_s = s
-                    best_r = harg[k2, q, rmin] if k2 != last else 0
+                if tm < cut:
+                    cut = tm
+                    if inside and tm < best:
+                        best = tm
+                        best_d = d
+                        best_p = p
+                        best_s = s
+                        best_r = harg[k2, q, rmin] if k2 != last else 0
+        if record:
+            d_best_s[d] = cut
+    if best_d < 0:
+        best = np.inf
     return best, best_d, best_p, best_s, best_r, choice
 
 
@@ -226,5 +289,8 @@ def warmup() -> None:
     from phaze._kernels.stage_tables import tiny_tables
 
     tabs = tiny_tables()
-    best, _, p, s, r, choice = dp_solve(*tabs, 2, 2, np.ones(3), 2, 1, np.zeros(3))
+    none = np.zeros(0)
+    best, _, p, s, r, choice = dp_solve(
+        *tabs, 2, 2, np.ones(3), 2, 1, np.zeros(3), 4.0, none, 0.0, 0.0, 1, 2, np.inf, none
+    )
     reconstruct(tabs[1], tabs[5], choice, p, s, r)

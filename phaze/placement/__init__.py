@@ -25,6 +25,7 @@ Examples
 True
 """
 
+from phaze.placement.data_parallel import DataParallelTerms
 from phaze.placement.instance import load_instance
 from phaze.placement.plan import Plan, Stage, evaluate_baseline, evaluate_plan
 from phaze.placement.problem import FixedBaseline, PlacementProblem, WidthGraph
@@ -41,6 +42,7 @@ from phaze.placement.solve import (
 __all__ = [
     "MAX_DOWNSETS",
     "ArrayPlacement",
+    "DataParallelTerms",
     "FixedBaseline",
     "PlacementProblem",
     "Plan",

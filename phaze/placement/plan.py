@@ -149,9 +149,10 @@ class Plan:
 
 
 def _stage_numbers(
-    g: WidthGraph, members: np.ndarray, s_from_end: int, problem: PlacementProblem
+    g: WidthGraph, members: np.ndarray, s_from_end: int, problem: PlacementProblem, d: int = 1
 ) -> tuple[float, float, float, bool]:
-    """(load_s, memory_bytes, param_bytes, needs_t) of a stage; list schedules in Python."""
+    """(load_s, memory_bytes, param_bytes, needs_t) of a stage in a plan of ``d``
+    pipelines; list schedules in Python."""
     bw = problem.link_bandwidth_Bps
     inside = np.zeros(g.n_layers, dtype=bool)
     inside[members] = True
@@ -193,7 +194,7 @@ def _stage_numbers(
     else:
         stash = a
     work = float(g.work_bytes[members].max())
-    memory = problem.state_factor * p + a + work + (s_from_end - 1) * stash
+    memory = problem.state_factor_at(d) * p + a + work + (s_from_end - 1) * stash
     return load, memory, p, bool(g.tensor_parallel[members].any())
 
 
@@ -215,10 +216,10 @@ def _plan_from_positions(
     g = problem.graph(t)
     n_st = len(stages)
     out, reasons = [], []
-    loads, p_first = [], 0.0
+    loads, p_first, bwd_first = [], 0.0, 0.0
     for q, members in enumerate(stages):
         s = n_st - q
-        load, mem, p, needs_t = _stage_numbers(g, members, s, problem)
+        load, mem, p, needs_t = _stage_numbers(g, members, s, problem, d)
         need = t if needs_t else 1
         dev = need if devices is None else int(devices[q])
         if dev < need:
@@ -231,6 +232,7 @@ def _plan_from_positions(
             )
         if q == 0:
             p_first = p
+            bwd_first = float(g.bwd_s[members].sum())
         loads.append(load)
         out.append(
             Stage(
@@ -264,7 +266,13 @@ def _plan_from_positions(
         if d > 1:  # the gradient ring of d pipelines at stride t (devices of a wide stage)
             stride = t if any(st.devices > 1 for st in out) else 1
             bw, lat = problem.dp_allreduce(stride, d)
-            comm = 4.0 * (d - 1) * p_first / (bw[d] * d) + 2.0 * (d - 1) * lat[d]
+            sync = problem.dp_terms.sync_factor
+            comm = sync * (d - 1) * p_first / (bw[d] * d) + 2.0 * (d - 1) * lat[d]
+            if problem.dp_terms.overlap_dp:  # behind the first stage's last backward
+                comm = max(0.0, comm - bwd_first)
+        terms = problem.dp_terms
+        if terms.step_s_per_B != 0.0 or terms.step_sharded_s_per_B != 0.0:
+            comm += p_first * (terms.step_s_per_B + terms.step_sharded_s_per_B / d)
         time = worst * (m + n_st - 1) + comm
     return Plan(
         tensor_width=t,

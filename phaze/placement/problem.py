@@ -21,6 +21,7 @@ import numpy as np
 
 from phaze._toposort import toposort
 from phaze.errors import ConfigError
+from phaze.placement.data_parallel import DataParallelTerms, state_factor_at
 from phaze.systems.network import Network
 from phaze.validate import (
     MAX_DEVICES,
@@ -334,6 +335,10 @@ class PlacementProblem:
         pipeline), priced on the levels it spans (:meth:`Network.ring`); None (default):
         the single link, ``link_bandwidth_Bps`` and no latency. Pipeline transfers use
         ``link_bandwidth_Bps`` either way.
+    dp_terms : phaze.placement.DataParallelTerms
+        What the data-parallel degree changes beyond the paper's rules: state sharded
+        over the replicas (the distributed optimizer), the synchronisation's bytes, the
+        optimizer step and its overlap with the backward pass; default the paper's.
     """
 
     widths: tuple[int, ...]
@@ -350,6 +355,7 @@ class PlacementProblem:
     recompute_last: bool = False
     stash_inputs: bool = True
     network: Network | None = None
+    dp_terms: DataParallelTerms = DataParallelTerms()
     _index: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -406,6 +412,12 @@ class PlacementProblem:
             raise ConfigError(
                 f"network={self.network!r} is invalid; allowed: a phaze.Network or None"
             )
+        if not isinstance(self.dp_terms, DataParallelTerms):
+            raise ConfigError(
+                f"dp_terms={self.dp_terms!r} is invalid; allowed: a "
+                "phaze.placement.DataParallelTerms"
+            )
+        self.dp_terms.check(self.state_factor)
         if self.micro_batch_size is not None:
             object.__setattr__(
                 self, "micro_batch_size", check_int("micro_batch_size", self.micro_batch_size, 1)
@@ -425,6 +437,11 @@ class PlacementProblem:
         """Per data-parallel degree ``d = 0 .. d_max``: the bandwidth and per-step latency
         of the gradient all-reduce at width ``t`` (:func:`dp_allreduce_arrays`)."""
         return dp_allreduce_arrays(self.network, self.link_bandwidth_Bps, t, d_max)
+
+    def state_factor_at(self, d: int) -> float:
+        """Bytes of state per parameter byte with ``d`` pipeline replicas (the sharded
+        part divided by ``d``; :attr:`state_factor` when nothing is sharded)."""
+        return state_factor_at(self.state_factor, self.dp_terms.sharded_state_factor, d)
 
     @property
     def adam(self) -> bool:

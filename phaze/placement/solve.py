@@ -18,6 +18,7 @@ import numpy as np
 from phaze._kernels import dp as _dp
 from phaze._kernels import stage_tables as _st
 from phaze.errors import ConfigError, InfeasibleError
+from phaze.placement.data_parallel import DataParallelTerms, solve_over_d
 from phaze.placement.plan import Plan, _plan_from_positions
 from phaze.placement.problem import (
     PlacementProblem,
@@ -225,27 +226,69 @@ def _tables(
     return _Tables(tabs, t_eff, n_cheap, kind, bits)
 
 
-def _solve(problem_args: tuple, t: int, g: WidthGraph):
-    devices, bw, hbm, mb, recompute, state_factor, recompute_last, stash_inputs, net = problem_args
-    tb = _tables(
-        t,
-        g.fwd_s,
-        g.bwd_s,
-        g.param_bytes,
-        g.activation_bytes,
-        g.tensor_parallel,
-        g.edge_src,
-        g.edge_dst,
-        g.edge_bytes,
-        devices,
-        bw,
-        hbm,
-        recompute,
-        (state_factor, g.recompute_s, g.work_bytes, recompute_last, stash_inputs),
+def _first_stage_backward(tb: _Tables, tabs: tuple, bwd: np.ndarray) -> np.ndarray:
+    """Per stage (pair): the backward seconds of one micro-batch through its layers (the
+    sum of their ``bwd``) for the stages placed first from state 0, else 0."""
+    ptr = tabs[0]
+    out = np.zeros(tabs[1].shape[0])
+    firsts = np.arange(ptr[0], ptr[1], dtype=np.int64)
+    layers = _stage_layers(tb._replace(tabs=tabs), firsts, bwd.shape[0])
+    for p_, members in zip(firsts.tolist(), layers, strict=True):
+        out[p_] = float(np.asarray(bwd)[members].sum())
+    return out
+
+
+def _solve_tables(tables_at, tb: _Tables, bwd, dp_args: tuple, state_factor, terms):
+    """``(tables, dp_solve result)`` over every data-parallel degree
+    (:func:`~phaze.placement.data_parallel.solve_over_d`); ``tables_at(factor)`` builds the
+    stage tables with a state factor, ``tb`` holds those at ``state_factor``."""
+    if terms.is_paper:  # one recurrence, the paper's final round
+        none = np.zeros(0)
+        res = _dp.dp_solve(
+            *tb.tabs, *dp_args, 4.0, none, 0.0, 0.0, 1, min(*dp_args[:2]), math.inf, none
+        )
+        return tb, res
+
+    def build(factor: float) -> tuple:
+        return tb.tabs if factor == state_factor else tables_at(factor)
+
+    tabs, res = solve_over_d(
+        build,
+        dp_args,
+        state_factor,
+        terms,
+        overlap_s=lambda tabs: _first_stage_backward(tb, tabs, bwd),
     )
+    return tb._replace(tabs=tabs), res
+
+
+def _solve(problem_args: tuple, t: int, g: WidthGraph):
+    devices, bw, hbm, mb, recompute, state_factor, recompute_last, stash_inputs, net, terms = (
+        problem_args
+    )
+
+    def tables_at(factor: float) -> _Tables:
+        return _tables(
+            t,
+            g.fwd_s,
+            g.bwd_s,
+            g.param_bytes,
+            g.activation_bytes,
+            g.tensor_parallel,
+            g.edge_src,
+            g.edge_dst,
+            g.edge_bytes,
+            devices,
+            bw,
+            hbm,
+            recompute,
+            (factor, g.recompute_s, g.work_bytes, recompute_last, stash_inputs),
+        )
+
+    tb = tables_at(state_factor)
     dp_bw, dp_lat = dp_allreduce_arrays(net, bw, tb.t_eff, min(devices, mb))
-    res = _dp.dp_solve(*tb.tabs, devices, mb, dp_bw, tb.t_eff, tb.n_cheap, dp_lat)
-    return tb, res
+    dp_args = (devices, mb, dp_bw, tb.t_eff, tb.n_cheap, dp_lat)
+    return _solve_tables(lambda f: tables_at(f).tabs, tb, g.bwd_s, dp_args, state_factor, terms)
 
 
 def _args(problem: PlacementProblem) -> tuple:
@@ -260,6 +303,7 @@ def _args(problem: PlacementProblem) -> tuple:
         problem.recompute_last,
         problem.stash_inputs,
         problem.network,
+        problem.dp_terms,
     )
 
 
@@ -378,6 +422,7 @@ def place_arrays(
     recompute_last: bool = False,
     stash_inputs: bool = True,
     network: Network | None = None,
+    dp_terms: DataParallelTerms | None = None,
 ) -> ArrayPlacement:
     """The optimum from raw arrays, without building plan objects (for searches).
 
@@ -406,6 +451,9 @@ def place_arrays(
     network : phaze.systems.Network, optional
         Price the data-parallel all-reduce on the network levels its ring spans (as in
         :class:`~phaze.placement.PlacementProblem`); default: ``link_bandwidth_Bps``.
+    dp_terms : phaze.placement.DataParallelTerms, optional
+        State sharded over the replicas, synchronisation bytes, optimizer step, overlap
+        (as in :class:`~phaze.placement.PlacementProblem`); default the paper's.
 
     Returns
     -------
@@ -437,6 +485,7 @@ def place_arrays(
     stash_inputs = check_bool("stash_inputs", stash_inputs)
     if network is not None and not isinstance(network, Network):
         raise ConfigError(f"network={network!r} is invalid; allowed: a phaze.Network or None")
+    terms = _check_terms(dp_terms, state_factor)
     n_w = len(widths)
     fwd = np.ascontiguousarray(fwd_s, dtype=np.float64)
     if fwd.ndim != 2 or fwd.shape[0] != n_w or fwd.shape[1] == 0:
@@ -490,40 +539,39 @@ def place_arrays(
     times = np.full(n_w, np.inf)
     kept = None  # tables of the best width so far (only one set is held in memory)
     for i, t in enumerate(widths):
-        tb = _tables(
-            t,
-            fwd[i],
-            np.ascontiguousarray(bwd[i]),
-            np.ascontiguousarray(pb[i]),
-            np.ascontiguousarray(ab[i]),
-            np.ascontiguousarray(tp[i]),
-            src,
-            dst,
-            np.ascontiguousarray(eb[i]),
-            int(devices),
-            float(link_bandwidth_Bps),
-            float(hbm_bytes),
-            bool(recompute),
-            (
-                state_factor,
-                np.ascontiguousarray(rc[i]),
-                np.ascontiguousarray(wk[i]),
-                recompute_last,
-                stash_inputs,
-            ),
-            kind,
-        )
+
+        def tables_at(factor: float, i: int = i, t: int = t) -> _Tables:
+            return _tables(
+                t,
+                fwd[i],
+                np.ascontiguousarray(bwd[i]),
+                np.ascontiguousarray(pb[i]),
+                np.ascontiguousarray(ab[i]),
+                np.ascontiguousarray(tp[i]),
+                src,
+                dst,
+                np.ascontiguousarray(eb[i]),
+                int(devices),
+                float(link_bandwidth_Bps),
+                float(hbm_bytes),
+                bool(recompute),
+                (
+                    factor,
+                    np.ascontiguousarray(rc[i]),
+                    np.ascontiguousarray(wk[i]),
+                    recompute_last,
+                    stash_inputs,
+                ),
+                kind,
+            )
+
+        tb = tables_at(state_factor)
         dp_bw, dp_lat = dp_allreduce_arrays(
             network, float(link_bandwidth_Bps), tb.t_eff, min(int(devices), num_micro_batches)
         )
-        res = _dp.dp_solve(
-            *tb.tabs,
-            int(devices),
-            int(num_micro_batches),
-            dp_bw,
-            tb.t_eff,
-            tb.n_cheap,
-            dp_lat,
+        dp_args = (int(devices), int(num_micro_batches), dp_bw, tb.t_eff, tb.n_cheap, dp_lat)
+        tb, res = _solve_tables(
+            lambda f, at=tables_at: at(f).tabs, tb, bwd[i], dp_args, state_factor, terms
         )
         times[i] = res[0]
         if choose_width(times[: i + 1]) == i:
@@ -541,6 +589,27 @@ def place_arrays(
     return ArrayPlacement(
         *best, bottleneck_stage=bottleneck, width_times_s=times, last_stage_layers=last
     )
+
+
+def _chain_first_backward(tabs: tuple, bwd: np.ndarray) -> np.ndarray:
+    """:func:`_first_stage_backward` of chain tables: stage ``[0, j)`` is pair
+    ``j - 1``."""
+    out = np.zeros(tabs[1].shape[0])
+    n = bwd.shape[0]
+    out[:n] = np.cumsum(bwd)
+    return out
+
+
+def _check_terms(terms: object, state_factor: float) -> DataParallelTerms:
+    """``terms`` (default: the paper's) if valid with ``state_factor``, else a ConfigError."""
+    if terms is None:
+        return DataParallelTerms()
+    if not isinstance(terms, DataParallelTerms):
+        raise ConfigError(
+            f"dp_terms={terms!r} is invalid; allowed: a phaze.placement.DataParallelTerms or None"
+        )
+    terms.check(state_factor)
+    return terms
 
 
 class ChainPlacement(NamedTuple):
@@ -691,6 +760,7 @@ def place_chain(
     work_bytes: np.ndarray | None = None,
     recompute_last: bool = False,
     stash_inputs: bool = True,
+    dp_terms: DataParallelTerms | None = None,
 ) -> ArrayPlacement:
     """:func:`place_arrays` of a prepared chain (:func:`prepare_chain`), without checking
     the latencies again: the search's hot path.
@@ -710,6 +780,8 @@ def place_chain(
         Default: the prepared one.
     recompute_last, stash_inputs : bool
         As in :func:`place_arrays`.
+    dp_terms : phaze.placement.DataParallelTerms, optional
+        As in :func:`place_arrays` (checked there; here only against the state factor).
 
     Returns
     -------
@@ -724,28 +796,32 @@ def place_chain(
     times = np.full(n_w, np.inf)
     kept = None
     best_t, k = math.inf, -1
+    terms = DataParallelTerms() if dp_terms is None else dp_terms
+    terms.check(factor)
     for i in range(n_w):
-        tabs = _st.chain_stage_tables(
-            fwd_s[i],
-            bwd_s[i],
-            prep.param_bytes[i],
-            prep.activation_bytes[i] if activation_bytes is None else activation_bytes[i],
-            prep.tensor_parallel[i],
-            prep.link_max_bytes[i],
-            prep.link_sum_bytes[i],
-            prep.link_bandwidth_Bps,
-            hbm_bytes,
-            prep.devices,
-            prep.t_eff[i],
-            recompute,
-            factor,
-            fwd_s[i] if recompute_s is None else recompute_s[i],
-            prep.zeros if work_bytes is None else work_bytes[i],
-            recompute_last,
-            stash_inputs,
-        )
-        res = _dp.dp_solve(
-            *tabs,
+
+        def tables_at(f: float, i: int = i) -> tuple:
+            return _st.chain_stage_tables(
+                fwd_s[i],
+                bwd_s[i],
+                prep.param_bytes[i],
+                prep.activation_bytes[i] if activation_bytes is None else activation_bytes[i],
+                prep.tensor_parallel[i],
+                prep.link_max_bytes[i],
+                prep.link_sum_bytes[i],
+                prep.link_bandwidth_Bps,
+                hbm_bytes,
+                prep.devices,
+                prep.t_eff[i],
+                recompute,
+                f,
+                fwd_s[i] if recompute_s is None else recompute_s[i],
+                prep.zeros if work_bytes is None else work_bytes[i],
+                recompute_last,
+                stash_inputs,
+            )
+
+        dp_args = (
             prep.devices,
             prep.num_micro_batches,
             prep.dp_bandwidth_Bps[i],
@@ -753,6 +829,20 @@ def place_chain(
             prep.n_cheap[i],
             prep.dp_latency_s[i],
         )
+        if terms.is_paper:
+            tabs = tables_at(factor)
+            none = np.zeros(0)
+            res = _dp.dp_solve(
+                *tabs, *dp_args, 4.0, none, 0.0, 0.0, 1, prep.devices, math.inf, none
+            )
+        else:
+            tabs, res = solve_over_d(
+                tables_at,
+                dp_args,
+                factor,
+                terms,
+                overlap_s=lambda tabs, i=i: _chain_first_backward(tabs, bwd_s[i]),
+            )
         times[i] = res[0]
         if res[0] < best_t:  # strictly smaller wins: ties go to the smaller width
             best_t, k, kept = res[0], i, (tabs, res)

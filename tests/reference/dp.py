@@ -35,10 +35,13 @@ from typing import NamedTuple
 from reference.placement import stage_load
 
 __all__ = [
+    "FinalTerms",
     "StageRow",
     "TableStage",
     "allreduce_s",
     "best_time",
+    "best_time_per_d",
+    "data_parallel_s",
     "downsets",
     "downsets_by_subsets",
     "memory_position_cap",
@@ -172,7 +175,9 @@ def stage_tables(
 
 
 class TableStage(NamedTuple):
-    """One stage as the DP sees it: where it leads and what it costs."""
+    """One stage as the DP sees it: where it leads and what it costs (``overlap_s``: the
+    backward seconds a data-parallel synchronisation may hide behind when it is the first
+    stage)."""
 
     next_state: object
     load_last_s: float
@@ -180,6 +185,37 @@ class TableStage(NamedTuple):
     max_position: int
     devices: int
     param_bytes: float
+    overlap_s: float = 0.0
+
+
+class FinalTerms(NamedTuple):
+    """The data-parallel terms of the final round beyond the paper's all-reduce.
+
+    ``sync``: bytes moved per parameter byte times ``d / (d-1)`` (4: all-reduce, 3:
+    reduce-scatter + all-gather); ``overlap``: subtract the first stage's ``overlap_s``
+    from the synchronisation, never below 0; ``step``, ``step_sharded``: optimizer-step
+    seconds per parameter byte of the first stage, the second divided by ``d``; only
+    ``d_lo <= d <= d_hi`` are candidates.
+    """
+
+    sync: float = 4.0
+    overlap: bool = False
+    step: float = 0.0
+    step_sharded: float = 0.0
+    d_lo: int = 1
+    d_hi: int = 10**9
+
+
+def data_parallel_s(d, stage, bandwidth_Bps, latency_s=None, terms=None):
+    """Seconds the first ``stage`` adds with ``d`` pipelines: the synchronisation ring
+    (less the overlap) plus the optimizer step (:class:`FinalTerms`)."""
+    terms = terms or FinalTerms()
+    bw = bandwidth_Bps if isinstance(bandwidth_Bps, (int, float)) else bandwidth_Bps[d]
+    lat = 0.0 if latency_s is None else latency_s[d]
+    sync = terms.sync * (d - 1) * stage.param_bytes / (bw * d) + 2 * (d - 1) * lat
+    if terms.overlap:
+        sync = max(0.0, sync - stage.overlap_s)
+    return sync + stage.param_bytes * (terms.step + terms.step_sharded / d)
 
 
 def allreduce_s(d, param_bytes, bandwidth_Bps, latency_s=None):
@@ -195,13 +231,41 @@ def allreduce_s(d, param_bytes, bandwidth_Bps, latency_s=None):
 
 
 def best_time(
-    stages_from, first_state, last_state, n_dev, micro_batches, bandwidth_Bps, latency_s=None
+    stages_from,
+    first_state,
+    last_state,
+    n_dev,
+    micro_batches,
+    bandwidth_Bps,
+    latency_s=None,
+    terms=None,
 ):
     """Least time per batch over every pipeline and data-parallel degree (``inf``: none).
 
     ``stages_from[state]``: the :class:`TableStage` list that can be placed first from
-    ``state`` (the unplaced layers); ``last_state``: nothing left to place.
+    ``state`` (the unplaced layers); ``last_state``: nothing left to place; ``terms``: a
+    :class:`FinalTerms` (default the paper's all-reduce, every ``d``).
     """
+    terms = terms or FinalTerms()
+    per_d = best_time_per_d(
+        stages_from, first_state, last_state, n_dev, micro_batches, bandwidth_Bps, latency_s, terms
+    )
+    return min((v for d, v in per_d.items() if terms.d_lo <= d <= terms.d_hi), default=math.inf)
+
+
+def best_time_per_d(
+    stages_from,
+    first_state,
+    last_state,
+    n_dev,
+    micro_batches,
+    bandwidth_Bps,
+    latency_s=None,
+    terms=None,
+):
+    """``{d: least time per batch with d pipelines}`` for ``d = 1 ... min(n_dev, M)``
+    (``inf``: nothing fits), as :func:`best_time` without the range of ``d``."""
+    terms = terms or FinalTerms()
 
     @cache
     def g(state, k, s):
@@ -219,10 +283,11 @@ def best_time(
             best = min(best, max(rest, load))
         return best
 
-    best = math.inf
+    out = {}
     for d in range(1, min(n_dev, micro_batches) + 1):
         n = n_dev // d
         m = -(-micro_batches // d)
+        best = math.inf
         for st in stages_from.get(first_state, ()):
             if st.devices > n:
                 continue
@@ -232,9 +297,10 @@ def best_time(
                 worst = max(rest, load)
                 if worst == math.inf:
                     continue
-                tm = worst * (m + s - 1) + allreduce_s(d, st.param_bytes, bandwidth_Bps, latency_s)
+                tm = worst * (m + s - 1) + data_parallel_s(d, st, bandwidth_Bps, latency_s, terms)
                 best = min(best, tm)
-    return best
+        out[d] = best
+    return out
 
 
 def plan_time(
@@ -247,6 +313,7 @@ def plan_time(
     micro_batches,
     bandwidth_Bps,
     latency_s=None,
+    terms=None,
 ):
     """Time per batch of one pipeline (:class:`TableStage` list, first stage first).
 
@@ -271,5 +338,5 @@ def plan_time(
             return math.inf
         loads.append(st.load_last_s if position == 1 else st.load_other_s)
     m = -(-micro_batches // d)
-    comm = allreduce_s(d, pipeline[0].param_bytes, bandwidth_Bps, latency_s)
+    comm = data_parallel_s(d, pipeline[0], bandwidth_Bps, latency_s, terms)
     return max(loads) * (m + s - 1) + comm

@@ -107,9 +107,21 @@ def plan_time(
     ``phaze.systems.Network``: the data-parallel all-reduce is a ring of ``d`` members at
     stride ``t``, ``4 (d-1) P / (B d) + 2 (d-1) a`` with the ring's bandwidth ``B`` and
     step latency ``a``).
+
+    Data-parallel terms (``rules["dp_terms"]``, a ``phaze.placement.DataParallelTerms``;
+    default the paper's): ``S = sharded_state_factor`` of the state is divided by ``d``
+    (a stage's state is ``(F - S + S / d) P``); the synchronisation moves
+    ``sync_factor`` instead of 4 bytes per parameter byte (times ``(d-1)/d``); with
+    ``overlap_dp`` it hides behind the first stage's backward (the sum of its layers'
+    ``bwd``), never below 0; the optimizer step adds ``P_first (step_s_per_B +
+    step_sharded_s_per_B / d)``.
     """
     rules = rules or {}
+    terms = rules.get("dp_terms")
+    sharded = 0.0 if terms is None else terms.sharded_state_factor
     factor = rules.get("state_factor", 3 if adam else 2)
+    if sharded:
+        factor = (factor - sharded) + sharded / d
     recompute_last = rules.get("recompute_last", False)
     stash_inputs = rules.get("stash_inputs", True)
     fwd, bwd = graph["fwd"], graph["bwd"]
@@ -144,7 +156,13 @@ def plan_time(
         # the gradient ring of d pipelines at stride t (ranks: tensor, data, pipeline)
         wide = any(any(tp[v] for v in st) for st in stages) and t > 1
         bw, lat = rules["network"].ring(d, t if wide else 1)
-    return max(loads) * (m + n_stages - 1) + 4 * (d - 1) * p_first / (bw * d) + 2 * (d - 1) * lat
+    sync = 4 if terms is None else terms.sync_factor
+    comm = sync * (d - 1) * p_first / (bw * d) + 2 * (d - 1) * lat
+    if terms is not None and terms.overlap_dp:
+        comm = max(0.0, comm - sum(bwd[v] for v in stages[0]))
+    if terms is not None:
+        comm += p_first * (terms.step_s_per_B + terms.step_sharded_s_per_B / d)
+    return max(loads) * (m + n_stages - 1) + comm
 
 
 def brute_force(graphs, devices, bandwidth, hbm, micro_batches, recompute, adam, rules=None):
