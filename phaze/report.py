@@ -21,6 +21,7 @@ module turns it into what people read. Nothing here changes a result.
           "model": str, "seq_len": int, "global_batch": int, "optimizer": str,
           "training": str,                    # paper | megatron (phaze.training)
           "recompute_mode": str,              # none | full | selective: what recompute means
+          "training_options": [str],          # Megatron options on, e.g. distributed_optimizer
           "throughput_samples_per_s": float, "micro_batch_size": int, "recompute": bool,
           "power_w": float,                   # average power per device of the plan
           "energy_per_sample_j": float,       # cluster energy per sample
@@ -337,6 +338,7 @@ def best_payload(result: SearchResult) -> dict:
                 "optimizer": w.optimizer,
                 "training": w.training.accounting,
                 "recompute_mode": w.training.mode(bool(det["recompute"])),
+                "training_options": sorted(w.training.options()),
                 "throughput_samples_per_s": tput,
                 "micro_batch_size": det["micro_batch_size"],
                 "recompute": det["recompute"],

@@ -24,6 +24,16 @@ chooses the memory and recomputation rules of the placement DP (docs/placement.m
 
 The search's ``recompute`` settings stay booleans: ``False`` is mode ``none``, ``True``
 is :attr:`Training.recompute_mode`.
+
+Megatron's options (each needs the ``megatron`` accounting):
+
+``distributed_optimizer``
+    The fp32 master weights and Adam moments (12 of the 18 bytes per parameter) are
+    sharded over the ``d`` data-parallel replicas: ``6 + 12 / d`` bytes per parameter,
+    and the gradient synchronisation is a reduce-scatter of the fp32 gradients plus an
+    all-gather of the fp16 weights, ``3 (d - 1) / d`` bytes sent per parameter byte,
+    instead of the all-reduce's ``4 (d - 1) / d``. The placement stays exact over ``d``
+    (:mod:`phaze.placement.data_parallel`).
 """
 
 from __future__ import annotations
@@ -33,17 +43,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from phaze.errors import ConfigError
+from phaze.placement.data_parallel import DataParallelTerms
 from phaze.systems.training import (
     STATE_BYTES_REPLICATED,
     STATE_BYTES_SHARDABLE,
     block_activation_bytes,
     end_activation_bytes,
 )
-from phaze.validate import check_choice
+from phaze.validate import check_bool, check_choice
 
 __all__ = [
     "ACCOUNTINGS",
     "ATTENTION_CORE_OPS",
+    "MEGATRON_OPTIONS",
     "TRAINING_RECOMPUTE_MODES",
     "Training",
     "attention_core_mask",
@@ -60,6 +72,8 @@ TRAINING_RECOMPUTE_MODES = {"paper": ("full",), "megatron": ("full", "selective"
 ATTENTION_CORE_OPS = frozenset({"qk", "mask", "softmax", "attn_dropout", "av"})
 #: Mixed-precision Adam: training-state bytes per parameter (phaze.systems.training).
 MIXED_ADAM_BYTES_PER_PARAM = STATE_BYTES_REPLICATED + STATE_BYTES_SHARDABLE
+#: Megatron options of :class:`Training` (booleans, off by default, ``megatron`` only).
+MEGATRON_OPTIONS = ("distributed_optimizer",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +89,9 @@ class Training:
     recompute_mode : {"full", "selective"}
         What recomputation means when a search setting turns it on; ``selective`` needs
         the ``megatron`` accounting.
+    distributed_optimizer : bool
+        Shard the optimizer state over the data-parallel replicas (``megatron`` only;
+        module docstring).
 
     Examples
     --------
@@ -90,6 +107,7 @@ class Training:
 
     accounting: str = "paper"
     recompute_mode: str = "full"
+    distributed_optimizer: bool = False
 
     def __post_init__(self) -> None:
         check_choice("accounting", self.accounting, ACCOUNTINGS)
@@ -99,6 +117,60 @@ class Training:
                 f"recompute_mode={self.recompute_mode!r} is invalid with "
                 f"accounting={self.accounting!r}; allowed: {', '.join(allowed)}"
             )
+        for name in MEGATRON_OPTIONS:
+            value = check_bool(name, getattr(self, name))
+            object.__setattr__(self, name, value)
+            if value and self.is_paper:
+                raise ConfigError(
+                    f"{name}=True is invalid with accounting='paper'; allowed: False, or "
+                    "accounting='megatron'"
+                )
+
+    def fingerprint(self) -> str:
+        """How a result store tells searches apart: the accounting and recomputation mode
+        as before the options existed, plus each option that is on (so stores written
+        without options still match, and a search with other options is another one).
+
+        Examples
+        --------
+        >>> Training("megatron").fingerprint()
+        "Training(accounting='megatron', recompute_mode='full')"
+        >>> Training("megatron", distributed_optimizer=True).fingerprint()
+        "Training(accounting='megatron', recompute_mode='full', distributed_optimizer=True)"
+        """
+        parts = [f"accounting={self.accounting!r}", f"recompute_mode={self.recompute_mode!r}"]
+        parts += [f"{name}=True" for name in self.options()]
+        return f"Training({', '.join(parts)})"
+
+    def options(self) -> dict:
+        """The Megatron options that are on, ``{name: True}`` (empty by default)."""
+        return {name: True for name in MEGATRON_OPTIONS if getattr(self, name)}
+
+    def dp_terms(self, bytes_per_element: int = 2) -> DataParallelTerms:
+        """The placement's data-parallel terms (:class:`~phaze.placement.DataParallelTerms`):
+        the paper's, or with the distributed optimizer ``12 / bytes_per_element`` bytes
+        of state per parameter byte sharded and the reduce-scatter + all-gather (3).
+
+        Examples
+        --------
+        >>> Training("megatron", distributed_optimizer=True).dp_terms()
+        DataParallelTerms(sharded_state_factor=6.0, sync_factor=3.0, step_s_per_B=0.0, \
+step_sharded_s_per_B=0.0, overlap_dp=False)
+        """
+        if not self.distributed_optimizer:
+            return DataParallelTerms()
+        return DataParallelTerms(
+            sharded_state_factor=STATE_BYTES_SHARDABLE / bytes_per_element, sync_factor=3.0
+        )
+
+    def least_state_bytes_per_param(self, optimizer: str, d_max: int, bpe: int = 2) -> float:
+        """The fewest state bytes per parameter any plan of at most ``d_max`` replicas
+        keeps (the distributed optimizer's at ``d_max``; else
+        :meth:`state_bytes_per_param`)."""
+        full = self.state_bytes_per_param(optimizer, bpe)
+        if not self.distributed_optimizer:
+            return full
+        return STATE_BYTES_REPLICATED + STATE_BYTES_SHARDABLE / max(1, d_max)
 
     @property
     def is_paper(self) -> bool:

@@ -89,6 +89,7 @@ def time_per_batch_lower_bound(
     link_bandwidth_Bps: float = np.inf,
     min_stages: int = 1,
     layer_count: np.ndarray | None = None,
+    sync_factor: float = 4.0,
 ) -> np.ndarray:
     """Lower bound on the time per batch of any plan of one tensor width.
 
@@ -114,17 +115,21 @@ def time_per_batch_lower_bound(
         Positions each row stands for: the rows may be the unique layers of a model (a
         block repeated 96 times is one row with count 96), so the bound needs memory per
         unique layer, not per layer. Default: 1 per row. A row of count 0 is ignored.
+    sync_factor : float
+        Bytes the gradient synchronisation sends per parameter byte times ``d / (d-1)``
+        (4: the all-reduce; 3: the distributed optimizer's; 0: fully hidden by overlap).
 
     Returns
     -------
     float64 array (A,)
         ``min over d = 1 .. min(N, M) and s = s_lo .. s_hi(n) of
-        max(W / n, max_l w_l, U / s) * (m + s - 1) + 4 (d - 1) P_0 / (BW d)`` with
-        ``m = ceil(M / d)``, ``n = floor(N / d)`` devices per pipeline, ``w_l = (fwd +
-        bwd)_l``, ``U = sum_l w_l`` and ``W = sum_l w_l a_l``. The time per batch of a plan
-        with ``s`` stages is its largest stage load times ``m + s - 1`` (the pipeline
-        bubble) plus the all-reduce of the first stage's parameters, which include the
-        first layer's ``P_0`` (docs/placement.md). The largest load is at least the
+        max(W / n, max_l w_l, U / s) * (m + s - 1) + F (d - 1) P_0 / (BW d)`` with
+        ``F = sync_factor``, ``m = ceil(M / d)``, ``n = floor(N / d)`` devices per
+        pipeline, ``w_l = (fwd + bwd)_l``, ``U = sum_l w_l`` and ``W = sum_l w_l a_l``.
+        The time per batch of a plan with ``s`` stages is its largest stage load times
+        ``m + s - 1`` (the pipeline bubble) plus the gradient synchronisation of the first
+        stage's parameters, which include the first layer's ``P_0`` (docs/placement.md;
+        an optimizer step only adds time). The largest load is at least the
         slowest layer, the mean load ``U / s``, and ``W / n``: each stage of ``a``
         devices runs its layers, so ``sum_j load_j a_j >= W`` over at most ``n``
         devices. ``s_lo = min_stages``; ``s_hi(n)`` is the most stages ``n`` devices
@@ -161,7 +166,7 @@ def time_per_batch_lower_bound(
     slowest = work.max(axis=0)
     widest = int(a.max())
     cheap = int(count[a == 1].sum()) if widest > 1 else n_layers
-    per_byte = 4.0 * float(first_layer_param_bytes) / float(link_bandwidth_Bps)
+    per_byte = float(sync_factor) * float(first_layer_param_bytes) / float(link_bandwidth_Bps)
     finite = np.isfinite(plain)
     d = 1
     top = min(devices, micro_batches)

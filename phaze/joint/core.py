@@ -109,7 +109,7 @@ def fingerprint(
                 "bytes_per_element": w.bytes_per_element,
                 "max_tensor_width": w.max_tensor_width,
                 # the paper's accounting leaves the fingerprint (and old stores) unchanged
-                **({} if w.training.is_paper else {"training": repr(w.training)}),
+                **({} if w.training.is_paper else {"training": w.training.fingerprint()}),
             }
             for w in workloads
         ],

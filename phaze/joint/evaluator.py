@@ -212,6 +212,7 @@ class WorkloadEvaluator:
         for mbs in micro_batch_sizes:
             mbs = check_int("micro_batch_size", mbs)
             self._mbs[mbs] = self._prepare(mbs)
+        self.dp_terms = workload.training.dp_terms(workload.bytes_per_element)
         self._megatron: dict[int, _MegatronData] = {}
         self._core: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if not workload.training.is_paper:
@@ -407,9 +408,17 @@ class WorkloadEvaluator:
                 d.tensor_parallel,
                 hbm_bytes,
                 adam=self.workload.optimizer == "adam",
-                state_factor=self._rules(mbs, False)[0],
+                state_factor=self._least_state_factor(mbs),
             )
         return found
+
+    def _least_state_factor(self, mbs: int) -> float:
+        """The fewest state bytes per parameter byte any plan at ``mbs`` keeps (with the
+        distributed optimizer: at the largest data-parallel degree; a memory bound)."""
+        w = self.workload
+        d_max = min(self.cluster.devices, self._mbs[mbs].num_micro_batches)
+        least = w.training.least_state_bytes_per_param(w.optimizer, d_max, w.bytes_per_element)
+        return least / w.bytes_per_element
 
     def memory_fits(self, mbs: int, hbm_bytes: float) -> bool:
         """False when no plan at micro-batch ``mbs`` fits in ``hbm_bytes`` per device on
@@ -426,7 +435,7 @@ class WorkloadEvaluator:
         lat = self._latencies(mbs)
         best = np.full(self.num_tc.shape[0], np.inf)
         # least bytes per layer over every recomputation setting (as devices_needed)
-        state = self._rules(mbs, False)[0]
+        state = self._least_state_factor(mbs)
         meg = self._megatron.get(mbs)
         act = d.activation_bytes if meg is None else meg.least_activation_bytes
         for i, t in enumerate(d.widths):
@@ -448,6 +457,7 @@ class WorkloadEvaluator:
                 ),
                 min_stages=min_stages,
                 layer_count=lat.lb_count[i],
+                sync_factor=self.dp_terms.sync_factor,
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
@@ -602,6 +612,7 @@ class WorkloadEvaluator:
             state_factor=kw["state_factor"],
             recompute_last=kw["recompute_last"],
             stash_inputs=kw["stash_inputs"],
+            dp_terms=self.dp_terms,
         )
 
     def _rules(self, mbs: int, recompute: bool) -> tuple[float, bool, bool]:
@@ -663,7 +674,13 @@ class WorkloadEvaluator:
                 for k, v in rules.items()
             }
             res = place_chain(
-                d.chain, fwd, bwd, hbm_bytes=float(hbm_bytes), recompute=bool(recompute), **extra
+                d.chain,
+                fwd,
+                bwd,
+                hbm_bytes=float(hbm_bytes),
+                recompute=bool(recompute),
+                dp_terms=self.dp_terms,
+                **extra,
             )
             if len(self._placements) >= MAX_MEMO_PLACEMENTS:
                 self._placements.clear()
@@ -741,7 +758,10 @@ class WorkloadEvaluator:
         elif recompute:
             last = np.asarray(last_stage_layers, dtype=np.int64)
             per_mb += fwd - lat.layer_energy_j[i, lat.layer_unique[i, last], 0, arch].sum()
-        net = 2.0 * (data_parallel - 1) * d.replica_param_bytes[i] * 8.0
+        # the all-reduce's 2 (d - 1) P bytes; the distributed optimizer's reduce-scatter +
+        # all-gather send 3/4 of them (its sync factor 3 against the all-reduce's 4)
+        sync = self.dp_terms.sync_factor / 4.0
+        net = 2.0 * sync * (data_parallel - 1) * d.replica_param_bytes[i] * 8.0
         return float(d.num_micro_batches * per_mb + net * self.energy_model.network_j_per_bit)
 
     def power(self, arch: int, dynamic_j: float, time_per_batch_s: float) -> tuple[float, float]:

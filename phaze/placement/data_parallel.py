@@ -19,12 +19,14 @@ search"):
 The stage memory is then a function of ``d``, which the recurrence (run before the
 final round chooses ``d``) cannot see. :func:`solve_over_d` keeps the DP exact: the
 stage memory caps are non-decreasing in ``d`` (the state shrinks as ``d`` grows), so
-the degrees ``1 ... min(N, M)`` fall into intervals with identical caps (found by
-bisection on the caps); the recurrence runs once per interval that can still win, over
-that interval's degrees only. The interval of the largest ``d`` has the most permissive
-caps: its run also records, for every ``d``, the least time with those caps, a lower
-bound for every other interval, and the intervals are visited best bound first and
-skipped when their bound cannot beat the incumbent.
+the degrees with the same caps form intervals of ``1 ... min(N, M)``, and on one
+interval the recurrence is the same. The caps of the largest ``d`` are the most
+permissive: one run with them gives the exact optimum at that ``d`` and, for every other
+``d``, the least time with those caps -- a lower bound. Then, while some degree not yet
+solved has a bound below the incumbent, the one with the least bound is taken, its
+interval found by binary search on the caps, and the recurrence run with that
+interval's caps over that interval's degrees (only strictly better times, or equal ones
+at a smaller ``d``, replace the incumbent).
 """
 
 from __future__ import annotations
@@ -117,28 +119,26 @@ def state_factor_at(state_factor: float, sharded_state_factor: float, d: int) ->
     return (state_factor - sharded_state_factor) + sharded_state_factor / d
 
 
-def _cap_intervals(caps_at: Callable[[int], np.ndarray], d_max: int) -> list[tuple[int, int]]:
-    """Maximal intervals ``[lo, hi]`` of ``1 ... d_max`` on which the memory caps
-    ``caps_at(d)`` are equal, in increasing ``d``. The caps are non-decreasing in ``d``
-    component by component, so equal caps at both ends of an interval mean equal caps
-    throughout: bisection finds the intervals with O(intervals x log d_max) calls."""
-    found: list[tuple[int, int]] = []
-    todo = [(1, d_max)]
-    while todo:
-        lo, hi = todo.pop()
-        if lo == hi or np.array_equal(caps_at(lo), caps_at(hi)):
-            found.append((lo, hi))
-            continue
+def _cap_interval(same: Callable[[int], bool], d: int, d_max: int) -> tuple[int, int]:
+    """The interval ``[lo, hi]`` around ``d`` on which ``same(d')`` holds (the memory caps
+    equal those at ``d``). The caps are non-decreasing in ``d`` component by component,
+    so the degrees with equal caps form an interval: two binary searches."""
+    lo, hi = 1, d
+    while lo < hi:
         mid = (lo + hi) // 2
-        todo.append((mid + 1, hi))  # popped after (lo, mid): intervals come out in order
-        todo.append((lo, mid))
-    merged: list[tuple[int, int]] = []
-    for lo, hi in found:
-        if merged and np.array_equal(caps_at(merged[-1][0]), caps_at(lo)):
-            merged[-1] = (merged[-1][0], hi)
+        if same(mid):
+            hi = mid
         else:
-            merged.append((lo, hi))
-    return merged
+            lo = mid + 1
+    first = lo
+    lo, hi = d, d_max
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if same(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return first, lo
 
 
 def solve_over_d(
@@ -166,8 +166,8 @@ def solve_over_d(
         ``overlap_s(tables)`` -> per stage the backward seconds the synchronisation may
         hide behind (needed when ``terms.overlap_dp``).
     counters : dict, optional
-        Receives ``intervals`` (memory-cap intervals of ``d``) and ``recurrences`` (runs
-        of the recurrence), added to what it holds.
+        Receives ``intervals`` (memory-cap intervals of ``d`` solved beside the largest
+        ``d``) and ``recurrences`` (runs of the recurrence), added to what it holds.
 
     Returns
     -------
@@ -190,7 +190,6 @@ def solve_over_d(
 
     if terms.sharded_state_factor == 0.0 or d_max == 1:
         tabs = build(float(state_factor))
-        count("intervals")
         count("recurrences")
         return tabs, _dp.dp_solve(*tabs, *dp_args, *extra(tabs), 1, d_max, math.inf, none)
     memo: dict[int, tuple] = {}
@@ -201,23 +200,29 @@ def solve_over_d(
             found = memo[d] = build(state_factor_at(state_factor, terms.sharded_state_factor, d))
         return found
 
-    intervals = _cap_intervals(lambda d: tables(d)[4], d_max)
-    count("intervals", len(intervals))
-    lo_k = intervals[-1][0]
-    tabs = tables(lo_k)
+    # the most permissive caps (d_max): exact at d_max, a lower bound at every d
+    tabs = tables(d_max)
     bounds = np.full(d_max + 1, np.inf)
-    res = _dp.dp_solve(*tabs, *dp_args, *extra(tabs), lo_k, d_max, math.inf, bounds)
+    res = _dp.dp_solve(*tabs, *dp_args, *extra(tabs), d_max, d_max, math.inf, bounds)
     count("recurrences")
     best = (tabs, res)
-    lower = [(float(bounds[lo : hi + 1].min()), lo, hi) for lo, hi in intervals[:-1]]
-    for bound, lo, hi in sorted(lower):
+    done = np.zeros(d_max + 1, dtype=bool)
+    done[0] = done[d_max] = True
+    while True:  # the open degree of least bound, with every degree of equal caps
+        open_bounds = np.where(done, np.inf, bounds)
+        d = int(np.argmin(open_bounds))  # ties: the smallest d
+        bound = float(open_bounds[d])
         t_best, d_best = float(best[1][0]), int(best[1][1])
-        if bound == math.inf or bound > t_best or (bound == t_best and lo > d_best):
-            continue  # cannot win (ties go to the smaller d)
+        if bound == math.inf or bound > t_best or (bound == t_best and d > d_best):
+            break  # no open degree can win (ties go to the smaller d)
+        caps = tables(d)[4]
+        lo, hi = _cap_interval(lambda e, c=caps: np.array_equal(tables(e)[4], c), d, d_max)
+        count("intervals")
         cut = float(np.nextafter(t_best, math.inf)) if t_best < math.inf else math.inf
-        tabs = tables(lo)
+        tabs = tables(d)
         res = _dp.dp_solve(*tabs, *dp_args, *extra(tabs), lo, hi, cut, none)
         count("recurrences")
+        done[lo : hi + 1] = True
         if res[0] < t_best or (res[0] == t_best and 0 < res[1] < d_best):
             best = (tabs, res)
     return best

@@ -1,0 +1,302 @@
+"""Megatron's options in the joint search (phaze.training, phaze.placement.data_parallel).
+
+* without options, Megatron's accounting reproduces rows computed before the options
+  existed, bit for bit;
+* the distributed optimizer: stage bytes equal the systems engine's
+  (``phaze.systems.memory_per_device``, ``6 + 12 / d`` bytes per parameter) on uniform
+  splits; the synchronisation is the systems engine's reduce-scatter + all-gather; every
+  plan the joint search returns fits under the systems engine's formulas; the exact
+  search equals the exhaustive one;
+* (the DP against brute force with every data-parallel term: tests/test_training.py and
+  tests/test_dp_kernels.py);
+* bad combinations are ConfigErrors naming the value; the result store's fingerprint
+  changes with the options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import phaze
+from phaze import GIB, Cluster, ConfigError, Training, Workload, preset
+from phaze.joint.core import fingerprint
+from phaze.placement import DataParallelTerms, evaluate_plan, place_arrays
+from phaze.systems.training import (
+    TrainingPlan,
+    block_activation_bytes,
+    end_activation_bytes,
+    memory_per_device,
+    stage_params,
+)
+
+DATA = Path(__file__).parent / "data"
+#: Stage bytes: sums of integer-valued floats; the sharded state (12 / d bytes per
+#: parameter) is not an integer, and the two engines multiply in other orders.
+BYTES_REL = 1e-12
+#: Seconds of collectives computed by two formulas of the same terms.
+TIME_REL = 1e-12
+
+SPACE = phaze.DesignSpace(
+    num_tc=(2, 8),
+    num_vc=(2, 8),
+    tc_width=(64, 128),
+    tc_depth=(128,),
+    vc_width=(128,),
+    glb_bytes=(2**25,),
+    area_band=0.0,
+)
+TINY = phaze.DesignSpace(
+    num_tc=(8,),
+    num_vc=(2,),
+    tc_width=(128,),
+    tc_depth=(128,),
+    vc_width=(128,),
+    glb_bytes=(2**27,),
+    area_band=0.0,
+)
+
+
+def _close(a: float, b: float, rel: float) -> bool:
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1.0)
+
+
+# --- Megatron without options is unchanged --------------------------------------------------
+
+
+def test_megatron_rows_without_options_equal_those_computed_before_the_options_existed():
+    want = json.loads((DATA / "megatron_search_rows.json").read_text())
+    net = phaze.load_system("a100-selene").network
+    for mode in ("full", "selective"):
+        w = Workload(preset("gpt2-xl"), seq_len=128, global_batch=256, optimizer="adam")
+        r = phaze.search(
+            w,
+            Cluster(devices=16, network=net),
+            SPACE,
+            micro_batch_sizes=(2, 8),
+            hbm_sizes=(2 * GIB, 4 * GIB),
+            recompute=(False, True),
+            strategy="exhaustive",
+            training=Training("megatron", mode),
+        )
+        got = {k: np.asarray(v).tolist() for k, v in r.rows.items()}
+        assert set(got) == set(want[mode])
+        for key, values in want[mode].items():
+            assert got[key] == values, f"{mode}: column {key} differs"
+        assert any(x > 0 for x in got["throughput"]) and any(x == 0 for x in got["throughput"])
+
+
+# --- the distributed optimizer -------------------------------------------------------------
+
+
+def _evaluator(spec, seq, batch, devices, mbs, training, network=None):
+    w = Workload(
+        spec,
+        seq_len=seq,
+        global_batch=batch,
+        optimizer="adam",
+        max_tensor_width=2,
+        training=training,
+    )
+    cluster = Cluster(devices, network=network)
+    return phaze.joint.WorkloadEvaluator(w, cluster, TINY.enumerate(), [mbs])
+
+
+@pytest.mark.parametrize("mode", ["none", "full"])
+def test_distributed_optimizer_stage_bytes_equal_the_systems_engine_on_uniform_splits(mode):
+    spec, seq, batch, mbs = preset("megatron-gpt2-xl"), 512, 256, 2
+    training = Training("megatron", "full", distributed_optimizer=True)
+    ev = _evaluator(spec, seq, batch, 64, mbs, training)
+    problem = ev.problem(mbs, 0, 80e9, recompute=mode != "none")
+    checked = 0
+    for t in (1, 2):
+        for p, d in ((2, 1), (2, 2), (4, 4), (5, 8), (8, 8)):
+            n = problem.graph(t).n_layers  # embedding, 40 blocks, head
+            per = spec.layers // p
+            stages = [[i * per + k + 1 for k in range(per)] for i in range(p)]
+            stages[0].insert(0, 0)
+            stages[-1].append(n - 1)
+            ids = problem.layer_ids
+            plan = evaluate_plan(problem, t, d, [[int(ids[v]) for v in s] for s in stages])
+            tp = TrainingPlan(t, p, d, mbs, batch, recompute_mode=mode, distributed_optimizer=True)
+            for i, stage in enumerate(plan.stages):
+                want = memory_per_device(spec, tp, seq, stage=i)
+                got = stage.memory_bytes
+                where = f"t={t} p={p} d={d} stage {i}: phaze {got}, systems engine {want}"
+                assert _close(got, want, BYTES_REL), where
+                checked += 1
+            if d > 1:  # sharding saves memory on every stage
+                flat = dataclasses.replace(problem, dp_terms=DataParallelTerms())
+                unsharded = evaluate_plan(flat, t, d, [[int(ids[v]) for v in s] for s in stages])
+                assert all(
+                    a.memory_bytes < b.memory_bytes
+                    for a, b in zip(plan.stages, unsharded.stages, strict=True)
+                )
+    assert checked > 0
+
+
+@pytest.mark.parametrize("t", [1, 2])
+def test_distributed_optimizer_sync_is_the_systems_engine_reduce_scatter_and_all_gather(t):
+    spec, seq, batch, mbs = preset("megatron-gpt2-xl"), 512, 256, 2
+    net = phaze.load_system("a100-selene").network
+    training = Training("megatron", "full", distributed_optimizer=True)
+    ev = _evaluator(spec, seq, batch, 256, mbs, training, network=net)
+    problem = ev.problem(mbs, 0, 80e9, recompute=False)
+    n = problem.graph(t).n_layers
+    ids = problem.layer_ids.tolist()
+    stages = [ids[: n // 2], ids[n // 2 :]]
+    for d in (1, 2, 4, 16, 64):
+        plan = evaluate_plan(problem, t, d, stages)
+        assert plan.feasible, plan.reason
+        m = plan.micro_batches_per_pipeline
+        sync = plan.time_per_batch_s - max(s.load_s for s in plan.stages) * (m + 1)
+        first_params = (
+            sum(problem.graph(t).param_bytes[ids.index(v)] for v in plan.stages[0].layer_ids) / 2
+        )  # parameters of one device (2-byte weights)
+        # Megatron's ranks: tensor-parallel groups consecutive, data-parallel peers at
+        # stride t; fp32 gradients reduce-scattered, fp16 weights all-gathered
+        want = net.reduce_scatter_s(4 * first_params, d, t) + net.all_gather_s(
+            2 * first_params, d, t
+        )
+        assert _close(sync, want, TIME_REL), (d, sync, want)
+        assert (sync > 0) == (d > 1)
+
+
+def _systems_stage_bytes(spec, seq, mbs, t, mode, stage_ids, s_from_end, m, d):
+    """A stage's bytes per device from the systems engine's formulas, for any split:
+    ``6 + 12 / d`` bytes per parameter of its units (the distributed optimizer) and the
+    activations of its blocks, embedding and head with ``min(s, m)`` micro-batches in
+    flight (docs/real-systems.md)."""
+    one_each = stage_params(spec, TrainingPlan(t, spec.layers, 1, mbs, mbs), seq)
+    block_p = one_each[1]
+    emb_p, head_p = one_each[0] - block_p, one_each[-1] - block_p
+    blocks = sum(1 for v in stage_ids if 0 <= v < spec.layers)
+    has_emb, has_head = -1 in stage_ids, spec.layers in stage_ids
+    params = blocks * block_p + has_emb * emb_p + has_head * head_p
+    in_flight = min(s_from_end, m)
+    first, last = end_activation_bytes(spec, seq, mbs, t)
+    act = blocks * block_activation_bytes(spec, seq, mbs, t, mode) * in_flight
+    if mode == "full" and blocks:
+        act += block_activation_bytes(spec, seq, mbs, t, "none")
+    act += has_emb * first * in_flight + has_head * last
+    return (6 + 12 / d) * params + act
+
+
+def test_joint_search_plans_with_the_distributed_optimizer_fit_the_systems_engine():
+    spec, seq, batch, devices = preset("gpt2-xl"), 1024, 256, 32
+    w = Workload(spec, seq_len=seq, global_batch=batch, optimizer="adam")
+    faster = 0
+    for hbm_gib in (3, 4, 6):
+        hbm = hbm_gib * GIB
+        times = {}
+        for dist in (True, False):
+            training = Training("megatron", "full", distributed_optimizer=dist)
+            r = phaze.search(
+                w,
+                Cluster(devices=devices),
+                TINY,
+                micro_batch_sizes=(1, 2),
+                hbm_sizes=(hbm,),
+                recompute=(False, True),
+                training=training,
+            )
+            det = r.details[0]
+            plan = det["plan"]
+            times[dist] = plan.time_per_batch_s if plan is not None else math.inf
+            if plan is None or not dist:
+                continue
+            mbs, rc = det["micro_batch_size"], det["recompute"]
+            d = plan.data_parallel
+            m = -(-(batch // mbs) // d)
+            worst = max(
+                _systems_stage_bytes(
+                    spec,
+                    seq,
+                    mbs,
+                    plan.tensor_width,
+                    training.mode(rc),
+                    stage.layer_ids,
+                    plan.num_stages - q,
+                    m,
+                    d,
+                )
+                for q, stage in enumerate(plan.stages)
+            )
+            assert worst <= hbm, (hbm_gib, plan.stage_layers, d, worst)
+            assert max(st.memory_bytes for st in plan.stages) <= hbm
+        # sharding and the cheaper synchronisation never make the best plan slower
+        assert times[True] <= times[False], (hbm_gib, times)
+        faster += times[True] < times[False]
+    assert faster >= 1  # and the option matters somewhere
+
+
+def test_exact_search_equals_exhaustive_with_the_distributed_optimizer_on_network_levels():
+    w = Workload(preset("gpt2-xl"), seq_len=512, global_batch=256, optimizer="adam")
+    cluster = Cluster(devices=32, network=phaze.load_system("a100-selene").network)
+    out = {}
+    for strategy in ("exact", "exhaustive"):
+        out[strategy] = phaze.search(
+            w,
+            cluster,
+            SPACE,
+            micro_batch_sizes=(1, 2),
+            hbm_sizes=(3 * GIB, 8 * GIB),
+            recompute=(False, True),
+            training=Training("megatron", "full", distributed_optimizer=True),
+            strategy=strategy,
+        )
+    exact, full = out["exact"], out["exhaustive"]
+    assert (exact.best.arch, exact.best.hbm_bytes) == (full.best.arch, full.best.hbm_bytes)
+    assert exact.best.value == full.best.value > 0
+    assert np.array_equal(exact.frontier, full.frontier)
+    assert np.array_equal(exact.frontier_value, full.frontier_value)
+
+
+# --- the edges -------------------------------------------------------------------------------
+
+
+def test_megatron_options_need_megatron_accounting_and_booleans():
+    with pytest.raises(ConfigError, match="distributed_optimizer=True.*accounting='megatron'"):
+        Training("paper", distributed_optimizer=True)
+    with pytest.raises(ConfigError, match="distributed_optimizer"):
+        Training("megatron", distributed_optimizer="yes")
+    with pytest.raises(ConfigError, match="sharded_state_factor=7.0.*state_factor=3.0"):
+        place_arrays(
+            [1],
+            [[1.0]],
+            [[1.0]],
+            [[1.0]],
+            [[1.0]],
+            [False],
+            [],
+            [],
+            [],
+            devices=2,
+            link_bandwidth_Bps=1.0,
+            hbm_bytes=10.0,
+            num_micro_batches=2,
+            recompute=False,
+            adam=True,
+            dp_terms=DataParallelTerms(sharded_state_factor=7.0),
+        )
+
+
+def test_fingerprint_changes_with_the_options_and_not_without_them():
+    def fp(training):
+        w = Workload(preset("bert-large"), optimizer="adam", training=training)
+        return fingerprint([w], Cluster(), TINY, (1,), (GIB,), (False,), "exact")
+
+    plain = fp(Training("megatron"))
+    # stores written before the options existed keep matching
+    assert plain["workloads"][0]["training"] == (
+        "Training(accounting='megatron', recompute_mode='full')"
+    )
+    assert fp(Training("megatron", distributed_optimizer=True)) != plain
+    assert fp(Training("megatron", distributed_optimizer=False)) == plain
