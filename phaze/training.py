@@ -34,6 +34,14 @@ Megatron's options (each needs the ``megatron`` accounting):
     all-gather of the fp16 weights, ``3 (d - 1) / d`` bytes sent per parameter byte,
     instead of the all-reduce's ``4 (d - 1) / d``. The placement stays exact over ``d``
     (:mod:`phaze.placement.data_parallel`).
+``sequence_parallel``
+    At every tensor width ``t > 1``: the layer graphs of
+    :func:`~phaze.models.build_graph` with ``sequence_parallel=True`` (a block's norms,
+    dropouts and residual adds, the embedding's dropout and the head's final norm on
+    ``s / t`` tokens; the collectives keep their bytes: an all-gather plus a
+    reduce-scatter move what one all-reduce moves) and the activation bytes of
+    :func:`~phaze.systems.training.block_activation_bytes` with ``sequence_parallel``
+    (the ``sbh`` terms divided by ``t``). Pipeline sends stay ``b s h`` elements.
 """
 
 from __future__ import annotations
@@ -73,7 +81,7 @@ ATTENTION_CORE_OPS = frozenset({"qk", "mask", "softmax", "attn_dropout", "av"})
 #: Mixed-precision Adam: training-state bytes per parameter (phaze.systems.training).
 MIXED_ADAM_BYTES_PER_PARAM = STATE_BYTES_REPLICATED + STATE_BYTES_SHARDABLE
 #: Megatron options of :class:`Training` (booleans, off by default, ``megatron`` only).
-MEGATRON_OPTIONS = ("distributed_optimizer",)
+MEGATRON_OPTIONS = ("distributed_optimizer", "sequence_parallel")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,10 @@ class Training:
     distributed_optimizer : bool
         Shard the optimizer state over the data-parallel replicas (``megatron`` only;
         module docstring).
+    sequence_parallel : bool
+        Megatron's sequence parallelism at every tensor width ``t > 1`` (``megatron``
+        only; module docstring); the sequence length must be a multiple of every such
+        width searched.
 
     Examples
     --------
@@ -108,6 +120,7 @@ class Training:
     accounting: str = "paper"
     recompute_mode: str = "full"
     distributed_optimizer: bool = False
+    sequence_parallel: bool = False
 
     def __post_init__(self) -> None:
         check_choice("accounting", self.accounting, ACCOUNTINGS)
@@ -232,7 +245,8 @@ def megatron_layer_bytes(graph, recompute_mode: str) -> tuple[np.ndarray, np.nda
 
     The embedding keeps its dropout mask (``sbh``), every block
     :func:`~phaze.systems.training.block_activation_bytes` of the mode, the head the final
-    LayerNorm and LM-head inputs and the fp32 logits. ``work_bytes`` is a block's ``none``
+    LayerNorm and LM-head inputs and the fp32 logits; with the graph's sequence
+    parallelism the ``sbh`` terms are divided by ``t``. ``work_bytes`` is a block's ``none``
     activation bytes under full recomputation (held once while it runs its backward),
     else 0.
 
@@ -252,9 +266,10 @@ def megatron_layer_bytes(graph, recompute_mode: str) -> tuple[np.ndarray, np.nda
     """
     check_choice("recompute_mode", recompute_mode, ("none", "selective", "full"))
     spec, s, b, t = graph.spec, graph.seq_len, graph.micro_batch_size, graph.tensor_width
-    block = block_activation_bytes(spec, s, b, t, recompute_mode)
-    working = block_activation_bytes(spec, s, b, t, "none") if recompute_mode == "full" else 0.0
-    first, last = end_activation_bytes(spec, s, b, t)
+    sp = graph.sequence_parallel
+    block = block_activation_bytes(spec, s, b, t, recompute_mode, sp)
+    working = block_activation_bytes(spec, s, b, t, "none", sp) if recompute_mode == "full" else 0.0
+    first, last = end_activation_bytes(spec, s, b, t, sp)
     n = len(graph.layers)
     act, work = np.zeros(n), np.zeros(n)
     for pos, layer in enumerate(graph.layers):

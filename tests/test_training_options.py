@@ -7,8 +7,13 @@
   splits; the synchronisation is the systems engine's reduce-scatter + all-gather; every
   plan the joint search returns fits under the systems engine's formulas; the exact
   search equals the exhaustive one;
-* (the DP against brute force with every data-parallel term: tests/test_training.py and
-  tests/test_dp_kernels.py);
+* sequence parallelism: the operators outside the tensor-parallel regions work on
+  ``s/t`` tokens, the activation bytes are the systems engine's, layers get no slower,
+  and plans fit under the systems engine's formulas;
+* on a model small enough to enumerate, the joint search's placement with every option
+  equals a brute force over every split and ``d`` written from the rules
+  (tests/reference/placement.py; random problems with every data-parallel term:
+  tests/test_training.py and tests/test_dp_kernels.py);
 * bad combinations are ConfigErrors naming the value; the result store's fingerprint
   changes with the options.
 """
@@ -22,11 +27,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference.placement import brute_force
 
 import phaze
 from phaze import GIB, Cluster, ConfigError, Training, Workload, preset
 from phaze.joint.core import fingerprint
-from phaze.placement import DataParallelTerms, evaluate_plan, place_arrays
+from phaze.models import TransformerSpec, build_graph
+from phaze.placement import DataParallelTerms, evaluate_plan, place_arrays, place_per_width
 from phaze.systems.training import (
     TrainingPlan,
     block_activation_bytes,
@@ -257,6 +264,235 @@ def test_exact_search_equals_exhaustive_with_the_distributed_optimizer_on_networ
     assert exact.best.value == full.best.value > 0
     assert np.array_equal(exact.frontier, full.frontier)
     assert np.array_equal(exact.frontier_value, full.frontier_value)
+
+
+# --- sequence parallelism ------------------------------------------------------------------
+
+#: Operators of a block outside the tensor-parallel regions (fused names contain them).
+OUTSIDE = ("ln1", "ln2", "dropout1", "residual1", "dropout2", "residual2")
+
+
+@pytest.mark.parametrize("name", ["gpt3-175b", "llama2-7b"])
+def test_sequence_parallel_graph_shrinks_only_the_operators_outside_tensor_parallel_regions(
+    name,
+):
+    spec, seq, t = preset(name), 2048, 8
+    plain = build_graph(spec, seq, 1, t)
+    sp = build_graph(spec, seq, 1, t, sequence_parallel=True)
+    assert sp.sequence_parallel and not plain.sequence_parallel
+    a, b = plain.block.ops, sp.block.ops
+    assert [op.name for op in a.ops] == [op.name for op in b.ops]
+    sbh = seq * spec.hidden
+    changed = 0
+    for x, y in zip(a.ops, b.ops, strict=True):
+        outside = any(part in OUTSIDE for part in x.name.split("+"))
+        if outside:  # every element count of the operator divided by t
+            assert y.vc_parts == tuple((c, e // t, aux) for c, e, aux in x.vc_parts), x.name
+            assert x.key != y.key
+            changed += 1
+        else:  # GEMMs, attention, collectives: the same work (collectives: the same bytes)
+            assert x.key == y.key, x.name
+    assert changed >= 4
+    # what a block keeps for backward outside the tensor-parallel regions is divided by
+    # t: two norm inputs (2 sbh each), the QKV and FC1 inputs (2 each), two dropout masks
+    # (1 each; llama2 has no dropout)
+    outside = (10 if spec.dropout else 8) * sbh
+    assert plain.block.activation_bytes - sp.block.activation_bytes == outside * (1 - 1 / t)
+    if spec.dropout and spec.mlp == "gelu":  # the systems engine's formula (GPT blocks)
+        for g, flag in ((plain, False), (sp, True)):
+            want = block_activation_bytes(spec, seq, 1, t, "none", flag)
+            assert g.block.activation_bytes == want, (flag, g.block.activation_bytes, want)
+    # t = 1: nothing to split, the same graph
+    one = build_graph(spec, seq, 1, 1, sequence_parallel=True)
+    assert not one.sequence_parallel
+    assert one.block.signature == build_graph(spec, seq, 1, 1).block.signature
+
+
+def test_sequence_parallel_layers_are_never_slower_and_sometimes_faster():
+    spec, seq, batch, mbs = preset("megatron-gpt2-xl"), 1024, 64, 2
+    times = {}
+    for sp in (False, True):
+        training = Training("megatron", "selective", sequence_parallel=sp)
+        w = Workload(
+            spec,
+            seq_len=seq,
+            global_batch=batch,
+            optimizer="adam",
+            max_tensor_width=4,
+            training=training,
+        )
+        ev = phaze.joint.WorkloadEvaluator(w, Cluster(16), SPACE.enumerate(), [mbs])
+        times[sp] = [ev.layer_latencies(mbs, a) for a in range(len(ev.num_tc))]
+    faster = 0
+    for (f0, b0), (f1, b1) in zip(times[False], times[True], strict=True):
+        assert np.array_equal(f0[0], f1[0]) and np.array_equal(b0[0], b1[0])  # t = 1
+        assert (f1 <= f0 * (1 + 1e-12)).all() and (b1 <= b0 * (1 + 1e-12)).all()
+        faster += int((f1[1:] < f0[1:]).any())
+    assert faster >= 1
+
+
+def test_sequence_parallel_stage_bytes_equal_the_systems_engine_on_uniform_splits():
+    spec, seq, batch, mbs = preset("megatron-gpt2-xl"), 512, 256, 2
+    training = Training("megatron", "selective", distributed_optimizer=True, sequence_parallel=True)
+    ev = _evaluator(spec, seq, batch, 64, mbs, training)
+    for recompute in (False, True):
+        mode = "selective" if recompute else "none"
+        problem = ev.problem(mbs, 0, 80e9, recompute=recompute)
+        for t in (1, 2):
+            for p, d in ((2, 1), (4, 4), (8, 2)):
+                n = problem.graph(t).n_layers
+                per = spec.layers // p
+                stages = [[i * per + k + 1 for k in range(per)] for i in range(p)]
+                stages[0].insert(0, 0)
+                stages[-1].append(n - 1)
+                ids = problem.layer_ids
+                plan = evaluate_plan(problem, t, d, [[int(ids[v]) for v in s] for s in stages])
+                tp = TrainingPlan(
+                    t,
+                    p,
+                    d,
+                    mbs,
+                    batch,
+                    recompute_mode=mode,
+                    sequence_parallel=True,
+                    distributed_optimizer=True,
+                )
+                for i, stage in enumerate(plan.stages):
+                    want = memory_per_device(spec, tp, seq, stage=i)
+                    assert _close(stage.memory_bytes, want, BYTES_REL), (t, p, d, i, mode)
+
+
+def _systems_bytes_sp(spec, seq, mbs, t, mode, stage_ids, s_from_end, m):
+    """A stage's bytes per device under the systems engine's formulas with sequence
+    parallelism (18 bytes per parameter), for any split."""
+    one = stage_params(spec, TrainingPlan(t, spec.layers, 1, mbs, mbs), seq)
+    blocks = sum(1 for v in stage_ids if 0 <= v < spec.layers)
+    has_emb, has_head = -1 in stage_ids, spec.layers in stage_ids
+    params = blocks * one[1] + has_emb * (one[0] - one[1]) + has_head * (one[-1] - one[1])
+    first, last = end_activation_bytes(spec, seq, mbs, t, True)
+    in_flight = min(s_from_end, m)
+    act = blocks * block_activation_bytes(spec, seq, mbs, t, mode, True) * in_flight
+    if mode == "full" and blocks:
+        act += block_activation_bytes(spec, seq, mbs, t, "none", True)
+    act += has_emb * first * in_flight + has_head * last
+    return 18 * params + act
+
+
+def test_placements_with_sequence_parallelism_fit_the_systems_engine_and_are_no_slower():
+    # the joint search's placement problems at t = 2 (where sequence parallelism acts)
+    spec, seq, batch, mbs = preset("megatron-gpt2-54"), 1024, 256, 2
+    net = phaze.load_system("a100-selene").network
+    evs = {
+        sp: _evaluator(
+            spec, seq, batch, 32, mbs, Training("megatron", "full", sequence_parallel=sp), net
+        )
+        for sp in (True, False)
+    }
+    faster = 0
+    for hbm_gib in (2, 3, 5):
+        hbm = hbm_gib * GIB
+        for recompute in (False, True):
+            plans = {
+                sp: place_per_width(ev.problem(mbs, 0, hbm, recompute))[2] for sp, ev in evs.items()
+            }
+            times = {sp: p.time_per_batch_s if p else math.inf for sp, p in plans.items()}
+            assert times[True] <= times[False], (hbm_gib, recompute, times)
+            faster += times[True] < times[False]
+            plan = plans[True]
+            if plan is None:
+                continue
+            mode = "full" if recompute else "none"
+            m = -(-(batch // mbs) // plan.data_parallel)
+            for q, stage in enumerate(plan.stages):
+                need = _systems_bytes_sp(
+                    spec, seq, mbs, 2, mode, stage.layer_ids, plan.num_stages - q, m
+                )
+                assert need <= hbm, (hbm_gib, recompute, plan.stage_layers)
+    assert faster >= 1
+
+
+# --- every option against brute force on a model small enough to enumerate ---------------
+
+
+def _reference_graphs(problem):
+    """The problem's width graphs in tests/reference/placement.py's form."""
+    out = {}
+    for t, g in zip(problem.widths, problem.graphs, strict=True):
+        out[t] = {
+            "fwd": g.fwd_s.tolist(),
+            "bwd": g.bwd_s.tolist(),
+            "rec": g.recompute_s.tolist(),
+            "work": g.work_bytes.tolist(),
+            "params": g.param_bytes.tolist(),
+            "acts": g.activation_bytes.tolist(),
+            "tp": g.tensor_parallel.tolist(),
+            "edges": list(
+                zip(g.edge_src.tolist(), g.edge_dst.tolist(), g.edge_bytes.tolist(), strict=True)
+            ),
+        }
+    return out
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"distributed_optimizer": True},
+        {"sequence_parallel": True},
+        {"distributed_optimizer": True, "sequence_parallel": True},
+    ],
+)
+def test_joint_placement_with_options_equals_brute_force_on_a_tiny_model(options):
+    spec = TransformerSpec(
+        name="tiny", layers=3, hidden=256, heads=4, ffn=1024, vocab=512, max_positions=512
+    )
+    seq, batch, mbs, devices = 256, 64, 2, 12
+    net = phaze.load_system("a100-selene").network
+    training = Training("megatron", "full", **options)
+    w = Workload(
+        spec,
+        seq_len=seq,
+        global_batch=batch,
+        optimizer="adam",
+        max_tensor_width=2,
+        training=training,
+    )
+    ev = phaze.joint.WorkloadEvaluator(w, Cluster(devices, network=net), TINY.enumerate(), [mbs])
+    # HBM sizes around what one device needs for the whole model at d = 1 and d = 12
+    whole = ev.problem(mbs, 0, math.inf, recompute=False)
+    need = [
+        evaluate_plan(whole, 1, d, [whole.layer_ids.tolist()]).stages[0].memory_bytes
+        for d in (1, devices)
+    ]
+    finite = 0
+    for hbm in sorted({need[0] * f for f in (0.3, 0.45, 0.7, 1.0)} | {need[1] * 0.9}):
+        for recompute in (False, True):
+            problem = ev.problem(mbs, 0, hbm, recompute=recompute)
+            rules = {
+                "state_factor": problem.state_factor,
+                "recompute_last": problem.recompute_last,
+                "stash_inputs": problem.stash_inputs,
+                "network": problem.network,
+                "dp_terms": problem.dp_terms,
+            }
+            want = brute_force(
+                _reference_graphs(problem),
+                devices,
+                problem.link_bandwidth_Bps,
+                hbm,
+                problem.num_micro_batches,
+                recompute,
+                True,
+                rules,
+            )
+            got = place_per_width(problem)
+            for t, plan in got.items():
+                tm = plan.time_per_batch_s if plan is not None else math.inf
+                assert _close(tm, want[t], 1e-9), (options, hbm, recompute, t, tm, want[t])
+                finite += tm < math.inf
+            row = ev.exact(mbs, 0, hbm, recompute)  # the search's hot path agrees
+            assert _close(row.time_per_batch_s, min(want.values()), 1e-9), (hbm, recompute)
+    assert finite >= 2
 
 
 # --- the edges -------------------------------------------------------------------------------

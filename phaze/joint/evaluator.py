@@ -232,7 +232,15 @@ class WorkloadEvaluator:
                 f"batch ({w.global_batch})"
             )
         graphs = {
-            t: build_graph(w.model, w.seq_len, mbs, t, w.bytes_per_element) for t in self.widths
+            t: build_graph(
+                w.model,
+                w.seq_len,
+                mbs,
+                t,
+                w.bytes_per_element,
+                sequence_parallel=w.training.sequence_parallel,
+            )
+            for t in self.widths
         }
         glist = [graphs[t] for t in self.widths]
         shape = (len(glist), len(glist[0].layers))

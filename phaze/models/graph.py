@@ -17,6 +17,14 @@ embedding in the head layer (as Megatron does under pipeline parallelism).
 
 The vocabulary-parallel cross-entropy is modelled as a softmax over the local vocabulary
 shard plus one forward all-reduce of two fp32 values per token (max and sum).
+
+Sequence parallelism (``sequence_parallel=True``, Korthikanti et al. 2022; only at
+``t > 1``): the operators outside the tensor-parallel regions -- a block's two norms, two
+dropouts and two residual adds, the embedding's dropout and the head's final norm --
+work on ``s/t`` tokens per device (``b*s*h/t`` elements), and the tensors they and the
+QKV/FC1 GEMMs save for backward shrink alike. Each all-reduce becomes an all-gather plus
+a reduce-scatter of the same bytes, so the collectives keep their bytes, passes and
+places. Pipeline edges keep carrying ``b*s*h`` elements.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from phaze.errors import ConfigError
 from phaze.models.ops import OpGraph, PrimitiveBuilder
 from phaze.models.spec import TransformerSpec
 from phaze.opcodes import CommPass, VcOp
-from phaze.validate import check_int
+from phaze.validate import check_bool, check_int
 
 __all__ = ["Layer", "LayerEdge", "ModelGraph", "build_graph", "padded_vocab", "valid_tensor_widths"]
 
@@ -92,6 +100,7 @@ class ModelGraph:
     vocab_padded: int
     layers: tuple[Layer, ...]
     edges: tuple[LayerEdge, ...]
+    sequence_parallel: bool = False
 
     @property
     def param_bytes(self) -> int:
@@ -131,6 +140,7 @@ def build_graph(
     micro_batch_size: int,
     tensor_width: int = 1,
     bytes_per_element: int = 2,
+    sequence_parallel: bool = False,
 ) -> ModelGraph:
     """Build the layer graph and operator graphs of ``spec``.
 
@@ -145,6 +155,9 @@ def build_graph(
         Tensor-parallel width; must divide heads, kv_heads and ffn.
     bytes_per_element : int
         Activation and parameter precision (2 for bf16/fp16).
+    sequence_parallel : bool
+        Megatron's sequence parallelism (module docstring); ignored at ``t = 1``, where
+        it changes nothing. ``seq_len`` must then be a multiple of ``t``.
 
     Examples
     --------
@@ -157,6 +170,12 @@ def build_graph(
     check_int("micro_batch_size", micro_batch_size)
     check_int("tensor_width", tensor_width)
     check_int("bytes_per_element", bytes_per_element, 1, 64)
+    sequence_parallel = check_bool("sequence_parallel", sequence_parallel) and tensor_width > 1
+    if sequence_parallel and seq_len % tensor_width:
+        raise ConfigError(
+            f"seq_len={seq_len} must be a multiple of the tensor width t={tensor_width} with "
+            "sequence parallelism; allowed: multiples of t, or sequence_parallel=False"
+        )
     if seq_len > spec.max_positions:
         raise ConfigError(
             f"seq_len={seq_len} exceeds {spec.name}'s max positions "
@@ -169,7 +188,7 @@ def build_graph(
                 f"({getattr(spec, field)}); allowed: "
                 f"{', '.join(map(str, valid_tensor_widths(spec, 64)))}"
             )
-    d = _Dims(spec, seq_len, micro_batch_size, tensor_width, bytes_per_element)
+    d = _Dims(spec, seq_len, micro_batch_size, tensor_width, bytes_per_element, sequence_parallel)
     layers: list[Layer] = []
     emb_ops, emb_params, emb_repl = _embedding(d)
     layers.append(_layer(-1, "embedding", "embedding", emb_ops, emb_params, emb_repl, tensor_width))
@@ -191,6 +210,7 @@ def build_graph(
         vocab_padded=d.vocab,
         layers=tuple(layers),
         edges=edges,
+        sequence_parallel=sequence_parallel,
     )
 
 
@@ -220,11 +240,15 @@ def _layer(
 class _Dims:
     """Per-device sizes of one graph (local helper)."""
 
-    def __init__(self, spec: TransformerSpec, s: int, b: int, t: int, bpe: int) -> None:
+    def __init__(
+        self, spec: TransformerSpec, s: int, b: int, t: int, bpe: int, sp: bool = False
+    ) -> None:
         self.spec, self.s, self.b, self.t, self.bpe = spec, s, b, t, bpe
         self.h = spec.hidden
         self.tok = b * s  # tokens of one micro-batch
         self.E = self.tok * self.h  # elements of a hidden-state tensor
+        # elements of a hidden-state tensor outside the tensor-parallel regions
+        self.E_rep = self.E // t if sp else self.E
         self.heads = spec.heads // t
         self.kv = spec.kv_heads // t
         self.hd = spec.head_width
@@ -245,8 +269,9 @@ class _Dims:
         )
 
 
-def _norm(pb: PrimitiveBuilder, d: _Dims, name: str, x: str, out: str) -> str:
-    return pb.norm(name, [x], out, d.norm_parts(d.E, d.h), saves=[(x, d.E * d.bpe)])
+def _norm(pb: PrimitiveBuilder, d: _Dims, name: str, x: str, out: str, elems=None) -> str:
+    elems = d.E if elems is None else elems
+    return pb.norm(name, [x], out, d.norm_parts(elems, d.h), saves=[(x, elems * d.bpe)])
 
 
 def _collective(
@@ -261,12 +286,13 @@ def _collective(
 def _block(d: _Dims) -> tuple[OpGraph, int, int]:
     spec, pb, bpe = d.spec, PrimitiveBuilder(), d.bpe
     E, tok, s = d.E, d.tok, d.s
+    R = d.E_rep  # elements outside the tensor-parallel regions (E / t: sequence-parallel)
     q_el, kv_el = tok * d.heads * d.hd, tok * d.kv * d.hd
     scores_el = d.b * d.heads * s * s
     x = "x"
-    attn_in = _norm(pb, d, "ln1", x, "ln1_out") if spec.pre_norm else x
+    attn_in = _norm(pb, d, "ln1", x, "ln1_out", R) if spec.pre_norm else x
     a_in = _collective(pb, d, "f_attn", attn_in, E * bpe, CommPass.BWD)
-    keep_in = [(attn_in, E * bpe)]
+    keep_in = [(attn_in, R * bpe)]
     q = pb.gemm("q_proj", [a_in], "q", (1, tok, d.h, d.heads * d.hd), saves=keep_in)
     k = pb.gemm("k_proj", [a_in], "k", (1, tok, d.h, d.kv * d.hd), saves=keep_in)
     v = pb.gemm("v_proj", [a_in], "v", (1, tok, d.h, d.kv * d.hd), saves=keep_in)
@@ -303,13 +329,13 @@ def _block(d: _Dims) -> tuple[OpGraph, int, int]:
     )
     out = _collective(pb, d, "g_attn", out, E * bpe, CommPass.FWD)
     if spec.dropout:
-        out = pb.dropout("dropout1", [out], "attn_dropped", E, "dropout1_mask")
-    h1 = pb.elementwise("residual1", [out, x], "h1", [(VcOp.ADD, E, 1)])
+        out = pb.dropout("dropout1", [out], "attn_dropped", R, "dropout1_mask")
+    h1 = pb.elementwise("residual1", [out, x], "h1", [(VcOp.ADD, R, 1)])
     if not spec.pre_norm:
-        h1 = _norm(pb, d, "ln1", h1, "h1_normed")
-    mlp_in = _norm(pb, d, "ln2", h1, "ln2_out") if spec.pre_norm else h1
+        h1 = _norm(pb, d, "ln1", h1, "h1_normed", R)
+    mlp_in = _norm(pb, d, "ln2", h1, "ln2_out", R) if spec.pre_norm else h1
     m_in = _collective(pb, d, "f_mlp", mlp_in, E * bpe, CommPass.BWD)
-    keep_in = [(mlp_in, E * bpe)]
+    keep_in = [(mlp_in, R * bpe)]
     f_el = tok * d.ffn
     if spec.mlp == "swiglu":
         gate = pb.gemm("gate_proj", [m_in], "gate", (1, tok, d.h, d.ffn), saves=keep_in)
@@ -336,10 +362,10 @@ def _block(d: _Dims) -> tuple[OpGraph, int, int]:
     )
     out = _collective(pb, d, "g_mlp", out, E * bpe, CommPass.FWD)
     if spec.dropout:
-        out = pb.dropout("dropout2", [out], "mlp_dropped", E, "dropout2_mask")
-    h2 = pb.elementwise("residual2", [out, h1], "h2", [(VcOp.ADD, E, 1)])
+        out = pb.dropout("dropout2", [out], "mlp_dropped", R, "dropout2_mask")
+    h2 = pb.elementwise("residual2", [out, h1], "h2", [(VcOp.ADD, R, 1)])
     if not spec.pre_norm:
-        _norm(pb, d, "ln2", h2, "h2_normed")
+        _norm(pb, d, "ln2", h2, "h2_normed", R)
 
     matrices = spec.block_matrix_params() // d.t
     kv_w = d.kv * d.hd
@@ -375,8 +401,8 @@ def _embedding(d: _Dims) -> tuple[OpGraph, int, int]:
     if spec.architecture == "encoder":
         x = _norm(pb, d, "embedding_norm", x, "embedded_normed")
         replicated += d.norm_params
-    if spec.dropout:
-        pb.dropout("embedding_dropout", [x], "embedding_out", E, "embedding_dropout_mask")
+    if spec.dropout:  # sequence-parallel: on the scattered tokens
+        pb.dropout("embedding_dropout", [x], "embedding_out", d.E_rep, "embedding_dropout_mask")
     params = d.vocab * e // d.t + replicated
     return pb.build(), params * bpe, replicated * bpe
 
@@ -385,8 +411,8 @@ def _head(d: _Dims) -> tuple[OpGraph, int, int]:
     spec, pb, bpe = d.spec, PrimitiveBuilder(), d.bpe
     E, e = d.E, spec.embed_dim
     x, replicated = "x", 0
-    if spec.final_norm:
-        x = _norm(pb, d, "final_norm", x, "final_normed")
+    if spec.final_norm:  # sequence-parallel: on the scattered tokens
+        x = _norm(pb, d, "final_norm", x, "final_normed", d.E_rep)
         replicated += d.norm_params
     if e != d.h:
         x = pb.gemm("project_out", [x], "projected", (1, d.tok, d.h, e), saves=[(x, E * bpe)])

@@ -1,0 +1,85 @@
+"""Benchmark: the cost of Megatron's options in the joint search.
+
+Run: ``pytest bench/bench_joint_megatron_options.py --benchmark-only -s -m ""`` (marked
+``slow``: full-space gpt3-175b searches). Set ``PHAZE_BENCH_OPTIONS`` to a
+comma-separated subset of the option names to time only those (default: all).
+
+gpt3-175b on 1,024 devices of ``a100-selene``, Adam, the paper's default settings
+(micro-batches 1, 2, 4, 8; HBM 32, 64, 80 GiB; recomputation off and on), Megatron's
+accounting with full recomputation: the search without options (the baseline) and with
+each option, one process (``jobs=1``). Printed per run: the best design and plan, wall
+and CPU seconds, designs evaluated, DP calls, and for the distributed optimizer the
+recurrences and memory-cap intervals of ``d`` the placement ran
+(:mod:`phaze.placement.data_parallel`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+import phaze.placement.solve as solve_module
+from phaze import Training, _kernels, load_system
+from phaze.joint import search
+from phaze.models import preset
+from phaze.placement import data_parallel
+from phaze.units import GIB
+from phaze.workload import Cluster, Workload
+
+FULL = dict(
+    micro_batch_sizes=(1, 2, 4, 8),
+    hbm_sizes=(32 * GIB, 64 * GIB, 80 * GIB),
+    recompute=(False, True),
+)
+OPTIONS = {
+    "none": {},
+    "distributed_optimizer": {"distributed_optimizer": True},
+}
+
+
+def _describe(result) -> str:
+    best = result.best
+    if best is None:
+        return "nothing fits"
+    mine = best.per_workload[0]
+    return (
+        f"{best.value:.2f} samples/s: arch {best.arch}, {best.hbm_bytes / GIB:.0f} GiB; mbs "
+        f"{mine.micro_batch_size}, recompute {mine.recompute}, t={mine.tensor_width}, "
+        f"d={mine.data_parallel}, {mine.num_stages} stages"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(OPTIONS))
+def test_gpt3_on_selene_with_megatron_options(benchmark, name, monkeypatch):
+    wanted = os.environ.get("PHAZE_BENCH_OPTIONS")
+    if wanted and name not in wanted.split(","):
+        pytest.skip(f"{name} not in PHAZE_BENCH_OPTIONS")
+    _kernels.warmup()
+    counters: dict = {}
+    plain = data_parallel.solve_over_d
+
+    def counted(*args, **kw):
+        return plain(*args, **kw, counters=counters)
+
+    monkeypatch.setattr(solve_module, "solve_over_d", counted)
+    cluster = Cluster(1024, network=load_system("a100-selene").network)
+    training = Training("megatron", "full", **OPTIONS[name])
+    w = Workload(preset("gpt3-175b"), optimizer="adam", training=training)
+    found = {}
+
+    def run():
+        started = time.process_time()
+        found["r"] = search(w, cluster, **FULL)
+        found["cpu"] = time.process_time() - started
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    r, c = found["r"], found["r"].counters
+    print(
+        f"\n{name}: {_describe(r)}; {c['wall_s']:.1f} s wall, {found['cpu']:.1f} s CPU, "
+        f"{c['designs_evaluated']} designs, {c['dp_calls']} DP calls; placement: {counters}"
+    )
+    benchmark.extra_info.update(cpu_s=found["cpu"], dp_calls=c["dp_calls"], **counters)
+    assert r.best is not None and r.best.value > 0
