@@ -42,6 +42,16 @@ Megatron's options (each needs the ``megatron`` accounting):
     reduce-scatter move what one all-reduce moves) and the activation bytes of
     :func:`~phaze.systems.training.block_activation_bytes` with ``sequence_parallel``
     (the ``sbh`` terms divided by ``t``). Pipeline sends stay ``b s h`` elements.
+``optimizer_step``
+    The Adam step as the systems engine prices it, memory-bound: 46 bytes of HBM traffic
+    per parameter on the optimizer's shard (unscale, gradient norm, Adam, copy to fp16)
+    and 4 on every replica (zeroing the gradients), at the accelerator's HBM bandwidth;
+    charged on the first stage's parameters (the stage the synchronisation is charged
+    on), once per batch.
+``overlap_dp``
+    The synchronisation overlaps the first stage's backward pass of its last
+    micro-batch: ``max(0, sync - backward)``, as the systems engine hides it behind the
+    slowest stage's backward.
 """
 
 from __future__ import annotations
@@ -53,6 +63,8 @@ import numpy as np
 from phaze.errors import ConfigError
 from phaze.placement.data_parallel import DataParallelTerms
 from phaze.systems.training import (
+    OPTIMIZER_BYTES_REPLICATED,
+    OPTIMIZER_BYTES_SHARDED,
     STATE_BYTES_REPLICATED,
     STATE_BYTES_SHARDABLE,
     block_activation_bytes,
@@ -81,7 +93,7 @@ ATTENTION_CORE_OPS = frozenset({"qk", "mask", "softmax", "attn_dropout", "av"})
 #: Mixed-precision Adam: training-state bytes per parameter (phaze.systems.training).
 MIXED_ADAM_BYTES_PER_PARAM = STATE_BYTES_REPLICATED + STATE_BYTES_SHARDABLE
 #: Megatron options of :class:`Training` (booleans, off by default, ``megatron`` only).
-MEGATRON_OPTIONS = ("distributed_optimizer", "sequence_parallel")
+MEGATRON_OPTIONS = ("distributed_optimizer", "sequence_parallel", "optimizer_step", "overlap_dp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +116,12 @@ class Training:
         Megatron's sequence parallelism at every tensor width ``t > 1`` (``megatron``
         only; module docstring); the sequence length must be a multiple of every such
         width searched.
+    optimizer_step : bool
+        Add the Adam step of the first stage to the time per batch (``megatron`` only;
+        module docstring).
+    overlap_dp : bool
+        Hide the gradient synchronisation behind the first stage's backward pass of its
+        last micro-batch (``megatron`` only; module docstring).
 
     Examples
     --------
@@ -121,6 +139,8 @@ class Training:
     recompute_mode: str = "full"
     distributed_optimizer: bool = False
     sequence_parallel: bool = False
+    optimizer_step: bool = False
+    overlap_dp: bool = False
 
     def __post_init__(self) -> None:
         check_choice("accounting", self.accounting, ACCOUNTINGS)
@@ -159,21 +179,46 @@ class Training:
         """The Megatron options that are on, ``{name: True}`` (empty by default)."""
         return {name: True for name in MEGATRON_OPTIONS if getattr(self, name)}
 
-    def dp_terms(self, bytes_per_element: int = 2) -> DataParallelTerms:
-        """The placement's data-parallel terms (:class:`~phaze.placement.DataParallelTerms`):
-        the paper's, or with the distributed optimizer ``12 / bytes_per_element`` bytes
-        of state per parameter byte sharded and the reduce-scatter + all-gather (3).
+    def dp_terms(
+        self, bytes_per_element: int = 2, hbm_bandwidth_Bps: float | None = None
+    ) -> DataParallelTerms:
+        """The placement's data-parallel terms (:class:`~phaze.placement.DataParallelTerms`)
+        on an accelerator with ``hbm_bandwidth_Bps`` (needed for :attr:`optimizer_step`):
+        the paper's by default; with the distributed optimizer ``12 / bytes_per_element``
+        bytes of state per parameter byte sharded and the reduce-scatter + all-gather
+        (sync factor 3); with the optimizer step its HBM bytes per parameter byte (46 on
+        the optimizer shard, 4 on every replica, per ``bytes_per_element``) at the HBM
+        bandwidth; with ``overlap_dp`` the overlap.
 
         Examples
         --------
         >>> Training("megatron", distributed_optimizer=True).dp_terms()
         DataParallelTerms(sharded_state_factor=6.0, sync_factor=3.0, step_s_per_B=0.0, \
 step_sharded_s_per_B=0.0, overlap_dp=False)
+        >>> t = Training("megatron", optimizer_step=True).dp_terms(2, 1e12)
+        >>> round(t.step_s_per_B * 1e12, 9), t.step_sharded_s_per_B  # 50 B per 2-byte parameter
+        (25.0, 0.0)
         """
-        if not self.distributed_optimizer:
-            return DataParallelTerms()
+        sharded, sync = 0.0, 4.0
+        if self.distributed_optimizer:
+            sharded, sync = STATE_BYTES_SHARDABLE / bytes_per_element, 3.0
+        step = step_sharded = 0.0
+        if self.optimizer_step:
+            if hbm_bandwidth_Bps is None:
+                raise ConfigError("optimizer_step=True needs the accelerator's HBM bandwidth")
+            per_byte = 1.0 / (bytes_per_element * float(hbm_bandwidth_Bps))
+            shard = OPTIMIZER_BYTES_SHARDED * per_byte
+            step = OPTIMIZER_BYTES_REPLICATED * per_byte
+            if self.distributed_optimizer:
+                step_sharded = shard
+            else:
+                step += shard
         return DataParallelTerms(
-            sharded_state_factor=STATE_BYTES_SHARDABLE / bytes_per_element, sync_factor=3.0
+            sharded_state_factor=sharded,
+            sync_factor=sync,
+            step_s_per_B=step,
+            step_sharded_s_per_B=step_sharded,
+            overlap_dp=self.overlap_dp,
         )
 
     def least_state_bytes_per_param(self, optimizer: str, d_max: int, bpe: int = 2) -> float:

@@ -41,6 +41,7 @@ from phaze.systems.training import (
     memory_per_device,
     stage_params,
 )
+from phaze.training import MEGATRON_OPTIONS
 
 DATA = Path(__file__).parent / "data"
 #: Stage bytes: sums of integer-valued floats; the sharded state (12 / d bytes per
@@ -440,6 +441,10 @@ def _reference_graphs(problem):
         {"distributed_optimizer": True},
         {"sequence_parallel": True},
         {"distributed_optimizer": True, "sequence_parallel": True},
+        {"optimizer_step": True},
+        {"overlap_dp": True},
+        {"distributed_optimizer": True, "optimizer_step": True, "overlap_dp": True},
+        dict.fromkeys(MEGATRON_OPTIONS, True),
     ],
 )
 def test_joint_placement_with_options_equals_brute_force_on_a_tiny_model(options):
@@ -493,6 +498,71 @@ def test_joint_placement_with_options_equals_brute_force_on_a_tiny_model(options
             row = ev.exact(mbs, 0, hbm, recompute)  # the search's hot path agrees
             assert _close(row.time_per_batch_s, min(want.values()), 1e-9), (hbm, recompute)
     assert finite >= 2
+
+
+# --- the optimizer step and the overlap --------------------------------------------------------
+
+
+@pytest.mark.parametrize("dist", [False, True])
+def test_optimizer_step_is_the_systems_engine_hbm_traffic_and_overlap_hides_the_sync(dist):
+    spec, seq, batch, mbs = preset("megatron-gpt2-xl"), 512, 256, 2
+    net = phaze.load_system("a100-selene").network
+    problems = {}
+    for extra in ({}, {"optimizer_step": True}, {"overlap_dp": True}):
+        training = Training("megatron", "full", distributed_optimizer=dist, **extra)
+        ev = _evaluator(spec, seq, batch, 256, mbs, training, network=net)
+        problems[tuple(extra)] = ev.problem(mbs, 0, 80e9, recompute=False)
+    bw = float(TINY.enumerate().hbm_bandwidth_Bps[0])
+    base = problems[()]
+    t = 2
+    ids = base.layer_ids.tolist()
+    n = len(ids)
+    hidden = 0
+    for cut in (1, n // 4, n // 2):
+        stages = [ids[:cut], ids[cut:]]
+        for d in (1, 2, 8, 64):
+            plain = evaluate_plan(base, t, d, stages)
+            step = evaluate_plan(problems[("optimizer_step",)], t, d, stages)
+            over = evaluate_plan(problems[("overlap_dp",)], t, d, stages)
+            assert plain.feasible and step.feasible and over.feasible
+            params = (
+                sum(base.graph(t).param_bytes[ids.index(v)] for v in stages[0]) / 2
+            )  # parameters of one device of the first stage
+            shard = d if dist else 1
+            want = params * (46 / shard + 4) / bw  # the systems engine's HBM bytes
+            got = step.time_per_batch_s - plain.time_per_batch_s
+            assert _close(got, want, 1e-9), (cut, d, got, want)
+            # overlap: max(0, sync - the first stage's backward of one micro-batch)
+            m = plain.micro_batches_per_pipeline
+            pipe = max(st.load_s for st in plain.stages) * (m + 1)
+            sync = plain.time_per_batch_s - pipe
+            bwd = float(base.graph(t).bwd_s[: len(stages[0])].sum())
+            assert _close(over.time_per_batch_s - pipe, max(0.0, sync - bwd), 1e-9)
+            hidden += 0 < over.time_per_batch_s < plain.time_per_batch_s
+    assert hidden >= 1
+
+
+def test_exact_search_equals_exhaustive_with_every_option_on_network_levels():
+    w = Workload(preset("megatron-gpt2-54"), seq_len=512, global_batch=256, optimizer="adam")
+    cluster = Cluster(devices=32, network=phaze.load_system("a100-selene").network)
+    training = Training("megatron", "selective", **dict.fromkeys(MEGATRON_OPTIONS, True))
+    out = {}
+    for strategy in ("exact", "exhaustive"):
+        out[strategy] = phaze.search(
+            w,
+            cluster,
+            SPACE,
+            micro_batch_sizes=(1, 2),
+            hbm_sizes=(3 * GIB, 8 * GIB),
+            recompute=(False, True),
+            training=training,
+            strategy=strategy,
+        )
+    exact, full = out["exact"], out["exhaustive"]
+    assert (exact.best.arch, exact.best.hbm_bytes) == (full.best.arch, full.best.hbm_bytes)
+    assert exact.best.value == full.best.value > 0
+    assert np.array_equal(exact.frontier, full.frontier)
+    assert np.array_equal(exact.frontier_value, full.frontier_value)
 
 
 # --- the edges -------------------------------------------------------------------------------

@@ -212,7 +212,10 @@ class WorkloadEvaluator:
         for mbs in micro_batch_sizes:
             mbs = check_int("micro_batch_size", mbs)
             self._mbs[mbs] = self._prepare(mbs)
-        self.dp_terms = workload.training.dp_terms(workload.bytes_per_element)
+        self.dp_terms = workload.training.dp_terms(
+            workload.bytes_per_element, 1.0 if workload.training.optimizer_step else None
+        )  # the step's bandwidth per architecture: _dp_terms(arch)
+        self._hbm_Bps = np.asarray(arch_table.hbm_bandwidth_Bps, dtype=np.float64)
         self._megatron: dict[int, _MegatronData] = {}
         self._core: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if not workload.training.is_paper:
@@ -420,6 +423,14 @@ class WorkloadEvaluator:
             )
         return found
 
+    def _dp_terms(self, arch: int):
+        """The placement's data-parallel terms on architecture ``arch`` (the optimizer
+        step runs at its HBM bandwidth)."""
+        w = self.workload
+        if not w.training.optimizer_step:
+            return self.dp_terms
+        return w.training.dp_terms(w.bytes_per_element, float(self._hbm_Bps[arch]))
+
     def _least_state_factor(self, mbs: int) -> float:
         """The fewest state bytes per parameter byte any plan at ``mbs`` keeps (with the
         distributed optimizer: at the largest data-parallel degree; a memory bound)."""
@@ -465,7 +476,8 @@ class WorkloadEvaluator:
                 ),
                 min_stages=min_stages,
                 layer_count=lat.lb_count[i],
-                sync_factor=self.dp_terms.sync_factor,
+                # hidden by the overlap, the synchronisation may cost nothing
+                sync_factor=0.0 if self.dp_terms.overlap_dp else self.dp_terms.sync_factor,
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
@@ -620,7 +632,7 @@ class WorkloadEvaluator:
             state_factor=kw["state_factor"],
             recompute_last=kw["recompute_last"],
             stash_inputs=kw["stash_inputs"],
-            dp_terms=self.dp_terms,
+            dp_terms=self._dp_terms(arch),
         )
 
     def _rules(self, mbs: int, recompute: bool) -> tuple[float, bool, bool]:
@@ -673,7 +685,10 @@ class WorkloadEvaluator:
         digest = hashlib.blake2b(fwd.tobytes() + bwd.tobytes(), digest_size=20)
         if "recompute_s" in rules:
             digest.update(np.ascontiguousarray(rules["recompute_s"]).tobytes())
+        terms = self._dp_terms(arch)
         key = (mbs, float(hbm_bytes), bool(recompute), digest.digest())
+        if terms.step_s_per_B or terms.step_sharded_s_per_B:  # the step: HBM bandwidth
+            key += (terms.step_s_per_B, terms.step_sharded_s_per_B)
         res = self._placements.get(key)
         if res is None:
             self.dp_calls += 1
@@ -687,7 +702,7 @@ class WorkloadEvaluator:
                 bwd,
                 hbm_bytes=float(hbm_bytes),
                 recompute=bool(recompute),
-                dp_terms=self.dp_terms,
+                dp_terms=terms,
                 **extra,
             )
             if len(self._placements) >= MAX_MEMO_PLACEMENTS:

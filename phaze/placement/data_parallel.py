@@ -84,8 +84,8 @@ class DataParallelTerms:
         for name, high in (
             ("sharded_state_factor", 1e6),
             ("sync_factor", 1e6),
-            ("step_s_per_B", 1.0),
-            ("step_sharded_s_per_B", 1.0),
+            ("step_s_per_B", 1e6),
+            ("step_sharded_s_per_B", 1e6),
         ):
             value = check_number(name, getattr(self, name), high=high, low_inclusive=True)
             object.__setattr__(self, name, value)
