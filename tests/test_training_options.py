@@ -14,8 +14,9 @@
   equals a brute force over every split and ``d`` written from the rules
   (tests/reference/placement.py; random problems with every data-parallel term:
   tests/test_training.py and tests/test_dp_kernels.py);
-* bad combinations are ConfigErrors naming the value; the result store's fingerprint
-  changes with the options.
+* the command line's flags and the sweep files set the options; bad combinations are
+  ConfigErrors naming the value (exit status 2, one line); the result store's
+  fingerprint changes with the options, and sweeps without them keep their keys.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from reference.placement import brute_force
 
 import phaze
 from phaze import GIB, Cluster, ConfigError, Training, Workload, preset
+from phaze.cli import main
 from phaze.joint.core import fingerprint
 from phaze.models import TransformerSpec, build_graph
 from phaze.placement import DataParallelTerms, evaluate_plan, place_arrays, place_per_width
+from phaze.sweeps import SweepCell, parse_sweep
+from phaze.sweeps.cell import run_cell
 from phaze.systems.training import (
     TrainingPlan,
     block_activation_bytes,
@@ -592,6 +596,117 @@ def test_megatron_options_need_megatron_accounting_and_booleans():
             adam=True,
             dp_terms=DataParallelTerms(sharded_state_factor=7.0),
         )
+
+
+def test_cli_search_flags_set_the_options_and_a_store_with_other_options_is_refused(
+    tmp_path, capsys
+):
+    out = tmp_path / "out"
+    args = [
+        "search",
+        "--model",
+        "megatron-gpt2-xl",
+        "--seq",
+        "256",
+        "--batch",
+        "64",
+        "--devices",
+        "16",
+        "--mbs",
+        "2",
+        "--hbm",
+        "8",
+        "--max-tp",
+        "2",
+        "--network",
+        "a100-selene",
+        "--training",
+        "megatron",
+        "--area-budget",
+        "3.4",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    flags = ["--distributed-optimizer", "--sequence-parallel", "--optimizer-step", "--overlap-dp"]
+    assert main([*args, *flags]) == 0
+    wl = json.loads((out / "best.json").read_text())["workloads"][0]
+    assert wl["training"] == "megatron"
+    assert wl["training_options"] == sorted(MEGATRON_OPTIONS)
+    capsys.readouterr()
+    # the same directory with other options is another search: refused, one line
+    assert main([*args, "--distributed-optimizer"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert main([*args, *flags]) == 0  # the same options resume
+    capsys.readouterr()
+    for bad, named in (
+        (["--distributed-optimizer"], "distributed_optimizer=True"),
+        (["--overlap-dp", "--training", "paper"], "overlap_dp=True"),
+        (
+            ["--training", "megatron", "--sequence-parallel", "--seq", "100", "--max-tp", "8"],
+            "seq_len=100",
+        ),
+    ):
+        assert main(["search", "--out", str(tmp_path / "bad"), *bad]) == 2
+        err = capsys.readouterr().err
+        assert named in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_sweep_cells_set_training_and_keep_the_keys_of_sweeps_without_it():
+    base = {"search": {"devices": 64}, "grid": {"model": ["gpt2-xl", "bert-large"]}}
+    plain = parse_sweep(base)
+    explicit = parse_sweep({**base, "search": {"devices": 64, "training": "paper"}})
+    assert [c.key for c in plain.cells] == [c.key for c in explicit.cells]
+    assert all("training" not in c.to_dict() for c in plain.cells)
+    doc = {
+        "search": {"devices": 64, "training": "megatron", "recompute_mode": "selective"},
+        "grid": {"model": ["gpt2-xl"], "distributed_optimizer": [False, True]},
+        "cell": [{"model": "gpt2-xl", "sequence_parallel": True, "overlap_dp": True}],
+    }
+    spec = parse_sweep(doc)
+    trainings = [c.training for c in spec.cells]
+    assert trainings == [
+        Training("megatron", "selective"),
+        Training("megatron", "selective", distributed_optimizer=True),
+        Training("megatron", "selective", sequence_parallel=True, overlap_dp=True),
+    ]
+    assert all(c.optimizer == "adam" for c in spec.cells)  # Megatron's default optimizer
+    assert len({c.key for c in spec.cells}) == 3
+    assert spec.fingerprint != parse_sweep({**doc, "cell": []}).fingerprint
+    for bad, named in (
+        ({"training": "zero"}, "training='zero'"),
+        ({"distributed_optimizer": "yes"}, "distributed_optimizer='yes'"),
+        ({"distributed_optimizer": True}, "distributed_optimizer=True"),
+        ({"training": "megatron", "optimizer": "sgd"}, "optimizer='sgd'"),
+        ({"recompute_mode": "none"}, "recompute_mode='none'"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            parse_sweep({"search": bad, "grid": {"model": ["gpt2-xl"]}})
+
+
+def test_a_sweep_cell_under_megatron_runs_and_records_its_training():
+    cell = SweepCell(
+        "megatron-gpt2-xl",
+        seq_len=256,
+        global_batch=64,
+        optimizer="adam",
+        devices=16,
+        hbm_bytes=(8 * GIB,),
+        micro_batch_sizes=(2,),
+        recompute=(True,),
+        max_tensor_width=2,
+        num_tc=(8,),
+        num_vc=(2,),
+        tc_width=(128,),
+        tc_depth=(128,),
+        glb_bytes=(2**27,),
+        area_band=0.0,
+        training=Training("megatron", "selective", distributed_optimizer=True),
+    )
+    rec = run_cell(cell)
+    assert rec["feasible"] and rec["throughput_samples_per_s"] > 0
+    assert rec["training"] == "megatron/selective+distributed_optimizer"
 
 
 def test_fingerprint_changes_with_the_options_and_not_without_them():

@@ -14,7 +14,7 @@ from phaze.errors import ConfigError
 from phaze.joint.core import STRATEGIES
 from phaze.joint.objective import OBJECTIVES
 from phaze.outdir import OutputDir
-from phaze.training import ACCOUNTINGS, Training
+from phaze.training import ACCOUNTINGS, MEGATRON_OPTIONS, Training
 from phaze.validate import OPTIMIZERS, check_number
 
 HELP = "search accelerator architectures and execution plans jointly (the main job)"
@@ -77,6 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="what recomputation on means (default full; selective needs --training "
         "megatron: only the attention core is recomputed)",
     )
+    for flag, what in (
+        ("--distributed-optimizer", "shard the optimizer state over the data-parallel replicas"),
+        ("--sequence-parallel", "sequence parallelism at every tensor width > 1"),
+        ("--optimizer-step", "add the Adam step's HBM traffic to the time per batch"),
+        ("--overlap-dp", "overlap the gradient synchronisation with the last backward pass"),
+    ):
+        g.add_argument(flag, action="store_true", help=f"{what} (needs --training megatron)")
     g.add_argument(
         "--max-tensor-width",
         "--max-tp",
@@ -180,7 +187,11 @@ def _workloads(args):
         specs.append(TransformerSpec.from_hf_config(path))
     if not specs:
         specs = [preset(DEFAULT_MODEL)]
-    training = Training(args.training, args.recompute_mode)
+    training = Training(
+        args.training,
+        args.recompute_mode,
+        **{name: True for name in MEGATRON_OPTIONS if getattr(args, name)},
+    )
     optimizer = args.optimizer or ("sgd" if training.is_paper else "adam")
     return [
         Workload(

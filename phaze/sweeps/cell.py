@@ -34,6 +34,7 @@ RECORD_FIELDS = (
     "area_budget_mm2",
     "area_band",
     "strategy",
+    "training",
     "architectures",
     "feasible",
     "arch",
@@ -77,7 +78,16 @@ def _settings(cell: SweepCell) -> dict:
         "area_budget_mm2": cell.design_space().budget_um2 / UM2_PER_MM2,
         "area_band": cell.area_band,
         "strategy": cell.strategy,
+        # the accounting and the options on, e.g. "megatron/selective+distributed_optimizer"
+        "training": _training_label(cell.training),
     }
+
+
+def _training_label(training) -> str:
+    """``paper``, or ``megatron/<recompute mode>`` plus ``+<option>`` per option on."""
+    if training.is_paper:
+        return "paper"
+    return "+".join([f"megatron/{training.recompute_mode}", *training.options()])
 
 
 def run_cell(cell: SweepCell) -> dict:

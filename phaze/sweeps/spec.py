@@ -25,6 +25,7 @@ from pathlib import Path
 
 from phaze.errors import ConfigError
 from phaze.models import TransformerSpec, preset
+from phaze.training import ACCOUNTINGS, MEGATRON_OPTIONS, Training
 from phaze.units import GIB, MIB, UM2_PER_MM2
 
 if sys.version_info >= (3, 11):
@@ -32,9 +33,20 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["SEARCH_KEYS", "SPACE_KEYS", "SweepCell", "SweepSpec", "load_sweep", "parse_sweep"]
+__all__ = [
+    "SEARCH_KEYS",
+    "SPACE_KEYS",
+    "TRAINING_KEYS",
+    "SweepCell",
+    "SweepSpec",
+    "load_sweep",
+    "parse_sweep",
+]
 
 _RECOMPUTE = {"both": (False, True), "off": (False,), "on": (True,)}
+#: Sweep-file keys that make up a cell's :class:`~phaze.Training` (``training`` is its
+#: accounting; the others its recomputation mode and Megatron options).
+TRAINING_KEYS = ("training", "recompute_mode", *MEGATRON_OPTIONS)
 _STRATEGIES = ("exact", "phaze", "exhaustive")
 
 #: Keys of ``[search]``, ``[grid]`` and ``[[cell]]`` tables.
@@ -52,6 +64,7 @@ SEARCH_KEYS = (
     "area_budget_mm2",
     "area_band",
     "strategy",
+    *TRAINING_KEYS,
 )
 #: Keys of the ``[space]`` table (the value sets of :class:`~phaze.DesignSpace`).
 SPACE_KEYS = ("num_tc", "num_vc", "tc_width", "tc_depth", "vc_width", "glb_mib")
@@ -110,6 +123,9 @@ class SweepCell:
     strategy : {"exact", "phaze", "exhaustive"}
     num_tc, num_vc, tc_width, tc_depth, vc_width, glb_bytes : tuple of int, optional
         Value sets of the design space; ``None`` keeps :class:`~phaze.DesignSpace`'s default.
+    training : phaze.Training
+        Memory and recomputation accounting of the plans and Megatron's options
+        (default: the paper's).
 
     Examples
     --------
@@ -139,6 +155,7 @@ class SweepCell:
     tc_depth: tuple[int, ...] | None = None
     vc_width: tuple[int, ...] | None = None
     glb_bytes: tuple[int, ...] | None = None
+    training: Training = Training()
     _key: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -163,6 +180,8 @@ class SweepCell:
             raise ConfigError(f"strategy={self.strategy!r}; allowed: {', '.join(_STRATEGIES)}")
         for name in ("num_tc", "num_vc", "tc_width", "tc_depth", "vc_width", "glb_bytes"):
             object.__setattr__(self, name, _int_set(name, getattr(self, name)))
+        if not isinstance(self.training, Training):
+            raise ConfigError(f"training={self.training!r}; allowed: a phaze.Training")
         # the search's own specs validate the rest (and name the bad value); that the
         # area band holds an architecture is checked once per space by SweepSpec
         self.workload()
@@ -196,6 +215,7 @@ class SweepCell:
             global_batch=self.global_batch,
             optimizer=self.optimizer,
             max_tensor_width=self.max_tensor_width,
+            training=self.training,
         )
 
     def cluster(self):
@@ -221,9 +241,11 @@ class SweepCell:
         """Canonical JSON-ready form: every setting, the model by name and full spec."""
         out = {"model": self.model.name, "model_spec": repr(self.model)}
         for name in self.__dataclass_fields__:
-            if name not in ("model", "_key"):
+            if name not in ("model", "_key", "training"):
                 value = getattr(self, name)
                 out[name] = list(value) if isinstance(value, tuple) else value
+        if not self.training.is_paper:  # the paper's: the keys of sweeps before it existed
+            out["training"] = self.training.fingerprint()
         return out
 
 
@@ -339,6 +361,13 @@ def _convert(key: str, value, where: str, base: Path) -> dict:
         if value not in _STRATEGIES:
             raise ConfigError(f"{where}: strategy={value!r}; allowed: {', '.join(_STRATEGIES)}")
         return {"strategy": value}
+    if key in TRAINING_KEYS:  # collected into one Training by _cell
+        if key in MEGATRON_OPTIONS and not isinstance(value, bool):
+            raise ConfigError(f"{where}: {key}={value!r}; allowed: true, false")
+        allowed = {"training": ACCOUNTINGS, "recompute_mode": ("full", "selective")}.get(key)
+        if allowed is not None and value not in allowed:
+            raise ConfigError(f"{where}: {key}={value!r}; allowed: {', '.join(allowed)}")
+        return {f"training.{key}": value}
     raise AssertionError(key)  # pragma: no cover - keys are checked before
 
 
@@ -365,7 +394,16 @@ def _space(table: dict) -> dict:
 
 
 def _cell(settings: dict, space: dict, where: str) -> SweepCell:
+    settings = dict(settings)
+    training = {
+        k.split(".", 1)[1]: settings.pop(k) for k in list(settings) if k.startswith("training.")
+    }
     try:
+        if training:
+            accounting = training.pop("training", "paper")
+            settings["training"] = Training(accounting, **training)
+            if not settings["training"].is_paper:  # Megatron's is mixed-precision Adam
+                settings.setdefault("optimizer", "adam")
         return SweepCell(**{"model": "bert-large", **space, **settings})
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
