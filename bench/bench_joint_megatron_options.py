@@ -6,11 +6,11 @@ comma-separated subset of the option names to time only those (default: all).
 
 gpt3-175b on 1,024 devices of ``a100-selene``, Adam, the paper's default settings
 (micro-batches 1, 2, 4, 8; HBM 32, 64, 80 GiB; recomputation off and on), Megatron's
-accounting with full recomputation: the search without options (the baseline) and with
-each option, one process (``jobs=1``). Printed per run: the best design and plan, wall
-and CPU seconds, designs evaluated, DP calls, and for the distributed optimizer the
-recurrences and memory-cap intervals of ``d`` the placement ran
-(:mod:`phaze.placement.data_parallel`).
+accounting with full recomputation: the search without options (the baseline), with
+each option alone and with all four, one process (``jobs=1``). Printed per run: the
+best design and plan, wall and CPU seconds, designs evaluated, DP calls, and the
+recurrences and memory-cap intervals of ``d`` the placement ran beyond the paper's
+final round (:mod:`phaze.placement.data_parallel`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from phaze import Training, _kernels, load_system
 from phaze.joint import search
 from phaze.models import preset
 from phaze.placement import data_parallel
+from phaze.training import MEGATRON_OPTIONS
 from phaze.units import GIB
 from phaze.workload import Cluster, Workload
 
@@ -35,7 +36,8 @@ FULL = dict(
 )
 OPTIONS = {
     "none": {},
-    "distributed_optimizer": {"distributed_optimizer": True},
+    **{name: {name: True} for name in MEGATRON_OPTIONS},
+    "all": dict.fromkeys(MEGATRON_OPTIONS, True),
 }
 
 
