@@ -261,6 +261,27 @@ def _check_tables(g, c, kind):
         assert have.max_position == want.max_position, f"{where}; {case}"
         assert have.one_device == want.one_device, f"{where}; {case}"
         assert have.param_bytes == want.param_bytes, f"{where}; {case}"
+    if kind == "chain":  # the caps-only kernel: the same caps, pair by pair
+        _check_chain_caps(g, c, maxs, case)
+
+
+def _check_chain_caps(g, c, maxs, case):
+    link_sum = np.zeros(g["n"] + 1)
+    for _, v, b in g["edges"]:
+        link_sum[v] += b
+    r = _rules(g, c)
+    caps = kst.chain_stage_caps(
+        np.array(g["params"], dtype=np.float64),
+        np.array(g["acts"], dtype=np.float64),
+        np.array(r["work"], dtype=np.float64),
+        link_sum,
+        float(c["hbm"]),
+        int(c["n_dev"]),
+        bool(c["recompute"]),
+        float(r["state_factor"]),
+        bool(r["stash_inputs"]),
+    )
+    assert caps.tolist() == maxs.tolist(), case
 
 
 # --- memory cap ------------------------------------------------------------------------

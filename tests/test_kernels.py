@@ -30,6 +30,7 @@ PLACEMENT = ROOT / "tests" / "data" / "placement"
 #: Kernels called from the public layer (the others are their numba callees).
 ENTRY_POINTS = (
     "stage_tables.chain_stage_tables",
+    "stage_tables.chain_stage_caps",
     "stage_tables.prefix_stage_tables",
     "stage_tables.enumerate_downsets",
     "stage_tables.dag_stage_tables",
@@ -88,6 +89,18 @@ def _real_work() -> None:
     )
     workload = phaze.Workload(phaze.preset("bert-large"), seq_len=128, global_batch=64)
     result = phaze.search([workload], phaze.Cluster(devices=16), space)
+    assert result.best is not None
+    # Megatron's accounting with every option: the memory-cap intervals of d (caps-only
+    # tables, the per-d record, the overlap and the optimizer step in the final round)
+    options = dict.fromkeys(phaze.training.MEGATRON_OPTIONS, True)
+    megatron = phaze.Workload(
+        phaze.preset("bert-large"),
+        seq_len=128,
+        global_batch=64,
+        optimizer="adam",
+        training=phaze.Training("megatron", **options),
+    )
+    result = phaze.search([megatron], phaze.Cluster(devices=16), space, hbm_sizes=(2**30,))
     assert result.best is not None
     problem = phaze.load_instance(PLACEMENT / "bertlarge_skipedges_64dev.instance.json")
     assert phaze.place(problem).time_per_batch_s > 0

@@ -20,7 +20,8 @@ equivalently ``D \\ D'`` for downsets). Every layer graph is reduced to a list o
 Three table builders produce this form:
 
 * :func:`chain_stage_tables` -- the layer graph is a chain (edges only ``i -> i+1``);
-  states are suffixes, stage loads come from prefix sums (O(1) per stage).
+  states are suffixes, stage loads come from prefix sums (O(1) per stage);
+  :func:`chain_stage_caps` computes only its memory caps.
 * :func:`prefix_stage_tables` -- every consecutive pair has an edge, plus skip edges
   (the topological order is unique, so the states are still suffixes); loads by
   incremental list schedules, O(L (L + E)) in all.
@@ -50,6 +51,7 @@ from numba import njit
 
 __all__ = [
     "MAX_DOWNSETS",
+    "chain_stage_caps",
     "chain_stage_tables",
     "dag_stage_tables",
     "enumerate_downsets",
@@ -233,6 +235,64 @@ def chain_stage_tables(
     ptr[n + 1] = p
     rem[n] = 0
     return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, _suffix_cheap(tensor_parallel, t)
+
+
+@njit(cache=True, nogil=True)
+def chain_stage_caps(
+    param_bytes,
+    activation_bytes,
+    work_bytes,
+    link_sum_bytes,
+    hbm_bytes,
+    n_dev,
+    recompute,
+    state_factor,
+    stash_inputs,
+):
+    """Only the ``max_stages`` column of :func:`chain_stage_tables` (the same pairs, in
+    the same order, by the same arithmetic): what changes with the state factor, for
+    comparing memory caps across data-parallel degrees cheaply.
+
+    Parameters
+    ----------
+    param_bytes, activation_bytes, work_bytes : float64 (L,)
+    link_sum_bytes : float64 (L+1,)
+    hbm_bytes : float
+    n_dev : int
+    recompute, stash_inputs : bool
+    state_factor : float
+        As in :func:`chain_stage_tables`.
+
+    Returns
+    -------
+    int64 (L (L+1) / 2,)
+    """
+    n = param_bytes.shape[0]
+    ppre = np.zeros(n + 1)
+    apre = np.zeros(n + 1)
+    for i in range(n):
+        ppre[i + 1] = ppre[i] + param_bytes[i]
+        apre[i + 1] = apre[i] + activation_bytes[i]
+    maxs = np.empty(n * (n + 1) // 2, np.int64)
+    p = 0
+    for i in range(n):
+        wb = 0.0
+        for j in range(i + 1, n + 1):
+            if work_bytes[j - 1] > wb:
+                wb = work_bytes[j - 1]
+            maxs[p] = _stage_memory_cap(
+                ppre[j] - ppre[i],
+                apre[j] - apre[i],
+                wb,
+                link_sum_bytes[i],
+                recompute,
+                stash_inputs,
+                state_factor,
+                hbm_bytes,
+                n_dev,
+            )
+            p += 1
+    return maxs
 
 
 @njit(cache=True, nogil=True)
@@ -625,6 +685,7 @@ def warmup() -> None:
     out_ptr = np.array([0, 1, 1], np.int64)
     dst = np.array([1], np.int64)
     extra = (2.0, f, z, False, True)  # state factor, recompute_s, work_bytes, flags
+    chain_stage_caps(f, f, z, np.zeros(3), 1.0, 2, True, 2.0, True)
     prefix_stage_tables(
         f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, *extra
     )

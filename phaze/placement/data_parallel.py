@@ -148,6 +148,7 @@ def solve_over_d(
     terms: DataParallelTerms,
     overlap_s: Callable[[tuple], np.ndarray] | None = None,
     counters: dict | None = None,
+    caps: Callable[[float], np.ndarray] | None = None,
 ) -> tuple[tuple, tuple]:
     """The placement optimum over every data-parallel degree (module docstring).
 
@@ -168,6 +169,9 @@ def solve_over_d(
     counters : dict, optional
         Receives ``intervals`` (memory-cap intervals of ``d`` solved beside the largest
         ``d``) and ``recurrences`` (runs of the recurrence), added to what it holds.
+    caps : callable, optional
+        ``caps(state_factor)`` -> the ``max_stages`` column of ``build(state_factor)``
+        alone, computed more cheaply (it must be equal); default: from ``build``.
 
     Returns
     -------
@@ -200,6 +204,18 @@ def solve_over_d(
             found = memo[d] = build(state_factor_at(state_factor, terms.sharded_state_factor, d))
         return found
 
+    cap_memo: dict[int, np.ndarray] = {}
+
+    def caps_at(d: int) -> np.ndarray:
+        found = cap_memo.get(d)
+        if found is None:
+            if caps is None:
+                found = tables(d)[4]
+            else:
+                found = caps(state_factor_at(state_factor, terms.sharded_state_factor, d))
+            cap_memo[d] = found
+        return found
+
     # the most permissive caps (d_max): exact at d_max, a lower bound at every d
     tabs = tables(d_max)
     bounds = np.full(d_max + 1, np.inf)
@@ -215,8 +231,8 @@ def solve_over_d(
         t_best, d_best = float(best[1][0]), int(best[1][1])
         if bound == math.inf or bound > t_best or (bound == t_best and d > d_best):
             break  # no open degree can win (ties go to the smaller d)
-        caps = tables(d)[4]
-        lo, hi = _cap_interval(lambda e, c=caps: np.array_equal(tables(e)[4], c), d, d_max)
+        here = caps_at(d)
+        lo, hi = _cap_interval(lambda e, c=here: np.array_equal(caps_at(e), c), d, d_max)
         count("intervals")
         cut = float(np.nextafter(t_best, math.inf)) if t_best < math.inf else math.inf
         tabs = tables(d)

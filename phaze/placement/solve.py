@@ -836,12 +836,27 @@ def place_chain(
                 *tabs, *dp_args, 4.0, none, 0.0, 0.0, 1, prep.devices, math.inf, none
             )
         else:
+
+            def caps_at(f: float, i: int = i) -> np.ndarray:  # tables_at(f)[4], cheaper
+                return _st.chain_stage_caps(
+                    prep.param_bytes[i],
+                    prep.activation_bytes[i] if activation_bytes is None else activation_bytes[i],
+                    prep.zeros if work_bytes is None else work_bytes[i],
+                    prep.link_sum_bytes[i],
+                    hbm_bytes,
+                    prep.devices,
+                    recompute,
+                    f,
+                    stash_inputs,
+                )
+
             tabs, res = solve_over_d(
                 tables_at,
                 dp_args,
                 factor,
                 terms,
                 overlap_s=lambda tabs, i=i: _chain_first_backward(tabs, bwd_s[i]),
+                caps=caps_at,
             )
         times[i] = res[0]
         if res[0] < best_t:  # strictly smaller wins: ties go to the smaller width
