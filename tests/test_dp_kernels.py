@@ -493,7 +493,7 @@ def test_dp_solve_with_one_device_stages_under_a_tight_device_budget(tp, t, n_de
 def _check_dp(case):
     g, downs, t, tabs, scalars = case
     n_dev, micro_batches, bandwidth, _, _, latency = scalars
-    best, d, p, s, r, choice = kdp.dp_solve(*tabs, *scalars)
+    best, d, p, s, r, table = kdp.dp_solve(*tabs, *scalars)
     stages_from, by_pair = _reference_stages(g, downs, t, tabs)
     everything = frozenset(range(g["n"]))
     bandwidth, latency = bandwidth.tolist(), latency.tolist()
@@ -505,7 +505,7 @@ def _check_dp(case):
         assert math.isinf(best) and (d, p, s, r) == (-1, -1, -1, -1), where
         return
     assert _close(best, want, TIME_REL, want), where
-    pipeline = kdp.reconstruct(tabs[1], tabs[5], choice, p, s, r)
+    pipeline = kdp.reconstruct(*tabs, table, p, s, r)
     assert all(int(q) in by_pair for q in pipeline), f"plan {pipeline.tolist()}; {where}"
     plan = [by_pair[int(q)] for q in pipeline]
     again = ref.plan_time(
