@@ -543,7 +543,7 @@ def _check_dp(case):
     )
     fr = terms or ref.FinalTerms()
     d_best = np.full(d_max + 1, -1.0) if record else np.zeros(0)
-    best, d, p, s, r, choice = kdp.dp_solve(
+    best, d, p, s, r, table = kdp.dp_solve(
         *tabs,
         *scalars,
         fr.sync,
@@ -577,7 +577,7 @@ def _check_dp(case):
         return
     assert _close(best, want, TIME_REL, want), where
     assert fr.d_lo <= d <= fr.d_hi, where
-    pipeline = kdp.reconstruct(tabs[1], tabs[5], choice, p, s, r)
+    pipeline = kdp.reconstruct(*tabs, table, p, s, r)
     assert all(int(q) in by_pair for q in pipeline), f"plan {pipeline.tolist()}; {where}"
     plan = [by_pair[int(q)] for q in pipeline]
     again = ref.plan_time(

@@ -194,3 +194,11 @@ def test_a_fresh_process_loads_every_kernel_from_the_cache(tmp_path):
     assert list(tmp_path.rglob("*.nbi")), "no numba cache index written"
     assert sum(misses for _, misses in first.values()) >= 8, first
     _loaded_from_cache(second)
+    if len(os.sched_getaffinity(0)) >= 2:  # the side process compiled the scheduler's
+        side = {k: first[k] for k in ENTRY_POINTS if k.split(".")[0] in kernels_pkg.SIDE_MODULES}
+        assert side and all(v[1] == 0 and v[0] >= 1 for v in side.values()), side
+
+
+def test_a_warm_cache_starts_no_side_process():
+    kernels_pkg.warmup()
+    assert kernels_pkg._start_side_compile() is None

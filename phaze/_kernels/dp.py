@@ -54,7 +54,7 @@ def dp_solve(
     ``s <= max_stages``). Final round, for ``d = 1 ... min(n_dev, micro_batches)``:
     ``n = n_dev // d`` devices and ``m = ceil(micro_batches / d)`` micro-batches per
     pipeline; over first stages ``p`` from state 0 and ``s``:
-    ``time = max(g[partner[p], s-1, r >= r_min], load(p, s)) * (m + s - 1) + sync + step``
+    ``time = max(g[partner[p], r >= r_min, s-1], load(p, s)) * (m + s - 1) + sync + step``
     with ``sync = F (d-1) param_bytes[p] / (bandwidth[d] d) + 2 (d-1) latency[d]``, the
     ring collectives of the ``d`` data-parallel peers on the network level their group
     spans (``F = dp_sync_factor``: 4 for the all-reduce, 3 for the distributed
@@ -107,8 +107,8 @@ def dp_solve(
     best_d, best_p, best_s, best_r : int
         Data-parallel degree, first stage (pair), number of stages and the number of cheap
         stages after the first (-1 when infeasible).
-    choice : int64 (n_states, S+1, n_cheap+1)
-        ``choice[k, s, r]``: the best first stage from state ``k`` (reconstruction).
+    g : float64 (n_states, n_cheap+1, S+1)
+        ``g[k, r, s]`` of the recurrence, for :func:`reconstruct`.
     """
     n_states = ptr.shape[0] - 1
     last = n_states - 1
@@ -117,15 +117,16 @@ def dp_solve(
     if t > 1:  # s stages, at most n_cheap of them cheap, need >= t*s - (t-1)*n_cheap devices
         s_cap = min(s_cap, (n_dev + (t - 1) * n_cheap) // t)
     n_r = n_cheap + 1
-    g = np.full((n_states, s_cap + 1, n_r), np.inf)
-    choice = np.full((n_states, s_cap + 1, n_r), -1, np.int64)
-    # qlo[k] .. qhi[k]: the stage counts with a finite g[k, q, :] (empty: qlo > qhi)
+    # g[k, r, s] (stage counts innermost: the update below runs over contiguous s)
+    g = np.full((n_states, n_r, s_cap + 1), np.inf)
+    # qlo[k] .. qhi[k]: the stage counts with a finite g[k, :, q] (empty: qlo > qhi)
     qlo = np.full(n_states, s_cap + 1, np.int64)
     qhi = np.full(n_states, -1, np.int64)
     g[last, 0, 0] = 0.0
     qlo[last] = 0
     qhi[last] = 0
     for k in range(last - 1, 0, -1):
+        gk = g[k]
         for p in range(ptr[k], ptr[k + 1]):
             k2 = partner[p]
             c = cheap[p]
@@ -134,43 +135,45 @@ def dp_solve(
                 continue
             if k2 == last:
                 v = load1[p]
-                if c < n_r and v < g[k, 1, c]:
-                    g[k, 1, c] = v
-                    choice[k, 1, c] = p
+                if c < n_r and v < gk[c, 1]:
+                    gk[c, 1] = v
                 continue
             ld = loadr[p]
             if not ld < np.inf:
                 continue
-            cap2 = cheap_cap[k2]
-            for s in range(max(2, qlo[k2] + 1), smax + 1):
-                top = min(n_r - 1 - c, s - 1, cap2)
-                for r2 in range(top + 1):
-                    prev = g[k2, s - 1, r2]
+            g2 = g[k2]
+            s_lo = max(2, qlo[k2] + 1)
+            # r2 + c <= n_r - 1, r2 <= cheap_cap[k2] and r2 <= s - 1 (so s >= r2 + 1)
+            top = min(n_r - 1 - c, cheap_cap[k2], smax - 1)
+            for r2 in range(top + 1):
+                src = g2[r2]
+                dst = gk[r2 + c]
+                for s in range(max(s_lo, r2 + 1), smax + 1):
+                    prev = src[s - 1]
                     v = prev if prev > ld else ld
-                    if v < g[k, s, r2 + c]:
-                        g[k, s, r2 + c] = v
-                        choice[k, s, r2 + c] = p
+                    cur = dst[s]
+                    dst[s] = v if v < cur else cur
         for s in range(s_cap + 1):
             for r in range(n_r):
-                if g[k, s, r] < np.inf:
+                if gk[r, s] < np.inf:
                     if s < qlo[k]:
                         qlo[k] = s
                     if s > qhi[k]:
                         qhi[k] = s
                     break
     # suffix minima over r: at least r cheap stages
-    hmin = np.full((n_states, s_cap + 1, n_r), np.inf)
-    harg = np.full((n_states, s_cap + 1, n_r), -1, np.int64)
+    hmin = np.full((n_states, n_r, s_cap + 1), np.inf)
+    harg = np.full((n_states, n_r, s_cap + 1), -1, np.int64)
     for k in range(1, n_states):
         for s in range(s_cap + 1):
             run = np.inf
             arg = -1
             for r in range(n_r - 1, -1, -1):
-                if g[k, s, r] <= run and g[k, s, r] < np.inf:
-                    run = g[k, s, r]
+                if g[k, r, s] <= run and g[k, r, s] < np.inf:
+                    run = g[k, r, s]
                     arg = r
-                hmin[k, s, r] = run
-                harg[k, s, r] = arg
+                hmin[k, r, s] = run
+                harg[k, r, s] = arg
     best = bound_s
     best_d = -1
     best_p = -1
@@ -242,7 +245,7 @@ def dp_solve(
                     rmin = 0 if need <= 0 else (need + t - 2) // (t - 1)
                     if rmin > n_r - 1 or rmin > q or rmin > cheap_cap[k2]:
                         break
-                prev = hmin[k2, q, rmin] if k2 != last else (0.0 if q == 0 else np.inf)
+                prev = hmin[k2, rmin, q] if k2 != last else (0.0 if q == 0 else np.inf)
                 if prev == np.inf:
                     continue
                 ld = load1[p] if s == 1 else loadr[p]
@@ -255,27 +258,55 @@ def dp_solve(
                         best_d = d
                         best_p = p
                         best_s = s
-                        best_r = harg[k2, q, rmin] if k2 != last else 0
+                        best_r = harg[k2, rmin, q] if k2 != last else 0
         if record:
             d_best_s[d] = cut
     if best_d < 0:
         best = np.inf
-    return best, best_d, best_p, best_s, best_r, choice
+    return best, best_d, best_p, best_s, best_r, g
 
 
 @njit(cache=True, nogil=True)
-def reconstruct(partner, cheap, choice, first_p, n_stages, n_cheap_after):
-    """Stages (pair indices) of the plan from the first stage and ``dp_solve``'s choices.
+def reconstruct(
+    ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, cheap_cap, g, first_p, n_stages, r
+):
+    """Stages (pair indices) of the plan from the first stage and ``dp_solve``'s table ``g``.
+
+    At each state the stage is the first pair (in table order) whose value in the
+    recurrence equals ``g``'s entry: the pair the recurrence kept, since a later pair
+    replaces an entry only when strictly smaller. The tables are ``dp_solve``'s; ``r`` is
+    its number of cheap stages after the first.
 
     Returns int64 (n_stages,): the stages in pipeline order (first stage first).
     """
-    out = np.empty(n_stages, np.int64)
+    last = ptr.shape[0] - 2
+    n_r = g.shape[1]
+    out = np.full(n_stages, -1, np.int64)
     out[0] = first_p
     k = partner[first_p]
-    r = n_cheap_after
     for idx in range(1, n_stages):
-        p = choice[k, n_stages - idx, r]
-        out[idx] = p
+        s = n_stages - idx
+        want = g[k, r, s]
+        for p in range(ptr[k], ptr[k + 1]):
+            k2 = partner[p]
+            c = cheap[p]
+            if maxs[p] < s or c > r:
+                continue
+            if s == 1:
+                if k2 == last and load1[p] == want:
+                    out[idx] = p
+                    break
+                continue
+            r2 = r - c
+            if k2 == last or r2 > cheap_cap[k2] or r2 > s - 1 or r2 + c > n_r - 1:
+                continue
+            ld = loadr[p]
+            prev = g[k2, r2, s - 1]
+            v = prev if prev > ld else ld
+            if v == want:
+                out[idx] = p
+                break
+        p = out[idx]
         r -= cheap[p]
         k = partner[p]
     return out
@@ -290,7 +321,7 @@ def warmup() -> None:
 
     tabs = tiny_tables()
     none = np.zeros(0)
-    best, _, p, s, r, choice = dp_solve(
+    best, _, p, s, r, g = dp_solve(
         *tabs, 2, 2, np.ones(3), 2, 1, np.zeros(3), 4.0, none, 0.0, 0.0, 1, 2, np.inf, none
     )
-    reconstruct(tabs[1], tabs[5], choice, p, s, r)
+    reconstruct(*tabs, g, p, s, r)

@@ -58,11 +58,11 @@ def _single_demand(kind, r):
 
 
 @njit(cache=True, nogil=True)
-def _lower_bound_col(topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc, cap_vc, finish):
-    """``max(critical path with min(L1, LA), work / capacity of every resource)`` of column
-    ``q``; ``finish`` is scratch of length k. COMM rows use ``L1`` for ``LA``."""
+def _critical_path(topo, pred_ptr, pred_idx, kinds, l1, la, q, fastest, finish):
+    """Longest path through column ``q``'s operators, each taking ``L1`` or, if
+    ``fastest``, ``min(L1, LA)`` (COMM rows always ``L1``); ``finish`` is scratch of
+    length ``k``, left holding the earliest finishes."""
     k = kinds.shape[0]
-    bound = 0.0
     for j in topo:
         start = 0.0
         first = True
@@ -72,11 +72,24 @@ def _lower_bound_col(topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc, cap_vc,
                 start = v
                 first = False
         a = l1[j, q]
-        b = a if kinds[j] == _COMM else la[j, q]
-        finish[j] = start + (a if a <= b else b)
+        if fastest and kinds[j] != _COMM:
+            b = la[j, q]
+            if b < a:
+                a = b
+        finish[j] = start + a
+    cp = 0.0
     for j in range(k):
-        if j == 0 or finish[j] > bound:
-            bound = finish[j]
+        if j == 0 or finish[j] > cp:
+            cp = finish[j]
+    return cp
+
+
+@njit(cache=True, nogil=True)
+def _lower_bound_col(topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc, cap_vc, finish):
+    """``max(critical path with min(L1, LA), work / capacity of every resource)`` of column
+    ``q``; ``finish`` is scratch of length k. COMM rows use ``L1`` for ``LA``."""
+    k = kinds.shape[0]
+    bound = _critical_path(topo, pred_ptr, pred_idx, kinds, l1, la, q, True, finish)
     for grp in range(2):
         c = float(cap_tc if grp == 0 else cap_vc)
         tot = 0.0
@@ -219,19 +232,7 @@ def layer_bounds(
                 and num_tc[q] >= seg_width[s, 0]
                 and num_vc[q] >= seg_width[s, 1]
             ):
-                cp = 0.0
-                for j in topo:
-                    start = 0.0
-                    first = True
-                    for e in range(pp[j], pp[j + 1]):
-                        v = finish[pi[e]]
-                        if first or v > start:
-                            start = v
-                            first = False
-                    finish[j] = start + s1[j, q]
-                for j in range(k):
-                    if j == 0 or finish[j] > cp:
-                        cp = finish[j]
+                cp = _critical_path(topo, pp, pi, sk, s1, sa, q, False, finish)
                 if cp < up:
                     up = cp
             lb[s, q] = low

@@ -327,10 +327,10 @@ def _stage_layers(tb: _Tables, pairs: np.ndarray, n: int) -> list[np.ndarray]:
 
 
 def _plan(problem: PlacementProblem, t: int, tb: _Tables, res) -> Plan | None:
-    best, d, p, s, r, choice = res
+    best, d, p, s, r, g = res
     if not best < math.inf:
         return None
-    pairs = _dp.reconstruct(tb.tabs[1], tb.tabs[5], choice, p, s, r)
+    pairs = _dp.reconstruct(*tb.tabs, g, p, s, r)
     stages = _stage_layers(tb, pairs, problem.graph(t).n_layers)
     return _plan_from_positions(problem, t, int(d), stages, None, claimed_time=float(best))
 
@@ -581,9 +581,9 @@ def place_arrays(
     bottleneck = -1
     last: tuple[int, ...] = ()
     if k >= 0:  # the stage with the largest load, in pipeline order
-        tb, (tm, d, p, s, r, choice) = kept
+        tb, (tm, d, p, s, r, g) = kept
         best = (tm, widths[k], int(d), int(s))
-        pairs = _dp.reconstruct(tb.tabs[1], tb.tabs[5], choice, p, s, r)
+        pairs = _dp.reconstruct(*tb.tabs, g, p, s, r)
         bottleneck = _bottleneck_stage(tb.tabs[2], tb.tabs[3], pairs.tolist(), recompute, s)
         last = tuple(_stage_layers(tb, pairs[-1:], n)[0].tolist())
     return ArrayPlacement(
@@ -863,8 +863,8 @@ def place_chain(
             best_t, k, kept = res[0], i, (tabs, res)
     if k < 0:
         return ArrayPlacement(math.inf, 0, 0, 0, bottleneck_stage=-1, width_times_s=times)
-    tabs, (tm, d, p, s, r, choice) = kept
-    pairs = _dp.reconstruct(tabs[1], tabs[5], choice, p, s, r).tolist()
+    tabs, (tm, d, p, s, r, g) = kept
+    pairs = _dp.reconstruct(*tabs, g, p, s, r).tolist()
     bottleneck = _bottleneck_stage(tabs[2], tabs[3], pairs, recompute, s)
     first = int(np.searchsorted(tabs[0], pairs[-1], side="right") - 1)
     last = tuple(range(first, int(tabs[1][pairs[-1]])))
