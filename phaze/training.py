@@ -183,12 +183,13 @@ class Training:
         self, bytes_per_element: int = 2, hbm_bandwidth_Bps: float | None = None
     ) -> DataParallelTerms:
         """The placement's data-parallel terms (:class:`~phaze.placement.DataParallelTerms`)
-        on an accelerator with ``hbm_bandwidth_Bps`` (needed for :attr:`optimizer_step`):
-        the paper's by default; with the distributed optimizer ``12 / bytes_per_element``
-        bytes of state per parameter byte sharded and the reduce-scatter + all-gather
-        (sync factor 3); with the optimizer step its HBM bytes per parameter byte (46 on
-        the optimizer shard, 4 on every replica, per ``bytes_per_element``) at the HBM
-        bandwidth; with ``overlap_dp`` the overlap.
+        on an accelerator with ``hbm_bandwidth_Bps``: the paper's by default; with the
+        distributed optimizer ``12 / bytes_per_element`` bytes of state per parameter byte
+        sharded and the reduce-scatter + all-gather (sync factor 3); with the optimizer
+        step its HBM bytes per parameter byte (46 on the optimizer shard, 4 on every
+        replica, per ``bytes_per_element``) at the HBM bandwidth (no step term when the
+        bandwidth is not given: the terms that do not depend on the accelerator); with
+        ``overlap_dp`` the overlap.
 
         Examples
         --------
@@ -203,9 +204,7 @@ step_sharded_s_per_B=0.0, overlap_dp=False)
         if self.distributed_optimizer:
             sharded, sync = STATE_BYTES_SHARDABLE / bytes_per_element, 3.0
         step = step_sharded = 0.0
-        if self.optimizer_step:
-            if hbm_bandwidth_Bps is None:
-                raise ConfigError("optimizer_step=True needs the accelerator's HBM bandwidth")
+        if self.optimizer_step and hbm_bandwidth_Bps is not None:
             per_byte = 1.0 / (bytes_per_element * float(hbm_bandwidth_Bps))
             shard = OPTIMIZER_BYTES_SHARDED * per_byte
             step = OPTIMIZER_BYTES_REPLICATED * per_byte

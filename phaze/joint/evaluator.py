@@ -212,9 +212,9 @@ class WorkloadEvaluator:
         for mbs in micro_batch_sizes:
             mbs = check_int("micro_batch_size", mbs)
             self._mbs[mbs] = self._prepare(mbs)
-        self.dp_terms = workload.training.dp_terms(
-            workload.bytes_per_element, 1.0 if workload.training.optimizer_step else None
-        )  # the step's bandwidth per architecture: _dp_terms(arch)
+        # without the optimizer step, which runs at each architecture's HBM bandwidth
+        # (_dp_terms)
+        self.dp_terms = workload.training.dp_terms(workload.bytes_per_element)
         self._hbm_Bps = np.asarray(arch_table.hbm_bandwidth_Bps, dtype=np.float64)
         self._megatron: dict[int, _MegatronData] = {}
         self._core: dict[int, tuple[np.ndarray, np.ndarray]] = {}
