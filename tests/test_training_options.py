@@ -709,6 +709,17 @@ def test_a_sweep_cell_under_megatron_runs_and_records_its_training():
     assert rec["training"] == "megatron/selective+distributed_optimizer"
 
 
+def test_sweep_report_reads_records_stored_before_cells_had_training(tmp_path):
+    from phaze.sweeps.report import write_csv
+
+    old = {"cell": 0, "key": "a", "model": "gpt2-xl"}  # no "training": the paper's
+    new = {"cell": 1, "key": "b", "model": "gpt2-xl", "training": "megatron/full"}
+    write_csv(tmp_path / "sweep.csv", [old, new])
+    lines = (tmp_path / "sweep.csv").read_text().splitlines()
+    col = lines[0].split(",").index("training")
+    assert [line.split(",")[col] for line in lines[1:]] == ["paper", "megatron/full"]
+
+
 def test_fingerprint_changes_with_the_options_and_not_without_them():
     def fp(training):
         w = Workload(preset("bert-large"), optimizer="adam", training=training)

@@ -30,6 +30,7 @@ _SETTINGS = (
     "seq_len",
     "global_batch",
     "optimizer",
+    "training",
     "link_gibps",
     "hbm_gib",
     "micro_batch_sizes",
@@ -48,22 +49,30 @@ def _cell_text(value) -> str:
     return str(value)
 
 
+def _field(rec: dict, key: str):
+    """A record's field; a record stored before cells had a training accounting was the
+    paper's."""
+    return rec.get(key, "paper") if key == "training" else rec.get(key)
+
+
 def write_csv(path: str | os.PathLike, records: list[dict]) -> int:
     """Write ``sweep.csv`` (one row per record); returns the number of rows."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(RECORD_FIELDS)
         for rec in records:
-            w.writerow([_cell_text(rec.get(f)) for f in RECORD_FIELDS])
+            w.writerow([_cell_text(_field(rec, f)) for f in RECORD_FIELDS])
     return len(records)
 
 
 def _varying(records: list[dict], skip: tuple[str, ...]) -> list[str]:
-    return [k for k in _SETTINGS if k not in skip and len({str(r[k]) for r in records}) > 1]
+    return [k for k in _SETTINGS if k not in skip and len({str(_field(r, k)) for r in records}) > 1]
 
 
 def _group_label(rec: dict, keys: list[str]) -> str:
-    return ", ".join(f"{k}={rec[k]}" if k != "model" else str(rec[k]) for k in keys) or "all"
+    return (
+        ", ".join(f"{k}={_field(rec, k)}" if k != "model" else str(rec[k]) for k in keys) or "all"
+    )
 
 
 def plot_throughput_vs_area(path: str | os.PathLike, records: list[dict]) -> None:
@@ -176,7 +185,7 @@ def summary_text(records: list[dict], total: int | None = None) -> str:
             arch = "infeasible"
         rows.append(
             [
-                *(_cell_text(r[k]) for k in keys),
+                *(_cell_text(_field(r, k)) for k in keys),
                 arch,
                 _fmt(r["area_mm2"]),
                 _fmt(r["best_hbm_gib"], "g"),
