@@ -41,7 +41,13 @@ from phaze._kernels import dp as _dp
 from phaze.errors import ConfigError
 from phaze.validate import check_bool, check_number
 
-__all__ = ["DataParallelTerms", "solve_over_d", "state_factor_at"]
+__all__ = [
+    "DataParallelTerms",
+    "chain_first_backward",
+    "check_terms",
+    "solve_over_d",
+    "state_factor_at",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,28 @@ def state_factor_at(state_factor: float, sharded_state_factor: float, d: int) ->
     if sharded_state_factor == 0.0:
         return float(state_factor)
     return (state_factor - sharded_state_factor) + sharded_state_factor / d
+
+
+def chain_first_backward(tabs: tuple, bwd: np.ndarray) -> np.ndarray:
+    """Per stage of chain tables, the backward seconds of one micro-batch through it
+    when it is placed first: stage ``[0, j)`` is pair ``j - 1`` (``bwd[:j].sum()``), the
+    others 0."""
+    out = np.zeros(tabs[1].shape[0])
+    n = bwd.shape[0]
+    out[:n] = np.cumsum(bwd)
+    return out
+
+
+def check_terms(terms: object, state_factor: float) -> DataParallelTerms:
+    """``terms`` (default: the paper's) if valid with ``state_factor``, else a ConfigError."""
+    if terms is None:
+        return DataParallelTerms()
+    if not isinstance(terms, DataParallelTerms):
+        raise ConfigError(
+            f"dp_terms={terms!r} is invalid; allowed: a phaze.placement.DataParallelTerms or None"
+        )
+    terms.check(state_factor)
+    return terms
 
 
 def _cap_interval(same: Callable[[int], bool], d: int, d_max: int) -> tuple[int, int]:

@@ -18,7 +18,12 @@ import numpy as np
 from phaze._kernels import dp as _dp
 from phaze._kernels import stage_tables as _st
 from phaze.errors import ConfigError, InfeasibleError
-from phaze.placement.data_parallel import DataParallelTerms, solve_over_d
+from phaze.placement.data_parallel import (
+    DataParallelTerms,
+    chain_first_backward,
+    check_terms,
+    solve_over_d,
+)
 from phaze.placement.plan import Plan, _plan_from_positions
 from phaze.placement.problem import (
     PlacementProblem,
@@ -485,7 +490,7 @@ def place_arrays(
     stash_inputs = check_bool("stash_inputs", stash_inputs)
     if network is not None and not isinstance(network, Network):
         raise ConfigError(f"network={network!r} is invalid; allowed: a phaze.Network or None")
-    terms = _check_terms(dp_terms, state_factor)
+    terms = check_terms(dp_terms, state_factor)
     n_w = len(widths)
     fwd = np.ascontiguousarray(fwd_s, dtype=np.float64)
     if fwd.ndim != 2 or fwd.shape[0] != n_w or fwd.shape[1] == 0:
@@ -589,27 +594,6 @@ def place_arrays(
     return ArrayPlacement(
         *best, bottleneck_stage=bottleneck, width_times_s=times, last_stage_layers=last
     )
-
-
-def _chain_first_backward(tabs: tuple, bwd: np.ndarray) -> np.ndarray:
-    """:func:`_first_stage_backward` of chain tables: stage ``[0, j)`` is pair
-    ``j - 1``."""
-    out = np.zeros(tabs[1].shape[0])
-    n = bwd.shape[0]
-    out[:n] = np.cumsum(bwd)
-    return out
-
-
-def _check_terms(terms: object, state_factor: float) -> DataParallelTerms:
-    """``terms`` (default: the paper's) if valid with ``state_factor``, else a ConfigError."""
-    if terms is None:
-        return DataParallelTerms()
-    if not isinstance(terms, DataParallelTerms):
-        raise ConfigError(
-            f"dp_terms={terms!r} is invalid; allowed: a phaze.placement.DataParallelTerms or None"
-        )
-    terms.check(state_factor)
-    return terms
 
 
 class ChainPlacement(NamedTuple):
@@ -855,7 +839,7 @@ def place_chain(
                 dp_args,
                 factor,
                 terms,
-                overlap_s=lambda tabs, i=i: _chain_first_backward(tabs, bwd_s[i]),
+                overlap_s=lambda tabs, i=i: chain_first_backward(tabs, bwd_s[i]),
                 caps=caps_at,
             )
         times[i] = res[0]
