@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-import phaze.placement.solve as solve_module
+import phaze.placement.chain as chain_module
 from phaze import Training, _kernels, load_system
 from phaze.joint import search
 from phaze.models import preset
@@ -66,7 +66,7 @@ def test_gpt3_on_selene_with_megatron_options(benchmark, name, monkeypatch):
     def counted(*args, **kw):
         return plain(*args, **kw, counters=counters)
 
-    monkeypatch.setattr(solve_module, "solve_over_d", counted)
+    monkeypatch.setattr(chain_module, "solve_over_d", counted)  # the search's placements
     cluster = Cluster(1024, network=load_system("a100-selene").network)
     training = Training("megatron", "full", **OPTIONS[name])
     w = Workload(preset("gpt3-175b"), optimizer="adam", training=training)

@@ -17,7 +17,7 @@ from phaze.joint.bounds import stages_lower_bound, time_per_batch_lower_bound
 from phaze.joint.evaluator import WorkloadEvaluator
 from phaze.models import preset
 from phaze.placement import place_arrays
-from phaze.placement.solve import place_chain, prepare_chain
+from phaze.placement.chain import place_chain, prepare_chain
 from phaze.systems import Network, NetworkLevel
 from phaze.units import GIB
 from phaze.workload import Cluster, Workload

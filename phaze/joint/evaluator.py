@@ -41,12 +41,13 @@ from phaze.joint.bounds import (
     stages_lower_bound,
     time_per_batch_lower_bound,
 )
+from phaze.joint.megatron import MegatronData, attention_core, megatron_data
 from phaze.models import build_graph, unique_ops
 from phaze.placement import PlacementProblem
-from phaze.placement.solve import ChainPlacement, place_chain, prepare_chain
+from phaze.placement.chain import ChainPlacement, place_chain, prepare_chain
 from phaze.rows import PlanRow
 from phaze.schedule import ScheduleCache, schedule_model
-from phaze.training import attention_core_mask, megatron_layer_bytes, stage_rules
+from phaze.training import stage_rules
 from phaze.validate import check_bool, check_int, check_number
 from phaze.workload import Cluster, Workload
 
@@ -110,46 +111,6 @@ class _MbsLatency:
     layer_energy_j: np.ndarray  # (W, U, 2, A): joules of unique layer u, pass, on all devices
     layer_unique: np.ndarray  # (W, n): the unique layer of each position
     total_energy_j: np.ndarray  # (W, 2, A): sum over layers, per pass
-
-
-@dataclass(frozen=True, eq=False)
-class _MegatronData:
-    """Megatron accounting of one micro-batch size (:mod:`phaze.training`)."""
-
-    bytes: dict  # mode -> (activation_bytes (W, n), work_bytes (W, n))
-    block: np.ndarray  # (W, n): the layer is a transformer block
-    least_activation_bytes: np.ndarray  # (W, n): the least over the modes (memory bound)
-
-
-def _megatron_data(d: _MbsData, recompute_mode: str) -> _MegatronData:
-    """Per-layer bytes of the modes ``none`` and ``recompute_mode`` at every width."""
-    out = {}
-    for mode in ("none", recompute_mode):
-        pairs = [megatron_layer_bytes(d.graphs[t], mode) for t in d.widths]
-        out[mode] = (np.stack([a for a, _ in pairs]), np.stack([w for _, w in pairs]))
-    block = np.array(
-        [[layer.role == "block" for layer in d.graphs[t].layers] for t in d.widths], dtype=bool
-    )
-    least = np.minimum(*(a for a, _ in out.values()))
-    return _MegatronData(out, block, least)
-
-
-def _attention_core(glist, index, lat: np.ndarray, charged: np.ndarray):
-    """(seconds, joules) of one block's attention core forward at every width and
-    architecture, shapes (W, A): the core is a chain of operators (scores GEMM, softmax,
-    dropout, context GEMM), so alone it takes the sum of each operator's faster mode;
-    joules on all ``t`` devices of the block."""
-    n_arch = lat.shape[1]
-    sec, joules = np.zeros((len(glist), n_arch)), np.zeros((len(glist), n_arch))
-    for gi, g in enumerate(glist):
-        pos = next((p for p, layer in enumerate(g.layers) if layer.role == "block"), None)
-        if pos is None:
-            continue
-        rows = index.rows(gi, pos)[attention_core_mask(g.layers[pos].ops)]
-        a = g.tensor_width if g.layers[pos].tensor_parallel else 1
-        sec[gi] = np.minimum(lat[rows, :, 0, 0], lat[rows, :, 1, 0]).sum(axis=0)
-        joules[gi] = a * charged[rows, :, 0].sum(axis=0)
-    return sec, joules
 
 
 class WorkloadEvaluator:
@@ -216,11 +177,11 @@ class WorkloadEvaluator:
         # (_dp_terms)
         self.dp_terms = workload.training.dp_terms(workload.bytes_per_element)
         self._hbm_Bps = np.asarray(arch_table.hbm_bandwidth_Bps, dtype=np.float64)
-        self._megatron: dict[int, _MegatronData] = {}
+        self._megatron: dict[int, MegatronData] = {}
         self._core: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if not workload.training.is_paper:
             for mbs, data in self._mbs.items():
-                self._megatron[mbs] = _megatron_data(data, workload.training.recompute_mode)
+                self._megatron[mbs] = megatron_data(data, workload.training.recompute_mode)
         self.dp_calls = 0
         self.placements_reused = 0
         self._placements: dict[tuple, object] = {}
@@ -365,7 +326,7 @@ class WorkloadEvaluator:
             tab = self.arch_table if keep else self.arch_table.take(cols)
             lat, charged = self._op_latencies(table, tab)  # (ops, C, 2, 2), (ops, C, 2)
             if core is not None:
-                sec, joules = _attention_core(glist, index, lat, charged)
+                sec, joules = attention_core(glist, index, lat, charged)
                 core[0][:, cols], core[1][:, cols] = sec, joules
             for gi in range(len(glist)):
                 for u, rows, a in e_groups[gi]:
