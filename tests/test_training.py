@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from reference.golden_searches import paper_rows
 from reference.placement import brute_force
 from test_placement import small_problems
 
@@ -159,28 +160,9 @@ def test_accounted_dp_on_general_dags_equals_brute_force(case):
 
 def test_paper_search_rows_equal_those_computed_before_the_accounting_existed():
     want = json.loads((DATA / "paper_search_rows.json").read_text())
-    space = phaze.DesignSpace(
-        num_tc=(2, 8),
-        num_vc=(2, 8),
-        tc_width=(64, 128),
-        tc_depth=(128,),
-        vc_width=(128,),
-        glb_bytes=(2**25,),
-        area_band=0.0,
-    )
-    for name, opt in (("bert-large", "sgd"), ("gpt2-xl", "adam")):
-        w = Workload(preset(name), seq_len=128, global_batch=256, optimizer=opt)
-        r = phaze.search(
-            w,
-            Cluster(devices=16),
-            space,
-            micro_batch_sizes=(2, 8),
-            hbm_sizes=(1 * GIB, 4 * GIB),
-            recompute=(False, True),
-            strategy="exhaustive",
-            training=Training(),
-        )
-        got = {k: np.asarray(v).tolist() for k, v in r.rows.items()}
+    got_all = paper_rows()
+    assert set(got_all) == set(want)
+    for name, got in got_all.items():
         assert set(got) == set(want[name])
         for key, values in want[name].items():
             assert got[key] == values, f"{name}: column {key} differs"

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference.golden_searches import SPACE as GOLDEN_SPACE
+from reference.golden_searches import megatron_rows
 from reference.placement import brute_force
 
 import phaze
@@ -54,15 +56,7 @@ BYTES_REL = 1e-12
 #: Seconds of collectives computed by two formulas of the same terms.
 TIME_REL = 1e-12
 
-SPACE = phaze.DesignSpace(
-    num_tc=(2, 8),
-    num_vc=(2, 8),
-    tc_width=(64, 128),
-    tc_depth=(128,),
-    vc_width=(128,),
-    glb_bytes=(2**25,),
-    area_band=0.0,
-)
+SPACE = phaze.DesignSpace(**GOLDEN_SPACE)
 TINY = phaze.DesignSpace(
     num_tc=(8,),
     num_vc=(2,),
@@ -85,20 +79,9 @@ def _close(a: float, b: float, rel: float) -> bool:
 
 def test_megatron_rows_without_options_equal_those_computed_before_the_options_existed():
     want = json.loads((DATA / "megatron_search_rows.json").read_text())
-    net = phaze.load_system("a100-selene").network
-    for mode in ("full", "selective"):
-        w = Workload(preset("gpt2-xl"), seq_len=128, global_batch=256, optimizer="adam")
-        r = phaze.search(
-            w,
-            Cluster(devices=16, network=net),
-            SPACE,
-            micro_batch_sizes=(2, 8),
-            hbm_sizes=(2 * GIB, 4 * GIB),
-            recompute=(False, True),
-            strategy="exhaustive",
-            training=Training("megatron", mode),
-        )
-        got = {k: np.asarray(v).tolist() for k, v in r.rows.items()}
+    got_all = megatron_rows()
+    assert set(got_all) == set(want)
+    for mode, got in got_all.items():
         assert set(got) == set(want[mode])
         for key, values in want[mode].items():
             assert got[key] == values, f"{mode}: column {key} differs"
