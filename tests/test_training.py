@@ -477,37 +477,3 @@ def test_allreduce_arrays_are_the_network_ring_for_every_d(system):
     for t in (1, 2, 3, 4, 8, 32):
         bw, lat = dp_allreduce_arrays(three, 1.0, t, 100)
         assert all((bw[d], lat[d]) == three.ring(d, t) for d in range(2, 101)), t
-
-
-@pytest.mark.parametrize("mode", ["full", "selective"])
-def test_exact_search_equals_exhaustive_under_megatron_on_network_levels(mode):
-    # the bounds (memory with Megatron's bytes, the all-reduce at the fastest ring) stay
-    # admissible: pruning never changes the optimum or the frontier
-    space = phaze.DesignSpace(
-        num_tc=(2, 8),
-        num_vc=(2, 8),
-        tc_width=(64, 128),
-        tc_depth=(128,),
-        vc_width=(128,),
-        glb_bytes=(2**25,),
-        area_band=0.0,
-    )
-    w = Workload(preset("gpt2-xl"), seq_len=512, global_batch=256, optimizer="adam")
-    cluster = Cluster(devices=32, network=phaze.load_system("a100-selene").network)
-    out = {}
-    for strategy in ("exact", "exhaustive"):
-        out[strategy] = phaze.search(
-            w,
-            cluster,
-            space,
-            micro_batch_sizes=(1, 2),
-            hbm_sizes=(4 * GIB, 8 * GIB),
-            recompute=(False, True),
-            training=Training("megatron", mode),
-            strategy=strategy,
-        )
-    exact, full = out["exact"], out["exhaustive"]
-    assert (exact.best.arch, exact.best.hbm_bytes) == (full.best.arch, full.best.hbm_bytes)
-    assert exact.best.value == full.best.value > 0
-    assert np.array_equal(exact.frontier, full.frontier)
-    assert np.array_equal(exact.frontier_value, full.frontier_value)
