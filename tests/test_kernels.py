@@ -144,7 +144,9 @@ def test_real_work_after_warmup_compiles_no_other_specialisation():
 
 
 _CACHE_STATS = textwrap.dedent("""
-    import importlib, json, pkgutil
+    import sys
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]  # as a console script: not
+    import importlib, json, pkgutil                             # from the working directory
     from numba.core.registry import CPUDispatcher
     import phaze._kernels as k
     k.warmup()
@@ -159,13 +161,15 @@ _CACHE_STATS = textwrap.dedent("""
 """)
 
 
-def _warmup_in_a_fresh_process(env: dict) -> dict[str, list[int]]:
-    """``warmup()`` in a new interpreter: ``{kernel: [cache hits, cache misses]}``."""
+def _warmup_in_a_fresh_process(env: dict, cwd=None) -> dict[str, list[int]]:
+    """``warmup()`` in a new interpreter (phaze from this checkout, whatever ``cwd``
+    holds): ``{kernel: [cache hits, cache misses]}``."""
     done = subprocess.run(
         [sys.executable, "-c", _CACHE_STATS],
         capture_output=True,
         text=True,
         env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=cwd,
         check=False,
         timeout=900,
     )
@@ -187,11 +191,17 @@ def test_a_worker_process_loads_every_kernel_the_parent_warmed_up():
 
 @pytest.mark.slow
 def test_a_fresh_process_loads_every_kernel_from_the_cache(tmp_path):
-    # from an empty cache: the first process compiles everything, the second loads it
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    first = _warmup_in_a_fresh_process(env)
+    # from an empty cache: the first process compiles everything, the second loads it.
+    # The first runs where another `phaze` shadows this one for `python -c` (a source
+    # checkout as the working directory, as in CI): the side process must still compile
+    # this phaze's kernels
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    decoy = tmp_path / "decoy" / "phaze"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text('raise ImportError("a decoy phaze")\n')
+    first = _warmup_in_a_fresh_process(env, cwd=decoy.parent)
     second = _warmup_in_a_fresh_process(env)
-    assert list(tmp_path.rglob("*.nbi")), "no numba cache index written"
+    assert list((tmp_path / "cache").rglob("*.nbi")), "no numba cache index written"
     assert sum(misses for _, misses in first.values()) >= 8, first
     _loaded_from_cache(second)
     if len(os.sched_getaffinity(0)) >= 2:  # the side process compiled the scheduler's

@@ -87,10 +87,13 @@ def _start_side_compile():
         return None
     import numba
 
-    root = str(Path(__file__).resolve().parents[2])  # this phaze, not another on the path
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "PYTHONPATH": path, "NUMBA_CACHE_DIR": str(numba.config.CACHE_DIR)}
-    code = "; ".join(f"from phaze._kernels import {n}; {n}.warmup()" for n in SIDE_MODULES)
+    # this very phaze (numba keys its cache by the source file's path): first on the
+    # child's path, ahead of its working directory, which may hold a source checkout
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(numba.config.CACHE_DIR)}
+    code = f"import sys; sys.path.insert(0, {root!r}); " + "; ".join(
+        f"from phaze._kernels import {n}; {n}.warmup()" for n in SIDE_MODULES
+    )
     try:
         return subprocess.Popen(
             [sys.executable, "-c", code],
