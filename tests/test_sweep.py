@@ -428,3 +428,27 @@ def test_readme_sweep_example_runs_as_written(tmp_path):
     header = rows[0].split(",")
     tput = header.index("throughput_samples_per_s")
     assert all(float(r.split(",")[tput]) > 0 for r in rows[1:])
+
+
+def test_a_sweep_cell_on_a_real_network_runs_the_search_phaze_search_would(tmp_path):
+    from phaze import search
+    from phaze.sweeps.cell import run_cell
+    from phaze.systems import load_system
+
+    text = SEARCH + '\n[[cell]]\nmodel = "bert-large"\nnetwork = "a100-selene"\n'
+    text += '\n[[cell]]\nmodel = "bert-large"\n'
+    on_net, plain = load_sweep(_write(tmp_path / "s.toml", text)).cells
+    assert on_net.network == "a100-selene" and plain.network is None
+    assert on_net.cluster().network == load_system("a100-selene").network
+    assert plain.cluster().network is None and "network" not in plain.to_dict()
+    assert on_net.key != plain.key
+    rec = run_cell(on_net)
+    assert rec["network"] == "a100-selene" and rec["feasible"]
+    settings = (on_net.micro_batch_sizes, on_net.hbm_bytes, on_net.recompute)
+    result = search(on_net.workload(), on_net.cluster(), on_net.design_space(), *settings)
+    assert rec["throughput_samples_per_s"] == result.best.value
+    # the network prices the data-parallel all-reduce differently from the 4 GiB/s link
+    assert rec["throughput_samples_per_s"] != run_cell(plain)["throughput_samples_per_s"]
+    for bad in ("a100", 3):
+        with pytest.raises(ConfigError, match=f"network={bad!r}; allowed: a100-vtrain, a100-sel"):
+            parse_sweep({"search": {"network": bad}})

@@ -35,6 +35,7 @@ RECORD_FIELDS = (
     "area_band",
     "strategy",
     "training",
+    "network",
     "architectures",
     "feasible",
     "arch",
@@ -80,6 +81,7 @@ def _settings(cell: SweepCell) -> dict:
         "strategy": cell.strategy,
         # the accounting and the options on, e.g. "megatron/selective+distributed_optimizer"
         "training": _training_label(cell.training),
+        "network": cell.network,  # None (empty in sweep.csv): the single link
     }
 
 

@@ -31,6 +31,7 @@ _SETTINGS = (
     "global_batch",
     "optimizer",
     "training",
+    "network",
     "link_gibps",
     "hbm_gib",
     "micro_batch_sizes",

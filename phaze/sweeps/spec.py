@@ -25,6 +25,7 @@ from pathlib import Path
 
 from phaze.errors import ConfigError
 from phaze.models import TransformerSpec, preset
+from phaze.systems.presets import load_system, system_names
 from phaze.training import ACCOUNTINGS, MEGATRON_OPTIONS, Training
 from phaze.units import GIB, MIB, UM2_PER_MM2
 
@@ -64,6 +65,7 @@ SEARCH_KEYS = (
     "area_budget_mm2",
     "area_band",
     "strategy",
+    "network",
     *TRAINING_KEYS,
 )
 #: Keys of the ``[space]`` table (the value sets of :class:`~phaze.DesignSpace`).
@@ -126,6 +128,9 @@ class SweepCell:
     training : phaze.Training
         Memory and recomputation accounting of the plans and Megatron's options
         (default: the paper's).
+    network : str, optional
+        A built-in system (:func:`phaze.systems.system_names`) whose network levels the
+        cluster uses, as ``phaze search --network``; ``None``: the single link.
 
     Examples
     --------
@@ -156,6 +161,7 @@ class SweepCell:
     vc_width: tuple[int, ...] | None = None
     glb_bytes: tuple[int, ...] | None = None
     training: Training = Training()
+    network: str | None = None
     _key: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -182,6 +188,10 @@ class SweepCell:
             object.__setattr__(self, name, _int_set(name, getattr(self, name)))
         if not isinstance(self.training, Training):
             raise ConfigError(f"training={self.training!r}; allowed: a phaze.Training")
+        if self.network is not None and self.network not in system_names():
+            raise ConfigError(
+                f"network={self.network!r}; allowed: {', '.join(system_names())} (or none)"
+            )
         # the search's own specs validate the rest (and name the bad value); that the
         # area band holds an architecture is checked once per space by SweepSpec
         self.workload()
@@ -222,7 +232,10 @@ class SweepCell:
         """The :class:`~phaze.Cluster` searched."""
         from phaze import Cluster
 
-        return Cluster(devices=self.devices, link_bandwidth_Bps=self.link_bandwidth_Bps)
+        network = None if self.network is None else load_system(self.network).network
+        return Cluster(
+            devices=self.devices, link_bandwidth_Bps=self.link_bandwidth_Bps, network=network
+        )
 
     def design_space(self):
         """The :class:`~phaze.DesignSpace` searched."""
@@ -241,11 +254,13 @@ class SweepCell:
         """Canonical JSON-ready form: every setting, the model by name and full spec."""
         out = {"model": self.model.name, "model_spec": repr(self.model)}
         for name in self.__dataclass_fields__:
-            if name not in ("model", "_key", "training"):
+            if name not in ("model", "_key", "training", "network"):
                 value = getattr(self, name)
                 out[name] = list(value) if isinstance(value, tuple) else value
         if not self.training.is_paper:  # the paper's: the keys of sweeps before it existed
             out["training"] = self.training.fingerprint()
+        if self.network is not None:  # likewise: no network, the keys from before
+            out["network"] = self.network
         return out
 
 
@@ -357,6 +372,10 @@ def _convert(key: str, value, where: str, base: Path) -> dict:
         if not _is_number(value) or not 0 <= value <= 1:
             raise ConfigError(f"{where}: area_band={value!r}; allowed: a number in [0, 1]")
         return {"area_band": float(value)}
+    if key == "network":
+        if value not in system_names():
+            raise ConfigError(f"{where}: network={value!r}; allowed: {', '.join(system_names())}")
+        return {"network": value}
     if key == "strategy":
         if value not in _STRATEGIES:
             raise ConfigError(f"{where}: strategy={value!r}; allowed: {', '.join(_STRATEGIES)}")
