@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from phaze.systems.runs import Run, RunError, read_runs
-from phaze.systems.training import Breakdown, iteration
+from phaze.systems.training import Breakdown, BreakdownPower, iteration
 
 __all__ = ["Estimate", "accuracy", "accuracy_by_split", "estimate", "estimate_file"]
 
 
 @dataclass(frozen=True, slots=True)
-class Estimate:
+class Estimate(BreakdownPower):
     """The prediction for one run."""
 
     run: Run
@@ -31,19 +31,6 @@ class Estimate:
     def predicted_s(self) -> float:
         """Predicted seconds per iteration."""
         return self.breakdown.iteration_s
-
-    @property
-    def power_w(self) -> float | None:
-        """Average board power per device (W; None when the chip has no power constants)."""
-        p = self.breakdown.power
-        return None if p is None else p.power_w
-
-    @property
-    def energy_per_sample_j(self) -> float | None:
-        """Energy of the whole cluster per training sample (J; None without power
-        constants)."""
-        p = self.breakdown.power
-        return None if p is None else p.energy_per_sample_j
 
     @property
     def error(self) -> float | None:

@@ -18,6 +18,7 @@ from phaze.systems.presets import System
 from phaze.systems.training import (
     RECOMPUTE_MODES,
     Breakdown,
+    BreakdownPower,
     TrainingPlan,
     check_plan,
     iteration,
@@ -31,7 +32,7 @@ DEFAULT_INTERLEAVES = (1, 2, 3, 4, 6, 8)
 
 
 @dataclass(frozen=True, slots=True)
-class PlanResult:
+class PlanResult(BreakdownPower):
     """A plan, its predicted iteration and its throughput."""
 
     plan: TrainingPlan
@@ -44,19 +45,6 @@ class PlanResult:
     @property
     def samples_per_s(self) -> float:
         return self.plan.global_batch_size / self.breakdown.iteration_s
-
-    @property
-    def power_w(self) -> float | None:
-        """Average board power per device (W; None when the chip has no power constants)."""
-        p = self.breakdown.power
-        return None if p is None else p.power_w
-
-    @property
-    def energy_per_sample_j(self) -> float | None:
-        """Energy of the whole cluster per training sample (J; None without power
-        constants)."""
-        p = self.breakdown.power
-        return None if p is None else p.energy_per_sample_j
 
     def to_dict(self) -> dict:
         p = self.plan

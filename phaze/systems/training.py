@@ -36,6 +36,7 @@ from phaze.systems.presets import System
 __all__ = [
     "RECOMPUTE_MODES",
     "Breakdown",
+    "BreakdownPower",
     "TrainingPlan",
     "block_activation_bytes",
     "check_plan",
@@ -140,6 +141,26 @@ class TrainingPlan:
     def num_micro_batches(self) -> int:
         """Micro-batches per pipeline per iteration."""
         return self.global_batch_size // (self.data_parallel * self.micro_batch_size)
+
+
+class BreakdownPower:
+    """``power_w`` and ``energy_per_sample_j`` of a result that holds a :class:`Breakdown`
+    as ``breakdown`` (:class:`~phaze.systems.Estimate`, :class:`~phaze.systems.PlanResult`)."""
+
+    __slots__ = ()
+
+    @property
+    def power_w(self) -> float | None:
+        """Average board power per device (W; None when the chip has no power constants)."""
+        p = self.breakdown.power
+        return None if p is None else p.power_w
+
+    @property
+    def energy_per_sample_j(self) -> float | None:
+        """Energy of the whole cluster per training sample (J; None without power
+        constants)."""
+        p = self.breakdown.power
+        return None if p is None else p.energy_per_sample_j
 
 
 @dataclass(frozen=True, slots=True)
