@@ -249,15 +249,20 @@ class WorkloadEvaluator:
             ),
         )
 
-    def _op_latencies(self, table, arch_table) -> tuple[np.ndarray, np.ndarray]:
-        """``latency_s[op, arch, mode, pass]`` and charged energy ``[op, arch, pass]`` of
-        the operators ``table`` on ``arch_table``."""
-        lat_table = latency_table(
+    def _op_latency_table(self, table, arch_table):
+        """The :class:`~phaze.cost.LatencyTable` of the operators ``table`` on
+        ``arch_table``."""
+        return latency_table(
             table,
             arch_table,
             link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
             network=self.cluster.network,
         )
+
+    def _op_latencies(self, table, arch_table) -> tuple[np.ndarray, np.ndarray]:
+        """``latency_s[op, arch, mode, pass]`` and charged energy ``[op, arch, pass]`` of
+        the operators ``table`` on ``arch_table``."""
+        lat_table = self._op_latency_table(table, arch_table)
         lat = lat_table.latency_s
         return lat, energy_table(lat_table, self.energy_model).charged_j(lat)
 
@@ -521,7 +526,8 @@ class WorkloadEvaluator:
         latency_s, rows, num_tc, num_vc = lat.latency_s, todo, self.num_tc, self.num_vc
         if latency_s is None:  # a large space: the latencies of these architectures only
             idx = np.asarray(todo, dtype=np.int64)
-            latency_s = self._op_latencies(lat.op_table, self.arch_table.take(idx))[0]
+            # (no energies: they were kept per layer when the bounds were computed)
+            latency_s = self._op_latency_table(lat.op_table, self.arch_table.take(idx)).latency_s
             rows, num_tc, num_vc = np.arange(idx.size), num_tc[idx], num_vc[idx]
         for i, t in enumerate(d.widths):
             s = schedule_model(
