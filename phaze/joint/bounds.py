@@ -79,6 +79,11 @@ def layer_latency_lower_bound(
     return makespan_lower_bound(range(n), preds, kinds, lat_one, lat_all, num_tc, num_vc)
 
 
+#: Architectures :func:`time_per_batch_lower_bound` works on at once (arrays that stay in
+#: the CPU's cache across its loop over data-parallel degrees).
+_BLOCK = 32768
+
+
 def time_per_batch_lower_bound(
     layer_fwd_s: np.ndarray,
     layer_bwd_s: np.ndarray,
@@ -90,6 +95,7 @@ def time_per_batch_lower_bound(
     min_stages: int = 1,
     layer_count: np.ndarray | None = None,
     sync_factor: float = 4.0,
+    above: np.ndarray | None = None,
 ) -> np.ndarray:
     """Lower bound on the time per batch of any plan of one tensor width.
 
@@ -118,6 +124,11 @@ def time_per_batch_lower_bound(
     sync_factor : float
         Bytes the gradient synchronisation sends per parameter byte times ``d / (d-1)``
         (4: the all-reduce; 3: the distributed optimizer's; 0: fully hidden by overlap).
+    above : float64 array (A,), optional
+        Only the bounds below these values are wanted (e.g. the least bound of the widths
+        done so far): an architecture whose device-time alone, ``W M / N``, shows that its
+        bound is not below ``above`` gets ``inf`` without evaluating the ``d`` loop (its
+        bound is at least ``W / n * m >= W M / N`` for every ``d``).
 
     Returns
     -------
@@ -167,7 +178,9 @@ def time_per_batch_lower_bound(
     widest = int(a.max())
     cheap = int(count[a == 1].sum()) if widest > 1 else n_layers
     per_byte = float(sync_factor) * float(first_layer_param_bytes) / float(link_bandwidth_Bps)
-    finite = np.isfinite(plain)
+    # the (m, n, s_hi, all-reduce) of every d evaluated, then the architectures in blocks
+    # that stay in cache through all of them (the same arithmetic, element by element)
+    steps = []
     d = 1
     top = min(devices, micro_batches)
     while d <= top:
@@ -175,16 +188,38 @@ def time_per_batch_lower_bound(
         n = devices // d
         s_hi = min(n_layers, n, (n + (widest - 1) * cheap) // widest)
         if n >= widest and s_hi >= min_stages:
-            allreduce = per_byte * (d - 1) / d
-            floor_load = np.maximum(total / n, slowest)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                knee = np.where(finite & (floor_load > 0), plain / floor_load, 1.0)
-            for s in (np.floor(knee), np.ceil(knee)):
-                s = np.clip(s, min_stages, s_hi)
-                time_s = np.maximum(floor_load, plain / s) * (m + s - 1) + allreduce
-                best = np.minimum(best, time_s)
+            steps.append((m, n, s_hi, per_byte * (d - 1) / d))
         # the next d with a smaller m: the smallest d' with ceil(M / d') < m
         d = -(-micro_batches // (m - 1)) if m > 1 else top + 1
+    todo = None
+    if above is not None:
+        # relative slack: float rounding of the loop must never make the skip cut
+        least = total * (float(micro_batches) / float(devices)) * (1.0 - 1e-9)
+        todo = np.flatnonzero(~(least >= np.asarray(above, dtype=np.float64)))
+        total, slowest, plain = total[todo], slowest[todo], plain[todo]
+        full, best = best, np.full(todo.size, np.inf)
+    for lo in range(0, best.shape[0], _BLOCK):
+        cols = slice(lo, lo + _BLOCK)
+        tot, slow, pl, out = total[cols], slowest[cols], plain[cols], best[cols]
+        usable = np.isfinite(pl)
+        floor_load, knee, s, time_s = (np.empty_like(pl) for _ in range(4))
+        for m, n, s_hi, allreduce in steps:
+            np.maximum(tot / n, slow, out=floor_load)
+            ok = usable & (floor_load > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(pl, floor_load, out=knee)
+            knee[~ok] = 1.0
+            for rounding in (np.floor, np.ceil):
+                rounding(knee, out=s)
+                np.minimum(np.maximum(s, min_stages, out=s), s_hi, out=s)  # np.clip
+                np.divide(pl, s, out=time_s)
+                np.maximum(floor_load, time_s, out=time_s)
+                time_s *= m + s - 1
+                time_s += allreduce
+                np.minimum(out, time_s, out=out)
+    if todo is not None:
+        full[todo] = best
+        return full
     return best
 
 

@@ -444,6 +444,7 @@ class WorkloadEvaluator:
                 layer_count=lat.lb_count[i],
                 # hidden by the overlap, the synchronisation may cost nothing
                 sync_factor=0.0 if self.dp_terms.overlap_dp else self.dp_terms.sync_factor,
+                above=best,  # (inf where the width cannot lower the least bound so far)
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):

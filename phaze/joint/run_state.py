@@ -236,13 +236,22 @@ class SearchRun:
         need = n * floor - sum(scores) - rest
         return need - 1e-9 * n * floor
 
-    def prefetch(self, archs: Sequence[int]) -> None:
+    def prefetch(self, archs: Sequence[int], schedule_also: Sequence[int] = ()) -> None:
         """Do the work every visited architecture needs, for a batch at once: schedule its
         layers for every workload and micro-batch size (one vectorised call each) and
         place it at the largest HBM for every setting -- split over the worker processes
-        when there are any. The rows are the same whatever the number of processes."""
+        when there are any. The rows are the same whatever the number of processes.
+
+        ``schedule_also``: architectures likely visited soon, whose layers are scheduled
+        in the same calls (in this process; no rows are computed for them)."""
         hbm = self.hbm[-1]
         todo = [int(a) for a in archs]
+        if schedule_also and self.pool is None and todo:
+            ahead = [int(a) for a in schedule_also]
+            for e in self.ev:
+                for m in self.mbs:
+                    if e.memory_fits(m, hbm):
+                        e.schedule(m, todo + ahead)
         for wi, e in enumerate(self.ev):
             name = self.names[wi]
             need = [
