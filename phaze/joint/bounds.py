@@ -95,7 +95,6 @@ def time_per_batch_lower_bound(
     min_stages: int = 1,
     layer_count: np.ndarray | None = None,
     sync_factor: float = 4.0,
-    above: np.ndarray | None = None,
 ) -> np.ndarray:
     """Lower bound on the time per batch of any plan of one tensor width.
 
@@ -124,11 +123,6 @@ def time_per_batch_lower_bound(
     sync_factor : float
         Bytes the gradient synchronisation sends per parameter byte times ``d / (d-1)``
         (4: the all-reduce; 3: the distributed optimizer's; 0: fully hidden by overlap).
-    above : float64 array (A,), optional
-        Only the bounds below these values are wanted (e.g. the least bound of the widths
-        done so far): an architecture whose device-time alone, ``W M / N``, shows that its
-        bound is not below ``above`` gets ``inf`` without evaluating the ``d`` loop (its
-        bound is at least ``W / n * m >= W M / N`` for every ``d``).
 
     Returns
     -------
@@ -191,13 +185,6 @@ def time_per_batch_lower_bound(
             steps.append((m, n, s_hi, per_byte * (d - 1) / d))
         # the next d with a smaller m: the smallest d' with ceil(M / d') < m
         d = -(-micro_batches // (m - 1)) if m > 1 else top + 1
-    todo = None
-    if above is not None:
-        # relative slack: float rounding of the loop must never make the skip cut
-        least = total * (float(micro_batches) / float(devices)) * (1.0 - 1e-9)
-        todo = np.flatnonzero(~(least >= np.asarray(above, dtype=np.float64)))
-        total, slowest, plain = total[todo], slowest[todo], plain[todo]
-        full, best = best, np.full(todo.size, np.inf)
     for lo in range(0, best.shape[0], _BLOCK):
         cols = slice(lo, lo + _BLOCK)
         tot, slow, pl, out = total[cols], slowest[cols], plain[cols], best[cols]
@@ -217,9 +204,6 @@ def time_per_batch_lower_bound(
                 time_s *= m + s - 1
                 time_s += allreduce
                 np.minimum(out, time_s, out=out)
-    if todo is not None:
-        full[todo] = best
-        return full
     return best
 
 

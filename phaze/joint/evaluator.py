@@ -348,17 +348,20 @@ class WorkloadEvaluator:
                 core[0][:, cols], core[1][:, cols] = sec, joules
             if energy is not None:
                 energy[..., cols] = layer_energies(e_groups, charged)
+            # [mode][pass]: (ops, C) planes, whose rows a layer gathers contiguously
+            planes = [[np.ascontiguousarray(lat[:, :, m, p]) for p in (0, 1)] for m in (0, 1)]
             for gi in range(len(glist)):
                 for u, layer, rows, _ in lb_groups[gi]:
                     for p, out in ((0, lb_f), (1, lb_b)):
                         out[gi, u, cols] = layer_latency_lower_bound(
                             layer.ops.edges,
                             layer.ops.kinds,
-                            lat[rows, :, 0, p],
-                            lat[rows, :, 1, p],
+                            planes[0][p][rows],
+                            planes[1][p][rows],
                             self.num_tc[cols],
                             self.num_vc[cols],
                         )
+            del planes
             del charged
         if core is not None:
             self._core[mbs] = core
@@ -497,7 +500,6 @@ class WorkloadEvaluator:
                 layer_count=lat.lb_count[i],
                 # hidden by the overlap, the synchronisation may cost nothing
                 sync_factor=0.0 if self.dp_terms.overlap_dp else self.dp_terms.sync_factor,
-                above=best,  # (inf where the width cannot lower the least bound so far)
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
