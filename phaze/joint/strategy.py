@@ -158,7 +158,9 @@ def exact_search(
             break  # no plan fits in memory here or later: a value of 0 is never the best
         if k % BATCH == 0:
             limit = 0.0 if exhaustive or best is None else best.value
-            run.prefetch([a for a in order[k : k + BATCH] if ub[a] >= limit and ub[a] > 0])
+            run.prefetch(
+                [a for a in order[k : k + BATCH] if ub[a] >= limit and ub[a] > 0], floor=limit
+            )
         # a design below the incumbent's value cannot win: its settings that cannot
         # reach it are skipped (the value is then only known to be below it)
         floor = 0.0 if exhaustive or best is None else best.value
@@ -189,7 +191,7 @@ def exact_search(
             later: list[int] = []
             if window and k >= ahead:
                 later, ahead = _candidates_ahead(by_area, ub, k, reached)
-            run.prefetch(window, schedule_also=later)
+            run.prefetch(window, schedule_also=later, floor=reached)
         if not exhaustive and (ub[arch] < reached or ub[arch] <= 0):
             continue  # (a bound of 0: no plan fits, the value is 0, never on the frontier)
         floor = 0.0 if exhaustive else reached
