@@ -185,14 +185,15 @@ def exact_search(
     by_area = np.lexsort((np.arange(n), area))
     ahead = 0  # architectures before this position of by_area have been scheduled ahead
     by_area = by_area.tolist()
+    bound = ub.tolist()  # (Python floats: the loop below visits every architecture)
     for k, arch in enumerate(by_area):
         if k % BATCH == 0 and not exhaustive:
-            window = [a for a in by_area[k : k + BATCH] if ub[a] >= reached and ub[a] > 0]
+            window = [a for a in by_area[k : k + BATCH] if bound[a] >= reached and bound[a] > 0]
             later: list[int] = []
             if window and k >= ahead:
                 later, ahead = _candidates_ahead(by_area, ub, k, reached)
             run.prefetch(window, schedule_also=later, floor=reached)
-        if not exhaustive and (ub[arch] < reached or ub[arch] <= 0):
+        if not exhaustive and (bound[arch] < reached or bound[arch] <= 0):
             continue  # (a bound of 0: no plan fits, the value is 0, never on the frontier)
         floor = 0.0 if exhaustive else reached
         v = run.design(arch, hbm_desc[0], prune=not exhaustive, floor=floor).value
