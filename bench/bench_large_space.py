@@ -8,13 +8,16 @@ number of architectures); figures go to bench/README.md with this command.
 
 The same run as a script (for ``/usr/bin/time -v``):
 ``python bench/bench_large_space.py [--jobs N]``. The figures include digests of the rows
-and of the frontier, so runs of two checkouts can be compared (``PYTHONPATH=<checkout>``).
+and of the frontier, so runs of two checkouts can be compared (``PYTHONPATH=<checkout>``);
+with ``PHAZE_BENCH_ROWS=file.npz`` the rows themselves are saved too, for
+``python bench/compare_rows.py before.npz after.npz``.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import resource
 import time
 
@@ -79,6 +82,8 @@ def run(jobs: int = 1) -> dict:
     )
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _peak_rss_bytes()
+    if os.environ.get("PHAZE_BENCH_ROWS"):
+        np.savez(os.environ["PHAZE_BENCH_ROWS"], **result.rows)
     return {
         "architectures": len(table),
         "search_wall_s": wall,
