@@ -22,6 +22,7 @@ from phaze.joint.run_state import Design, SearchRun
 __all__ = [
     "BATCH",
     "BUCKET_UM2",
+    "LOOKAHEAD",
     "area_buckets",
     "better",
     "exact_search",
