@@ -35,6 +35,7 @@ SPACE = DesignSpace(
 CLUSTER = Cluster(devices=64)
 SETTINGS = dict(micro_batch_sizes=(1, 4), hbm_sizes=(2 * GIB, 16 * GIB), recompute=(False, True))
 BERT = Workload(preset("bert-large"), seq_len=128, global_batch=512)
+GPT2 = Workload(preset("gpt2-xl"), seq_len=128, global_batch=512, optimizer="adam")
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +194,23 @@ def test_scheduling_ahead_does_not_change_the_rows(monkeypatch):
     for key, values in _columns(ahead).items():
         np.testing.assert_array_equal(_columns(one)[key], values, err_msg=key)
     assert one.counters["exact_rows"] == ahead.counters["exact_rows"] > 0
+
+
+@pytest.mark.parametrize("workloads", [[BERT], [BERT, GPT2]], ids=["one", "two"])
+def test_exact_rows_are_a_subset_of_the_exhaustive_rows_each_unchanged(workloads):
+    exact = search(workloads, CLUSTER, SPACE, **SETTINGS)
+    full = search(workloads, CLUSTER, SPACE, strategy="exhaustive", **SETTINGS)
+    assert exact.best == full.best
+    assert exact.frontier.tolist() == full.frontier.tolist()
+    key = ("workload", "arch", "micro_batch_size", "hbm_bytes", "recompute")
+
+    def index(rows):
+        return {tuple(rows[k][i].item() for k in key): i for i in range(rows["arch"].size)}
+
+    ie, ifull = index(exact.rows), index(full.rows)
+    assert set(ie) <= set(ifull)
+    # a batch is placed only for the settings that may reach its floor: fewer rows
+    assert 0 < len(ie) < len(ifull)
+    for row_key, i in ie.items():
+        for f in ROW_FIELDS:
+            assert exact.rows[f][i] == full.rows[f][ifull[row_key]], (row_key, f)
