@@ -1,0 +1,158 @@
+"""Interleaved plans in the placement DP: ``v`` model chunks per device (docs/placement.md,
+"Interleaved plans").
+
+A plan of ``p`` devices per pipeline is the DP's contiguous split; with interleave
+``v > 1`` each device's blocks are cut into ``v`` equal chunks
+(:func:`phaze._kernels.stage_tables.interleaved_chain_tables`), run in Megatron's
+interleaved 1F1B schedule: ``(v m + p - 1) / v`` times the slowest device's load per
+micro-batch, ``m`` a multiple of ``p``, ``p >= 2``. Device ``k``-th from the end holds
+``(2k - 1 + (v - 1) p) / v`` micro-batches of activations (at most ``m``), so its memory
+cap depends on ``p`` as well as ``k``, and on ``d`` through ``m`` and the sharded state.
+
+:func:`solve_interleaved` keeps the optimum exact. The caps only loosen as ``p``
+shrinks, as ``m`` reaches ``p`` (the cap at ``m``) and as ``d`` grows (the sharded
+state): one recurrence at the loosest caps (``p = 2``, ``m = 2``, the largest ``d``)
+bounds every plan. Then, per ``p`` in order of that bound (while the bound can beat the
+incumbent), the recurrence runs again at the caps of that ``p``, once for the degrees
+``d`` with ``m > p`` and once for those with ``m == p`` (and, with the distributed
+optimizer, once per interval of ``d`` with equal caps), each followed by the final round
+over those degrees only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from phaze._kernels import dp as _dp
+from phaze._kernels import stage_tables as _st
+from phaze.placement.data_parallel import DataParallelTerms, _cap_interval, state_factor_at
+
+__all__ = ["solve_interleaved"]
+
+
+def _degrees(n_stages: int, micro_batches: int, d_max: int, capped: bool) -> list[int]:
+    """The degrees ``d`` whose ``m = ceil(M / d)`` is a multiple of ``n_stages`` and
+    equals it (``capped``) or exceeds it."""
+    out = []
+    for d in range(1, d_max + 1):
+        m = -(-micro_batches // d)
+        if m % n_stages == 0 and (m == n_stages) == capped:
+            out.append(d)
+    return out
+
+
+def solve_interleaved(
+    base: tuple,
+    v: int,
+    dp_args: tuple,
+    hbm_bytes: float,
+    state_factor: float,
+    terms: DataParallelTerms,
+    overlap_s: Callable[[tuple], np.ndarray] | None = None,
+    counters: dict | None = None,
+) -> tuple[tuple, tuple]:
+    """The best interleaved plan with ``v`` chunks per device (module docstring).
+
+    Parameters
+    ----------
+    base : tuple
+        :func:`phaze._kernels.stage_tables.interleaved_chain_tables` of the chain at
+        ``v`` (12 arrays).
+    v : int
+        Chunks per device, ``>= 2``.
+    dp_args : tuple
+        ``(n_dev, micro_batches, dp_bandwidth_Bps, t, n_cheap, dp_latency_s)`` as
+        :func:`phaze.placement.data_parallel.solve_over_d`.
+    hbm_bytes, state_factor : float
+        HBM per device; state bytes per parameter byte at ``d = 1``.
+    terms : DataParallelTerms
+    overlap_s : callable, optional
+        ``overlap_s(tables)`` -> per stage the backward seconds the synchronisation may
+        hide behind (needed when ``terms.overlap_dp``).
+    counters : dict, optional
+        Receives ``recurrences`` (runs of the recurrence), added to what it holds.
+
+    Returns
+    -------
+    (tables, result)
+        The 9 stage tables (caps of the winning run) and ``(time, d, p, s, r, g)`` as
+        :func:`phaze._kernels.dp.dp_solve` returns them; time ``inf`` when nothing fits.
+    """
+    n_dev, micro_batches, dp_bw, t, n_cheap, dp_lat = dp_args
+    d_max = min(n_dev, micro_batches)
+    none = np.zeros(0)
+    head, (abytes, wbytes, valid) = base[:9], base[9:]
+    pbytes = head[6]
+    sharded = terms.sharded_state_factor
+
+    def factor_at(d: int) -> float:
+        return state_factor_at(state_factor, sharded, d) if sharded else float(state_factor)
+
+    def tables(f: float, n_stages: int, m_cap: float, k_max: int) -> tuple:
+        caps = _st.interleaved_stage_caps(
+            pbytes, abytes, wbytes, valid, f, hbm_bytes, v, n_stages, m_cap, k_max
+        )
+        return (*head[:4], caps, *head[5:])
+
+    def recurrence(tabs: tuple) -> np.ndarray:
+        if counters is not None:
+            counters["recurrences"] = counters.get("recurrences", 0) + 1
+        res = _dp.dp_solve(
+            *tabs, n_dev, micro_batches, dp_bw, t, n_cheap, dp_lat, 4.0, none, 0.0, 0.0,
+            1, 0, math.inf, none,
+        )  # fmt: skip
+        return res[5]
+
+    def final(tabs, g, n_stages, d_lo, d_hi, m_class, bound):
+        over = none
+        if terms.overlap_dp:
+            over = np.require(overlap_s(tabs), np.float64, "CW")
+        return _dp.interleaved_final(
+            *tabs, g, n_stages, v, n_dev, micro_batches, dp_bw, t, dp_lat,
+            terms.sync_factor, over, terms.step_s_per_B, terms.step_sharded_s_per_B,
+            d_lo, d_hi, m_class, bound,
+        )  # fmt: skip
+
+    infeasible = (head, (math.inf, -1, -1, -1, -1, np.zeros((1, 1, 1))))
+    if d_max < 1 or n_dev < 2:
+        return infeasible
+    # the loosest caps: p = 2, at most 2 micro-batches in flight, the least state
+    loose = tables(factor_at(d_max), 2, 2.0, n_dev)
+    g_loose = recurrence(loose)
+    s_top = g_loose.shape[2] - 1
+    bounds = {}
+    for n_stages in range(2, s_top + 1):
+        b = final(loose, g_loose, n_stages, 1, d_max, -1, math.inf)[0]
+        if b < math.inf:
+            bounds[n_stages] = b
+    best_t, best = math.inf, infeasible
+    best_key = (math.inf, math.inf)
+    for n_stages in sorted(bounds, key=lambda s: (bounds[s], s)):
+        if bounds[n_stages] > best_t:
+            break
+        for capped in (False, True):
+            ds = _degrees(n_stages, micro_batches, d_max, capped)
+            m_cap = float(n_stages) if capped else math.inf
+            while ds:
+                d0 = ds[0]
+                if sharded:
+
+                    def caps(e: int, s=n_stages, mc=m_cap) -> np.ndarray:
+                        return tables(factor_at(e), s, mc, s)[4]
+
+                    here = caps(d0)
+                    hi = _cap_interval(lambda e, c=here: np.array_equal(caps(e), c), d0, ds[-1])[1]
+                else:
+                    hi = ds[-1]
+                tabs = tables(factor_at(d0), n_stages, m_cap, n_stages)
+                ds = [d for d in ds if d > hi]
+                g = recurrence(tabs)
+                tm, d, p, r = final(tabs, g, n_stages, d0, hi, 1 if capped else 0, math.inf)
+                key = (tm, n_stages)
+                if tm < math.inf and key < best_key:
+                    best_key, best_t = key, tm
+                    best = (tabs, (tm, d, p, n_stages, r, g))
+    return best
