@@ -22,7 +22,7 @@ from phaze.placement.data_parallel import (
     chain_first_backward,
     solve_over_d,
 )
-from phaze.placement.interleave import solve_interleaved
+from phaze.placement.interleave import interleaved_stages, solve_interleaved
 from phaze.placement.problem import dp_allreduce_arrays
 from phaze.placement.solve import (
     ArrayPlacement,
@@ -332,6 +332,21 @@ def place_chain(
         return ArrayPlacement(math.inf, 0, 0, 0, bottleneck_stage=-1, width_times_s=times)
     tabs, (tm, d, p, s, r, g), v_best = kept
     pairs = _dp.reconstruct(*tabs, g, p, s, r).tolist()
+    stages = ()
+    if v_best > 1:
+        stages = interleaved_stages(
+            tabs,
+            pairs,
+            v_best,
+            int(d),
+            prep.num_micro_batches,
+            factor,
+            terms,
+            activation_bytes=(
+                prep.activation_bytes[k] if activation_bytes is None else activation_bytes[k]
+            ),
+            work_bytes=prep.zeros if work_bytes is None else work_bytes[k],
+        )
     bottleneck = _bottleneck_stage(tabs[2], tabs[3], pairs, recompute, s)
     first = int(np.searchsorted(tabs[0], pairs[-1], side="right") - 1)
     last = tuple(range(first, int(tabs[1][pairs[-1]])))
@@ -344,4 +359,5 @@ def place_chain(
         width_times_s=times,
         last_stage_layers=last,
         interleave=v_best,
+        stages=stages,
     )

@@ -30,7 +30,7 @@ from phaze._kernels import dp as _dp
 from phaze._kernels import stage_tables as _st
 from phaze.placement.data_parallel import DataParallelTerms, _cap_interval, state_factor_at
 
-__all__ = ["solve_interleaved"]
+__all__ = ["interleaved_stages", "solve_interleaved"]
 
 
 def _degrees(n_stages: int, micro_batches: int, d_max: int, capped: bool) -> list[int]:
@@ -156,3 +156,38 @@ def solve_interleaved(
                     best_key, best_t = key, tm
                     best = (tabs, (tm, d, p, n_stages, r, g))
     return best
+
+
+def interleaved_stages(
+    tabs: tuple,
+    pairs: list[int],
+    v: int,
+    d: int,
+    micro_batches: int,
+    state_factor: float,
+    terms: DataParallelTerms,
+    activation_bytes: np.ndarray,
+    work_bytes: np.ndarray,
+) -> tuple[tuple[int, int, float, float], ...]:
+    """Per stage of an interleaved plan (pipeline order) ``(first position, end position,
+    load_s, memory_bytes)``: the load per micro-batch from the tables (the last stage's
+    ``load1``, the others' ``loadr``) and the memory ``F P + A + W + (e - 1) A`` at the
+    plan's ``d`` (module docstring)."""
+    ptr, partner, load1, loadr = tabs[:4]
+    pbytes = tabs[6]
+    p = len(pairs)
+    m = -(-micro_batches // d)
+    f = state_factor
+    if terms.sharded_state_factor:
+        f = state_factor_at(state_factor, terms.sharded_state_factor, d)
+    out = []
+    for q, pair in enumerate(pairs):
+        first = int(np.searchsorted(ptr, pair, side="right") - 1)
+        end = int(partner[pair])
+        act = float(activation_bytes[first:end].sum())
+        work = float(work_bytes[first:end].max())
+        e = float(_st.interleaved_in_flight(p - q, v, p, float(m)))
+        memory = f * float(pbytes[pair]) + act + work + (e - 1.0) * act
+        load = float(load1[pair] if q == p - 1 else loadr[pair])
+        out.append((first, end, load, memory))
+    return tuple(out)
