@@ -85,3 +85,43 @@ def test_gpt3_on_selene_with_megatron_options(benchmark, name, monkeypatch):
     )
     benchmark.extra_info.update(cpu_s=found["cpu"], dp_calls=c["dp_calls"], **counters)
     assert r.best is not None and r.best.value > 0
+
+
+INTERLEAVES = {"1": (1,), "1,2,4": (1, 2, 4)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(INTERLEAVES))
+def test_gpt3_on_selene_with_interleaves(benchmark, name, monkeypatch):
+    """``--interleave 1`` (the baseline above) against ``--interleave 1,2,4``: search time,
+    best samples/s and the recurrences the interleaved placements ran
+    (:mod:`phaze.placement.interleave`)."""
+    _kernels.warmup()
+    counters: dict = {}
+    plain = chain_module.solve_interleaved
+
+    def counted(*args, **kw):
+        counters["placements"] = counters.get("placements", 0) + 1
+        return plain(*args, **kw, counters=counters)
+
+    monkeypatch.setattr(chain_module, "solve_interleaved", counted)
+    cluster = Cluster(1024, network=load_system("a100-selene").network)
+    training = Training("megatron", "full", interleaves=INTERLEAVES[name])
+    w = Workload(preset("gpt3-175b"), optimizer="adam", training=training)
+    found = {}
+
+    def run():
+        started = time.process_time()
+        found["r"] = search(w, cluster, **FULL)
+        found["cpu"] = time.process_time() - started
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    r, c = found["r"], found["r"].counters
+    mine = r.best.per_workload[0]
+    print(
+        f"\ninterleave {name}: {_describe(r)}, v={mine.interleave}; {c['wall_s']:.1f} s wall, "
+        f"{found['cpu']:.1f} s CPU, {c['designs_evaluated']} designs, {c['dp_calls']} DP "
+        f"calls; interleaved placements: {counters}"
+    )
+    benchmark.extra_info.update(cpu_s=found["cpu"], dp_calls=c["dp_calls"], **counters)
+    assert r.best is not None and r.best.value > 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["dp_solve", "interleaved_final", "reconstruct", "warmup"]
+__all__ = ["dp_solve", "interleaved_bounds", "interleaved_final", "reconstruct", "warmup"]
 
 
 @njit(cache=True, nogil=True)
@@ -267,15 +267,13 @@ def dp_solve(
 
 
 @njit(cache=True, nogil=True)
-def interleaved_final(
+def _interleaved_round(
     ptr,
     partner,
-    load1,
     loadr,
     maxs,
     cheap,
     pbytes,
-    rem,
     cheap_cap,
     g,
     n_stages,
@@ -294,24 +292,7 @@ def interleaved_final(
     m_class,
     bound_s,
 ):
-    """The final round of interleaved plans of exactly ``n_stages`` devices with ``v``
-    chunks each (docs/placement.md, "Interleaved plans"), on the recurrence ``g`` of
-    :func:`dp_solve` over interleaved stage tables.
-
-    For ``d = d_lo ... d_hi`` (clipped to ``1 ... min(n_dev, micro_batches)``) with
-    ``m = ceil(micro_batches / d)`` a multiple of ``n_stages`` (and ``m == n_stages``
-    when ``m_class == 1``, ``m > n_stages`` when ``m_class == 0``, either when -1):
-    ``time = max(g[partner[p], r >= r_min, n_stages - 1], loadr[p]) (v m + n_stages - 1)
-    / v + sync + step``, the terms ``sync`` and ``step`` as in :func:`dp_solve`. Only
-    times strictly below ``bound_s`` count; strictly smaller wins (d, then p).
-
-    Returns
-    -------
-    best_time : float
-        ``inf`` when nothing fits.
-    best_d, best_p, best_r : int
-        As :func:`dp_solve`'s (-1 when infeasible).
-    """
+    """:func:`interleaved_final` for one ``n_stages`` (its docstring)."""
     last = ptr.shape[0] - 2
     n_r = g.shape[1]
     q = n_stages - 1
@@ -385,6 +366,113 @@ def interleaved_final(
 
 
 @njit(cache=True, nogil=True)
+def interleaved_final(
+    ptr,
+    partner,
+    load1,
+    loadr,
+    maxs,
+    cheap,
+    pbytes,
+    rem,
+    cheap_cap,
+    g,
+    n_stages,
+    v,
+    n_dev,
+    micro_batches,
+    dp_bandwidth_Bps,
+    t,
+    dp_latency_s,
+    dp_sync_factor,
+    overlap_s,
+    step_s_per_B,
+    step_sharded_s_per_B,
+    d_lo,
+    d_hi,
+    m_class,
+    bound_s,
+):
+    """The final round of interleaved plans of exactly ``n_stages`` devices with ``v``
+    chunks each (docs/placement.md, "Interleaved plans"), on the recurrence ``g`` of
+    :func:`dp_solve` over interleaved stage tables.
+
+    For ``d = d_lo ... d_hi`` (clipped to ``1 ... min(n_dev, micro_batches)``) with
+    ``m = ceil(micro_batches / d)`` a multiple of ``n_stages`` (and ``m == n_stages``
+    when ``m_class == 1``, ``m > n_stages`` when ``m_class == 0``, either when -1):
+    ``time = max(g[partner[p], r >= r_min, n_stages - 1], loadr[p]) (v m + n_stages - 1)
+    / v + sync + step``, the terms ``sync`` and ``step`` as in :func:`dp_solve`. Only
+    times strictly below ``bound_s`` count; strictly smaller wins (d, then p).
+
+    Returns
+    -------
+    best_time : float
+        ``inf`` when nothing fits (below ``bound_s``).
+    best_d, best_p, best_r : int
+        As :func:`dp_solve`'s (-1 when infeasible).
+    """
+    return _interleaved_round(
+        ptr, partner, loadr, maxs, cheap, pbytes, cheap_cap, g, n_stages, v, n_dev,
+        micro_batches, dp_bandwidth_Bps, t, dp_latency_s, dp_sync_factor, overlap_s,
+        step_s_per_B, step_sharded_s_per_B, d_lo, d_hi, m_class, bound_s,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def interleaved_bounds(
+    ptr,
+    partner,
+    load1,
+    loadr,
+    maxs,
+    cheap,
+    pbytes,
+    rem,
+    cheap_cap,
+    g,
+    v,
+    n_dev,
+    micro_batches,
+    dp_bandwidth_Bps,
+    t,
+    dp_latency_s,
+    dp_sync_factor,
+    overlap_s,
+    step_s_per_B,
+    step_sharded_s_per_B,
+    bound_s,
+):
+    """:func:`interleaved_final` over every degree (``m_class`` -1) for every stage count
+    ``2 ... S`` of ``g`` at once: float64 (S + 1,), entry ``s`` the least time with ``s``
+    stages below ``bound_s`` (``inf`` otherwise; entries 0 and 1 ``inf``). On tables with
+    the loosest memory caps, a lower bound per stage count.
+
+    Only the smallest ``d`` of each ``m`` is visited (unless the step is sharded): a
+    larger one has fewer devices per pipeline and no smaller synchronisation (the
+    bandwidth never grows, the latency never shrinks with ``d``), and only the stage
+    counts that divide ``m``."""
+    s_top = g.shape[2] - 1
+    out = np.full(s_top + 1, np.inf)
+    prev_m = -1
+    for d in range(1, min(n_dev, micro_batches) + 1):
+        m = (micro_batches + d - 1) // d
+        if m == prev_m and step_sharded_s_per_B == 0.0:
+            continue
+        prev_m = m
+        for s in range(2, min(s_top, m) + 1):
+            if m % s != 0:
+                continue
+            tm = _interleaved_round(
+                ptr, partner, loadr, maxs, cheap, pbytes, cheap_cap, g, s, v, n_dev,
+                micro_batches, dp_bandwidth_Bps, t, dp_latency_s, dp_sync_factor, overlap_s,
+                step_s_per_B, step_sharded_s_per_B, d, d, -1, bound_s,
+            )[0]  # fmt: skip
+            if tm < out[s]:
+                out[s] = tm
+    return out
+
+
+@njit(cache=True, nogil=True)
 def reconstruct(
     ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, cheap_cap, g, first_p, n_stages, r
 ):
@@ -446,3 +534,4 @@ def warmup() -> None:
     interleaved_final(
         *tabs, g, 2, 1, 2, 2, np.ones(3), 1, np.zeros(3), 4.0, none, 0.0, 0.0, 1, 2, -1, np.inf
     )
+    interleaved_bounds(*tabs, g, 1, 2, 2, np.ones(3), 1, np.zeros(3), 4.0, none, 0.0, 0.0, np.inf)

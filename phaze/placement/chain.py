@@ -295,33 +295,43 @@ def place_chain(
                 caps=caps_at,
             )
         v_here = 1
+        # the plain 1F1B recurrence bounds every interleaved plan when the caps do not
+        # depend on d (phaze.placement.interleave)
+        relaxed = None
+        if res[0] < math.inf and not terms.sharded_state_factor:
+            relaxed = (tabs, res[5])
         for v in sorted(interleaves):
             if v == 1:
                 continue
-            base = _st.interleaved_chain_tables(
-                fwd_s[i],
-                bwd_s[i],
-                prep.param_bytes[i],
-                prep.activation_bytes[i] if activation_bytes is None else activation_bytes[i],
-                prep.tensor_parallel[i],
-                np.require(block_mask[i], np.bool_, "CW"),
-                prep.link_max_bytes[i],
-                prep.link_bandwidth_Bps,
-                prep.t_eff[i],
-                recompute,
-                fwd_s[i] if recompute_s is None else recompute_s[i],
-                prep.zeros if work_bytes is None else work_bytes[i],
-                recompute_last,
-                int(v),
-            )
+
+            def build(i: int = i, v: int = int(v)) -> tuple:
+                return _st.interleaved_chain_tables(
+                    fwd_s[i],
+                    bwd_s[i],
+                    prep.param_bytes[i],
+                    prep.activation_bytes[i] if activation_bytes is None else activation_bytes[i],
+                    prep.tensor_parallel[i],
+                    np.require(block_mask[i], np.bool_, "CW"),
+                    prep.link_max_bytes[i],
+                    prep.link_bandwidth_Bps,
+                    prep.t_eff[i],
+                    recompute,
+                    fwd_s[i] if recompute_s is None else recompute_s[i],
+                    prep.zeros if work_bytes is None else work_bytes[i],
+                    recompute_last,
+                    v,
+                )
+
             tabs_v, res_v = solve_interleaved(
-                base,
+                build,
                 int(v),
                 dp_args,
                 hbm_bytes,
                 factor,
                 terms,
                 overlap_s=lambda tabs, i=i: chain_first_backward(tabs, bwd_s[i]),
+                bound_s=float(res[0]),  # only strictly faster plans can win
+                relaxed=relaxed,
             )
             if res_v[0] < res[0]:  # strictly smaller wins: ties go to the smaller v
                 tabs, res, v_here = tabs_v, res_v, int(v)

@@ -9,14 +9,15 @@ micro-batch, ``m`` a multiple of ``p``, ``p >= 2``. Device ``k``-th from the end
 ``(2k - 1 + (v - 1) p) / v`` micro-batches of activations (at most ``m``), so its memory
 cap depends on ``p`` as well as ``k``, and on ``d`` through ``m`` and the sharded state.
 
-:func:`solve_interleaved` keeps the optimum exact. The caps only loosen as ``p``
-shrinks, as ``m`` reaches ``p`` (the cap at ``m``) and as ``d`` grows (the sharded
-state): one recurrence at the loosest caps (``p = 2``, ``m = 2``, the largest ``d``)
-bounds every plan. Then, per ``p`` in order of that bound (while the bound can beat the
-incumbent), the recurrence runs again at the caps of that ``p``, once for the degrees
-``d`` with ``m > p`` and once for those with ``m == p`` (and, with the distributed
-optimizer, once per interval of ``d`` with equal caps), each followed by the final round
-over those degrees only.
+:func:`solve_interleaved` keeps the optimum exact. The in-flight count is at least
+``k`` (``(2k - 1 + (v - 1) p) / v - k = ((v - 1)(p - k) + k - 1) / v >= 0``, and the cap
+``m >= p >= k``), the count of the plain 1F1B schedule, and the state is least at the
+largest ``d``: one recurrence with those caps (1F1B's at the largest ``d``) bounds every
+interleaved plan, per stage count ``p`` (the final round of every ``d``). Then, per ``p``
+in order of that bound (while the bound can beat the incumbent), the recurrence runs
+again at the caps of that ``p``, once for the degrees ``d`` with ``m > p`` and once for
+those with ``m == p`` (and, with the distributed optimizer, once per interval of ``d``
+with equal caps), each followed by the final round over those degrees only.
 """
 
 from __future__ import annotations
@@ -36,16 +37,13 @@ __all__ = ["interleaved_stages", "solve_interleaved"]
 def _degrees(n_stages: int, micro_batches: int, d_max: int, capped: bool) -> list[int]:
     """The degrees ``d`` whose ``m = ceil(M / d)`` is a multiple of ``n_stages`` and
     equals it (``capped``) or exceeds it."""
-    out = []
-    for d in range(1, d_max + 1):
-        m = -(-micro_batches // d)
-        if m % n_stages == 0 and (m == n_stages) == capped:
-            out.append(d)
-    return out
+    d = np.arange(1, d_max + 1)
+    m = -(-micro_batches // d)
+    return d[(m % n_stages == 0) & ((m == n_stages) == capped)].tolist()
 
 
 def solve_interleaved(
-    base: tuple,
+    build: Callable[[], tuple],
     v: int,
     dp_args: tuple,
     hbm_bytes: float,
@@ -53,14 +51,16 @@ def solve_interleaved(
     terms: DataParallelTerms,
     overlap_s: Callable[[tuple], np.ndarray] | None = None,
     counters: dict | None = None,
+    bound_s: float = math.inf,
+    relaxed: tuple | None = None,
 ) -> tuple[tuple, tuple]:
     """The best interleaved plan with ``v`` chunks per device (module docstring).
 
     Parameters
     ----------
-    base : tuple
-        :func:`phaze._kernels.stage_tables.interleaved_chain_tables` of the chain at
-        ``v`` (12 arrays).
+    build : callable
+        ``build()`` -> :func:`phaze._kernels.stage_tables.interleaved_chain_tables` of
+        the chain at ``v`` (12 arrays); called only when some stage count can win.
     v : int
         Chunks per device, ``>= 2``.
     dp_args : tuple
@@ -74,6 +74,14 @@ def solve_interleaved(
         hide behind (needed when ``terms.overlap_dp``).
     counters : dict, optional
         Receives ``recurrences`` (runs of the recurrence), added to what it holds.
+    bound_s : float
+        Only plans strictly faster count (the caller's incumbent; ``inf``: none): stage
+        counts whose bound is not below it are never solved.
+    relaxed : (tables, g), optional
+        Plain 1F1B stage tables of the same chain and their recurrence at the least state
+        the plans can have (no sharded state): loads never above the interleaved ones,
+        caps never below, so they bound every interleaved plan, and the bounds need no
+        interleaved tables (default: such a recurrence on the interleaved loads).
 
     Returns
     -------
@@ -84,18 +92,20 @@ def solve_interleaved(
     n_dev, micro_batches, dp_bw, t, n_cheap, dp_lat = dp_args
     d_max = min(n_dev, micro_batches)
     none = np.zeros(0)
-    head, (abytes, wbytes, valid) = base[:9], base[9:]
-    pbytes = head[6]
     sharded = terms.sharded_state_factor
+    base: tuple = ()
 
     def factor_at(d: int) -> float:
         return state_factor_at(state_factor, sharded, d) if sharded else float(state_factor)
 
-    def tables(f: float, n_stages: int, m_cap: float, k_max: int) -> tuple:
+    def tables(f: float, n_stages: int, m_cap: float, k_max: int, w: int = v) -> tuple:
+        nonlocal base
+        if not base:
+            base = build()
         caps = _st.interleaved_stage_caps(
-            pbytes, abytes, wbytes, valid, f, hbm_bytes, v, n_stages, m_cap, k_max
+            base[6], base[9], base[10], base[11], f, hbm_bytes, w, n_stages, m_cap, k_max
         )
-        return (*head[:4], caps, *head[5:])
+        return (*base[:4], caps, *base[5:9])
 
     def recurrence(tabs: tuple) -> np.ndarray:
         if counters is not None:
@@ -106,28 +116,40 @@ def solve_interleaved(
         )  # fmt: skip
         return res[5]
 
+    # the same stage layout (pairs of the chain) in every table: one overlap array
+    over = none
+    if terms.overlap_dp:
+        over = np.require(
+            overlap_s(relaxed[0] if relaxed else tables(1.0, 2, 1.0, 1)), np.float64, "CW"
+        )
+    step, step_sharded = terms.step_s_per_B, terms.step_sharded_s_per_B
+
     def final(tabs, g, n_stages, d_lo, d_hi, m_class, bound):
-        over = none
-        if terms.overlap_dp:
-            over = np.require(overlap_s(tabs), np.float64, "CW")
         return _dp.interleaved_final(
             *tabs, g, n_stages, v, n_dev, micro_batches, dp_bw, t, dp_lat,
-            terms.sync_factor, over, terms.step_s_per_B, terms.step_sharded_s_per_B,
-            d_lo, d_hi, m_class, bound,
+            terms.sync_factor, over, step, step_sharded, d_lo, d_hi, m_class, bound,
         )  # fmt: skip
 
-    infeasible = (head, (math.inf, -1, -1, -1, -1, np.zeros((1, 1, 1))))
+    infeasible = ((), (math.inf, -1, -1, -1, -1, np.zeros((1, 1, 1))))
     if d_max < 1 or n_dev < 2:
         return infeasible
-    # the loosest caps: p = 2, at most 2 micro-batches in flight, the least state
-    loose = tables(factor_at(d_max), 2, 2.0, n_dev)
-    g_loose = recurrence(loose)
-    s_top = g_loose.shape[2] - 1
-    bounds = {}
-    for n_stages in range(2, s_top + 1):
-        b = final(loose, g_loose, n_stages, 1, d_max, -1, math.inf)[0]
-        if b < math.inf:
-            bounds[n_stages] = b
+
+    def bounds_of(loose: tuple, g_loose: np.ndarray) -> dict:
+        per_s = _dp.interleaved_bounds(
+            *loose, g_loose, v, n_dev, micro_batches, dp_bw, t, dp_lat, terms.sync_factor,
+            over, step, step_sharded, float(bound_s),
+        )  # fmt: skip
+        return {int(s): float(per_s[s]) for s in np.flatnonzero(per_s < math.inf)}
+
+    if relaxed is not None and not bounds_of(*relaxed):  # no stage count can win
+        if counters is not None:
+            counters["skipped"] = counters.get("skipped", 0) + 1
+        return infeasible
+    # looser caps than any plan's: k micro-batches in flight at position k (never more
+    # than interleaved: (2k - 1 + (v - 1) p) / v >= k, and m >= p >= k), the least state,
+    # on the interleaved loads
+    loose = tables(factor_at(d_max), 2, math.inf, n_dev, w=1)
+    bounds = bounds_of(loose, recurrence(loose))
     best_t, best = math.inf, infeasible
     best_key = (math.inf, math.inf)
     for n_stages in sorted(bounds, key=lambda s: (bounds[s], s)):
@@ -150,7 +172,7 @@ def solve_interleaved(
                 tabs = tables(factor_at(d0), n_stages, m_cap, n_stages)
                 ds = [d for d in ds if d > hi]
                 g = recurrence(tabs)
-                tm, d, p, r = final(tabs, g, n_stages, d0, hi, 1 if capped else 0, math.inf)
+                tm, d, p, r = final(tabs, g, n_stages, d0, hi, 1 if capped else 0, bound_s)
                 key = (tm, n_stages)
                 if tm < math.inf and key < best_key:
                     best_key, best_t = key, tm
