@@ -331,6 +331,9 @@ def test_cli_interleave_reports_the_plan_and_a_store_of_other_interleaves_is_ref
     assert plan["interleave"] == 2 and f"stages={plan['num_stages']} v=2" in printed
     p = plan["num_stages"]
     assert all(len(ids) % 2 == 0 for ids in plan["stage_layers"][1:-1])
+    # the reported stages are the placement's: every layer once, in order, within memory
+    assert sum(plan["stage_layers"], []) == list(range(-1, 73))
+    assert max(plan["stage_memory_bytes"]) <= 16 * GIB
     m = -(-32 // plan["data_parallel"])
     assert m % p == 0
     # the plan's time is the interleaved schedule's on its own stage loads (no DP terms at d=1)

@@ -870,6 +870,7 @@ def warmup() -> None:
     chain_stage_caps(f, f, z, np.zeros(3), 1.0, 2, True, 2.0, True)
     it = interleaved_chain_tables(f, f, z, z, tp, tp, np.zeros(3), 1.0, 2, True, f, z, True, 1)
     interleaved_stage_caps(it[6], it[9], it[10], it[11], 2.0, 1.0, 1, 2, np.inf, 2)
+    interleaved_in_flight(2, 2, 2, np.inf)  # also called from Python (report plans)
     prefix_stage_tables(
         f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, *extra
     )

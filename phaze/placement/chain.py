@@ -299,6 +299,8 @@ def place_chain(
         # depend on d (phaze.placement.interleave)
         relaxed = None
         if res[0] < math.inf and not terms.sharded_state_factor:
+            # an interleaved stage at position k holds e >= k + 1/v micro-batches (p >= 2):
+            # A / v more than 1F1B there, far beyond the rounding of max_stages's floor
             relaxed = (tabs, res[5])
         for v in sorted(interleaves):
             if v == 1:
