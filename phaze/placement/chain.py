@@ -299,8 +299,9 @@ def place_chain(
         # depend on d (phaze.placement.interleave)
         relaxed = None
         if res[0] < math.inf and not terms.sharded_state_factor:
-            # an interleaved stage at position k holds e >= k + 1/v micro-batches (p >= 2):
-            # A / v more than 1F1B there, far beyond the rounding of max_stages's floor
+            # an interleaved stage at position k holds e >= k + 1/v micro-batches (p >= 2;
+            # e = k only for k = p = m): A / v more than 1F1B there, far beyond the
+            # rounding of max_stages's floor against the interleaved caps' comparison
             relaxed = (tabs, res[5])
         for v in sorted(interleaves):
             if v == 1:
