@@ -429,8 +429,10 @@ def _why(name: str, plan, hbm_bytes: float) -> str:
     return (
         f"{name}: bottleneck stage {k} of {plan.num_stages} ({span}, {st.devices} "
         f"device{'s' if st.devices > 1 else ''}, {st.load_s * 1e3:,.1f} ms per micro-batch"
-        f"{', recomputing' if st.recompute else ''}); {plan.micro_batches_per_pipeline} "
-        f"micro-batches per pipeline; peak memory {peak / GIB:.3g} of "
+        f"{', recomputing' if st.recompute else ''}"
+        f"{f', {plan.interleave} chunks' if plan.interleave > 1 else ''}); "
+        f"{plan.micro_batches_per_pipeline} micro-batches per pipeline; peak memory "
+        f"{peak / GIB:.3g} of "
         f"{hbm_bytes / GIB:g} GiB per device"
     )
 

@@ -329,6 +329,7 @@ def test_cli_interleave_reports_the_plan_and_a_store_of_other_interleaves_is_ref
     plan = best["plan"]
     # on this memory-bound pipeline the interleaved schedule wins: its v is reported
     assert plan["interleave"] == 2 and f"stages={plan['num_stages']} v=2" in printed
+    assert ", 2 chunks)" in printed  # the bottleneck line
     p = plan["num_stages"]
     assert all(len(ids) % 2 == 0 for ids in plan["stage_layers"][1:-1])
     # the reported stages are the placement's: every layer once, in order, within memory
