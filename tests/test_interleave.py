@@ -26,11 +26,14 @@ from reference.placement import (
     brute_force_interleaved,
     chunks_of,
     interleaved_in_flight,
+    interleaved_plan_time,
+    ordered_stage_partitions,
     stage_load,
 )
 
 import phaze
 from phaze import GIB, Cluster, ConfigError, Training, Workload, preset
+from phaze._kernels import dp as kdp
 from phaze._kernels import stage_tables as kst
 from phaze.cli import main
 from phaze.models import build_graph
@@ -501,3 +504,69 @@ def test_uniform_plan_time_is_the_systems_engine_bubble_form(p, v, m):
             stash_inputs=False, interleaves=(1, v), block_mask=blocks[None],
         )  # fmt: skip
         assert both.interleave == v and both.time_per_batch_s == res.time_per_batch_s
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    transformer_chains(),
+    st.sampled_from([2, 3]),
+    st.integers(2, 8),
+    st.sampled_from([4, 6, 8, 12]),
+    st.booleans(),
+    st.sampled_from([0.0, 0.2, 1.0]),
+    st.sampled_from([1, 2]),
+)
+def test_interleaved_final_round_equals_brute_force_per_stage_count(
+    g, v, devices, micro_batches, recompute, hbm_frac, t
+):
+    # the kernels alone: tables, caps at p, dp_solve's recurrence, interleaved_final for
+    # exactly p stages and the degrees with m > p; interleaved_bounds never above it
+    n = g["n"]
+    factor, bw = 9.0, 3e8
+    one = max(factor * p + a + w for p, a, w in zip(g["params"], g["acts"], g["work"]))
+    total = factor * sum(g["params"]) + sum(g["acts"]) * micro_batches + max(g["work"])
+    hbm = one + hbm_frac * max(0.0, total - one)
+    tp = np.array(g["tp"])
+    t_eff = t if tp.any() else 1
+    base = kst.interleaved_chain_tables(
+        np.array(g["fwd"]), np.array(g["bwd"]), np.array(g["params"]), np.array(g["acts"]),
+        tp, np.array(g["blocks"]), _link_max(g), bw, t_eff, recompute, np.array(g["rec"]),
+        np.array(g["work"]), recompute, v,
+    )  # fmt: skip
+    n_cheap = int((~tp).sum()) if t_eff > 1 else 0
+    d_max = min(devices, micro_batches)
+    dp_bw, dp_lat, none = np.full(d_max + 1, bw), np.zeros(d_max + 1), np.zeros(0)
+    terms = DataParallelTerms()
+    rules = {"state_factor": factor, "recompute_last": recompute, "blocks": g["blocks"]}
+    graph = {**g, "tp": g["tp"]}
+    for p in range(2, min(n, devices) + 1):
+        caps = kst.interleaved_stage_caps(
+            base[6], base[9], base[10], base[11], factor, hbm, v, p, math.inf, p
+        )
+        tabs = (*base[:4], caps, *base[5:9])
+        gg = kdp.dp_solve(
+            *tabs, devices, micro_batches, dp_bw, t_eff, n_cheap, dp_lat, 4.0, none, 0.0,
+            0.0, 1, 0, math.inf, none,
+        )[5]  # fmt: skip
+        got = kdp.interleaved_final(
+            *tabs, gg, p, v, devices, micro_batches, dp_bw, t_eff, dp_lat, 4.0, none, 0.0,
+            0.0, 1, d_max, 0, math.inf,
+        )[0]  # fmt: skip
+        want = math.inf
+        for stages in ordered_stage_partitions(n, g["edges"]):
+            if len(stages) != p:
+                continue
+            for d in range(1, d_max + 1):
+                if -(-micro_batches // d) > p:
+                    tm = interleaved_plan_time(
+                        stages, v, t_eff, d, graph, devices, bw, hbm, micro_batches,
+                        recompute, {**rules, "dp_terms": terms},
+                    )  # fmt: skip
+                    want = min(want, tm)
+        assert _close(got, want, TIME_REL), (p, got, want)
+        bounds = kdp.interleaved_bounds(
+            *tabs, gg, v, devices, micro_batches, dp_bw, t_eff, dp_lat, 4.0, none, 0.0, 0.0,
+            math.inf,
+        )  # fmt: skip
+        # (a stage count the devices cannot hold has no entry: nothing fits)
+        assert (bounds[p] if p < bounds.shape[0] else math.inf) <= got * (1 + TIME_REL)
