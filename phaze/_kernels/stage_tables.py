@@ -49,6 +49,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from phaze._kernels import GRAPH_KINDS
+
 __all__ = [
     "MAX_DOWNSETS",
     "chain_stage_caps",
@@ -645,7 +647,8 @@ def enumerate_downsets(pred_bits, limit):
         if v == n:
             if count >= limit:
                 return np.zeros((0, n_words), np.uint64), np.zeros(0, np.int64), -1
-            out[count, :] = cur
+            for w in range(n_words):  # element loops: slice copies compile slowly
+                out[count, w] = cur[w]
             count += 1
             v -= 1
             continue
@@ -673,12 +676,20 @@ def enumerate_downsets(pred_bits, limit):
     sizes = np.empty(count, np.int64)
     for k in range(count):
         sizes[k] = _popcount(out[k])
-    order = np.argsort(sizes, kind="mergesort")
+    # stable counting sort by size (sizes are 0..n)
+    start = np.zeros(n + 2, np.int64)
+    for k in range(count):
+        start[sizes[k] + 1] += 1
+    for c in range(n + 1):
+        start[c + 1] += start[c]
     bits = np.empty((count, n_words), np.uint64)
     sorted_sizes = np.empty(count, np.int64)
     for k in range(count):
-        bits[k, :] = out[order[k], :]
-        sorted_sizes[k] = sizes[order[k]]
+        to = start[sizes[k]]
+        start[sizes[k]] += 1
+        for w in range(n_words):
+            bits[to, w] = out[k, w]
+        sorted_sizes[to] = sizes[k]
     return bits, sorted_sizes, count
 
 
@@ -727,7 +738,7 @@ def dag_stage_tables(
     """
     n_states = bits.shape[0]
     n = fwd_s.shape[0]
-    n_pairs = 0
+    n_pairs = np.int64(0)  # not Literal[int](0): _pair_arrays compiles once
     for k in range(n_states):
         for k2 in range(k + 1, n_states):
             if sizes[k2] > sizes[k] and _is_proper_subset(bits[k], bits[k2]):
@@ -852,8 +863,11 @@ def tiny_tables() -> tuple:
     )
 
 
-def warmup() -> None:
-    """Compile (or load from numba's cache) every kernel of this module on a tiny input.
+def warmup(graph_kinds=GRAPH_KINDS) -> None:
+    """Compile (or load from numba's cache) the kernels of this module on a tiny input:
+    the chain kernels always, the others for the graph shapes in ``graph_kinds`` (a
+    joint search places chains only; the general-DAG kernels take about half of this
+    module's compile time).
 
     Call in the parent process before starting workers.
     """
@@ -871,12 +885,32 @@ def warmup() -> None:
     it = interleaved_chain_tables(f, f, z, z, tp, tp, np.zeros(3), 1.0, 2, True, f, z, True, 1)
     interleaved_stage_caps(it[6], it[9], it[10], it[11], 2.0, 1.0, 1, 2, np.inf, 2)
     interleaved_in_flight(2, 2, 2, np.inf)  # also called from Python (report plans)
-    prefix_stage_tables(
-        f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, *extra
-    )
-    pred = np.zeros((2, 1), np.uint64)
-    pred[1, 0] = np.uint64(1)
-    bits, sizes, _ = enumerate_downsets(pred, 8)
-    dag_stage_tables(
-        bits, sizes, f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, *extra
-    )
+    if "prefix" in graph_kinds:
+        prefix_stage_tables(
+            f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, *extra
+        )
+    if "dag" in graph_kinds:
+        pred = np.zeros((2, 1), np.uint64)
+        pred[1, 0] = np.uint64(1)
+        bits, sizes, _ = enumerate_downsets(pred, 8)
+        dag_stage_tables(
+            bits,
+            sizes,
+            f,
+            f,
+            z,
+            z,
+            tp,
+            in_ptr,
+            src,
+            eb,
+            out_ptr,
+            dst,
+            eb,
+            1.0,
+            1.0,
+            2,
+            2,
+            True,
+            *extra,
+        )

@@ -51,7 +51,28 @@ from phaze.training import stage_rules
 from phaze.validate import check_bool, check_int, check_number
 from phaze.workload import Cluster, Workload
 
-__all__ = ["MAX_HBM_BYTES", "WorkloadEvaluator", "check_hbm_bytes", "evaluate_architectures"]
+__all__ = [
+    "MAX_HBM_BYTES",
+    "SEARCH_GRAPH_KINDS",
+    "WorkloadEvaluator",
+    "check_hbm_bytes",
+    "evaluate_architectures",
+    "warmup_kernels",
+]
+
+#: The layer-graph shapes a joint search places: the evaluator prepares chain placements
+#: only (:func:`~phaze.placement.chain.prepare_chain`), so the general-DAG kernels are
+#: neither used nor compiled by a search.
+SEARCH_GRAPH_KINDS = ("chain",)
+
+
+def warmup_kernels() -> None:
+    """Compile (or load from numba's cache) every kernel a joint search uses; call
+    before starting worker processes (they then only read numba's cache)."""
+    from phaze import _kernels
+
+    _kernels.warmup(graph_kinds=SEARCH_GRAPH_KINDS)
+
 
 #: Largest HBM size per device a search or evaluation accepts (1 EiB).
 MAX_HBM_BYTES = 2**60
