@@ -34,8 +34,12 @@ ENTRY_POINTS = (
     "stage_tables.prefix_stage_tables",
     "stage_tables.enumerate_downsets",
     "stage_tables.dag_stage_tables",
+    "stage_tables.interleaved_chain_tables",
+    "stage_tables.interleaved_stage_caps",
     "dp.dp_solve",
     "dp.reconstruct",
+    "dp.interleaved_final",
+    "dp.interleaved_bounds",
     "gemm.gemm_cycles",
     "vector.vc_cycles",
     "energy.op_energy",
@@ -91,14 +95,15 @@ def _search_work() -> None:
     result = phaze.search([workload], phaze.Cluster(devices=16), space)
     assert result.best is not None
     # Megatron's accounting with every option: the memory-cap intervals of d (caps-only
-    # tables, the per-d record, the overlap and the optimizer step in the final round)
+    # tables, the per-d record, the overlap and the optimizer step in the final round),
+    # and interleaved plans (their tables, caps, bounds and final round)
     options = dict.fromkeys(phaze.training.MEGATRON_OPTIONS, True)
     megatron = phaze.Workload(
         phaze.preset("bert-large"),
         seq_len=128,
         global_batch=64,
         optimizer="adam",
-        training=phaze.Training("megatron", **options),
+        training=phaze.Training("megatron", **options, interleaves=(1, 2)),
     )
     result = phaze.search([megatron], phaze.Cluster(devices=16), space, hbm_sizes=(2**30,))
     assert result.best is not None

@@ -90,6 +90,7 @@ def time_per_batch_lower_bound(
     min_stages: int = 1,
     layer_count: np.ndarray | None = None,
     sync_factor: float = 4.0,
+    interleave: int = 1,
 ) -> np.ndarray:
     """Lower bound on the time per batch of any plan of one tensor width.
 
@@ -118,6 +119,11 @@ def time_per_batch_lower_bound(
     sync_factor : float
         Bytes the gradient synchronisation sends per parameter byte times ``d / (d-1)``
         (4: the all-reduce; 3: the distributed optimizer's; 0: fully hidden by overlap).
+    interleave : int
+        The largest interleave ``v`` searched (model chunks per device): the bubble
+        ``s - 1`` becomes ``(s - 1) / v`` (docs/placement.md, "Interleaved plans": an
+        interleaved plan takes ``(v m + s - 1) / v`` times its largest load, which is no
+        less than its layers' work; a smaller ``v`` only takes longer).
 
     Returns
     -------
@@ -181,7 +187,13 @@ def time_per_batch_lower_bound(
                 knee = np.where(finite & (floor_load > 0), plain / floor_load, 1.0)
             for s in (np.floor(knee), np.ceil(knee)):
                 s = np.clip(s, min_stages, s_hi)
-                time_s = np.maximum(floor_load, plain / s) * (m + s - 1) + allreduce
+                if interleave == 1:
+                    time_s = np.maximum(floor_load, plain / s) * (m + s - 1) + allreduce
+                else:  # the same shape in s: falls, then rises
+                    time_s = (
+                        np.maximum(floor_load, plain / s) * ((interleave * m + s - 1) / interleave)
+                        + allreduce
+                    )
                 best = np.minimum(best, time_s)
         # the next d with a smaller m: the smallest d' with ceil(M / d') < m
         d = -(-micro_batches // (m - 1)) if m > 1 else top + 1
