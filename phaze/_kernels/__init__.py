@@ -111,18 +111,21 @@ def _start_side_compile():
 GRAPH_KINDS = ("chain", "prefix", "dag")
 
 
-def _warmup_module(name: str, graph_kinds) -> None:
+def _warmup_module(name: str, graph_kinds, interleaved: bool) -> None:
     module = importlib.import_module(f"phaze._kernels.{name}")
     if name == "stage_tables":
-        module.warmup(graph_kinds)
+        module.warmup(graph_kinds, interleaved)
+    elif name == "dp":
+        module.warmup(interleaved)
     else:
         module.warmup()
 
 
-def warmup(graph_kinds=GRAPH_KINDS) -> None:
+def warmup(graph_kinds=GRAPH_KINDS, interleaved: bool = True) -> None:
     """Compile (or load from numba's cache) every kernel of :data:`KERNEL_MODULES` on
     tiny inputs, the placement's other graph paths only for the shapes in
-    ``graph_kinds`` (a subset of :data:`GRAPH_KINDS`); on a cold cache,
+    ``graph_kinds`` (a subset of :data:`GRAPH_KINDS`) and the interleaved-plan kernels
+    only when ``interleaved``; on a cold cache,
     :data:`SIDE_MODULES` compile in a second process meanwhile (module docstring).
     Idempotent and cheap once done in a process."""
     graph_kinds = tuple(graph_kinds)
@@ -132,7 +135,7 @@ def warmup(graph_kinds=GRAPH_KINDS) -> None:
     try:
         for name in KERNEL_MODULES:
             if side is None or name not in SIDE_MODULES:
-                _warmup_module(name, graph_kinds)
+                _warmup_module(name, graph_kinds, interleaved)
         if side is not None:
             side.wait()
     finally:
@@ -141,4 +144,4 @@ def warmup(graph_kinds=GRAPH_KINDS) -> None:
             side.wait()
     if side is not None:  # load what it wrote (or compile here if it failed)
         for name in SIDE_MODULES:
-            _warmup_module(name, graph_kinds)
+            _warmup_module(name, graph_kinds, interleaved)

@@ -518,8 +518,9 @@ def reconstruct(
     return out
 
 
-def warmup() -> None:
-    """Compile (or load from numba's cache) every kernel of this module on a tiny input.
+def warmup(interleaved: bool = True) -> None:
+    """Compile (or load from numba's cache) every kernel of this module on a tiny input
+    (the interleaved-plan kernels only when ``interleaved``).
 
     Call in the parent process before starting workers.
     """
@@ -531,6 +532,8 @@ def warmup() -> None:
         *tabs, 2, 2, np.ones(3), 2, 1, np.zeros(3), 4.0, none, 0.0, 0.0, 1, 2, np.inf, none
     )
     reconstruct(*tabs, g, p, s, r)
+    if not interleaved:
+        return
     interleaved_final(
         *tabs, g, 2, 1, 2, 2, np.ones(3), 1, np.zeros(3), 4.0, none, 0.0, 0.0, 1, 2, -1, np.inf
     )

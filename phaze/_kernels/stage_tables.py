@@ -863,11 +863,11 @@ def tiny_tables() -> tuple:
     )
 
 
-def warmup(graph_kinds=GRAPH_KINDS) -> None:
+def warmup(graph_kinds=GRAPH_KINDS, interleaved: bool = True) -> None:
     """Compile (or load from numba's cache) the kernels of this module on a tiny input:
     the chain kernels always, the others for the graph shapes in ``graph_kinds`` (a
     joint search places chains only; the general-DAG kernels take about half of this
-    module's compile time).
+    module's compile time) and the interleaved-plan kernels when ``interleaved``.
 
     Call in the parent process before starting workers.
     """
@@ -882,9 +882,10 @@ def warmup(graph_kinds=GRAPH_KINDS) -> None:
     dst = np.array([1], np.int64)
     extra = (2.0, f, z, False, True)  # state factor, recompute_s, work_bytes, flags
     chain_stage_caps(f, f, z, np.zeros(3), 1.0, 2, True, 2.0, True)
-    it = interleaved_chain_tables(f, f, z, z, tp, tp, np.zeros(3), 1.0, 2, True, f, z, True, 1)
-    interleaved_stage_caps(it[6], it[9], it[10], it[11], 2.0, 1.0, 1, 2, np.inf, 2)
-    interleaved_in_flight(2, 2, 2, np.inf)  # also called from Python (report plans)
+    if interleaved:
+        it = interleaved_chain_tables(f, f, z, z, tp, tp, np.zeros(3), 1.0, 2, True, f, z, True, 1)
+        interleaved_stage_caps(it[6], it[9], it[10], it[11], 2.0, 1.0, 1, 2, np.inf, 2)
+        interleaved_in_flight(2, 2, 2, np.inf)  # also called from Python (report plans)
     if "prefix" in graph_kinds:
         prefix_stage_tables(
             f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, *extra

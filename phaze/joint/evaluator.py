@@ -66,12 +66,15 @@ __all__ = [
 SEARCH_GRAPH_KINDS = ("chain",)
 
 
-def warmup_kernels() -> None:
-    """Compile (or load from numba's cache) every kernel a joint search uses; call
-    before starting worker processes (they then only read numba's cache)."""
+def warmup_kernels(workloads=None) -> None:
+    """Compile (or load from numba's cache) every kernel a joint search of ``workloads``
+    uses (None: of any workloads); call before starting worker processes (they then
+    only read numba's cache). The interleaved-plan kernels are left out when no
+    workload has an interleave other than 1."""
     from phaze import _kernels
 
-    _kernels.warmup(graph_kinds=SEARCH_GRAPH_KINDS)
+    interleaved = workloads is None or any(w.training.interleaves != (1,) for w in workloads)
+    _kernels.warmup(graph_kinds=SEARCH_GRAPH_KINDS, interleaved=interleaved)
 
 
 #: Largest HBM size per device a search or evaluation accepts (1 EiB).
