@@ -22,12 +22,13 @@ module turns it into what people read. Nothing here changes a result.
           "training": str,                    # paper | megatron (phaze.training)
           "recompute_mode": str,              # none | full | selective: what recompute means
           "training_options": [str],          # Megatron options on, e.g. distributed_optimizer
+          "interleaves": [int],               # candidate model chunks per device searched
           "throughput_samples_per_s": float, "micro_batch_size": int, "recompute": bool,
           "power_w": float,                   # average power per device of the plan
           "energy_per_sample_j": float,       # cluster energy per sample
           "plan": {... Plan.to_dict(): time_per_batch_s, tensor_width, data_parallel,
                    num_stages, stage_layers, devices_per_stage, stage_load_s,
-                   stage_memory_bytes, bottleneck_stage, ...},
+                   stage_memory_bytes, bottleneck_stage, interleave, ...},
           "own_best_samples_per_s": float | null,   # this model's best design alone
           "loss_vs_own_best": float | null,         # 1 - throughput / own best
           "tpuv4_like_samples_per_s": float | null, # tpuv4-like chip, its own best plan
@@ -339,6 +340,7 @@ def best_payload(result: SearchResult) -> dict:
                 "training": w.training.accounting,
                 "recompute_mode": w.training.mode(bool(det["recompute"])),
                 "training_options": sorted(w.training.options()),
+                "interleaves": list(w.training.interleaves),
                 "throughput_samples_per_s": tput,
                 "micro_batch_size": det["micro_batch_size"],
                 "recompute": det["recompute"],
@@ -427,8 +429,10 @@ def _why(name: str, plan, hbm_bytes: float) -> str:
     return (
         f"{name}: bottleneck stage {k} of {plan.num_stages} ({span}, {st.devices} "
         f"device{'s' if st.devices > 1 else ''}, {st.load_s * 1e3:,.1f} ms per micro-batch"
-        f"{', recomputing' if st.recompute else ''}); {plan.micro_batches_per_pipeline} "
-        f"micro-batches per pipeline; peak memory {peak / GIB:.3g} of "
+        f"{', recomputing' if st.recompute else ''}"
+        f"{f', {plan.interleave} chunks' if plan.interleave > 1 else ''}); "
+        f"{plan.micro_batches_per_pipeline} micro-batches per pipeline; peak memory "
+        f"{peak / GIB:.3g} of "
         f"{hbm_bytes / GIB:g} GiB per device"
     )
 
@@ -484,7 +488,8 @@ def summary_text(
             tpu, meg = d["tpuv4_like"]["samples_per_s"], d["megatron"]["samples_per_s"]
             plan = (
                 f"t={p.tensor_width} d={p.data_parallel} stages={p.num_stages} "
-                f"mbs={d['micro_batch_size']} rc={'on' if d['recompute'] else 'off'}"
+                + (f"v={p.interleave} " if p.interleave > 1 else "")
+                + f"mbs={d['micro_batch_size']} rc={'on' if d['recompute'] else 'off'}"
                 if p is not None
                 else "infeasible"
             )

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-__all__ = ["NO_PLAN", "ROW_FIELDS", "ROW_FLOAT_FIELDS", "PlanRow", "WorkloadBest"]
+__all__ = ["NO_PLAN", "ROW_DEFAULTS", "ROW_FIELDS", "ROW_FLOAT_FIELDS", "PlanRow", "WorkloadBest"]
 
 
 class PlanRow(NamedTuple):
@@ -49,6 +49,9 @@ class PlanRow(NamedTuple):
         (docs/energy.md).
     energy_per_sample_j : float
         Energy of the whole cluster per training sample (J; inf when infeasible).
+    interleave : int
+        Model chunks per device of the plan's pipeline schedule (1: plain 1F1B; more with
+        ``Training(interleaves=...)``, docs/placement.md "Interleaved plans").
     """
 
     throughput: float
@@ -59,12 +62,15 @@ class PlanRow(NamedTuple):
     bottleneck_stage: int
     power_w: float = 0.0
     energy_per_sample_j: float = math.inf
+    interleave: int = 1
 
 
 #: Field names of a stored row, in order.
 ROW_FIELDS = PlanRow._fields
 #: Those of them that are real numbers (the rest are integers).
 ROW_FLOAT_FIELDS = ("throughput", "time_per_batch_s", "power_w", "energy_per_sample_j")
+#: Values of fields added after stores were first written, for rows stored without them.
+ROW_DEFAULTS = {"interleave": 1}
 
 
 class WorkloadBest(NamedTuple):
@@ -80,6 +86,8 @@ class WorkloadBest(NamedTuple):
     tensor_width, data_parallel, num_stages : int
     power_w, energy_per_sample_j : float
         Average power per device (W) and cluster energy per sample (J) of the plan.
+    interleave : int
+        Model chunks per device of the plan (:attr:`PlanRow.interleave`).
     """
 
     throughput: float
@@ -91,6 +99,7 @@ class WorkloadBest(NamedTuple):
     num_stages: int
     power_w: float = 0.0
     energy_per_sample_j: float = math.inf
+    interleave: int = 1
 
 
 #: A workload with no feasible setting on a design.

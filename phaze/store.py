@@ -22,16 +22,20 @@ import numpy as np
 
 from phaze.errors import ConfigError
 from phaze.outdir import OutputDir
-from phaze.rows import ROW_FIELDS, ROW_FLOAT_FIELDS
+from phaze.rows import ROW_DEFAULTS, ROW_FIELDS, ROW_FLOAT_FIELDS
 
 __all__ = ["KEY_FIELDS", "ResultStore"]
 
 #: Key columns of a stored row; the value columns are :data:`phaze.rows.ROW_FIELDS`.
 KEY_FIELDS = ("model", "arch", "micro_batch_size", "hbm_bytes", "recompute")
 
-_VALUE_COLUMNS = ", ".join(
-    f"{f} {'REAL' if f in ROW_FLOAT_FIELDS else 'INTEGER'} NOT NULL" for f in ROW_FIELDS
-)
+
+def _column(f: str) -> str:
+    default = f" DEFAULT {ROW_DEFAULTS[f]}" if f in ROW_DEFAULTS else ""
+    return f"{f} {'REAL' if f in ROW_FLOAT_FIELDS else 'INTEGER'} NOT NULL{default}"
+
+
+_VALUE_COLUMNS = ", ".join(_column(f) for f in ROW_FIELDS)
 _PLACEHOLDERS = ", ".join("?" * (len(KEY_FIELDS) + len(ROW_FIELDS)))
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +51,12 @@ CREATE TABLE IF NOT EXISTS rows (
 _LAYOUT = {
     "meta": ["key", "value"],
     "rows": [*KEY_FIELDS, *ROW_FIELDS],
+}
+#: The layout of stores written before the columns of :data:`~phaze.rows.ROW_DEFAULTS`
+#: existed: opened, they gain those columns with their defaults.
+_OLD_LAYOUT = {
+    "meta": ["key", "value"],
+    "rows": [*KEY_FIELDS, *(f for f in ROW_FIELDS if f not in ROW_DEFAULTS)],
 }
 
 
@@ -177,6 +187,10 @@ class ResultStore:
                     "SELECT name FROM sqlite_master WHERE type='table'"
                 ).fetchall()
             }
+            if tables == _OLD_LAYOUT:  # rows stored before the defaulted columns
+                for f in ROW_FIELDS[len(_OLD_LAYOUT["rows"]) - len(KEY_FIELDS) :]:
+                    self._db.execute(f"ALTER TABLE rows ADD COLUMN {_column(f)}")
+                tables = {**tables, "rows": _LAYOUT["rows"]}
             if tables and tables != _LAYOUT:
                 return f"other layout: tables {sorted(tables)}"
             self._db.executescript(_SCHEMA)
@@ -208,12 +222,14 @@ class ResultStore:
         archs,
         values: Mapping[str, object],
     ) -> int:
-        """Insert rows for ``archs`` in one transaction; existing keys are kept.
+        """Insert rows for ``archs`` in one transaction; existing keys are kept. A field
+        of :data:`~phaze.rows.ROW_DEFAULTS` missing from ``values`` takes its default.
 
         Returns the number of new rows.
         """
         archs = np.asarray(archs, dtype=np.int64)
-        cols = [np.asarray(values[f]) for f in ROW_FIELDS]
+        n = len(archs)
+        cols = [np.asarray(values[f] if f in values else [ROW_DEFAULTS[f]] * n) for f in ROW_FIELDS]
         key = (model, int(mbs), int(hbm_bytes), int(bool(recompute)))
         kinds = [float if f in ROW_FLOAT_FIELDS else int for f in ROW_FIELDS]
         rows = [

@@ -52,6 +52,11 @@ Megatron's options (each needs the ``megatron`` accounting):
     The synchronisation overlaps the first stage's backward pass of its last
     micro-batch: ``max(0, sync - backward)``, as the systems engine hides it behind the
     slowest stage's backward.
+``interleaves``
+    Candidate numbers ``v`` of model chunks per device of Megatron's interleaved 1F1B
+    schedule (default ``(1,)``: not interleaved); the placement searches every
+    candidate exactly (docs/placement.md, "Interleaved plans") and the plan reports the
+    chosen ``v``.
 """
 
 from __future__ import annotations
@@ -75,10 +80,12 @@ from phaze.validate import check_bool, check_choice
 __all__ = [
     "ACCOUNTINGS",
     "ATTENTION_CORE_OPS",
+    "MAX_INTERLEAVE",
     "MEGATRON_OPTIONS",
     "TRAINING_RECOMPUTE_MODES",
     "Training",
     "attention_core_mask",
+    "check_interleaves",
     "megatron_layer_bytes",
     "stage_rules",
 ]
@@ -94,6 +101,37 @@ ATTENTION_CORE_OPS = frozenset({"qk", "mask", "softmax", "attn_dropout", "av"})
 MIXED_ADAM_BYTES_PER_PARAM = STATE_BYTES_REPLICATED + STATE_BYTES_SHARDABLE
 #: Megatron options of :class:`Training` (booleans, off by default, ``megatron`` only).
 MEGATRON_OPTIONS = ("distributed_optimizer", "sequence_parallel", "optimizer_step", "overlap_dp")
+#: The largest interleave ``v`` (model chunks per device) a search accepts.
+MAX_INTERLEAVE = 64
+
+
+def check_interleaves(value: object) -> tuple[int, ...]:
+    """``value`` as a sorted tuple of distinct interleaves (model chunks per device) if
+    it is a non-empty sequence of integers from 1 to :data:`MAX_INTERLEAVE`.
+
+    Examples
+    --------
+    >>> check_interleaves([4, 1, 2])
+    (1, 2, 4)
+    >>> check_interleaves((0,))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    phaze.errors.ConfigError: interleaves=(0,) is invalid; allowed: ...
+    """
+    allowed = (
+        f"a non-empty tuple of distinct integers from 1 to {MAX_INTERLEAVE} (model chunks per "
+        "device), e.g. (1, 2, 4)"
+    )
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ConfigError(f"interleaves={value!r} is invalid; allowed: {allowed}")
+    items = tuple(value)
+    ok = bool(items) and all(
+        not isinstance(v, bool) and isinstance(v, (int, np.integer)) and 1 <= v <= MAX_INTERLEAVE
+        for v in items
+    )
+    if not ok or len(set(items)) != len(items):
+        raise ConfigError(f"interleaves={items!r} is invalid; allowed: {allowed}")
+    return tuple(sorted(int(v) for v in items))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +160,10 @@ class Training:
     overlap_dp : bool
         Hide the gradient synchronisation behind the first stage's backward pass of its
         last micro-batch (``megatron`` only; module docstring).
+    interleaves : tuple of int
+        Candidate model chunks per device ``v`` of the interleaved 1F1B schedule, each
+        from 1 to :data:`MAX_INTERLEAVE` (default ``(1,)``; other values ``megatron``
+        only; module docstring).
 
     Examples
     --------
@@ -141,6 +183,7 @@ class Training:
     sequence_parallel: bool = False
     optimizer_step: bool = False
     overlap_dp: bool = False
+    interleaves: tuple[int, ...] = (1,)
 
     def __post_init__(self) -> None:
         check_choice("accounting", self.accounting, ACCOUNTINGS)
@@ -158,6 +201,13 @@ class Training:
                     f"{name}=True is invalid with accounting='paper'; allowed: False, or "
                     "accounting='megatron'"
                 )
+        interleaves = check_interleaves(self.interleaves)
+        object.__setattr__(self, "interleaves", interleaves)
+        if interleaves != (1,) and self.is_paper:
+            raise ConfigError(
+                f"interleaves={interleaves!r} is invalid with accounting='paper'; allowed: "
+                "(1,), or accounting='megatron'"
+            )
 
     def fingerprint(self) -> str:
         """How a result store tells searches apart: the accounting and recomputation mode
@@ -170,9 +220,13 @@ class Training:
         "Training(accounting='megatron', recompute_mode='full')"
         >>> Training("megatron", distributed_optimizer=True).fingerprint()
         "Training(accounting='megatron', recompute_mode='full', distributed_optimizer=True)"
+        >>> Training("megatron", interleaves=(1, 2)).fingerprint()
+        "Training(accounting='megatron', recompute_mode='full', interleaves=(1, 2))"
         """
         parts = [f"accounting={self.accounting!r}", f"recompute_mode={self.recompute_mode!r}"]
         parts += [f"{name}=True" for name in self.options()]
+        if self.interleaves != (1,):
+            parts.append(f"interleaves={self.interleaves!r}")
         return f"Training({', '.join(parts)})"
 
     def options(self) -> dict:

@@ -34,8 +34,12 @@ ENTRY_POINTS = (
     "stage_tables.prefix_stage_tables",
     "stage_tables.enumerate_downsets",
     "stage_tables.dag_stage_tables",
+    "stage_tables.interleaved_chain_tables",
+    "stage_tables.interleaved_stage_caps",
     "dp.dp_solve",
     "dp.reconstruct",
+    "dp.interleaved_final",
+    "dp.interleaved_bounds",
     "gemm.gemm_cycles",
     "vector.vc_cycles",
     "energy.op_energy",
@@ -76,9 +80,27 @@ def test_warmup_covers_every_kernel_module():
     assert set(kernels_pkg.KERNEL_MODULES) == set(_modules())
 
 
-def _real_work() -> None:
-    """A small joint search (cost tables, schedules, chain placements) and placements on
-    the other two graph paths: a chain with skip edges and a general DAG."""
+def _search_workloads(interleaves=(1, 2)) -> list:
+    """The workloads of :func:`_search_work`: the paper's accounting, and Megatron's with
+    every option (the memory-cap intervals of d: caps-only tables, the per-d record, the
+    overlap and the optimizer step in the final round) and ``interleaves`` (interleaved
+    plans: their tables, caps, bounds and final round)."""
+    options = dict.fromkeys(phaze.training.MEGATRON_OPTIONS, True)
+    return [
+        phaze.Workload(phaze.preset("bert-large"), seq_len=128, global_batch=64),
+        phaze.Workload(
+            phaze.preset("bert-large"),
+            seq_len=128,
+            global_batch=64,
+            optimizer="adam",
+            training=phaze.Training("megatron", **options, interleaves=interleaves),
+        ),
+    ]
+
+
+def _search_work(interleaves=(1, 2)) -> None:
+    """Two small joint searches (cost tables, schedules, chain placements) of
+    :func:`_search_workloads`."""
     space = phaze.DesignSpace(
         num_tc=(2, 8),
         num_vc=(2,),
@@ -87,21 +109,16 @@ def _real_work() -> None:
         glb_bytes=(2**24,),
         area_band=0.0,
     )
-    workload = phaze.Workload(phaze.preset("bert-large"), seq_len=128, global_batch=64)
-    result = phaze.search([workload], phaze.Cluster(devices=16), space)
-    assert result.best is not None
-    # Megatron's accounting with every option: the memory-cap intervals of d (caps-only
-    # tables, the per-d record, the overlap and the optimizer step in the final round)
-    options = dict.fromkeys(phaze.training.MEGATRON_OPTIONS, True)
-    megatron = phaze.Workload(
-        phaze.preset("bert-large"),
-        seq_len=128,
-        global_batch=64,
-        optimizer="adam",
-        training=phaze.Training("megatron", **options),
-    )
+    paper, megatron = _search_workloads(interleaves)
+    assert phaze.search([paper], phaze.Cluster(devices=16), space).best is not None
     result = phaze.search([megatron], phaze.Cluster(devices=16), space, hbm_sizes=(2**30,))
     assert result.best is not None
+
+
+def _real_work() -> None:
+    """:func:`_search_work` and placements on the other two graph paths: a chain with
+    skip edges and a general DAG."""
+    _search_work()
     problem = phaze.load_instance(PLACEMENT / "bertlarge_skipedges_64dev.instance.json")
     assert phaze.place(problem).time_per_batch_s > 0
     # two branches joining: 0 -> {1, 2} -> 3, so the layer order is not unique
@@ -141,6 +158,58 @@ def test_real_work_after_warmup_compiles_no_other_specialisation():
     assert not added, f"new specialisations after warm-up: {added}"
     for name in ENTRY_POINTS:
         assert len(after[name]) == 1, f"{name}: {after[name]}"
+
+
+_SEARCH_AFTER_WARMUP = textwrap.dedent("""
+    import json, runpy, sys
+    from phaze.joint.evaluator import warmup_kernels
+    tests = runpy.run_path(sys.argv[1])
+    def signatures():
+        return {n: len(f.signatures) for n, f in tests["_dispatchers"]().items()}
+    out = []
+    # first without interleaving (its warm-up leaves the interleaved kernels out), then
+    # with it; each search runs right after the warm-up for its own workloads
+    for interleaves in ((1,), (1, 2)):
+        warmup_kernels(tests["_search_workloads"](interleaves))
+        before = signatures()
+        tests["_search_work"](interleaves)
+        out.append([before, signatures()])
+    print(json.dumps(out))
+""")
+
+_DAG_ONLY = (
+    "stage_tables.prefix_stage_tables",
+    "stage_tables.dag_stage_tables",
+    "stage_tables.enumerate_downsets",
+)
+
+
+def test_a_search_uses_only_kernels_its_warmup_loaded():
+    # in a fresh process (the kernels load from the cache, so a kernel first touched by
+    # the search would show up as a new signature): the search's warm-up, which skips
+    # the general-DAG placement kernels and, without interleaving, the interleaved-plan
+    # kernels, covers every kernel the searches use
+    kernels_pkg.warmup()
+    _search_work()  # everything compiled and cached before the fresh process starts
+    done = subprocess.run(
+        [sys.executable, "-c", _SEARCH_AFTER_WARMUP, __file__],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    (plain_before, plain_after), (both_before, both_after) = json.loads(
+        done.stdout.strip().splitlines()[-1]
+    )
+    for before, after in ((plain_before, plain_after), (both_before, both_after)):
+        assert after == before, {n: (before[n], after[n]) for n in after if after[n] != before[n]}
+    interleaved = [n for n in ENTRY_POINTS if ".interleaved_" in n]
+    assert len(interleaved) >= 4, ENTRY_POINTS
+    for name in ENTRY_POINTS:
+        assert (plain_before[name] == 0) == (name in _DAG_ONLY or name in interleaved), name
+        assert (both_before[name] == 0) == (name in _DAG_ONLY), name
 
 
 _CACHE_STATS = textwrap.dedent("""

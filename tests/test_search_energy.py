@@ -99,7 +99,7 @@ def test_row_score():
     assert row_score(row, "throughput", 49.9) == 0.0
     assert row_score(row, "throughput-per-watt", 50.0) == 0.5
     assert row_score(PlanRow(0.0, np.inf, 0, 0, 0, -1), "energy-per-sample", None) == 0.0
-    assert ROW_FIELDS[-2:] == ("power_w", "energy_per_sample_j")
+    assert ROW_FIELDS[-3:] == ("power_w", "energy_per_sample_j", "interleave")
 
 
 @pytest.mark.parametrize(

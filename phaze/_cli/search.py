@@ -14,7 +14,7 @@ from phaze.errors import ConfigError
 from phaze.joint.core import STRATEGIES
 from phaze.joint.objective import OBJECTIVES
 from phaze.outdir import OutputDir
-from phaze.training import ACCOUNTINGS, MEGATRON_OPTIONS, Training
+from phaze.training import ACCOUNTINGS, MAX_INTERLEAVE, MEGATRON_OPTIONS, Training
 from phaze.validate import OPTIMIZERS, check_number
 
 HELP = "search accelerator architectures and execution plans jointly (the main job)"
@@ -84,6 +84,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("--overlap-dp", "overlap the gradient synchronisation with the last backward pass"),
     ):
         g.add_argument(flag, action="store_true", help=f"{what} (needs --training megatron)")
+    g.add_argument(
+        "--interleave",
+        type=int_list_in(1, MAX_INTERLEAVE),
+        default=(1,),
+        metavar="V[,V...]",
+        help="candidate model chunks per device of the interleaved 1F1B schedule, "
+        "comma-separated (default 1: not interleaved; others need --training megatron; "
+        "see docs/placement.md)",
+    )
     g.add_argument(
         "--max-tensor-width",
         "--max-tp",
@@ -191,6 +200,7 @@ def _workloads(args):
         args.training,
         args.recompute_mode,
         **{name: True for name in MEGATRON_OPTIONS if getattr(args, name)},
+        interleaves=args.interleave,
     )
     optimizer = args.optimizer or ("sgd" if training.is_paper else "adam")
     return [

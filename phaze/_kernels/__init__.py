@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["KERNEL_MODULES", "numba_cache_dir", "warmup"]
+__all__ = ["GRAPH_KINDS", "KERNEL_MODULES", "numba_cache_dir", "warmup"]
 
 
 def numba_cache_dir() -> Path:
@@ -52,7 +52,7 @@ _use_user_cache_dir()
 
 #: Kernel modules of the package; each defines ``warmup()``.
 KERNEL_MODULES = ("stage_tables", "dp", "gemm", "vector", "energy", "schedule")
-#: Compiled in a second process on a cold cache: about 45% of the compile time, and no
+#: Compiled in a second process on a cold cache: about half a search's compile time, and no
 #: kernel here calls one of another module (nor the reverse).
 SIDE_MODULES = ("schedule",)
 
@@ -106,15 +106,36 @@ def _start_side_compile():
         return None
 
 
-def warmup() -> None:
+#: Every layer-graph shape (``phaze.placement.graph_kind``); a joint search places
+#: only chains and warms up with ``graph_kinds=("chain",)``.
+GRAPH_KINDS = ("chain", "prefix", "dag")
+
+
+def _warmup_module(name: str, graph_kinds, interleaved: bool) -> None:
+    module = importlib.import_module(f"phaze._kernels.{name}")
+    if name == "stage_tables":
+        module.warmup(graph_kinds, interleaved)
+    elif name == "dp":
+        module.warmup(interleaved)
+    else:
+        module.warmup()
+
+
+def warmup(graph_kinds=GRAPH_KINDS, interleaved: bool = True) -> None:
     """Compile (or load from numba's cache) every kernel of :data:`KERNEL_MODULES` on
-    tiny inputs; on a cold cache, :data:`SIDE_MODULES` compile in a second process
-    meanwhile (module docstring). Idempotent and cheap once done in a process."""
+    tiny inputs, the placement's other graph paths only for the shapes in
+    ``graph_kinds`` (a subset of :data:`GRAPH_KINDS`) and the interleaved-plan kernels
+    only when ``interleaved``; on a cold cache,
+    :data:`SIDE_MODULES` compile in a second process meanwhile (module docstring).
+    Idempotent and cheap once done in a process."""
+    graph_kinds = tuple(graph_kinds)
+    if not set(graph_kinds) <= set(GRAPH_KINDS):
+        raise ValueError(f"graph_kinds={graph_kinds!r}; allowed: a subset of {GRAPH_KINDS}")
     side = _start_side_compile()
     try:
         for name in KERNEL_MODULES:
             if side is None or name not in SIDE_MODULES:
-                importlib.import_module(f"phaze._kernels.{name}").warmup()
+                _warmup_module(name, graph_kinds, interleaved)
         if side is not None:
             side.wait()
     finally:
@@ -123,4 +144,4 @@ def warmup() -> None:
             side.wait()
     if side is not None:  # load what it wrote (or compile here if it failed)
         for name in SIDE_MODULES:
-            importlib.import_module(f"phaze._kernels.{name}").warmup()
+            _warmup_module(name, graph_kinds, interleaved)

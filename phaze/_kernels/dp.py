@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["dp_solve", "reconstruct", "warmup"]
+__all__ = ["dp_solve", "interleaved_bounds", "interleaved_final", "reconstruct", "warmup"]
 
 
 @njit(cache=True, nogil=True)
@@ -267,6 +267,212 @@ def dp_solve(
 
 
 @njit(cache=True, nogil=True)
+def _interleaved_round(
+    ptr,
+    partner,
+    loadr,
+    maxs,
+    cheap,
+    pbytes,
+    cheap_cap,
+    g,
+    n_stages,
+    v,
+    n_dev,
+    micro_batches,
+    dp_bandwidth_Bps,
+    t,
+    dp_latency_s,
+    dp_sync_factor,
+    overlap_s,
+    step_s_per_B,
+    step_sharded_s_per_B,
+    d_lo,
+    d_hi,
+    m_class,
+    bound_s,
+):
+    """:func:`interleaved_final` for one ``n_stages`` (its docstring)."""
+    last = ptr.shape[0] - 2
+    n_r = g.shape[1]
+    q = n_stages - 1
+    best = bound_s
+    best_d = -1
+    best_p = -1
+    best_r = -1
+    if q < 1 or q > g.shape[2] - 1:
+        return np.inf, best_d, best_p, best_r
+    d_max = min(n_dev, micro_batches)
+    overlap = overlap_s.shape[0] > 0
+    stepping = step_s_per_B != 0.0 or step_sharded_s_per_B != 0.0
+    for d in range(max(d_lo, 1), min(d_hi, d_max) + 1):
+        n = n_dev // d
+        m = (micro_batches + d - 1) // d
+        if m % n_stages != 0:
+            continue
+        if (m_class == 1 and m != n_stages) or (m_class == 0 and m == n_stages):
+            continue
+        factor = v * m + n_stages - 1
+        ring_div = dp_bandwidth_Bps[d] * d
+        ring_lat = 2.0 * (d - 1) * dp_latency_s[d]
+        for p in range(ptr[0], ptr[1]):
+            k2 = partner[p]
+            if k2 == last or maxs[p] < n_stages:
+                continue
+            ld = loadr[p]
+            if not ld < np.inf:
+                continue
+            c = cheap[p]
+            a = 1 if (t == 1 or c == 1) else t
+            if a > n:
+                continue
+            nr = n - a
+            comm = 0.0
+            if d > 1:
+                comm = dp_sync_factor * (d - 1) * pbytes[p] / ring_div + ring_lat
+                if overlap:
+                    comm = max(0.0, comm - overlap_s[p])
+            if stepping:
+                comm += pbytes[p] * (step_s_per_B + step_sharded_s_per_B / d)
+            if ld * factor / v + comm >= best:
+                continue
+            if t == 1:
+                if q > nr:
+                    continue
+                rmin = 0
+            else:
+                need = t * q - nr
+                rmin = 0 if need <= 0 else (need + t - 2) // (t - 1)
+                if rmin > n_r - 1 or rmin > q or rmin > cheap_cap[k2]:
+                    continue
+            prev = np.inf
+            arg = -1
+            for r in range(n_r - 1, rmin - 1, -1):
+                if g[k2, r, q] <= prev and g[k2, r, q] < np.inf:
+                    prev = g[k2, r, q]
+                    arg = r
+            if arg < 0:
+                continue
+            x = prev if prev > ld else ld
+            tm = x * factor / v + comm
+            if tm < best:
+                best = tm
+                best_d = d
+                best_p = p
+                best_r = arg
+    if best_d < 0:
+        best = np.inf
+    return best, best_d, best_p, best_r
+
+
+@njit(cache=True, nogil=True)
+def interleaved_final(
+    ptr,
+    partner,
+    load1,
+    loadr,
+    maxs,
+    cheap,
+    pbytes,
+    rem,
+    cheap_cap,
+    g,
+    n_stages,
+    v,
+    n_dev,
+    micro_batches,
+    dp_bandwidth_Bps,
+    t,
+    dp_latency_s,
+    dp_sync_factor,
+    overlap_s,
+    step_s_per_B,
+    step_sharded_s_per_B,
+    d_lo,
+    d_hi,
+    m_class,
+    bound_s,
+):
+    """The final round of interleaved plans of exactly ``n_stages`` devices with ``v``
+    chunks each (docs/placement.md, "Interleaved plans"), on the recurrence ``g`` of
+    :func:`dp_solve` over interleaved stage tables.
+
+    For ``d = d_lo ... d_hi`` (clipped to ``1 ... min(n_dev, micro_batches)``) with
+    ``m = ceil(micro_batches / d)`` a multiple of ``n_stages`` (and ``m == n_stages``
+    when ``m_class == 1``, ``m > n_stages`` when ``m_class == 0``, either when -1):
+    ``time = max(g[partner[p], r >= r_min, n_stages - 1], loadr[p]) (v m + n_stages - 1)
+    / v + sync + step``, the terms ``sync`` and ``step`` as in :func:`dp_solve`. Only
+    times strictly below ``bound_s`` count; strictly smaller wins (d, then p).
+
+    Returns
+    -------
+    best_time : float
+        ``inf`` when nothing fits (below ``bound_s``).
+    best_d, best_p, best_r : int
+        As :func:`dp_solve`'s (-1 when infeasible).
+    """
+    return _interleaved_round(
+        ptr, partner, loadr, maxs, cheap, pbytes, cheap_cap, g, n_stages, v, n_dev,
+        micro_batches, dp_bandwidth_Bps, t, dp_latency_s, dp_sync_factor, overlap_s,
+        step_s_per_B, step_sharded_s_per_B, d_lo, d_hi, m_class, bound_s,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def interleaved_bounds(
+    ptr,
+    partner,
+    load1,
+    loadr,
+    maxs,
+    cheap,
+    pbytes,
+    rem,
+    cheap_cap,
+    g,
+    v,
+    n_dev,
+    micro_batches,
+    dp_bandwidth_Bps,
+    t,
+    dp_latency_s,
+    dp_sync_factor,
+    overlap_s,
+    step_s_per_B,
+    step_sharded_s_per_B,
+    bound_s,
+):
+    """:func:`interleaved_final` over every degree (``m_class`` -1) for every stage count
+    ``2 ... S`` of ``g`` at once: float64 (S + 1,), entry ``s`` the least time with ``s``
+    stages below ``bound_s`` (``inf`` otherwise; entries 0 and 1 ``inf``). On tables with
+    the loosest memory caps, a lower bound per stage count.
+
+    Only the smallest ``d`` of each ``m`` is visited (unless the step is sharded): a
+    larger one has fewer devices per pipeline and no smaller synchronisation (the
+    bandwidth never grows, the latency never shrinks with ``d``), and only the stage
+    counts that divide ``m``."""
+    s_top = g.shape[2] - 1
+    out = np.full(s_top + 1, np.inf)
+    prev_m = -1
+    for d in range(1, min(n_dev, micro_batches) + 1):
+        m = (micro_batches + d - 1) // d
+        if m == prev_m and step_sharded_s_per_B == 0.0:
+            continue
+        prev_m = m
+        for s in range(2, min(s_top, m) + 1):
+            if m % s != 0:
+                continue
+            tm = _interleaved_round(
+                ptr, partner, loadr, maxs, cheap, pbytes, cheap_cap, g, s, v, n_dev,
+                micro_batches, dp_bandwidth_Bps, t, dp_latency_s, dp_sync_factor, overlap_s,
+                step_s_per_B, step_sharded_s_per_B, d, d, -1, bound_s,
+            )[0]  # fmt: skip
+            if tm < out[s]:
+                out[s] = tm
+    return out
+
+
+@njit(cache=True, nogil=True)
 def reconstruct(
     ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, cheap_cap, g, first_p, n_stages, r
 ):
@@ -312,8 +518,9 @@ def reconstruct(
     return out
 
 
-def warmup() -> None:
-    """Compile (or load from numba's cache) every kernel of this module on a tiny input.
+def warmup(interleaved: bool = True) -> None:
+    """Compile (or load from numba's cache) every kernel of this module on a tiny input
+    (the interleaved-plan kernels only when ``interleaved``).
 
     Call in the parent process before starting workers.
     """
@@ -325,3 +532,9 @@ def warmup() -> None:
         *tabs, 2, 2, np.ones(3), 2, 1, np.zeros(3), 4.0, none, 0.0, 0.0, 1, 2, np.inf, none
     )
     reconstruct(*tabs, g, p, s, r)
+    if not interleaved:
+        return
+    interleaved_final(
+        *tabs, g, 2, 1, 2, 2, np.ones(3), 1, np.zeros(3), 4.0, none, 0.0, 0.0, 1, 2, -1, np.inf
+    )
+    interleaved_bounds(*tabs, g, 1, 2, 2, np.ones(3), 1, np.zeros(3), 4.0, none, 0.0, 0.0, np.inf)

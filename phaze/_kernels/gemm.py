@@ -280,16 +280,18 @@ def gemm_cycles(
     e_pe = np.empty(size, np.int64)
     e_sram = np.empty(size, np.int64)
     hbm = np.empty(glb_words.shape[0], np.float64)
+    # np.int64, not a plain 0 (Literal[int](0)): each helper then compiles once
+    zero = np.int64(0)
     for g in range(gb.shape[0]):
         bt, m, k, n = gb[g], gm[g], gk[g], gn[g]
         for u in range(glb_words.shape[0]):
-            w = _level_words(m, k, n, 0, 0, 0, glb_words[u])
+            w = _level_words(m, k, n, zero, zero, zero, glb_words[u])
             hbm[u] = _INF if w >= _BIG else float(bt) * w  # inf: nothing fits the GLB
         for q in range(n_geo):
             lo, hi = geo_ptr[q], geo_ptr[q + 1]
             if lo == hi:
                 continue
-            lq = 0
+            lq = zero
             for i in range(lo, hi):
                 lq = max(lq, _log2(cores[geo_members[i]]))
             pes, sram, regs = geo_pes[q], geo_sram[q], geo_regs[q]
@@ -332,7 +334,7 @@ def gemm_cycles(
                             continue
                         if e_sram[e] < 0:
                             e_sram[e] = e_b[e] * _level_words(
-                                e_m[e], k, e_n[e], sram, sram, sram, 0
+                                e_m[e], k, e_n[e], sram, sram, sram, zero
                             )
                         if glb_per_core[t]:
                             sr_c = e_sram[e] / bw_glb[t]
@@ -344,7 +346,7 @@ def gemm_cycles(
                             be = e
                     if e_sram[be] < 0:
                         e_sram[be] = e_b[be] * _level_words(
-                            e_m[be], k, e_n[be], sram, sram, sram, 0
+                            e_m[be], k, e_n[be], sram, sram, sram, zero
                         )
                     out_cycles[g, t, mode] = best
                     out_pe[g, t, mode] = e_pe[be] * e_used[be]

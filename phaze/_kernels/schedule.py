@@ -89,7 +89,7 @@ def _lower_bound_col(topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc, cap_vc,
     """``max(critical path with min(L1, LA), work / capacity of every resource)`` of column
     ``q``; ``finish`` is scratch of length k. COMM rows use ``L1`` for ``LA``."""
     k = kinds.shape[0]
-    bound = _critical_path(topo, pred_ptr, pred_idx, kinds, l1, la, q, True, finish)
+    bound = _critical_path(topo, pred_ptr, pred_idx, kinds, l1, la, q, np.bool_(True), finish)
     for grp in range(2):
         c = float(cap_tc if grp == 0 else cap_vc)
         tot = 0.0
@@ -232,7 +232,7 @@ def layer_bounds(
                 and num_tc[q] >= seg_width[s, 0]
                 and num_vc[q] >= seg_width[s, 1]
             ):
-                cp = _critical_path(topo, pp, pi, sk, s1, sa, q, False, finish)
+                cp = _critical_path(topo, pp, pi, sk, s1, sa, q, np.bool_(False), finish)
                 if cp < up:
                     up = cp
             lb[s, q] = low
@@ -411,18 +411,21 @@ def list_schedule(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, c
     for step in range(2 + k if any_intra else 1):
         i = step - 2
         if step == 1:
-            modes[:] = intra
+            for j in range(k):  # element loops: slice copies compile slowly
+                modes[j] = intra[j]
         elif step >= 2:
             if step == 2:
-                modes[:] = best_modes
+                for j in range(k):
+                    modes[j] = best_modes[j]
             if intra[i] == 0:
                 continue
             modes[i] ^= 1
         ms = _run(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, modes, cap, st)
         if step == 0 or ms < best:
             best = ms
-            best_modes[:] = modes
-            best_starts[:] = st
+            for j in range(k):
+                best_modes[j] = modes[j]
+                best_starts[j] = st[j]
         elif step >= 2:
             modes[i] ^= 1
     return best, best_modes, best_starts
@@ -595,20 +598,23 @@ def enumerate_segment(
     e_mask = np.empty(512, dtype=np.int64)
     e_modes = np.empty(512, dtype=np.int64)
     e_starts = np.zeros((512, k))
-    n_e = 0
+    # counters start as np.int64: a plain 0 is first typed Literal[int](0) and the
+    # helpers it reaches would be compiled twice (once for the literal)
+    n_e = np.int64(0)
     d_mask = np.zeros(k + 1, dtype=np.int64)
     d_cur = np.zeros(k + 1)
     d_rank = np.zeros(k + 1, dtype=np.int64)
     d_mode = np.zeros(k + 1, dtype=np.int64)
-    d = 0
+    d = np.int64(0)
     complete = True
     while d >= 0:
         if d == k:
             cur = d_cur[d]
             if cur < best:
                 best = cur
-                best_modes[:] = modes
-                best_starts[:] = starts
+                for j in range(k):
+                    best_modes[j] = modes[j]
+                    best_starts[j] = starts[j]
                 if cur <= lb:
                     break
             d -= 1
@@ -647,7 +653,7 @@ def enumerate_segment(
             starts[i] = t
             fins[i] = f
             modes[i] = m
-            bits = 0
+            bits = np.int64(0)
             for j in range(k):
                 if new_mask >> j & 1 and modes[j]:
                     bits |= np.int64(1) << j
@@ -656,9 +662,11 @@ def enumerate_segment(
                 m2 = np.empty(grow, dtype=np.int64)
                 b2 = np.empty(grow, dtype=np.int64)
                 s2 = np.zeros((grow, k))
-                m2[:n_e] = e_mask
-                b2[:n_e] = e_modes
-                s2[:n_e] = e_starts
+                for x in range(n_e):
+                    m2[x] = e_mask[x]
+                    b2[x] = e_modes[x]
+                    for j in range(k):
+                        s2[x, j] = e_starts[x, j]
                 e_mask, e_modes, e_starts = m2, b2, s2
                 table = np.full(2 * grow, -1, dtype=np.int64)
                 _rehash(table, e_mask, e_modes, e_starts, n_e, k)
@@ -741,8 +749,9 @@ def solve_columns(
         up, um, us = list_schedule(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, c1, ca, cap)
         lbs[q] = low
         ms[q] = up
-        modes[q] = um
-        starts[q] = us
+        for j in range(k):  # element loops: row copies compile slowly
+            modes[q, j] = um[j]
+            starts[q, j] = us[j]
         if up - low <= close_rtol * up:
             status[q] = ST_BOUNDS
             continue
@@ -767,8 +776,9 @@ def solve_columns(
             if done:
                 status[q] = ST_ENUMERATED
                 ms[q] = e_ms
-                modes[q] = e_modes
-                starts[q] = e_starts
+                for j in range(k):
+                    modes[q, j] = e_modes[j]
+                    starts[q, j] = e_starts[j]
     return ms, lbs, status, modes, starts
 
 

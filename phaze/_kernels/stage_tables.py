@@ -49,12 +49,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from phaze._kernels import GRAPH_KINDS
+
 __all__ = [
     "MAX_DOWNSETS",
     "chain_stage_caps",
     "chain_stage_tables",
     "dag_stage_tables",
     "enumerate_downsets",
+    "interleaved_chain_tables",
+    "interleaved_in_flight",
+    "interleaved_stage_caps",
     "max_stages",
     "prefix_stage_tables",
     "warmup",
@@ -296,6 +301,185 @@ def chain_stage_caps(
 
 
 @njit(cache=True, nogil=True)
+def interleaved_chain_tables(
+    fwd_s,
+    bwd_s,
+    param_bytes,
+    activation_bytes,
+    tensor_parallel,
+    block,
+    link_max_bytes,
+    bandwidth_Bps,
+    t,
+    recompute,
+    recompute_s,
+    work_bytes,
+    recompute_last,
+    v,
+):
+    """Stage tables of a chain for interleaved plans of ``v`` model chunks per device
+    (docs/placement.md, "Interleaved plans").
+
+    Stage ``[i, j)`` is one device's share: its ``nb`` blocks (``block[pos]``) are cut
+    into ``v`` chunks of ``nb / v`` consecutive blocks (a layer that is not a block goes
+    with the chunk of the blocks before it, or the first chunk); the stage exists only
+    when ``nb`` is a positive multiple of ``v``. Its load per micro-batch is the sum over
+    its chunks of each chunk's chain load as :func:`chain_stage_tables` prices a stage
+    (the input link, forward, the output link, backward; with recomputation the chunk's
+    recomputation before its backward): every chunk receives and sends once per
+    micro-batch and direction. With ``v = 1`` the loads equal
+    :func:`chain_stage_tables`'s.
+
+    Parameters
+    ----------
+    block : bool (L,)
+        The layer is a transformer block.
+    v : int
+        Model chunks per device (>= 1).
+    Other parameters as :func:`chain_stage_tables` (no memory arguments: the caps come
+    from :func:`interleaved_stage_caps`).
+
+    Returns
+    -------
+    ptr, partner, load1, loadr, max_stages, cheap, param_bytes, rem, cheap_cap
+        As :func:`chain_stage_tables`, ``max_stages`` all 0 (to be replaced by
+        :func:`interleaved_stage_caps`); invalid stages have infinite loads.
+    act_bytes, work_bytes : float64 (n_pairs,)
+        The stage's activation bytes of one micro-batch and its largest working bytes.
+    valid : bool (n_pairs,)
+        The stage's block count is a positive multiple of ``v``.
+    """
+    n = fwd_s.shape[0]
+    fpre, fcnt = _prefix(fwd_s)
+    bpre, bcnt = _prefix(bwd_s)
+    rpre, rcnt = _prefix(recompute_s)
+    ppre = np.zeros(n + 1)
+    apre = np.zeros(n + 1)
+    tpre = np.zeros(n + 1, np.int64)
+    kpre = np.zeros(n + 1, np.int64)
+    blockpos = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        ppre[i + 1] = ppre[i] + param_bytes[i]
+        apre[i + 1] = apre[i] + activation_bytes[i]
+        tpre[i + 1] = tpre[i] + (1 if tensor_parallel[i] else 0)
+        if block[i]:
+            blockpos[kpre[i]] = i
+            kpre[i + 1] = kpre[i] + 1
+        else:
+            kpre[i + 1] = kpre[i]
+    n_pairs = n * (n + 1) // 2
+    ptr, partner, load1, loadr, maxs, cheap, pbytes, rem = _pair_arrays(n + 2, n_pairs, n + 1)
+    abytes = np.empty(n_pairs)
+    wbytes = np.empty(n_pairs)
+    valid = np.zeros(n_pairs, np.bool_)
+    p = 0
+    for i in range(n):
+        ptr[i] = p
+        rem[i] = n - i
+        wb = 0.0
+        for j in range(i + 1, n + 1):
+            partner[p] = j
+            if work_bytes[j - 1] > wb:
+                wb = work_bytes[j - 1]
+            pbytes[p] = ppre[j] - ppre[i]
+            abytes[p] = apre[j] - apre[i]
+            wbytes[p] = wb
+            cheap[p] = 1 if (t > 1 and tpre[j] == tpre[i]) else 0
+            maxs[p] = 0
+            nb = kpre[j] - kpre[i]
+            if nb < v or nb % v != 0:
+                load1[p] = np.inf
+                loadr[p] = np.inf
+                p += 1
+                continue
+            valid[p] = True
+            q = nb // v
+            l1 = 0.0
+            lr = 0.0
+            a = i
+            for c in range(v):
+                b = j if c == v - 1 else blockpos[kpre[i] + (c + 1) * q]
+                t_in = link_max_bytes[a] / bandwidth_Bps
+                t_out = link_max_bytes[b] / bandwidth_Bps
+                f = _range(fpre, fcnt, a, b)
+                bb = _range(bpre, bcnt, a, b)
+                fwd = t_in + f
+                bwd = t_out + bb
+                if recompute:
+                    rr = fwd + (max(_range(rpre, rcnt, a, b), t_out) + bb)
+                else:
+                    rr = fwd + bwd
+                l1 += rr if (recompute and recompute_last) else fwd + bwd
+                lr += rr
+                a = b
+            load1[p] = l1
+            loadr[p] = lr
+            p += 1
+    ptr[n] = p
+    ptr[n + 1] = p
+    rem[n] = 0
+    cap = _suffix_cheap(tensor_parallel, t)
+    return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, cap, abytes, wbytes, valid
+
+
+@njit(cache=True, nogil=True)
+def interleaved_in_flight(k, v, n_stages, m_cap):
+    """Micro-batch equivalents of activations in flight on the ``k``-th device from the
+    end of ``n_stages`` with ``v`` chunks each: ``(2k - 1 + (v - 1) p) / v`` (Megatron's
+    interleaved warm-up ``2 (p - r - 1) + (v - 1) p`` chunks plus the one in progress,
+    each ``1 / v`` of the device's activations), at most ``m_cap``; ``k`` when
+    ``v == 1``."""
+    if v == 1:
+        e = float(k)
+    else:
+        e = float(2 * k - 1 + (v - 1) * n_stages) / v
+    return e if e < m_cap else m_cap
+
+
+@njit(cache=True, nogil=True)
+def interleaved_stage_caps(
+    param_bytes, act_bytes, work_bytes, valid, state_factor, hbm_bytes, v, n_stages, m_cap, k_max
+):
+    """Memory caps of interleaved stages in a plan of ``n_stages`` devices: per stage the
+    largest position ``k <= k_max`` from the end with ``F P + A + W + (e(k) - 1) A <=
+    hbm`` (``e`` of :func:`interleaved_in_flight`; ``F`` the state factor), 0 when none
+    or the stage is not ``valid``. ``e`` grows with ``k``, so a binary search.
+
+    Parameters
+    ----------
+    param_bytes, act_bytes, work_bytes : float64 (n_pairs,)
+    valid : bool (n_pairs,)
+        From :func:`interleaved_chain_tables`.
+    state_factor, hbm_bytes : float
+    v, n_stages : int
+    m_cap : float
+        Micro-batches per pipeline, the most that can be in flight (``inf``: no cap).
+    k_max : int
+
+    Returns
+    -------
+    int64 (n_pairs,)
+    """
+    out = np.zeros(param_bytes.shape[0], np.int64)
+    for p in range(param_bytes.shape[0]):
+        if not valid[p]:
+            continue
+        const = state_factor * param_bytes[p] + act_bytes[p] + work_bytes[p]
+        stash = act_bytes[p]
+        lo = 0
+        hi = k_max
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            e = interleaved_in_flight(mid, v, n_stages, m_cap)
+            if const + (e - 1.0) * stash <= hbm_bytes:
+                lo = mid
+            else:
+                hi = mid - 1
+        out[p] = lo
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _suffix_cheap(tensor_parallel, t):
     """Layers that are not tensor-parallel in each suffix (all 0 when ``t == 1``)."""
     n = tensor_parallel.shape[0]
@@ -463,7 +647,8 @@ def enumerate_downsets(pred_bits, limit):
         if v == n:
             if count >= limit:
                 return np.zeros((0, n_words), np.uint64), np.zeros(0, np.int64), -1
-            out[count, :] = cur
+            for w in range(n_words):  # element loops: slice copies compile slowly
+                out[count, w] = cur[w]
             count += 1
             v -= 1
             continue
@@ -491,12 +676,20 @@ def enumerate_downsets(pred_bits, limit):
     sizes = np.empty(count, np.int64)
     for k in range(count):
         sizes[k] = _popcount(out[k])
-    order = np.argsort(sizes, kind="mergesort")
+    # stable counting sort by size (sizes are 0..n)
+    start = np.zeros(n + 2, np.int64)
+    for k in range(count):
+        start[sizes[k] + 1] += 1
+    for c in range(n + 1):
+        start[c + 1] += start[c]
     bits = np.empty((count, n_words), np.uint64)
     sorted_sizes = np.empty(count, np.int64)
     for k in range(count):
-        bits[k, :] = out[order[k], :]
-        sorted_sizes[k] = sizes[order[k]]
+        to = start[sizes[k]]
+        start[sizes[k]] += 1
+        for w in range(n_words):
+            bits[to, w] = out[k, w]
+        sorted_sizes[to] = sizes[k]
     return bits, sorted_sizes, count
 
 
@@ -545,7 +738,7 @@ def dag_stage_tables(
     """
     n_states = bits.shape[0]
     n = fwd_s.shape[0]
-    n_pairs = 0
+    n_pairs = np.int64(0)  # not Literal[int](0): _pair_arrays compiles once
     for k in range(n_states):
         for k2 in range(k + 1, n_states):
             if sizes[k2] > sizes[k] and _is_proper_subset(bits[k], bits[k2]):
@@ -670,8 +863,11 @@ def tiny_tables() -> tuple:
     )
 
 
-def warmup() -> None:
-    """Compile (or load from numba's cache) every kernel of this module on a tiny input.
+def warmup(graph_kinds=GRAPH_KINDS, interleaved: bool = True) -> None:
+    """Compile (or load from numba's cache) the kernels of this module on a tiny input:
+    the chain kernels always, the others for the graph shapes in ``graph_kinds`` (a
+    joint search places chains only; the general-DAG kernels take about half of this
+    module's compile time) and the interleaved-plan kernels when ``interleaved``.
 
     Call in the parent process before starting workers.
     """
@@ -686,12 +882,36 @@ def warmup() -> None:
     dst = np.array([1], np.int64)
     extra = (2.0, f, z, False, True)  # state factor, recompute_s, work_bytes, flags
     chain_stage_caps(f, f, z, np.zeros(3), 1.0, 2, True, 2.0, True)
-    prefix_stage_tables(
-        f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, *extra
-    )
-    pred = np.zeros((2, 1), np.uint64)
-    pred[1, 0] = np.uint64(1)
-    bits, sizes, _ = enumerate_downsets(pred, 8)
-    dag_stage_tables(
-        bits, sizes, f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, *extra
-    )
+    if interleaved:
+        it = interleaved_chain_tables(f, f, z, z, tp, tp, np.zeros(3), 1.0, 2, True, f, z, True, 1)
+        interleaved_stage_caps(it[6], it[9], it[10], it[11], 2.0, 1.0, 1, 2, np.inf, 2)
+        interleaved_in_flight(2, 2, 2, np.inf)  # also called from Python (report plans)
+    if "prefix" in graph_kinds:
+        prefix_stage_tables(
+            f, f, z, z, tp, in_ptr, src, eb, out_ptr, dst, eb, 1.0, 1.0, 2, 2, True, *extra
+        )
+    if "dag" in graph_kinds:
+        pred = np.zeros((2, 1), np.uint64)
+        pred[1, 0] = np.uint64(1)
+        bits, sizes, _ = enumerate_downsets(pred, 8)
+        dag_stage_tables(
+            bits,
+            sizes,
+            f,
+            f,
+            z,
+            z,
+            tp,
+            in_ptr,
+            src,
+            eb,
+            out_ptr,
+            dst,
+            eb,
+            1.0,
+            1.0,
+            2,
+            2,
+            True,
+            *extra,
+        )

@@ -83,7 +83,10 @@ def compare(
         for rc in recompute:
             row = ev.exact(mbs, 0, hbm_bytes, rc)
             if row.throughput > tpu["samples_per_s"]:
-                plan = place(ev.problem(mbs, 0, hbm_bytes, rc), tensor_width=row.tensor_width)
+                if row.interleave > 1:  # the placement's own interleaved stages
+                    plan = ev.interleaved_plan(mbs, 0, hbm_bytes, rc)
+                else:
+                    plan = place(ev.problem(mbs, 0, hbm_bytes, rc), tensor_width=row.tensor_width)
                 tpu = {
                     "samples_per_s": row.throughput,
                     "micro_batch_size": mbs,

@@ -95,6 +95,7 @@ def time_per_batch_lower_bound(
     min_stages: int = 1,
     layer_count: np.ndarray | None = None,
     sync_factor: float = 4.0,
+    interleave: int = 1,
 ) -> np.ndarray:
     """Lower bound on the time per batch of any plan of one tensor width.
 
@@ -123,6 +124,11 @@ def time_per_batch_lower_bound(
     sync_factor : float
         Bytes the gradient synchronisation sends per parameter byte times ``d / (d-1)``
         (4: the all-reduce; 3: the distributed optimizer's; 0: fully hidden by overlap).
+    interleave : int
+        The largest interleave ``v`` searched (model chunks per device): the bubble
+        ``s - 1`` becomes ``(s - 1) / v`` (docs/placement.md, "Interleaved plans": an
+        interleaved plan takes ``(v m + s - 1) / v`` times its largest load, which is no
+        less than its layers' work; a smaller ``v`` only takes longer).
 
     Returns
     -------
@@ -201,7 +207,10 @@ def time_per_batch_lower_bound(
                 np.minimum(np.maximum(s, min_stages, out=s), s_hi, out=s)  # np.clip
                 np.divide(pl, s, out=time_s)
                 np.maximum(floor_load, time_s, out=time_s)
-                time_s *= m + s - 1
+                if interleave == 1:
+                    time_s *= m + s - 1
+                else:  # the same shape in s: falls, then rises
+                    time_s *= (interleave * m + s - 1) / interleave
                 time_s += allreduce
                 np.minimum(out, time_s, out=out)
     return best

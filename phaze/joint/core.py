@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from phaze import _kernels
 from phaze.errors import ConfigError
 from phaze.hardware import ArchTable, DesignSpace
 from phaze.joint.details import design_details
-from phaze.joint.evaluator import WorkloadEvaluator, check_hbm_bytes
+from phaze.joint.evaluator import WorkloadEvaluator, check_hbm_bytes, warmup_kernels
 from phaze.joint.objective import check_objective
 from phaze.joint.run_state import Design, SearchRun
 from phaze.joint.strategy import exact_search, phaze_search
@@ -275,7 +274,7 @@ def search(
     else:
         arch_table, template = space.enumerate(), space.template
     area = np.asarray(arch_table.area_um2, dtype=np.float64)
-    _kernels.warmup()  # on a cold numba cache, compiles in two processes (docs/search.md)
+    warmup_kernels(workloads)  # on a cold numba cache, compiles in two processes (docs/search.md)
     cache = ScheduleCache()
     evaluators = [WorkloadEvaluator(w, cluster, arch_table, mbs, cache) for w in workloads]
     store = None  # opened after the arguments are known to be good

@@ -47,14 +47,16 @@ def design_details(
     out = []
     for wi, ev in enumerate(run.ev):
         mine = best.per_workload[wi]
-        plan = (
-            place(
+        plan = None
+        if mine.throughput > 0 and mine.interleave > 1:  # the placement's own stages
+            plan = ev.interleaved_plan(
+                mine.micro_batch_size, best.arch, best.hbm_bytes, mine.recompute
+            )
+        elif mine.throughput > 0:
+            plan = place(
                 ev.problem(mine.micro_batch_size, best.arch, best.hbm_bytes, mine.recompute),
                 tensor_width=mine.tensor_width,
             )
-            if mine.throughput > 0
-            else None
-        )
         own = mine.throughput
         if len(run.ev) > 1:  # this workload's best on a design of its own
             solo = SearchRun(

@@ -44,7 +44,7 @@ from phaze.joint.bounds import (
 from phaze.joint.layer_energy import EnergyMemo, energy_totals, layer_energies
 from phaze.joint.megatron import MegatronData, attention_core, megatron_data
 from phaze.models import build_graph, unique_ops
-from phaze.placement import PlacementProblem
+from phaze.placement import PlacementProblem, Plan, Stage
 from phaze.placement.chain import ChainPlacement, place_chain, prepare_chain
 from phaze.rows import PlanRow
 from phaze.schedule import ScheduleCache, schedule_model
@@ -52,7 +52,31 @@ from phaze.training import stage_rules
 from phaze.validate import check_bool, check_int, check_number
 from phaze.workload import Cluster, Workload
 
-__all__ = ["MAX_HBM_BYTES", "WorkloadEvaluator", "check_hbm_bytes", "evaluate_architectures"]
+__all__ = [
+    "MAX_HBM_BYTES",
+    "SEARCH_GRAPH_KINDS",
+    "WorkloadEvaluator",
+    "check_hbm_bytes",
+    "evaluate_architectures",
+    "warmup_kernels",
+]
+
+#: The layer-graph shapes a joint search places: the evaluator prepares chain placements
+#: only (:func:`~phaze.placement.chain.prepare_chain`), so the general-DAG kernels are
+#: neither used nor compiled by a search.
+SEARCH_GRAPH_KINDS = ("chain",)
+
+
+def warmup_kernels(workloads=None) -> None:
+    """Compile (or load from numba's cache) every kernel a joint search of ``workloads``
+    uses (None: of any workloads); call before starting worker processes (they then
+    only read numba's cache). The interleaved-plan kernels are left out when no
+    workload has an interleave other than 1."""
+    from phaze import _kernels
+
+    interleaved = workloads is None or any(w.training.interleaves != (1,) for w in workloads)
+    _kernels.warmup(graph_kinds=SEARCH_GRAPH_KINDS, interleaved=interleaved)
+
 
 #: Largest HBM size per device a search or evaluation accepts (1 EiB).
 MAX_HBM_BYTES = 2**60
@@ -500,6 +524,7 @@ class WorkloadEvaluator:
                 layer_count=lat.lb_count[i],
                 # hidden by the overlap, the synchronisation may cost nothing
                 sync_factor=0.0 if self.dp_terms.overlap_dp else self.dp_terms.sync_factor,
+                interleave=max(self.workload.training.interleaves),
             )
             best = np.minimum(best, lb)
         with np.errstate(divide="ignore"):
@@ -703,40 +728,7 @@ class WorkloadEvaluator:
         memory: :meth:`memory_fits`)."""
         if not self.memory_fits(mbs, hbm_bytes):
             return PlanRow(0.0, math.inf, 0, 0, 0, -1)
-        d = self._mbs[mbs]
-        fwd, bwd = self.layer_latencies(mbs, arch)
-        rules = self._placement_rules(mbs, arch, bool(recompute), fwd)
-        # the plan depends on the architecture only through the layer latencies (and,
-        # with selective recomputation, the attention core's), which many architectures
-        # share: one placement per distinct latency table
-        digest = hashlib.blake2b(fwd.tobytes() + bwd.tobytes(), digest_size=20)
-        if "recompute_s" in rules:
-            digest.update(np.ascontiguousarray(rules["recompute_s"]).tobytes())
-        terms = self._dp_terms(arch)
-        key = (mbs, float(hbm_bytes), bool(recompute), digest.digest())
-        if terms.step_s_per_B or terms.step_sharded_s_per_B:  # the step: HBM bandwidth
-            key += (terms.step_s_per_B, terms.step_sharded_s_per_B)
-        res = self._placements.get(key)
-        if res is None:
-            self.dp_calls += 1
-            extra = {
-                k: np.require(v, np.float64, ["C", "W"]) if isinstance(v, np.ndarray) else v
-                for k, v in rules.items()
-            }
-            res = place_chain(
-                d.chain,
-                fwd,
-                bwd,
-                hbm_bytes=float(hbm_bytes),
-                recompute=bool(recompute),
-                dp_terms=terms,
-                **extra,
-            )
-            if len(self._placements) >= MAX_MEMO_PLACEMENTS:
-                self._placements.clear()
-            self._placements[key] = res
-        else:
-            self.placements_reused += 1
+        res = self._placement(mbs, arch, hbm_bytes, recompute)
         time = float(res.time_per_batch_s)
         tput = self.workload.global_batch / time if np.isfinite(time) and time > 0 else 0.0
         power, per_sample = 0.0, np.inf
@@ -759,7 +751,82 @@ class WorkloadEvaluator:
             int(res.bottleneck_stage),
             power,
             per_sample,
+            int(res.interleave),
         )
+
+    def interleaved_plan(self, mbs: int, arch: int, hbm_bytes: float, recompute: bool) -> Plan:
+        """The :class:`~phaze.placement.Plan` of the best row when it is interleaved
+        (``row.interleave > 1``; its stages, loads and memory from the placement that
+        chose it, docs/placement.md "Interleaved plans")."""
+        res = self._placement(mbs, arch, hbm_bytes, recompute)
+        if res.interleave == 1:
+            raise ConfigError("interleaved_plan needs a row whose best plan is interleaved")
+        g = self._mbs[mbs].graphs[int(res.tensor_width)]
+        recompute_last = self._rules(mbs, bool(recompute))[1]
+        stages = []
+        for q, (first, end, load, memory) in enumerate(res.stages):
+            layers = g.layers[first:end]
+            stages.append(
+                Stage(
+                    tuple(layer.layer_id for layer in layers),
+                    g.tensor_width if any(layer.tensor_parallel for layer in layers) else 1,
+                    load,
+                    memory,
+                    bool(recompute) and (q < len(res.stages) - 1 or recompute_last),
+                )
+            )
+        return Plan(
+            int(res.tensor_width),
+            int(res.data_parallel),
+            tuple(stages),
+            float(res.time_per_batch_s),
+            self._mbs[mbs].num_micro_batches,
+            mbs,
+            interleave=int(res.interleave),
+        )
+
+    def _placement(self, mbs: int, arch: int, hbm_bytes: float, recompute: bool):
+        """The :class:`~phaze.placement.solve.ArrayPlacement` of one setting (memoised
+        per distinct layer latencies)."""
+        d = self._mbs[mbs]
+        fwd, bwd = self.layer_latencies(mbs, arch)
+        rules = self._placement_rules(mbs, arch, bool(recompute), fwd)
+        # the plan depends on the architecture only through the layer latencies (and,
+        # with selective recomputation, the attention core's), which many architectures
+        # share: one placement per distinct latency table
+        digest = hashlib.blake2b(fwd.tobytes() + bwd.tobytes(), digest_size=20)
+        if "recompute_s" in rules:
+            digest.update(np.ascontiguousarray(rules["recompute_s"]).tobytes())
+        terms = self._dp_terms(arch)
+        key = (mbs, float(hbm_bytes), bool(recompute), digest.digest())
+        if terms.step_s_per_B or terms.step_sharded_s_per_B:  # the step: HBM bandwidth
+            key += (terms.step_s_per_B, terms.step_sharded_s_per_B)
+        res = self._placements.get(key)
+        if res is None:
+            self.dp_calls += 1
+            extra = {
+                k: np.require(v, np.float64, ["C", "W"]) if isinstance(v, np.ndarray) else v
+                for k, v in rules.items()
+            }
+            meg = self._megatron.get(mbs)
+            if meg is not None and self.workload.training.interleaves != (1,):
+                extra["interleaves"] = self.workload.training.interleaves
+                extra["block_mask"] = meg.block
+            res = place_chain(
+                d.chain,
+                fwd,
+                bwd,
+                hbm_bytes=float(hbm_bytes),
+                recompute=bool(recompute),
+                dp_terms=terms,
+                **extra,
+            )
+            if len(self._placements) >= MAX_MEMO_PLACEMENTS:
+                self._placements.clear()
+            self._placements[key] = res
+        else:
+            self.placements_reused += 1
+        return res
 
     def placement_count(self) -> int:
         """How many placements are memoised (a mark for :meth:`placements_since`)."""
@@ -883,7 +950,7 @@ def evaluate_architectures(
     ev = WorkloadEvaluator(workload, cluster, arch_table, [micro_batch_size], cache)
     n = len(ev.num_tc)
     out = [np.zeros(n), np.full(n, np.inf)] + [np.zeros(n, dtype=np.int64) for _ in range(4)]
-    out += [np.zeros(n), np.full(n, np.inf)]
+    out += [np.zeros(n), np.full(n, np.inf), np.ones(n, dtype=np.int64)]
     for lo in range(0, n, 256):  # layer schedules vectorised over blocks of architectures
         if ev.memory_fits(micro_batch_size, hbm_bytes):
             ev.schedule(micro_batch_size, range(lo, min(n, lo + 256)))

@@ -207,6 +207,7 @@ class SearchRun:
                         row.num_stages,
                         row.power_w,
                         row.energy_per_sample_j,
+                        row.interleave,
                     )
             per.append(best)
             scores.append(best_score)

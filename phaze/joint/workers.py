@@ -153,9 +153,11 @@ class WorkerPool:
     """
 
     def __init__(self, evaluators, jobs: int) -> None:
-        from phaze import _kernels
+        from phaze.joint.evaluator import warmup_kernels
 
-        _kernels.warmup()  # compile in the parent: workers only read numba's cache
+        warmup_kernels(
+            [e.workload for e in evaluators]
+        )  # compile in the parent: workers only read numba's cache
         self.evaluators = evaluators
         self.jobs = jobs
         self._keys = _core_keys(evaluators[0].arch_table)

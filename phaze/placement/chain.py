@@ -22,6 +22,7 @@ from phaze.placement.data_parallel import (
     chain_first_backward,
     solve_over_d,
 )
+from phaze.placement.interleave import interleaved_stages, solve_interleaved
 from phaze.placement.problem import dp_allreduce_arrays
 from phaze.placement.solve import (
     ArrayPlacement,
@@ -185,6 +186,8 @@ def place_chain(
     recompute_last: bool = False,
     stash_inputs: bool = True,
     dp_terms: DataParallelTerms | None = None,
+    interleaves: tuple[int, ...] = (1,),
+    block_mask: np.ndarray | None = None,
 ) -> ArrayPlacement:
     """:func:`place_arrays` of a prepared chain (:func:`prepare_chain`), without checking
     the latencies again: the search's hot path.
@@ -206,11 +209,19 @@ def place_chain(
         As in :func:`place_arrays`.
     dp_terms : phaze.placement.DataParallelTerms, optional
         As in :func:`place_arrays` (checked there; here only against the state factor).
+    interleaves : tuple of int
+        Candidate model chunks per device ``v`` (docs/placement.md, "Interleaved plans";
+        not checked): 1 is the plans above, ``v > 1`` interleaved plans
+        (:mod:`phaze.placement.interleave`; they need ``stash_inputs=False``). Ties go
+        to the smaller ``v``.
+    block_mask : bool (W, n), optional
+        Which layers are transformer blocks (needed when some ``v > 1``).
 
     Returns
     -------
     ArrayPlacement
-        The same as :func:`place_arrays` on the same arguments.
+        The same as :func:`place_arrays` on the same arguments (with ``interleaves``
+        ``(1,)``), with the chosen ``interleave``.
     """
     factor = prep.state_factor if state_factor is None else float(state_factor)
     n_w = len(prep.widths)
@@ -253,13 +264,14 @@ def place_chain(
             prep.n_cheap[i],
             prep.dp_latency_s[i],
         )
-        if terms.is_paper:
+        res = (math.inf,)  # no plan of v = 1 when 1 is not a candidate
+        if 1 in interleaves and terms.is_paper:
             tabs = tables_at(factor)
             none = np.zeros(0)
             res = _dp.dp_solve(
                 *tabs, *dp_args, 4.0, none, 0.0, 0.0, 1, prep.devices, math.inf, none
             )
-        else:
+        elif 1 in interleaves:
 
             def caps_at(f: float, i: int = i) -> np.ndarray:  # tables_at(f)[4], cheaper
                 return _st.chain_stage_caps(
@@ -282,13 +294,72 @@ def place_chain(
                 overlap_s=lambda tabs, i=i: chain_first_backward(tabs, bwd_s[i]),
                 caps=caps_at,
             )
+        v_here = 1
+        # the plain 1F1B recurrence bounds every interleaved plan when the caps do not
+        # depend on d (phaze.placement.interleave)
+        relaxed = None
+        if res[0] < math.inf and not terms.sharded_state_factor:
+            # an interleaved stage at position k holds e >= k + 1/v micro-batches (p >= 2;
+            # e = k only for k = p = m): A / v more than 1F1B there, far beyond the
+            # rounding of max_stages's floor against the interleaved caps' comparison
+            relaxed = (tabs, res[5])
+        for v in sorted(interleaves):
+            if v == 1:
+                continue
+
+            def build(i: int = i, v: int = int(v)) -> tuple:
+                return _st.interleaved_chain_tables(
+                    fwd_s[i],
+                    bwd_s[i],
+                    prep.param_bytes[i],
+                    prep.activation_bytes[i] if activation_bytes is None else activation_bytes[i],
+                    prep.tensor_parallel[i],
+                    np.require(block_mask[i], np.bool_, "CW"),
+                    prep.link_max_bytes[i],
+                    prep.link_bandwidth_Bps,
+                    prep.t_eff[i],
+                    recompute,
+                    fwd_s[i] if recompute_s is None else recompute_s[i],
+                    prep.zeros if work_bytes is None else work_bytes[i],
+                    recompute_last,
+                    v,
+                )
+
+            tabs_v, res_v = solve_interleaved(
+                build,
+                int(v),
+                dp_args,
+                hbm_bytes,
+                factor,
+                terms,
+                overlap_s=lambda tabs, i=i: chain_first_backward(tabs, bwd_s[i]),
+                bound_s=float(res[0]),  # only strictly faster plans can win
+                relaxed=relaxed,
+            )
+            if res_v[0] < res[0]:  # strictly smaller wins: ties go to the smaller v
+                tabs, res, v_here = tabs_v, res_v, int(v)
         times[i] = res[0]
         if res[0] < best_t:  # strictly smaller wins: ties go to the smaller width
-            best_t, k, kept = res[0], i, (tabs, res)
+            best_t, k, kept = res[0], i, (tabs, res, v_here)
     if k < 0:
         return ArrayPlacement(math.inf, 0, 0, 0, bottleneck_stage=-1, width_times_s=times)
-    tabs, (tm, d, p, s, r, g) = kept
+    tabs, (tm, d, p, s, r, g), v_best = kept
     pairs = _dp.reconstruct(*tabs, g, p, s, r).tolist()
+    stages = ()
+    if v_best > 1:
+        stages = interleaved_stages(
+            tabs,
+            pairs,
+            v_best,
+            int(d),
+            prep.num_micro_batches,
+            factor,
+            terms,
+            activation_bytes=(
+                prep.activation_bytes[k] if activation_bytes is None else activation_bytes[k]
+            ),
+            work_bytes=prep.zeros if work_bytes is None else work_bytes[k],
+        )
     bottleneck = _bottleneck_stage(tabs[2], tabs[3], pairs, recompute, s)
     first = int(np.searchsorted(tabs[0], pairs[-1], side="right") - 1)
     last = tuple(range(first, int(tabs[1][pairs[-1]])))
@@ -300,4 +371,6 @@ def place_chain(
         bottleneck_stage=bottleneck,
         width_times_s=times,
         last_stage_layers=last,
+        interleave=v_best,
+        stages=stages,
     )

@@ -74,6 +74,11 @@ class Plan:
     feasible : bool
     reason : str
         Why the plan is infeasible ("" when feasible).
+    interleave : int
+        Model chunks per device ``v`` (docs/placement.md, "Interleaved plans"): with
+        ``v > 1`` each stage's blocks run as ``v`` chunks, the time is ``max load (v m +
+        s - 1) / v`` plus the data-parallel terms, and a stage's memory holds its
+        interleaved in-flight activations.
     """
 
     tensor_width: int
@@ -84,6 +89,7 @@ class Plan:
     micro_batch_size: int | None = None
     feasible: bool = True
     reason: str = ""
+    interleave: int = 1
 
     @property
     def num_stages(self) -> int:
@@ -145,6 +151,7 @@ class Plan:
             "throughput_samples_per_s": self.throughput_samples_per_s,
             "feasible": self.feasible,
             "reason": self.reason,
+            "interleave": self.interleave,
         }
 
 

@@ -57,7 +57,10 @@ class ArrayPlacement(NamedTuple):
     load (the first of equals), as :attr:`Plan.bottleneck_stage`. ``width_times_s[i]`` is the
     optimum restricted to ``widths[i]`` (``inf`` = infeasible). ``last_stage_layers`` are
     the layer positions of the last pipeline stage (the one that never recomputes; empty
-    when infeasible).
+    when infeasible). ``interleave`` is the plan's model chunks per device (1 unless an
+    interleaved plan won: :func:`phaze.placement.chain.place_chain`); only for an
+    interleaved plan, ``stages`` gives per stage in pipeline order ``(first position,
+    end position, load_s, memory_bytes)``.
     """
 
     time_per_batch_s: float
@@ -67,6 +70,8 @@ class ArrayPlacement(NamedTuple):
     bottleneck_stage: int
     width_times_s: np.ndarray
     last_stage_layers: tuple[int, ...] = ()
+    interleave: int = 1
+    stages: tuple[tuple[int, int, float, float], ...] = ()
 
 
 def choose_width(times_s) -> int:

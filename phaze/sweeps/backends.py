@@ -8,8 +8,8 @@ backend or on the number of workers.
 * ``serial`` -- every cell in this process, in order.
 * ``processes`` -- a :class:`concurrent.futures.ProcessPoolExecutor` of ``jobs`` forked
   processes (no extra install). The numba kernels are compiled in this process first
-  (:func:`phaze._kernels.warmup`), so the workers inherit them and never write numba's
-  cache at the same time.
+  (:func:`phaze.joint.evaluator.warmup_kernels`), so the workers inherit them and never
+  write numba's cache at the same time.
 * ``dask`` -- a :mod:`dask.distributed` cluster: the scheduler at ``scheduler`` (an
   address such as ``tcp://10.0.0.5:8786``), or else a ``LocalCluster`` of ``jobs``
   single-threaded worker processes bound to 127.0.0.1 with no dashboard, so no network
@@ -40,9 +40,9 @@ def _serial(cells: Sequence[tuple[int, SweepCell]], on_result: OnResult) -> None
 
 
 def _processes(cells, jobs: int, on_result: OnResult) -> None:
-    from phaze import _kernels
+    from phaze.joint.evaluator import warmup_kernels
 
-    _kernels.warmup()
+    warmup_kernels()
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork"))
     try:
         pending = {pool.submit(run_cell, cell): i for i, cell in cells}
@@ -68,19 +68,19 @@ def _import_distributed():
 def _warm_workers(client) -> None:
     """Compile (or load) the kernels on every worker, one worker at a time, so that no
     two processes of a machine write numba's cache at once."""
-    from phaze import _kernels
+    from phaze.joint.evaluator import warmup_kernels
 
     for address in sorted(client.scheduler_info()["workers"]):
-        client.run(_kernels.warmup, workers=[address])
+        client.run(warmup_kernels, workers=[address])
 
 
 def _dask(cells, jobs: int, scheduler: str | None, on_result: OnResult) -> None:
     distributed = _import_distributed()
-    from phaze import _kernels
+    from phaze.joint.evaluator import warmup_kernels
 
     cluster = None
     if scheduler is None:
-        _kernels.warmup()  # fills numba's cache: the local workers only read it
+        warmup_kernels()  # fills numba's cache: the local workers only read it
         cluster = distributed.LocalCluster(
             n_workers=jobs,
             threads_per_worker=1,

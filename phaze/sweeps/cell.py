@@ -80,16 +80,21 @@ def _settings(cell: SweepCell) -> dict:
         "area_band": cell.area_band,
         "strategy": cell.strategy,
         # the accounting and the options on, e.g. "megatron/selective+distributed_optimizer"
+        # (and "+interleaves=1;2" when interleaved plans are searched)
         "training": _training_label(cell.training),
         "network": cell.network,  # None (empty in sweep.csv): the single link
     }
 
 
 def _training_label(training) -> str:
-    """``paper``, or ``megatron/<recompute mode>`` plus ``+<option>`` per option on."""
+    """``paper``, or ``megatron/<recompute mode>`` plus ``+<option>`` per option on and
+    ``+interleaves=<v;v...>`` when not just 1."""
     if training.is_paper:
         return "paper"
-    return "+".join([f"megatron/{training.recompute_mode}", *training.options()])
+    parts = [f"megatron/{training.recompute_mode}", *training.options()]
+    if training.interleaves != (1,):
+        parts.append("interleaves=" + ";".join(map(str, training.interleaves)))
+    return "+".join(parts)
 
 
 def run_cell(cell: SweepCell) -> dict:

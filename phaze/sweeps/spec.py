@@ -46,8 +46,9 @@ __all__ = [
 
 _RECOMPUTE = {"both": (False, True), "off": (False,), "on": (True,)}
 #: Sweep-file keys that make up a cell's :class:`~phaze.Training` (``training`` is its
-#: accounting; the others its recomputation mode and Megatron options).
-TRAINING_KEYS = ("training", "recompute_mode", *MEGATRON_OPTIONS)
+#: accounting; the others its recomputation mode, Megatron options and the candidate
+#: interleaves).
+TRAINING_KEYS = ("training", "recompute_mode", *MEGATRON_OPTIONS, "interleaves")
 _STRATEGIES = ("exact", "phaze", "exhaustive")
 
 #: Keys of ``[search]``, ``[grid]`` and ``[[cell]]`` tables.
@@ -380,6 +381,9 @@ def _convert(key: str, value, where: str, base: Path) -> dict:
         if value not in _STRATEGIES:
             raise ConfigError(f"{where}: strategy={value!r}; allowed: {', '.join(_STRATEGIES)}")
         return {"strategy": value}
+    if key == "interleaves":  # one or a list of candidate v, collected by _cell
+        items = _one_or_list(value, where, key, lambda v: _integer(v, where, key))
+        return {"training.interleaves": items}
     if key in TRAINING_KEYS:  # collected into one Training by _cell
         if key in MEGATRON_OPTIONS and not isinstance(value, bool):
             raise ConfigError(f"{where}: {key}={value!r}; allowed: true, false")

@@ -183,3 +183,113 @@ def brute_force(graphs, devices, bandwidth, hbm, micro_batches, recompute, adam,
                 best = min(best, tm)
         out[t] = best
     return out
+
+
+def interleaved_in_flight(k, v, n_stages, m):
+    """Micro-batches of activations in flight on the ``k``-th device from the end with
+    ``v`` chunks each: Megatron's warm-up ``2 (k - 1) + (v - 1) p`` chunks plus the one
+    running, each ``1 / v`` of the device's activations, never more than ``m``."""
+    e = (2 * k - 1 + (v - 1) * n_stages) / v
+    return min(e, m)
+
+
+def chunks_of(stage, blocks, v):
+    """The ``v`` chunks of a stage (consecutive positions): equal runs of its blocks,
+    other layers with the blocks before them (the first chunk when none); None when the
+    block count is not a positive multiple of ``v``."""
+    order = sorted(stage)
+    ids = [x for x in order if blocks[x]]
+    if not ids or len(ids) % v:
+        return None
+    q = len(ids) // v
+    starts = [ids[c * q] for c in range(1, v)]
+    out, cur = [], []
+    for x in order:
+        if x in starts:
+            out.append(cur)
+            cur = []
+        cur.append(x)
+    out.append(cur)
+    return out
+
+
+def interleaved_plan_time(
+    stages, v, t, d, graph, devices, bandwidth, hbm, micro_batches, recompute, rules
+):
+    """Time per batch of one interleaved plan (``v >= 2`` chunks per device), written
+    from docs/placement.md ("Interleaved plans"): at least 2 stages; ``m`` a multiple of
+    the stage count; each stage's load is the sum of its chunks' loads (each chunk a
+    stage of its own for :func:`stage_load`); memory ``F P + A + W + (e - 1) A`` with
+    ``e`` of :func:`interleaved_in_flight`; time ``max load (v m + p - 1) / v`` plus the
+    data-parallel terms of :func:`plan_time`. ``rules`` as :func:`plan_time` (Megatron's:
+    ``stash_inputs`` False) plus ``blocks`` (per position: a transformer block)."""
+    n_stages = len(stages)
+    m = -(-micro_batches // d)
+    if n_stages < 2 or m % n_stages or d > min(devices, micro_batches):
+        return math.inf
+    terms = rules.get("dp_terms")
+    sharded = 0.0 if terms is None else terms.sharded_state_factor
+    factor = rules["state_factor"]
+    if sharded:
+        factor = (factor - sharded) + sharded / d
+    fwd, bwd = graph["fwd"], graph["bwd"]
+    rec = graph.get("rec", fwd)
+    work = graph.get("work", [0.0] * len(fwd))
+    params, acts, tp, edges = graph["params"], graph["acts"], graph["tp"], graph["edges"]
+    if sum(t if any(tp[v_] for v_ in st) else 1 for st in stages) > devices // d:
+        return math.inf
+    loads = []
+    for q, st in enumerate(stages):
+        k = n_stages - q
+        chunks = chunks_of(st, rules["blocks"], v)
+        if chunks is None:
+            return math.inf
+        p = sum(params[x] for x in st)
+        a = sum(acts[x] for x in st)
+        w = max(work[x] for x in st)
+        e = interleaved_in_flight(k, v, n_stages, m)
+        if factor * p + a + w + (e - 1.0) * a > hbm:
+            return math.inf
+        here = recompute and (k > 1 or rules.get("recompute_last", False))
+        loads.append(sum(stage_load(c, edges, fwd, bwd, bandwidth, here, rec) for c in chunks))
+    p_first = sum(params[x] for x in stages[0])
+    bw, lat = bandwidth, 0.0
+    if rules.get("network") is not None and d > 1:
+        wide = any(any(tp[x] for x in st) for st in stages) and t > 1
+        bw, lat = rules["network"].ring(d, t if wide else 1)
+    sync = 4 if terms is None else terms.sync_factor
+    comm = sync * (d - 1) * p_first / (bw * d) + 2 * (d - 1) * lat
+    if terms is not None and terms.overlap_dp:
+        comm = max(0.0, comm - sum(bwd[x] for x in stages[0]))
+    if terms is not None:
+        comm += p_first * (terms.step_s_per_B + terms.step_sharded_s_per_B / d)
+    return max(loads) * (v * m + n_stages - 1) / v + comm
+
+
+def brute_force_interleaved(
+    graphs, devices, bandwidth, hbm, micro_batches, recompute, rules, interleaves
+):
+    """Least time per batch at every width over every chain split, ``d`` and candidate
+    ``v`` (1: :func:`plan_time`; else :func:`interleaved_plan_time`): ``{t: (time, v)}``,
+    ties to the smaller ``v``."""
+    out = {}
+    for t, g in graphs.items():
+        n = len(g["fwd"])
+        best = (math.inf, 0)
+        for stages in ordered_stage_partitions(n, g["edges"]):
+            for d in range(1, min(devices, micro_batches) + 1):
+                for v in sorted(interleaves):
+                    if v == 1:
+                        tm = plan_time(
+                            stages, t, d, g, devices, bandwidth, hbm, micro_batches,
+                            recompute, True, rules,
+                        )  # fmt: skip
+                    else:
+                        tm = interleaved_plan_time(
+                            stages, v, t, d, g, devices, bandwidth, hbm, micro_batches,
+                            recompute, rules,
+                        )  # fmt: skip
+                    if tm < best[0] or (tm == best[0] and v < best[1]):
+                        best = (tm, v)
+        out[t] = best
+    return out
