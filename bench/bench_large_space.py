@@ -7,14 +7,21 @@ memory per architecture (peak RSS growth over the warmed-up process, divided by 
 number of architectures); figures go to bench/README.md with this command.
 
 The same run as a script (for ``/usr/bin/time -v``):
-``python bench/bench_large_space.py``.
+``python bench/bench_large_space.py [--jobs N]``. The figures include digests of the rows
+and of the frontier, so runs of two checkouts can be compared (``PYTHONPATH=<checkout>``);
+with ``PHAZE_BENCH_ROWS=file.npz`` the rows themselves are saved too, for
+``python bench/compare_rows.py before.npz after.npz``.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import os
 import resource
 import time
 
+import numpy as np
 import pytest
 
 from phaze import _kernels
@@ -49,8 +56,17 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 
-def run() -> dict:
-    """Warm up, enumerate the space, search exactly; figures as a dict."""
+def _digest(arrays: dict) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def run(jobs: int = 1) -> dict:
+    """Warm up, enumerate the space, search exactly (with ``jobs`` processes); figures as
+    a dict."""
     _kernels.warmup()
     base = _peak_rss_bytes()
     table = large_space().enumerate()
@@ -62,9 +78,12 @@ def run() -> dict:
         micro_batch_sizes=(1, 2, 4, 8),
         hbm_sizes=(32 * GIB, 64 * GIB, 80 * GIB),
         recompute=(False, True),
+        jobs=jobs,
     )
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _peak_rss_bytes()
+    if os.environ.get("PHAZE_BENCH_ROWS"):
+        np.savez(os.environ["PHAZE_BENCH_ROWS"], **result.rows)
     return {
         "architectures": len(table),
         "search_wall_s": wall,
@@ -73,6 +92,12 @@ def run() -> dict:
         "bytes_per_architecture": (peak - base) / len(table),
         "best_value": result.best.value,
         "best_arch": result.best.arch,
+        "best_hbm_bytes": result.best.hbm_bytes,
+        "rows": len(result.rows["arch"]),
+        "rows_digest": _digest(result.rows),
+        "frontier_digest": _digest(
+            {"frontier": result.frontier, "frontier_value": result.frontier_value}
+        ),
         **{k: v for k, v in result.counters.items() if isinstance(v, (int, float))},
     }
 
@@ -87,5 +112,17 @@ def test_gpt3_million_architectures(benchmark):
     assert figures["best_value"] > 0
 
 
+@pytest.mark.slow
+@pytest.mark.benchmark(group="search-large")
+def test_gpt3_million_architectures_two_jobs(benchmark):
+    figures = benchmark.pedantic(run, kwargs={"jobs": 2}, rounds=1, iterations=1)
+    benchmark.extra_info.update(figures)
+    print(f"\n{figures}")
+    assert figures["architectures"] >= 1_000_000
+    assert figures["best_value"] > 0
+
+
 if __name__ == "__main__":
-    print(run())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1)
+    print(run(parser.parse_args().jobs))

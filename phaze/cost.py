@@ -312,13 +312,18 @@ def latency_table(
     vc_words_all[vc_rows] = vwords
 
     # ---- per architecture ---------------------------------------------------------------
-    freq = arch_table.frequency_hz[None, :, None, None]
+    # row by row (each row stays in cache): cycles of the tensor-core config, plus those
+    # of the vector-core config, over each architecture's frequency
+    freq = arch_table.frequency_hz[:, None, None]
     latency = np.zeros((n_ops, n_arch, 2, 2))
-    if len(tc_rows):
-        latency[tc_rows] = tc_cycles[tc_rows][:, arch_table.tc_index]
-    if len(vc_rows):
-        latency[vc_rows] += vcyc[:, arch_table.vc_index]
-    latency /= freq
+    vc_part = np.empty((n_arch, 2, 2))
+    for r in tc_rows.tolist():
+        np.take(tc_cycles[r], arch_table.tc_index, axis=0, out=latency[r], mode="clip")
+    for j, r in enumerate(vc_rows.tolist()):
+        np.take(vcyc[j], arch_table.vc_index, axis=0, out=vc_part, mode="clip")
+        latency[r] += vc_part
+    for r in np.union1d(tc_rows, vc_rows).tolist():
+        latency[r] /= freq
     comm = np.flatnonzero(kind == OpKind.COMM)
     if len(comm):
         t = ops.comm_group[comm].astype(np.float64)

@@ -79,6 +79,11 @@ def layer_latency_lower_bound(
     return makespan_lower_bound(range(n), preds, kinds, lat_one, lat_all, num_tc, num_vc)
 
 
+#: Architectures :func:`time_per_batch_lower_bound` works on at once (arrays that stay in
+#: the CPU's cache across its loop over data-parallel degrees).
+_BLOCK = 32768
+
+
 def time_per_batch_lower_bound(
     layer_fwd_s: np.ndarray,
     layer_bwd_s: np.ndarray,
@@ -173,7 +178,9 @@ def time_per_batch_lower_bound(
     widest = int(a.max())
     cheap = int(count[a == 1].sum()) if widest > 1 else n_layers
     per_byte = float(sync_factor) * float(first_layer_param_bytes) / float(link_bandwidth_Bps)
-    finite = np.isfinite(plain)
+    # the (m, n, s_hi, all-reduce) of every d evaluated, then the architectures in blocks
+    # that stay in cache through all of them (the same arithmetic, element by element)
+    steps = []
     d = 1
     top = min(devices, micro_batches)
     while d <= top:
@@ -181,22 +188,31 @@ def time_per_batch_lower_bound(
         n = devices // d
         s_hi = min(n_layers, n, (n + (widest - 1) * cheap) // widest)
         if n >= widest and s_hi >= min_stages:
-            allreduce = per_byte * (d - 1) / d
-            floor_load = np.maximum(total / n, slowest)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                knee = np.where(finite & (floor_load > 0), plain / floor_load, 1.0)
-            for s in (np.floor(knee), np.ceil(knee)):
-                s = np.clip(s, min_stages, s_hi)
-                if interleave == 1:
-                    time_s = np.maximum(floor_load, plain / s) * (m + s - 1) + allreduce
-                else:  # the same shape in s: falls, then rises
-                    time_s = (
-                        np.maximum(floor_load, plain / s) * ((interleave * m + s - 1) / interleave)
-                        + allreduce
-                    )
-                best = np.minimum(best, time_s)
+            steps.append((m, n, s_hi, per_byte * (d - 1) / d))
         # the next d with a smaller m: the smallest d' with ceil(M / d') < m
         d = -(-micro_batches // (m - 1)) if m > 1 else top + 1
+    for lo in range(0, best.shape[0], _BLOCK):
+        cols = slice(lo, lo + _BLOCK)
+        tot, slow, pl, out = total[cols], slowest[cols], plain[cols], best[cols]
+        usable = np.isfinite(pl)
+        floor_load, knee, s, time_s = (np.empty_like(pl) for _ in range(4))
+        for m, n, s_hi, allreduce in steps:
+            np.maximum(tot / n, slow, out=floor_load)
+            ok = usable & (floor_load > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(pl, floor_load, out=knee)
+            knee[~ok] = 1.0
+            for rounding in (np.floor, np.ceil):
+                rounding(knee, out=s)
+                np.minimum(np.maximum(s, min_stages, out=s), s_hi, out=s)  # np.clip
+                np.divide(pl, s, out=time_s)
+                np.maximum(floor_load, time_s, out=time_s)
+                if interleave == 1:
+                    time_s *= m + s - 1
+                else:  # the same shape in s: falls, then rises
+                    time_s *= (interleave * m + s - 1) / interleave
+                time_s += allreduce
+                np.minimum(out, time_s, out=out)
     return best
 
 

@@ -41,6 +41,7 @@ from phaze.joint.bounds import (
     stages_lower_bound,
     time_per_batch_lower_bound,
 )
+from phaze.joint.layer_energy import EnergyMemo, energy_totals, layer_energies
 from phaze.joint.megatron import MegatronData, attention_core, megatron_data
 from phaze.models import build_graph, unique_ops
 from phaze.placement import PlacementProblem, Plan, Stage
@@ -132,9 +133,12 @@ class _MbsLatency:
     lb_bwd_s: np.ndarray
     lb_devices: np.ndarray  # (W, U): devices of a stage holding that layer (t or 1)
     lb_count: np.ndarray  # (W, U): positions per unique layer (0 for padding rows)
-    layer_energy_j: np.ndarray  # (W, U, 2, A): joules of unique layer u, pass, on all devices
+    # (W, U, 2, A): joules of unique layer u, pass, on all devices; None in a large space
+    # (kept per scheduled architecture instead: WorkloadEvaluator._arch_energy)
+    layer_energy_j: np.ndarray | None
     layer_unique: np.ndarray  # (W, n): the unique layer of each position
-    total_energy_j: np.ndarray  # (W, 2, A): sum over layers, per pass
+    total_energy_j: np.ndarray | None  # (W, 2, A): sum over layers, per pass; None likewise
+    energy_groups: tuple  # per width: (u, operator rows, devices) of each unique layer
 
 
 class WorkloadEvaluator:
@@ -211,6 +215,9 @@ class WorkloadEvaluator:
         self._placements: dict[tuple, object] = {}
         self._devices_needed: dict[tuple[int, float], int] = {}
         self._exact_layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        # large spaces: energies of the scheduled architectures, and of all (energy bounds)
+        self._energy = EnergyMemo()
+        self._total_energy: dict[int, np.ndarray] = {}
 
     def _prepare(self, mbs: int) -> _MbsData:
         w = self.workload
@@ -273,15 +280,20 @@ class WorkloadEvaluator:
             ),
         )
 
-    def _op_latencies(self, table, arch_table) -> tuple[np.ndarray, np.ndarray]:
-        """``latency_s[op, arch, mode, pass]`` and charged energy ``[op, arch, pass]`` of
-        the operators ``table`` on ``arch_table``."""
-        lat_table = latency_table(
+    def _op_latency_table(self, table, arch_table):
+        """The :class:`~phaze.cost.LatencyTable` of the operators ``table`` on
+        ``arch_table``."""
+        return latency_table(
             table,
             arch_table,
             link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
             network=self.cluster.network,
         )
+
+    def _op_latencies(self, table, arch_table) -> tuple[np.ndarray, np.ndarray]:
+        """``latency_s[op, arch, mode, pass]`` and charged energy ``[op, arch, pass]`` of
+        the operators ``table`` on ``arch_table``."""
+        lat_table = self._op_latency_table(table, arch_table)
         lat = lat_table.latency_s
         return lat, energy_table(lat_table, self.energy_model).charged_j(lat)
 
@@ -291,9 +303,9 @@ class WorkloadEvaluator:
 
         Up to :data:`LATENCY_CHUNK_ARCHS` architectures, the operator latency table is
         kept for scheduling. Above, the table is computed chunk by chunk for the bounds
-        and energies and then dropped; the architectures that get scheduled have theirs
-        computed again (:meth:`schedule`): memory per architecture stays a few hundred
-        bytes per micro-batch size instead of the full table."""
+        and then dropped; the architectures that get scheduled have theirs computed again
+        (:meth:`schedule`), with their energies: memory per architecture stays a few
+        hundred bytes per micro-batch size instead of the full table."""
         found = self._lat.get(mbs)
         if found is not None:
             return found
@@ -338,7 +350,10 @@ class WorkloadEvaluator:
         lb_b = np.zeros_like(lb_f)
         lb_dev = np.ones((shape[0], n_lb))
         lb_count = np.zeros((shape[0], n_lb))
-        energy = np.zeros((len(glist), n_u, 2, n_arch))
+        # a large space keeps energies only of the architectures it schedules (the energy
+        # of the others is needed only by the energy objectives' bounds: _all_total_energy)
+        lazy = not keep and core is None
+        energy = None if lazy else np.zeros((len(glist), n_u, 2, n_arch))
         for gi in range(len(glist)):
             for u, _, _, a in lb_groups[gi]:
                 lb_dev[gi, u] = a
@@ -348,32 +363,33 @@ class WorkloadEvaluator:
         for lo in range(0, n_arch, step):
             cols = slice(lo, min(lo + step, n_arch))
             tab = self.arch_table if keep else self.arch_table.take(cols)
-            lat, charged = self._op_latencies(table, tab)  # (ops, C, 2, 2), (ops, C, 2)
+            if lazy:
+                lat, charged = self._op_latency_table(table, tab).latency_s, None
+            else:
+                lat, charged = self._op_latencies(table, tab)  # (ops, C, 2, 2), (ops, C, 2)
             if core is not None:
                 sec, joules = attention_core(glist, index, lat, charged)
                 core[0][:, cols], core[1][:, cols] = sec, joules
+            if energy is not None:
+                energy[..., cols] = layer_energies(e_groups, charged)
+            # [mode][pass]: (ops, C) planes, whose rows a layer gathers contiguously
+            planes = [[np.ascontiguousarray(lat[:, :, m, p]) for p in (0, 1)] for m in (0, 1)]
             for gi in range(len(glist)):
-                for u, rows, a in e_groups[gi]:
-                    energy[gi, u, :, cols] = a * charged[rows].sum(axis=0).T  # (2, C)
                 for u, layer, rows, _ in lb_groups[gi]:
                     for p, out in ((0, lb_f), (1, lb_b)):
                         out[gi, u, cols] = layer_latency_lower_bound(
                             layer.ops.edges,
                             layer.ops.kinds,
-                            lat[rows, :, 0, p],
-                            lat[rows, :, 1, p],
+                            planes[0][p][rows],
+                            planes[1][p][rows],
                             self.num_tc[cols],
                             self.num_vc[cols],
                         )
+            del planes
             del charged
         if core is not None:
             self._core[mbs] = core
-        total = np.stack(  # each unique layer's energy times its number of positions
-            [
-                np.tensordot(np.bincount(uniq[gi], minlength=n_u).astype(float), energy[gi], 1)
-                for gi in range(len(glist))
-            ]
-        )
+        total = None if energy is None else energy_totals(energy, uniq)
         found = self._lat[mbs] = _MbsLatency(
             latency_s=lat if keep else None,
             op_table=table,
@@ -385,7 +401,52 @@ class WorkloadEvaluator:
             layer_energy_j=energy,
             layer_unique=uniq,
             total_energy_j=total,
+            energy_groups=tuple(tuple(g) for g in e_groups),
         )
+        return found
+
+    def _layer_energies(self, mbs: int, table) -> np.ndarray:
+        """:func:`~phaze.joint.layer_energy.layer_energies` on the architectures of the
+        latency table ``table``."""
+        charged = energy_table(table, self.energy_model).charged_j(table.latency_s)
+        return layer_energies(self._latencies(mbs).energy_groups, charged)
+
+    def _keep_energy(self, mbs: int, archs: np.ndarray, table) -> None:
+        """Memoise the energies of ``archs`` (a large space), from their latency table."""
+        unique = self._latencies(mbs).layer_unique
+        self._energy.keep(mbs, archs, self._layer_energies(mbs, table), unique)
+
+    def _arch_energy(self, mbs: int, arch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(layer joules (W, U, 2), total joules (W, 2))`` of one architecture."""
+        lat = self._latencies(mbs)
+        if lat.layer_energy_j is not None:
+            return lat.layer_energy_j[:, :, :, arch], lat.total_energy_j[:, :, arch]
+        found = self._energy.get(mbs, arch)
+        if found is None:
+            idx = np.array([arch], dtype=np.int64)
+            table = self._op_latency_table(lat.op_table, self.arch_table.take(idx))
+            self._keep_energy(mbs, idx, table)
+            found = self._energy.get(mbs, arch)
+        return found
+
+    def _all_total_energy(self, mbs: int) -> np.ndarray:
+        """Total joules per width and pass of every architecture, ``(W, 2, A)`` (in a large
+        space computed chunk by chunk on first use: only the energy objectives' bounds
+        need it)."""
+        lat = self._latencies(mbs)
+        if lat.total_energy_j is not None:
+            return lat.total_energy_j
+        found = self._total_energy.get(mbs)
+        if found is None:
+            n_arch = len(self.num_tc)
+            found = np.zeros((len(lat.energy_groups), 2, n_arch))
+            for lo in range(0, n_arch, LATENCY_CHUNK_ARCHS):
+                cols = slice(lo, min(lo + LATENCY_CHUNK_ARCHS, n_arch))
+                table = self._op_latency_table(lat.op_table, self.arch_table.take(cols))
+                found[:, :, cols] = energy_totals(
+                    self._layer_energies(mbs, table), lat.layer_unique
+                )
+            self._total_energy[mbs] = found
         return found
 
     def devices_needed(self, mbs: int, hbm_bytes: float) -> int:
@@ -502,9 +563,9 @@ class WorkloadEvaluator:
             return np.where(fits, tput, 0.0)
         if not (tput > 0).any():  # nothing fits: no latencies (or energies) needed
             return np.zeros(tput.shape)
-        d, lat = self._mbs[mbs], self._latencies(mbs)
+        d = self._mbs[mbs]
         batch = self.workload.global_batch
-        dyn = d.num_micro_batches * lat.total_energy_j.sum(axis=1).min(axis=0)  # (A,)
+        dyn = d.num_micro_batches * self._all_total_energy(mbs).sum(axis=1).min(axis=0)  # (A,)
         with np.errstate(divide="ignore", invalid="ignore"):
             leak = np.where(tput > 0, self.cluster.devices * self.leakage_w * batch / tput, np.inf)
             ub = np.where(dyn + leak > 0, batch / (dyn + leak), np.inf)
@@ -519,8 +580,9 @@ class WorkloadEvaluator:
             return 0.0
         if objective == "throughput":
             return float(row.throughput)
-        d, lat = self._mbs[mbs], self._latencies(mbs)
-        dyn = d.num_micro_batches * float(lat.total_energy_j[:, :, arch].sum(axis=1).min())
+        d = self._mbs[mbs]
+        total = self._arch_energy(mbs, arch)[1]
+        dyn = d.num_micro_batches * float(total.sum(axis=1).min())
         leak = self.cluster.devices * float(self.leakage_w[arch]) * row.time_per_batch_s
         total = dyn + leak
         bound = self.workload.global_batch / total if total > 0 else np.inf
@@ -546,8 +608,12 @@ class WorkloadEvaluator:
         latency_s, rows, num_tc, num_vc = lat.latency_s, todo, self.num_tc, self.num_vc
         if latency_s is None:  # a large space: the latencies of these architectures only
             idx = np.asarray(todo, dtype=np.int64)
-            latency_s = self._op_latencies(lat.op_table, self.arch_table.take(idx))[0]
+            # (no energies: they were kept per layer when the bounds were computed)
+            table = self._op_latency_table(lat.op_table, self.arch_table.take(idx))
+            latency_s = table.latency_s
             rows, num_tc, num_vc = np.arange(idx.size), num_tc[idx], num_vc[idx]
+            if lat.layer_energy_j is None:
+                self._keep_energy(mbs, idx, table)
         for i, t in enumerate(d.widths):
             s = schedule_model(
                 d.graphs[t],
@@ -797,7 +863,8 @@ class WorkloadEvaluator:
         gradient all-reduce, ``2 (d - 1)`` times a replica's parameter bytes in total."""
         d, lat = self._mbs[mbs], self._latencies(mbs)
         i = d.widths.index(tensor_width)
-        fwd, bwd = lat.total_energy_j[i, :, arch]
+        layer_j, total_j = self._arch_energy(mbs, arch)
+        fwd, bwd = total_j[i]
         per_mb = fwd + bwd
         meg = self._megatron.get(mbs)
         if recompute and meg is not None:  # every stage recomputes, the last included
@@ -805,10 +872,10 @@ class WorkloadEvaluator:
                 per_mb += int(meg.block.sum(axis=1)[i]) * self._core_latency(mbs)[1][i, arch]
             else:  # every block's forward again
                 blocks = np.flatnonzero(meg.block[i])
-                per_mb += lat.layer_energy_j[i, lat.layer_unique[i, blocks], 0, arch].sum()
+                per_mb += layer_j[i, lat.layer_unique[i, blocks], 0].sum()
         elif recompute:
             last = np.asarray(last_stage_layers, dtype=np.int64)
-            per_mb += fwd - lat.layer_energy_j[i, lat.layer_unique[i, last], 0, arch].sum()
+            per_mb += fwd - layer_j[i, lat.layer_unique[i, last], 0].sum()
         # the all-reduce's 2 (d - 1) P bytes; the distributed optimizer's reduce-scatter +
         # all-gather send 3/4 of them (its sync factor 3 against the all-reduce's 4)
         sync = self.dp_terms.sync_factor / 4.0

@@ -22,6 +22,7 @@ from phaze.joint.run_state import Design, SearchRun
 __all__ = [
     "BATCH",
     "BUCKET_UM2",
+    "LOOKAHEAD",
     "area_buckets",
     "better",
     "exact_search",
@@ -158,7 +159,9 @@ def exact_search(
             break  # no plan fits in memory here or later: a value of 0 is never the best
         if k % BATCH == 0:
             limit = 0.0 if exhaustive or best is None else best.value
-            run.prefetch([a for a in order[k : k + BATCH] if ub[a] >= limit and ub[a] > 0])
+            run.prefetch(
+                [a for a in order[k : k + BATCH] if ub[a] >= limit and ub[a] > 0], floor=limit
+            )
         # a design below the incumbent's value cannot win: its settings that cannot
         # reach it are skipped (the value is then only known to be below it)
         floor = 0.0 if exhaustive or best is None else best.value
@@ -180,11 +183,18 @@ def exact_search(
     arch_value = np.zeros(n)
     evaluated = np.zeros(n, dtype=bool)
     reached = 0.0
-    by_area = np.lexsort((np.arange(n), area)).tolist()
+    by_area = np.lexsort((np.arange(n), area))
+    ahead = 0  # architectures before this position of by_area have been scheduled ahead
+    by_area = by_area.tolist()
+    bound = ub.tolist()  # (Python floats: the loop below visits every architecture)
     for k, arch in enumerate(by_area):
         if k % BATCH == 0 and not exhaustive:
-            run.prefetch([a for a in by_area[k : k + BATCH] if ub[a] >= reached and ub[a] > 0])
-        if not exhaustive and (ub[arch] < reached or ub[arch] <= 0):
+            window = [a for a in by_area[k : k + BATCH] if bound[a] >= reached and bound[a] > 0]
+            later: list[int] = []
+            if window and k >= ahead:
+                later, ahead = _candidates_ahead(by_area, ub, k, reached)
+            run.prefetch(window, schedule_also=later, floor=reached)
+        if not exhaustive and (bound[arch] < reached or bound[arch] <= 0):
             continue  # (a bound of 0: no plan fits, the value is 0, never on the frontier)
         floor = 0.0 if exhaustive else reached
         v = run.design(arch, hbm_desc[0], prune=not exhaustive, floor=floor).value
@@ -205,6 +215,32 @@ def exact_search(
     front = pareto_frontier(area[keep], arch_value[keep])
     idx = np.flatnonzero(keep)[front]
     return best, idx, arch_value[idx]
+
+
+#: Architectures the frontier pass schedules at once (their layer latencies only).
+LOOKAHEAD = 256
+
+
+def _candidates_ahead(by_area: list, ub: np.ndarray, k: int, reached: float) -> tuple:
+    """The next :data:`LOOKAHEAD` architectures from position ``k`` of ``by_area`` whose
+    bound reaches ``reached`` now, and the position after the last one scanned.
+
+    Few architectures of a window of :data:`BATCH` pass the frontier pass's bound, so
+    their layers are scheduled ahead in larger vectorised calls (which architectures get
+    rows is unchanged: an architecture skipped later was only scheduled)."""
+    found: list[int] = []
+    pos = k
+    step = 4 * LOOKAHEAD
+    while pos < len(by_area) and len(found) < LOOKAHEAD:
+        block = np.asarray(by_area[pos : pos + step], dtype=np.int64)
+        ok = np.flatnonzero((ub[block] >= reached) & (ub[block] > 0))
+        if len(found) + ok.size > LOOKAHEAD:
+            ok = ok[: LOOKAHEAD - len(found)]
+            found.extend(block[ok].tolist())
+            return found, pos + int(ok[-1]) + 1
+        found.extend(block[ok].tolist())
+        pos += block.size
+    return found, pos
 
 
 def phaze_search(run: SearchRun, area: np.ndarray) -> tuple:
