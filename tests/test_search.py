@@ -318,9 +318,23 @@ def test_cli_search_bad_input_exits_2_with_one_line(argv, message, capsys):
     "space",
     [pytest.param(SMALL_SPACE, id="small"), pytest.param(SPACE, id="579", marks=pytest.mark.slow)],
 )
-def test_worker_processes_do_not_change_the_result(space):
+@pytest.mark.parametrize("pool_min", [1, None], ids=["every-batch", "default"])
+def test_worker_processes_do_not_change_the_result(space, pool_min, monkeypatch):
+    from phaze.joint import run_state, workers
+
+    if pool_min is not None:  # split even batches of one architecture over the workers
+        monkeypatch.setattr(run_state, "POOL_MIN_ARCHS", pool_min)
+    shared = []
+    prefetch = workers.WorkerPool.prefetch
+
+    def counting(self, wi, archs, *args, **kwargs):
+        shared.append(len(archs))
+        return prefetch(self, wi, archs, *args, **kwargs)
+
+    monkeypatch.setattr(workers.WorkerPool, "prefetch", counting)
     one = search([BERT, OPT], CLUSTER, space, **SETTINGS)
     two = search([BERT, OPT], CLUSTER, space, jobs=2, **SETTINGS)
+    assert shared, "no batch went to the worker processes"
     assert two.best == one.best
     assert two.frontier.tolist() == one.frontier.tolist()
     for k in one.rows:

@@ -18,7 +18,11 @@ import numpy as np
 from phaze.joint.objective import row_score
 from phaze.rows import NO_PLAN, ROW_FIELDS, ROW_FLOAT_FIELDS, PlanRow, WorkloadBest
 
-__all__ = ["COUNTER_NAMES", "Design", "RowKey", "SearchRun"]
+__all__ = ["COUNTER_NAMES", "POOL_MIN_ARCHS", "Design", "RowKey", "SearchRun"]
+
+#: Batches of fewer architectures are not split over the worker processes (``--jobs``):
+#: the search's process does them with the next candidates scheduled in the same calls.
+POOL_MIN_ARCHS = 16
 
 #: Counters of a run, in the order reports list them.
 COUNTER_NAMES = (
@@ -251,7 +255,10 @@ class SearchRun:
         in the same calls (in this process; no rows are computed for them)."""
         hbm = self.hbm[-1]
         todo = [int(a) for a in archs]
-        if schedule_also and self.pool is None and todo:
+        # a batch of a few architectures is done here, where the next ones are scheduled
+        # in the same calls, rather than split into shares of one or two
+        pool = self.pool if len(todo) >= POOL_MIN_ARCHS else None
+        if schedule_also and pool is None and todo:
             ahead = [int(a) for a in schedule_also]
             for e in self.ev:
                 for m in self.mbs:
@@ -272,8 +279,8 @@ class SearchRun:
             # "no plan" at once (WorkloadEvaluator.exact)
             fits = [m for m in self.mbs if e.memory_fits(m, hbm)]
             wanted = {(a, m) for a in need for m in self._may_reach(wi, a, floor)}
-            if self.pool is not None:
-                got = self.pool.prefetch(wi, need, fits, hbm, self.rc) if fits else {}
+            if pool is not None:
+                got = pool.prefetch(wi, need, fits, hbm, self.rc, wanted) if fits else {}
                 for (a, m, r), row in sorted(got.items()):
                     if (a, m) in wanted:  # (the same rows as in one process)
                         self.add_row(RowKey(name, a, m, hbm, r), row)

@@ -77,7 +77,9 @@ def _init_worker(evaluators, parent: int) -> None:
     _WORKER["evaluators"] = evaluators
 
 
-def _prefetch_chunk(wi: int, archs: list[int], mbs_list: list[int], hbm: int, rcs: list):
+def _prefetch_chunk(
+    wi: int, archs: list[int], mbs_list: list[int], hbm: int, rcs: list, wanted=None
+):
     """Worker side of :meth:`WorkerPool.prefetch` for one chunk of architectures."""
     ev = _WORKER["evaluators"][wi]
     before = {k: getattr(ev.cache, k) for k in ScheduleCache.COUNTERS}
@@ -87,8 +89,9 @@ def _prefetch_chunk(wi: int, archs: list[int], mbs_list: list[int], hbm: int, rc
         ev.schedule(m, archs)
         for a in archs:
             layers[m, a] = ev.layer_latencies(m, a)
-            for r in rcs:
-                rows[a, m, r] = ev.exact(m, a, hbm, r)
+            if wanted is None or (a, m) in wanted:
+                for r in rcs:
+                    rows[a, m, r] = ev.exact(m, a, hbm, r)
     delta = {k: getattr(ev.cache, k) - before[k] for k in ScheduleCache.COUNTERS}
     delta["dp_calls"] = ev.dp_calls - calls
     delta["placements_reused"] = ev.placements_reused - reused
@@ -204,10 +207,11 @@ class WorkerPool:
             with contextlib.suppress(OSError, ValueError, AssertionError):
                 p.join(timeout=10)
 
-    def prefetch(self, wi: int, archs, mbs_list, hbm: int, rcs) -> dict:
+    def prefetch(self, wi: int, archs, mbs_list, hbm: int, rcs, wanted=None) -> dict:
         """Schedule ``archs`` for workload ``wi`` at every micro-batch size and place them
-        at HBM ``hbm`` for every recomputation setting, across the workers. Layer
-        latencies go into the parent's evaluator; returns ``{(arch, mbs, rc): row}``."""
+        at HBM ``hbm`` for every recomputation setting (only the ``(arch, mbs)`` pairs in
+        ``wanted`` when given), across the workers. Layer latencies go into the parent's
+        evaluator; returns ``{(arch, mbs, rc): row}``."""
         if self._executor is None:
             raise PhazeError("the worker pool is closed")
         ev = self.evaluators[wi]
@@ -215,16 +219,25 @@ class WorkerPool:
         chunks = [c for c in chunks if c]
         try:
             futures = [
-                self._executor.submit(_prefetch_chunk, wi, c, list(mbs_list), hbm, list(rcs))
-                for c in chunks
+                self._executor.submit(
+                    _prefetch_chunk,
+                    wi,
+                    c,
+                    list(mbs_list),
+                    hbm,
+                    list(rcs),
+                    None if wanted is None else {(a, m) for (a, m) in wanted if a in cs},
+                )
+                for c, cs in ((c, set(c)) for c in chunks)
             ]
             self._procs.update(getattr(self._executor, "_processes", None) or {})
             rows = {}
             for m in mbs_list:  # the parent's share, while the workers do theirs
                 ev.schedule(m, own)
                 for a in own:
-                    for r in rcs:
-                        rows[a, m, r] = ev.exact(m, a, hbm, r)
+                    if wanted is None or (a, m) in wanted:
+                        for r in rcs:
+                            rows[a, m, r] = ev.exact(m, a, hbm, r)
             wait(futures, return_when=FIRST_EXCEPTION)
             results = [f.result() for f in futures]  # chunk order: deterministic merge
         except BrokenProcessPool:
