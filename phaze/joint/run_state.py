@@ -90,6 +90,8 @@ class SearchRun:
         self.progress = progress
         self.rows: dict[RowKey, PlanRow] = {} if rows is None else rows
         self.pending: list[RowKey] = []
+        # the (workload, arch) pairs already scheduled by prefetch
+        self._prefetched: set[tuple[int, int]] = set()
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         # at the largest HBM size, which bounds the smaller ones (fewer plans fit in them)
         self.ub = [
@@ -241,15 +243,13 @@ class SearchRun:
         need = n * floor - sum(scores) - rest
         return need - 1e-9 * n * floor
 
-    def prefetch(
-        self, archs: Sequence[int], schedule_also: Sequence[int] = (), floor: float = 0.0
-    ) -> None:
+    def prefetch(self, archs: Sequence[int], schedule_also: Sequence[int] = ()) -> None:
         """Do the work every visited architecture needs, for a batch at once: schedule its
-        layers for every workload and micro-batch size (one vectorised call each) and
-        place it at the largest HBM for every setting that may reach ``floor`` (the value
-        the batch's designs are evaluated against: :meth:`design` skips the others) --
-        split over the worker processes when there are any. The rows are the same
-        whatever the number of processes.
+        layers for every workload and micro-batch size (one vectorised call each), split
+        over the worker processes when there are any. Rows are placed when
+        :meth:`design` reads them (placing the batch's settings ahead cost more than it
+        saved: most are never read), so they are the same whatever the number of
+        processes.
 
         ``schedule_also``: architectures likely visited soon, whose layers are scheduled
         in the same calls (in this process; no rows are computed for them)."""
@@ -269,7 +269,8 @@ class SearchRun:
             need = [
                 a
                 for a in todo
-                if any(
+                if (wi, a) not in self._prefetched
+                and any(
                     RowKey(name, a, m, hbm, r) not in self.rows for m in self.mbs for r in self.rc
                 )
             ]
@@ -278,31 +279,13 @@ class SearchRun:
             # micro-batch sizes that cannot fit in memory need no schedule: their rows are
             # "no plan" at once (WorkloadEvaluator.exact)
             fits = [m for m in self.mbs if e.memory_fits(m, hbm)]
-            wanted = {(a, m) for a in need for m in self._may_reach(wi, a, floor)}
+            self._prefetched.update((wi, a) for a in need)
             if pool is not None:
-                got = pool.prefetch(wi, need, fits, hbm, self.rc, wanted) if fits else {}
-                for (a, m, r), row in sorted(got.items()):
-                    if (a, m) in wanted:  # (the same rows as in one process)
-                        self.add_row(RowKey(name, a, m, hbm, r), row)
+                if fits:  # the workers schedule their shares; no rows are placed ahead
+                    pool.prefetch(wi, need, fits, hbm, self.rc, wanted=set())
                 continue
             for m in fits:
                 e.schedule(m, need)
-            for a in need:
-                for m in self.mbs:
-                    if (a, m) in wanted:
-                        for r in self.rc:
-                            self.row(wi, a, m, hbm, r)
-
-    def _may_reach(self, wi: int, arch: int, floor: float) -> list[int]:
-        """Micro-batch sizes whose bound on ``arch`` may reach what workload ``wi`` needs
-        for the design to reach ``floor`` (at most what :meth:`design` asks of it: the
-        other workloads are taken at their bounds)."""
-        n = len(self.ev)
-        need = floor
-        if floor > 0 and n > 1:
-            rest = sum(max(self.ub[j][m][arch] for m in self.mbs) for j in range(n) if j != wi)
-            need = n * floor - rest - 1e-9 * n * floor
-        return [m for m in self.mbs if self.ub[wi][m][arch] >= need and self.ub[wi][m][arch] > 0]
 
     def row_table(self) -> dict[str, np.ndarray]:
         """Every row of the run as numpy columns, sorted by (workload, arch, micro-batch

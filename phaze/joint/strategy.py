@@ -159,9 +159,7 @@ def exact_search(
             break  # no plan fits in memory here or later: a value of 0 is never the best
         if k % BATCH == 0:
             limit = 0.0 if exhaustive or best is None else best.value
-            run.prefetch(
-                [a for a in order[k : k + BATCH] if ub[a] >= limit and ub[a] > 0], floor=limit
-            )
+            run.prefetch([a for a in order[k : k + BATCH] if ub[a] >= limit and ub[a] > 0])
         # a design below the incumbent's value cannot win: its settings that cannot
         # reach it are skipped (the value is then only known to be below it)
         floor = 0.0 if exhaustive or best is None else best.value
@@ -193,7 +191,7 @@ def exact_search(
             later: list[int] = []
             if window and k >= ahead:
                 later, ahead = _candidates_ahead(by_area, ub, k, reached)
-            run.prefetch(window, schedule_also=later, floor=reached)
+            run.prefetch(window, schedule_also=later)
         if not exhaustive and (bound[arch] < reached or bound[arch] <= 0):
             continue  # (a bound of 0: no plan fits, the value is 0, never on the frontier)
         floor = 0.0 if exhaustive else reached
