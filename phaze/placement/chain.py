@@ -233,6 +233,16 @@ def place_chain(
     best_t, k = math.inf, -1
     terms = DataParallelTerms() if dp_terms is None else dp_terms
     terms.check(factor)
+
+    def act(i: int) -> np.ndarray:  # width i's activation bytes, the prepared ones by default
+        return prep.activation_bytes[i] if activation_bytes is None else activation_bytes[i]
+
+    def work(i: int) -> np.ndarray:
+        return prep.zeros if work_bytes is None else work_bytes[i]
+
+    def rec(i: int) -> np.ndarray:
+        return fwd_s[i] if recompute_s is None else recompute_s[i]
+
     for i in range(n_w):
 
         def tables_at(f: float, i: int = i) -> tuple:
@@ -240,7 +250,7 @@ def place_chain(
                 fwd_s[i],
                 bwd_s[i],
                 prep.param_bytes[i],
-                prep.activation_bytes[i] if activation_bytes is None else activation_bytes[i],
+                act(i),
                 prep.tensor_parallel[i],
                 prep.link_max_bytes[i],
                 prep.link_sum_bytes[i],
@@ -250,8 +260,8 @@ def place_chain(
                 prep.t_eff[i],
                 recompute,
                 f,
-                fwd_s[i] if recompute_s is None else recompute_s[i],
-                prep.zeros if work_bytes is None else work_bytes[i],
+                rec(i),
+                work(i),
                 recompute_last,
                 stash_inputs,
             )
@@ -276,8 +286,8 @@ def place_chain(
             def caps_at(f: float, i: int = i) -> np.ndarray:  # tables_at(f)[4], cheaper
                 return _st.chain_stage_caps(
                     prep.param_bytes[i],
-                    prep.activation_bytes[i] if activation_bytes is None else activation_bytes[i],
-                    prep.zeros if work_bytes is None else work_bytes[i],
+                    act(i),
+                    work(i),
                     prep.link_sum_bytes[i],
                     hbm_bytes,
                     prep.devices,
@@ -312,15 +322,15 @@ def place_chain(
                     fwd_s[i],
                     bwd_s[i],
                     prep.param_bytes[i],
-                    prep.activation_bytes[i] if activation_bytes is None else activation_bytes[i],
+                    act(i),
                     prep.tensor_parallel[i],
                     np.require(block_mask[i], np.bool_, "CW"),
                     prep.link_max_bytes[i],
                     prep.link_bandwidth_Bps,
                     prep.t_eff[i],
                     recompute,
-                    fwd_s[i] if recompute_s is None else recompute_s[i],
-                    prep.zeros if work_bytes is None else work_bytes[i],
+                    rec(i),
+                    work(i),
                     recompute_last,
                     v,
                 )
@@ -355,10 +365,8 @@ def place_chain(
             prep.num_micro_batches,
             factor,
             terms,
-            activation_bytes=(
-                prep.activation_bytes[k] if activation_bytes is None else activation_bytes[k]
-            ),
-            work_bytes=prep.zeros if work_bytes is None else work_bytes[k],
+            activation_bytes=act(k),
+            work_bytes=work(k),
         )
     bottleneck = _bottleneck_stage(tabs[2], tabs[3], pairs, recompute, s)
     first = int(np.searchsorted(tabs[0], pairs[-1], side="right") - 1)
