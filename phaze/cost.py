@@ -23,6 +23,7 @@ architectures at the end. Cycles become seconds with each architecture's frequen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -47,7 +48,9 @@ class LatencyTable:
     Attributes
     ----------
     latency_s : float64 (ops, archs, 2, 2)
-        Seconds by [op, arch, mode (0 one core, 1 all cores), pass (0 fwd, 1 bwd)].
+        Seconds by [op, arch, mode (0 one core, 1 all cores), pass (0 fwd, 1 bwd)]:
+        ``(tc_cycles + vc_cycles) / frequency`` of each architecture's configs, or
+        ``comm_s`` (built on first use).
     tc_cycles : float64 (ops, tc configs, 2, 2)
         GEMM cycles per unique tensor-core config (``arch_table.tc``).
     vc_cycles : float64 (ops, vc configs, 2, 2)
@@ -58,19 +61,47 @@ class LatencyTable:
         chosen tilings (backward: both GEMMs).
     vc_words : float64 (ops, vc configs, 2, 2)
         Words of the vector-core memory term.
+    comm_s : float64 (ops, 2)
+        Seconds of the ``COMM`` rows by [op, pass], the same on every architecture and in
+        both modes (0 on other rows).
     arch_table : ArchTable
     op_table : OpTable
     """
 
-    latency_s: np.ndarray
     tc_cycles: np.ndarray
     vc_cycles: np.ndarray
     pe_words: np.ndarray
     sram_words: np.ndarray
     hbm_words: np.ndarray
     vc_words: np.ndarray
+    comm_s: np.ndarray
     arch_table: ArchTable
     op_table: OpTable
+
+    @cached_property
+    def latency_s(self) -> np.ndarray:
+        """Seconds by [op, arch, mode, pass] (computed on first use: the per-config
+        figures are all a bound needs, and this array is ``16 * ops * archs`` bytes)."""
+        ops, arch_table = self.op_table, self.arch_table
+        kind = ops.kind
+        tc_rows = np.flatnonzero((kind == OpKind.TC) | (kind == OpKind.TC_VC))
+        vc_rows = np.flatnonzero(np.diff(ops.vc_ptr) > 0)
+        # row by row (each row stays in cache): cycles of the tensor-core config, plus
+        # those of the vector-core config, over each architecture's frequency
+        freq = arch_table.frequency_hz[:, None, None]
+        latency = np.zeros((len(ops), len(arch_table), 2, 2))
+        vc_part = np.empty((len(arch_table), 2, 2))
+        for r in tc_rows.tolist():
+            np.take(self.tc_cycles[r], arch_table.tc_index, axis=0, out=latency[r], mode="clip")
+        for r in vc_rows.tolist():
+            np.take(self.vc_cycles[r], arch_table.vc_index, axis=0, out=vc_part, mode="clip")
+            latency[r] += vc_part
+        for r in np.union1d(tc_rows, vc_rows).tolist():
+            latency[r] /= freq
+        comm = np.flatnonzero(kind == OpKind.COMM)
+        latency[comm] = self.comm_s[comm, None, None, :]
+        latency.setflags(write=False)
+        return latency
 
     def traffic_bytes(self, op: int, arch: int, mode: int = 1, pss: int = 0) -> dict:
         """Bytes across each boundary for one operator on one architecture.
@@ -265,7 +296,7 @@ def latency_table(
             )
     ops = op_table
     _check_ops(ops)
-    n_ops, n_arch = len(ops), len(arch_table)
+    n_ops = len(ops)
     n_tc, n_vc = len(arch_table.tc), len(arch_table.vc)
     kind = ops.kind
 
@@ -311,19 +342,7 @@ def latency_table(
     vc_cycles_all[vc_rows] = vcyc
     vc_words_all[vc_rows] = vwords
 
-    # ---- per architecture ---------------------------------------------------------------
-    # row by row (each row stays in cache): cycles of the tensor-core config, plus those
-    # of the vector-core config, over each architecture's frequency
-    freq = arch_table.frequency_hz[:, None, None]
-    latency = np.zeros((n_ops, n_arch, 2, 2))
-    vc_part = np.empty((n_arch, 2, 2))
-    for r in tc_rows.tolist():
-        np.take(tc_cycles[r], arch_table.tc_index, axis=0, out=latency[r], mode="clip")
-    for j, r in enumerate(vc_rows.tolist()):
-        np.take(vcyc[j], arch_table.vc_index, axis=0, out=vc_part, mode="clip")
-        latency[r] += vc_part
-    for r in np.union1d(tc_rows, vc_rows).tolist():
-        latency[r] /= freq
+    comm_s = np.zeros((n_ops, 2))
     comm = np.flatnonzero(kind == OpKind.COMM)
     if len(comm):
         t = ops.comm_group[comm].astype(np.float64)
@@ -340,17 +359,17 @@ def latency_table(
             )
         for p in (0, 1):
             on = ops.comm_pass[comm] == p
-            latency[comm[on], :, :, p] = sec[on, None, None]
-    for a in (latency, tc_cycles, vc_cycles_all, *figures, vc_words_all):
+            comm_s[comm[on], p] = sec[on]
+    for a in (tc_cycles, vc_cycles_all, *figures, vc_words_all, comm_s):
         a.setflags(write=False)
     return LatencyTable(
-        latency_s=latency,
         tc_cycles=tc_cycles,
         vc_cycles=vc_cycles_all,
         pe_words=figures[0],
         sram_words=figures[1],
         hbm_words=figures[2],
         vc_words=vc_words_all,
+        comm_s=comm_s,
         arch_table=arch_table,
         op_table=ops,
     )

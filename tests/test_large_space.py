@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import bounds as ref_bounds
 
+from phaze._kernels import dp as kdp
 from phaze.cost import latency_table
 from phaze.hardware import ArchTable, DesignSpace
 from phaze.hardware.archtable import ARCH_COLUMNS
@@ -119,7 +121,7 @@ def _bound_reference(fwd, bwd, a, devices, micro_batches, p0, bw, min_stages, co
     st.sampled_from([0.0, 3.0, 4.0]),
     st.integers(0, 2**31),
 )
-def test_blocked_time_bound_equals_every_d_and_s(n_rows, n_arch, devices, mbatches, lo, sync, seed):
+def test_time_bound_equals_every_d_and_s(n_rows, n_arch, devices, mbatches, lo, sync, seed):
     rng = np.random.default_rng(seed)
     fwd, bwd = rng.uniform(0.0, 2.0, (2, n_rows, n_arch))
     a = rng.choice([1, 2, 4], n_rows)
@@ -134,16 +136,49 @@ def test_blocked_time_bound_equals_every_d_and_s(n_rows, n_arch, devices, mbatch
         sync_factor=sync,
     )
     want = _bound_reference(*args, 1e6, 1e9, lo, count, sync)
-    saved = bounds_module._BLOCK
-    try:
-        bounds_module._BLOCK = 2  # several blocks and a short last one
-        got = bounds_module.time_per_batch_lower_bound(*args, **kw)
-    finally:
-        bounds_module._BLOCK = saved
+    got = bounds_module.time_per_batch_lower_bound(*args, **kw)
     # the bound evaluates only the knee's stage counts and the first d of each run of
     # equal m: the same minimum up to float rounding (relative 1e-12)
     np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{args}, {kw}")
     assert np.array_equal(got, bounds_module.time_per_batch_lower_bound(*args, **kw))
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0.0, 50.0) | st.just(math.inf),
+            st.floats(0.0, 20.0) | st.just(math.inf) | st.just(math.nan),
+            st.floats(0.0, 5.0) | st.just(math.nan),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.lists(
+        st.tuples(st.integers(1, 64), st.integers(1, 64), st.integers(1, 40), st.floats(0.0, 3.0)),
+        max_size=6,
+    ),
+    st.integers(1, 5),
+    st.sampled_from([1, 2, 4]),
+)
+def test_time_bound_kernel_equals_the_numpy_reference(archs, steps, min_stages, interleave):
+    # W, U, the slowest layer (inf: a layer no architecture runs; NaN propagates as in
+    # numpy), and data-parallel steps
+    total, plain, slowest = (np.array(c, dtype=np.float64) for c in zip(*archs, strict=True))
+    got = kdp.time_per_batch_bounds(
+        total,
+        plain,
+        slowest,
+        np.array([s[0] for s in steps], dtype=np.int64),
+        np.array([s[1] for s in steps], dtype=np.int64),
+        np.array([s[2] for s in steps], dtype=np.int64),
+        np.array([s[3] for s in steps], dtype=np.float64),
+        min_stages,
+        interleave,
+    )
+    want = ref_bounds.time_per_batch_bounds(total, plain, slowest, steps, min_stages, interleave)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan), (archs, steps, got, want)
+    assert got[~nan].tobytes() == want[~nan].tobytes(), (archs, steps, got, want)
 
 
 def _columns(result) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import bounds as ref_bounds
 from reference import schedule_kernels as ref
 
 from phaze._kernels import schedule as ks
@@ -236,3 +237,44 @@ def test_enumeration_with_a_large_tree_equals_the_reference():
         np.array(modes, dtype=np.int64), np.array(starts), lb, -1,
     )  # fmt: skip
     assert (got[0], tuple(got[1].tolist()), tuple(got[2].tolist()), got[3], got[4]) == want
+
+
+@given(segments(), st.data())
+def test_config_lower_bounds_equal_the_reference_and_the_expanded_latencies(seg, data):
+    # architectures given by (tensor-core config, vector-core config, frequency): the
+    # kernel builds each operator's latency as LatencyTable.latency_s does, then bounds
+    n, preds, _, topo, kinds, _, _, cap_tc, cap_vc = seg
+    topo_a, pp, pi, _, _, kinds_a, _, _, ctc, cvc = _arrays(seg)
+    n_a = len(cap_tc)
+    cyc = st.integers(0, 40).map(float) | st.floats(0.0, 1e4)
+    n_t, n_v = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    tc = np.array(data.draw(st.lists(cyc, min_size=n * n_t * 2, max_size=n * n_t * 2)))
+    vc = np.array(data.draw(st.lists(cyc, min_size=n * n_v * 2, max_size=n * n_v * 2)))
+    tc, vc = tc.reshape(n, n_t, 2), vc.reshape(n, n_v, 2)
+    comm = np.array(data.draw(st.lists(st.floats(0.0, 3.0), min_size=n, max_size=n)))
+    t_idx = np.array(data.draw(st.lists(st.integers(0, n_t - 1), min_size=n_a, max_size=n_a)))
+    v_idx = np.array(data.draw(st.lists(st.integers(0, n_v - 1), min_size=n_a, max_size=n_a)))
+    freq = np.array(
+        data.draw(st.lists(st.sampled_from([1.0, 8.0, 1.05e9, 3.0]), min_size=n_a, max_size=n_a))
+    )
+    got = ks.config_lower_bounds(
+        topo_a, pp, pi, kinds_a, tc, vc, comm, t_idx, v_idx, freq, ctc, cvc
+    )
+    is_comm = kinds_a == ref.COMM
+    l1 = np.where(is_comm[:, None], comm[:, None], (tc[:, t_idx, 0] + vc[:, v_idx, 0]) / freq)
+    la = np.where(is_comm[:, None], comm[:, None], (tc[:, t_idx, 1] + vc[:, v_idx, 1]) / freq)
+    assert got.tobytes() == ks.lower_bounds(topo_a, pp, pi, kinds_a, l1, la, ctc, cvc).tobytes()
+    for q in range(n_a):
+        want = ref_bounds.config_lower_bound(
+            n,
+            preds,
+            topo,
+            kinds,
+            tc[:, t_idx[q]].tolist(),
+            vc[:, v_idx[q]].tolist(),
+            comm.tolist(),
+            float(freq[q]),
+            cap_tc[q],
+            cap_vc[q],
+        )
+        assert got[q] == want, (seg, q, got[q], want)

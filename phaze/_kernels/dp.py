@@ -17,7 +17,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["dp_solve", "interleaved_bounds", "interleaved_final", "reconstruct", "warmup"]
+__all__ = [
+    "dp_solve",
+    "interleaved_bounds",
+    "interleaved_final",
+    "reconstruct",
+    "time_per_batch_bounds",
+    "warmup",
+]
 
 
 @njit(cache=True, nogil=True)
@@ -518,6 +525,71 @@ def reconstruct(
     return out
 
 
+#: Architectures :func:`time_per_batch_bounds` works on at once (its arrays stay in the
+#: CPU's cache across the loop over data-parallel degrees).
+_BOUND_BLOCK = 2048
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def time_per_batch_bounds(
+    total, plain, slowest, step_m, step_n, step_s_hi, step_sync_s, min_stages, interleave
+):
+    """The search's lower bound on the time per batch of every architecture
+    (:func:`phaze.joint.bounds.time_per_batch_lower_bound`, which documents the terms).
+
+    ``total``, ``plain``, ``slowest`` float64 (A,): ``W``, ``U`` and ``max_l w_l`` of each
+    architecture. Step ``i`` is a data-parallel degree: ``step_m[i]`` micro-batches
+    (int64), ``step_n[i]`` devices per pipeline (int64), at most ``step_s_hi[i]`` stages
+    (int64) and ``step_sync_s[i]`` seconds of gradient synchronisation (float64). Returns
+    float64 (A,): the least over the steps and the stage counts next to the knee (NaN
+    where an input is NaN, inf without steps).
+
+    The inner loop runs over architectures, with selects instead of branches, so that it
+    is vectorised; ``error_model="numpy"``: a division by zero gives inf or NaN, and the
+    selects keep them out of the result, as numpy's masked arithmetic did."""
+    n_a = total.shape[0]
+    out = np.full(n_a, np.inf)
+    n_steps = step_m.shape[0]
+    if n_steps == 0:
+        return out
+    lo_s = float(min_stages)
+    v = float(interleave)
+    for lo in range(0, n_a, _BOUND_BLOCK):
+        hi = min(lo + _BOUND_BLOCK, n_a)
+        for i in range(n_steps):
+            m = float(step_m[i])
+            n = step_n[i]
+            s_hi = float(step_s_hi[i])
+            sync_s = step_sync_s[i]
+            for q in range(lo, hi):
+                pl = plain[q]
+                floor_load = total[q] / n
+                slow = slowest[q]
+                floor_load = slow if slow > floor_load else floor_load
+                ratio = pl / floor_load
+                # np.isfinite(pl) and floor_load > 0 (false for NaN)
+                ok = (pl - pl == 0.0) and floor_load > 0.0
+                knee = ratio if ok else 1.0
+                best = out[q]
+                for rounding in range(2):
+                    s = np.floor(knee) if rounding == 0 else np.ceil(knee)
+                    s = lo_s if lo_s > s else s
+                    s = s_hi if s_hi < s else s
+                    t = pl / s
+                    t = floor_load if floor_load > t else t
+                    if interleave == 1:
+                        t = t * (m + s - 1.0)
+                    else:
+                        t = t * ((v * m + s - 1.0) / v)
+                    t = t + sync_s
+                    best = t if t < best else best
+                out[q] = best
+    for q in range(n_a):  # numpy's NaN propagation
+        if total[q] != total[q] or plain[q] != plain[q] or slowest[q] != slowest[q]:
+            out[q] = np.nan
+    return out
+
+
 def warmup(interleaved: bool = True) -> None:
     """Compile (or load from numba's cache) every kernel of this module on a tiny input
     (the interleaved-plan kernels only when ``interleaved``).
@@ -532,6 +604,8 @@ def warmup(interleaved: bool = True) -> None:
         *tabs, 2, 2, np.ones(3), 2, 1, np.zeros(3), 4.0, none, 0.0, 0.0, 1, 2, np.inf, none
     )
     reconstruct(*tabs, g, p, s, r)
+    one = np.ones(1, np.int64)
+    time_per_batch_bounds(np.ones(1), np.ones(1), np.ones(1), one, one, one, np.zeros(1), 1, 1)
     if not interleaved:
         return
     interleaved_final(

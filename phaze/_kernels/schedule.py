@@ -32,6 +32,7 @@ __all__ = [
     "ST_BOUNDS",
     "ST_ENUMERATED",
     "ST_OPEN",
+    "config_lower_bounds",
     "enumerate_segment",
     "layer_bounds",
     "list_schedule",
@@ -133,6 +134,127 @@ def lower_bounds(topo, pred_ptr, pred_idx, kinds, l1, la, cap_tc, cap_vc):
         out[q] = _lower_bound_col(
             topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc[q], cap_vc[q], finish
         )
+    return out
+
+
+#: Architectures :func:`config_lower_bounds` works on at once (rows of its scratch arrays).
+_CONFIG_BLOCK = 256
+
+
+@njit(cache=True, nogil=True)
+def config_lower_bounds(
+    topo,
+    pred_ptr,
+    pred_idx,
+    kinds,
+    tc_cycles,
+    vc_cycles,
+    comm_s,
+    tc_index,
+    vc_index,
+    frequency_hz,
+    cap_tc,
+    cap_vc,
+):
+    """:func:`lower_bounds` of architectures given by their configs, without the (k, A)
+    latency arrays: operator ``j`` takes ``(tc_cycles[j, tc_index[q], mode] +
+    vc_cycles[j, vc_index[q], mode]) / frequency_hz[q]`` seconds on architecture ``q``
+    (``mode`` 0 one core, 1 all cores), or ``comm_s[j]`` if it is a COMM operator --
+    :attr:`phaze.cost.LatencyTable.latency_s`, in the same float operations.
+
+    ``tc_cycles`` float64 (k, T, 2), ``vc_cycles`` float64 (k, V, 2), ``comm_s`` float64
+    (k,), ``tc_index``, ``vc_index`` int64 (A,), ``frequency_hz`` float64 (A,). Returns
+    float64 (A,), seconds: :func:`_lower_bound_col`'s floats, computed operator by operator
+    over blocks of architectures (inner loops over architectures, which vectorise)."""
+    k = kinds.shape[0]
+    n_a = tc_index.shape[0]
+    out = np.zeros(n_a)
+    if k == 0:
+        return out
+    blk = _CONFIG_BLOCK
+    l1 = np.zeros((k, blk))
+    la = np.zeros((k, blk))
+    finish = np.zeros((k, blk))
+    start = np.zeros(blk)
+    work = np.zeros(blk)
+    bound = np.zeros(blk)
+    comm_total = 0.0
+    any_comm = False
+    for j in range(k):
+        if kinds[j] == _COMM:
+            comm_total = comm_s[j] if not any_comm else comm_total + comm_s[j]
+            any_comm = True
+    for lo in range(0, n_a, blk):
+        nb = min(blk, n_a - lo)
+        for j in range(k):
+            if kinds[j] == _COMM:
+                c = comm_s[j]
+                for b in range(nb):
+                    l1[j, b] = c
+                    la[j, b] = c
+            else:
+                for b in range(nb):
+                    q = lo + b
+                    t = tc_index[q]
+                    v = vc_index[q]
+                    f = frequency_hz[q]
+                    l1[j, b] = (tc_cycles[j, t, 0] + vc_cycles[j, v, 0]) / f
+                    la[j, b] = (tc_cycles[j, t, 1] + vc_cycles[j, v, 1]) / f
+        # critical path with min(L1, LA) (L1 on COMM rows)
+        for j in topo:
+            for b in range(nb):
+                start[b] = 0.0
+            first = True
+            for e in range(pred_ptr[j], pred_ptr[j + 1]):
+                p = pred_idx[e]
+                if first:
+                    for b in range(nb):
+                        start[b] = finish[p, b]
+                    first = False
+                else:
+                    for b in range(nb):
+                        x = finish[p, b]
+                        start[b] = x if x > start[b] else start[b]
+            if kinds[j] == _COMM:
+                for b in range(nb):
+                    finish[j, b] = start[b] + l1[j, b]
+            else:
+                for b in range(nb):
+                    a = l1[j, b]
+                    x = la[j, b]
+                    finish[j, b] = start[b] + (x if x < a else a)
+        for b in range(nb):
+            bound[b] = finish[0, b]
+        for j in range(1, k):
+            for b in range(nb):
+                x = finish[j, b]
+                bound[b] = x if x > bound[b] else bound[b]
+        # work / capacity of each core resource
+        for grp in range(2):
+            any_sel = False
+            for j in range(k):
+                kd = kinds[j]
+                if grp == 0:
+                    sel = kd == _TC or kd == _TC_VC
+                else:
+                    sel = kd == _VC or kd == _TC_VC
+                if not sel:
+                    continue
+                for b in range(nb):
+                    c = float(cap_tc[lo + b] if grp == 0 else cap_vc[lo + b])
+                    a = l1[j, b]
+                    x = c * la[j, b]
+                    w = a if a <= x else x
+                    work[b] = w if not any_sel else work[b] + w
+                any_sel = True
+            if any_sel:
+                for b in range(nb):
+                    c = float(cap_tc[lo + b] if grp == 0 else cap_vc[lo + b])
+                    x = work[b] / c
+                    bound[b] = x if x > bound[b] else bound[b]
+        for b in range(nb):
+            x = bound[b]
+            out[lo + b] = comm_total if any_comm and comm_total > x else x
     return out
 
 
@@ -796,6 +918,21 @@ def warmup() -> None:
     la = np.array([[1.0], [1.5], [1.5]])
     two = np.array([2], np.int64)
     lower_bounds(topo, pred_ptr, pred_idx, kinds, l1, la, two, two)
+    one = np.zeros(1, np.int64)
+    config_lower_bounds(
+        topo,
+        pred_ptr,
+        pred_idx,
+        kinds,
+        np.stack([l1, la], axis=2),
+        np.zeros((3, 1, 2)),
+        np.zeros(3),
+        one,
+        one,
+        np.ones(1),
+        two,
+        two,
+    )
     solve_columns(
         topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, two, two, 8, 50_000, 1e-12
     )

@@ -24,12 +24,15 @@ import math
 
 import numpy as np
 
-from phaze.schedule import makespan_lower_bound
+from phaze._kernels.dp import time_per_batch_bounds
+from phaze.cost import LatencyTable
+from phaze.schedule import config_makespan_lower_bound, makespan_lower_bound
 from phaze.validate import MAX_DEVICES
 
 __all__ = [
     "devices_lower_bound",
     "layer_latency_lower_bound",
+    "layer_lower_bound_of_configs",
     "stages_lower_bound",
     "time_per_batch_lower_bound",
 ]
@@ -79,9 +82,59 @@ def layer_latency_lower_bound(
     return makespan_lower_bound(range(n), preds, kinds, lat_one, lat_all, num_tc, num_vc)
 
 
-#: Architectures :func:`time_per_batch_lower_bound` works on at once (arrays that stay in
-#: the CPU's cache across its loop over data-parallel degrees).
-_BLOCK = 32768
+def layer_lower_bound_of_configs(
+    edges: np.ndarray,
+    kinds: np.ndarray,
+    latency: LatencyTable,
+    rows: np.ndarray,
+    pss: int,
+    num_tc: np.ndarray,
+    num_vc: np.ndarray,
+) -> np.ndarray:
+    """:func:`layer_latency_lower_bound` of the layer whose operators are the rows
+    ``rows`` of ``latency`` (in the layer's order), in pass ``pss`` (0 fwd, 1 bwd), on
+    every architecture of ``latency.arch_table``: the same floats, computed from the
+    per-config cycles without building ``latency.latency_s`` (``16 * ops * archs``
+    bytes).
+
+    Examples
+    --------
+    >>> from phaze.cost import latency_table
+    >>> from phaze.hardware import Accelerator, ArchTable
+    >>> from phaze.models import build_graph, preset, unique_ops
+    >>> g = build_graph(preset("bert-large"), 512, 1, 1)
+    >>> ops, index = unique_ops(g)
+    >>> archs = ArchTable.from_accelerators([Accelerator.preset("phaze")])
+    >>> lat = latency_table(ops, archs)
+    >>> layer = g.layers[1]
+    >>> rows = index.rows(0, 1)
+    >>> fast = layer_lower_bound_of_configs(layer.ops.edges, layer.ops.kinds, lat, rows, 0,
+    ...     archs.num_tc, archs.num_vc)
+    >>> slow = layer_latency_lower_bound(layer.ops.edges, layer.ops.kinds,
+    ...     lat.latency_s[rows, :, 0, 0], lat.latency_s[rows, :, 1, 0], archs.num_tc,
+    ...     archs.num_vc)
+    >>> bool((fast == slow).all())
+    True
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    n = rows.shape[0]
+    preds: list[list[int]] = [[] for _ in range(n)]
+    for s, d in np.asarray(edges, dtype=np.int64).reshape(-1, 2).tolist():
+        preds[d].append(s)
+    arch = latency.arch_table
+    return config_makespan_lower_bound(
+        range(n),
+        preds,
+        kinds,
+        latency.tc_cycles[:, :, :, pss][rows],
+        latency.vc_cycles[:, :, :, pss][rows],
+        latency.comm_s[rows, pss],
+        arch.tc_index,
+        arch.vc_index,
+        arch.frequency_hz,
+        num_tc,
+        num_vc,
+    )
 
 
 def time_per_batch_lower_bound(
@@ -178,8 +231,7 @@ def time_per_batch_lower_bound(
     widest = int(a.max())
     cheap = int(count[a == 1].sum()) if widest > 1 else n_layers
     per_byte = float(sync_factor) * float(first_layer_param_bytes) / float(link_bandwidth_Bps)
-    # the (m, n, s_hi, all-reduce) of every d evaluated, then the architectures in blocks
-    # that stay in cache through all of them (the same arithmetic, element by element)
+    # the (m, n, s_hi, all-reduce) of every d evaluated, then every architecture (kernel)
     steps = []
     d = 1
     top = min(devices, micro_batches)
@@ -191,29 +243,20 @@ def time_per_batch_lower_bound(
             steps.append((m, n, s_hi, per_byte * (d - 1) / d))
         # the next d with a smaller m: the smallest d' with ceil(M / d') < m
         d = -(-micro_batches // (m - 1)) if m > 1 else top + 1
-    for lo in range(0, best.shape[0], _BLOCK):
-        cols = slice(lo, lo + _BLOCK)
-        tot, slow, pl, out = total[cols], slowest[cols], plain[cols], best[cols]
-        usable = np.isfinite(pl)
-        floor_load, knee, s, time_s = (np.empty_like(pl) for _ in range(4))
-        for m, n, s_hi, allreduce in steps:
-            np.maximum(tot / n, slow, out=floor_load)
-            ok = usable & (floor_load > 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                np.divide(pl, floor_load, out=knee)
-            knee[~ok] = 1.0
-            for rounding in (np.floor, np.ceil):
-                rounding(knee, out=s)
-                np.minimum(np.maximum(s, min_stages, out=s), s_hi, out=s)  # np.clip
-                np.divide(pl, s, out=time_s)
-                np.maximum(floor_load, time_s, out=time_s)
-                if interleave == 1:
-                    time_s *= m + s - 1
-                else:  # the same shape in s: falls, then rises
-                    time_s *= (interleave * m + s - 1) / interleave
-                time_s += allreduce
-                np.minimum(out, time_s, out=out)
-    return best
+    if not steps:
+        return best
+    m_, n_, s_hi_, sync_ = zip(*steps, strict=True)
+    return time_per_batch_bounds(
+        np.ascontiguousarray(total),
+        np.ascontiguousarray(plain),
+        np.ascontiguousarray(slowest),
+        np.array(m_, dtype=np.int64),
+        np.array(n_, dtype=np.int64),
+        np.array(s_hi_, dtype=np.int64),
+        np.array(sync_, dtype=np.float64),
+        int(min_stages),
+        int(interleave),
+    )
 
 
 def stages_lower_bound(per_layer_bytes: np.ndarray, hbm_bytes: float) -> int:

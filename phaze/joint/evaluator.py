@@ -37,7 +37,7 @@ from phaze.errors import ConfigError
 from phaze.hardware import ArchTable
 from phaze.joint.bounds import (
     devices_lower_bound,
-    layer_latency_lower_bound,
+    layer_lower_bound_of_configs,
     stages_lower_bound,
     time_per_batch_lower_bound,
 )
@@ -290,13 +290,6 @@ class WorkloadEvaluator:
             network=self.cluster.network,
         )
 
-    def _op_latencies(self, table, arch_table) -> tuple[np.ndarray, np.ndarray]:
-        """``latency_s[op, arch, mode, pass]`` and charged energy ``[op, arch, pass]`` of
-        the operators ``table`` on ``arch_table``."""
-        lat_table = self._op_latency_table(table, arch_table)
-        lat = lat_table.latency_s
-        return lat, energy_table(lat_table, self.energy_model).charged_j(lat)
-
     def _latencies(self, mbs: int) -> _MbsLatency:
         """Operator latencies and lower-bound layer latencies of ``mbs`` on every
         architecture (computed on first use, then kept).
@@ -363,30 +356,29 @@ class WorkloadEvaluator:
         for lo in range(0, n_arch, step):
             cols = slice(lo, min(lo + step, n_arch))
             tab = self.arch_table if keep else self.arch_table.take(cols)
-            if lazy:
-                lat, charged = self._op_latency_table(table, tab).latency_s, None
-            else:
-                lat, charged = self._op_latencies(table, tab)  # (ops, C, 2, 2), (ops, C, 2)
-            if core is not None:
-                sec, joules = attention_core(glist, index, lat, charged)
-                core[0][:, cols], core[1][:, cols] = sec, joules
-            if energy is not None:
-                energy[..., cols] = layer_energies(e_groups, charged)
-            # [mode][pass]: (ops, C) planes, whose rows a layer gathers contiguously
-            planes = [[np.ascontiguousarray(lat[:, :, m, p]) for p in (0, 1)] for m in (0, 1)]
+            lat_table = self._op_latency_table(table, tab)
+            if not lazy:  # (the lazy path never builds the (ops, C, 2, 2) latencies)
+                lat = lat_table.latency_s
+                charged = energy_table(lat_table, self.energy_model).charged_j(lat)
+                if core is not None:
+                    sec, joules = attention_core(glist, index, lat, charged)
+                    core[0][:, cols], core[1][:, cols] = sec, joules
+                if energy is not None:
+                    energy[..., cols] = layer_energies(e_groups, charged)
+                del charged
             for gi in range(len(glist)):
                 for u, layer, rows, _ in lb_groups[gi]:
                     for p, out in ((0, lb_f), (1, lb_b)):
-                        out[gi, u, cols] = layer_latency_lower_bound(
+                        out[gi, u, cols] = layer_lower_bound_of_configs(
                             layer.ops.edges,
                             layer.ops.kinds,
-                            planes[0][p][rows],
-                            planes[1][p][rows],
+                            lat_table,
+                            rows,
+                            p,
                             self.num_tc[cols],
                             self.num_vc[cols],
                         )
-            del planes
-            del charged
+            del lat_table
         if core is not None:
             self._core[mbs] = core
         total = None if energy is None else energy_totals(energy, uniq)

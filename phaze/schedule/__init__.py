@@ -20,7 +20,7 @@ for many architectures at once (the search's input), each unique (layer, latency
 once, with the bounds vectorised over architectures.
 """
 
-from phaze.schedule._bounds import makespan_lower_bound
+from phaze.schedule._bounds import config_makespan_lower_bound, makespan_lower_bound
 from phaze.schedule._layer import METHODS, schedule_layer
 from phaze.schedule._model import ModelSchedule, schedule_model
 from phaze.schedule._result import IlpStat, LayerSchedule, ScheduleCache, check_schedule
@@ -32,6 +32,7 @@ __all__ = [
     "ModelSchedule",
     "ScheduleCache",
     "check_schedule",
+    "config_makespan_lower_bound",
     "makespan_lower_bound",
     "schedule_layer",
     "schedule_model",

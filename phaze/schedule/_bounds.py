@@ -11,7 +11,14 @@ import numpy as np
 from phaze._kernels import schedule as _ks
 from phaze.schedule._problem import COMM, Problem
 
-__all__ = ["csr", "dag_arrays", "list_schedule", "lower_bound", "makespan_lower_bound"]
+__all__ = [
+    "config_makespan_lower_bound",
+    "csr",
+    "dag_arrays",
+    "list_schedule",
+    "lower_bound",
+    "makespan_lower_bound",
+]
 
 
 def csr(lists) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +88,50 @@ def makespan_lower_bound(topo, preds, kinds, lat_one, lat_all, cap_tc, cap_vc) -
         _arr(np.asarray(kinds, dtype=np.int64).reshape(-1), np.int64),
         l1,
         la,
+        _arr(np.broadcast_to(np.asarray(cap_tc, dtype=np.int64), (n_a,)), np.int64),
+        _arr(np.broadcast_to(np.asarray(cap_vc, dtype=np.int64), (n_a,)), np.int64),
+    )
+
+
+def config_makespan_lower_bound(
+    topo,
+    preds,
+    kinds,
+    tc_cycles,
+    vc_cycles,
+    comm_s,
+    tc_index,
+    vc_index,
+    frequency_hz,
+    cap_tc,
+    cap_vc,
+) -> np.ndarray:
+    """:func:`makespan_lower_bound` of architectures given by their tensor- and vector-core
+    configs (:func:`phaze._kernels.schedule.config_lower_bounds`): operator ``j`` takes
+    ``(tc_cycles[j, tc_index[q], mode] + vc_cycles[j, vc_index[q], mode]) /
+    frequency_hz[q]`` seconds on architecture ``q``, or ``comm_s[j]`` if it is a COMM
+    operator.
+
+    Examples
+    --------
+    >>> config_makespan_lower_bound([0, 1], [[], [0]], [0, 0], [[[8.0, 2.0]], [[8.0, 2.0]]],
+    ...     [[[0.0, 0.0]], [[0.0, 0.0]]], [0.0, 0.0], [0], [0], [2.0], 4, 1)
+    array([2.])
+    """
+    tc_index = _arr(tc_index, np.int64)
+    n_a = tc_index.shape[0]
+    ptr, idx = csr(preds)
+    return _ks.config_lower_bounds(
+        _arr(np.asarray(list(topo), dtype=np.int64).reshape(-1), np.int64),
+        ptr,
+        idx,
+        _arr(np.asarray(kinds, dtype=np.int64).reshape(-1), np.int64),
+        _arr(tc_cycles, np.float64),
+        _arr(vc_cycles, np.float64),
+        _arr(comm_s, np.float64),
+        tc_index,
+        _arr(vc_index, np.int64),
+        _arr(frequency_hz, np.float64),
         _arr(np.broadcast_to(np.asarray(cap_tc, dtype=np.int64), (n_a,)), np.int64),
         _arr(np.broadcast_to(np.asarray(cap_vc, dtype=np.int64), (n_a,)), np.int64),
     )
