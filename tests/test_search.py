@@ -341,6 +341,59 @@ def test_worker_processes_do_not_change_the_result(space, pool_min, monkeypatch)
         np.testing.assert_array_equal(two.rows[k], one.rows[k])
 
 
+def _evaluators():
+    from phaze.joint.evaluator import WorkloadEvaluator
+    from phaze.schedule import ScheduleCache
+
+    table = SMALL_SPACE.enumerate()
+    cache = ScheduleCache()
+    mbs = list(SETTINGS["micro_batch_sizes"])
+    return [WorkloadEvaluator(w, CLUSTER, table, mbs, cache) for w in (BERT, OPT)]
+
+
+def test_bounds_from_worker_processes_are_the_floats_computed_here(monkeypatch):
+    from phaze.joint import evaluator as evaluator_module
+    from phaze.joint.workers import precompute_latencies
+
+    installed = []
+    keep = evaluator_module.WorkloadEvaluator.set_latency_state
+
+    def counting(self, mbs, state):  # called for results of the worker processes only
+        installed.append(mbs)
+        keep(self, mbs, state)
+
+    monkeypatch.setattr(evaluator_module.WorkloadEvaluator, "set_latency_state", counting)
+    here, there = _evaluators(), _evaluators()
+    hbm = 16 * GIB
+    pairs = [(wi, m) for wi in range(2) for m in SETTINGS["micro_batch_sizes"]]
+    precompute_latencies(there, pairs, 3, ("throughput", None, hbm))
+    assert len(installed) == len(pairs) - len(pairs) // 3  # the parent did a third
+    for e1, e2 in zip(here, there, strict=True):
+        for m in SETTINGS["micro_batch_sizes"]:
+            a, b = e1.latency_state(m), e2.latency_state(m)
+            for f in ("latency_s", "lb_fwd_s", "lb_bwd_s", "lb_devices", "lb_count"):
+                assert getattr(a[0], f).tobytes() == getattr(b[0], f).tobytes(), f
+            ub = e1.score_upper_bound(m, "throughput", None, hbm)
+            assert ub.tobytes() == e2.score_upper_bound(m, "throughput", None, hbm).tobytes()
+            assert (ub > 0).any()
+
+
+def test_a_worker_dying_while_computing_bounds_stops_the_search_with_one_error(monkeypatch):
+    from phaze.errors import PhazeError
+    from phaze.joint.evaluator import WorkloadEvaluator
+
+    parent, keep = os.getpid(), WorkloadEvaluator.latency_state
+
+    def dying(self, *args):  # the forked workers inherit it; they die at once
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return keep(self, *args)
+
+    monkeypatch.setattr(WorkloadEvaluator, "latency_state", dying)
+    with pytest.raises(PhazeError, match="worker process died while computing bounds"):
+        search([BERT, OPT], CLUSTER, SMALL_SPACE, jobs=2, **SETTINGS)
+
+
 @pytest.mark.slow  # .ci/run runs the unnarrowed quickstart in a fresh environment too
 def test_quickstart_command_in_a_fresh_process(tmp_path):
     """``python -m phaze search`` with default model, cluster, settings and output

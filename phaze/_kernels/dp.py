@@ -525,9 +525,9 @@ def reconstruct(
     return out
 
 
-#: Architectures :func:`time_per_batch_bounds` works on at once (its arrays stay in the
-#: CPU's cache across the loop over data-parallel degrees).
-_BOUND_BLOCK = 2048
+#: Architectures :func:`time_per_batch_bounds` works on at once (its scratch arrays stay in
+#: the CPU's cache across the loop over data-parallel degrees).
+_BOUND_BLOCK = 1024
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -541,12 +541,13 @@ def time_per_batch_bounds(
     architecture. Step ``i`` is a data-parallel degree: ``step_m[i]`` micro-batches
     (int64), ``step_n[i]`` devices per pipeline (int64), at most ``step_s_hi[i]`` stages
     (int64) and ``step_sync_s[i]`` seconds of gradient synchronisation (float64). Returns
-    float64 (A,): the least over the steps and the stage counts next to the knee (NaN
-    where an input is NaN, inf without steps).
+    float64 (A,): the least over the steps and the two stage counts next to the knee
+    (NaN where an input is NaN, inf without steps).
 
-    The inner loop runs over architectures, with selects instead of branches, so that it
-    is vectorised; ``error_model="numpy"``: a division by zero gives inf or NaN, and the
-    selects keep them out of the result, as numpy's masked arithmetic did."""
+    Written for the compiler to vectorise: the inner loop runs over a block of
+    architectures held in scratch arrays, with selects instead of branches;
+    ``error_model="numpy"`` (a division by zero gives inf or NaN, which the selects keep
+    out of the result, as numpy's masked arithmetic did)."""
     n_a = total.shape[0]
     out = np.full(n_a, np.inf)
     n_steps = step_m.shape[0]
@@ -554,36 +555,54 @@ def time_per_batch_bounds(
         return out
     lo_s = float(min_stages)
     v = float(interleave)
-    for lo in range(0, n_a, _BOUND_BLOCK):
-        hi = min(lo + _BOUND_BLOCK, n_a)
+    blk = _BOUND_BLOCK
+    tot_b = np.empty(blk)
+    pl_b = np.empty(blk)
+    slow_b = np.empty(blk)
+    best_b = np.empty(blk)
+    for lo in range(0, n_a, blk):
+        nb = min(blk, n_a - lo)
+        for b in range(nb):
+            tot_b[b] = total[lo + b]
+            pl_b[b] = plain[lo + b]
+            slow_b[b] = slowest[lo + b]
+            best_b[b] = np.inf
         for i in range(n_steps):
             m = float(step_m[i])
-            n = step_n[i]
+            n = float(step_n[i])
             s_hi = float(step_s_hi[i])
             sync_s = step_sync_s[i]
-            for q in range(lo, hi):
-                pl = plain[q]
-                floor_load = total[q] / n
-                slow = slowest[q]
+            for b in range(nb):
+                pl = pl_b[b]
+                floor_load = tot_b[b] / n
+                slow = slow_b[b]
                 floor_load = slow if slow > floor_load else floor_load
-                ratio = pl / floor_load
                 # np.isfinite(pl) and floor_load > 0 (false for NaN)
-                ok = (pl - pl == 0.0) and floor_load > 0.0
+                ok = (pl - pl == 0.0) & (floor_load > 0.0)
+                ratio = pl / floor_load
                 knee = ratio if ok else 1.0
-                best = out[q]
-                for rounding in range(2):
-                    s = np.floor(knee) if rounding == 0 else np.ceil(knee)
-                    s = lo_s if lo_s > s else s
-                    s = s_hi if s_hi < s else s
-                    t = pl / s
-                    t = floor_load if floor_load > t else t
-                    if interleave == 1:
-                        t = t * (m + s - 1.0)
-                    else:
-                        t = t * ((v * m + s - 1.0) / v)
-                    t = t + sync_s
-                    best = t if t < best else best
-                out[q] = best
+                s1 = np.floor(knee)
+                s1 = lo_s if lo_s > s1 else s1
+                s1 = s_hi if s_hi < s1 else s1
+                t1 = pl / s1
+                t1 = floor_load if floor_load > t1 else t1
+                s2 = np.ceil(knee)
+                s2 = lo_s if lo_s > s2 else s2
+                s2 = s_hi if s_hi < s2 else s2
+                t2 = pl / s2
+                t2 = floor_load if floor_load > t2 else t2
+                if interleave == 1:
+                    t1 = t1 * (m + s1 - 1.0) + sync_s
+                    t2 = t2 * (m + s2 - 1.0) + sync_s
+                else:
+                    t1 = t1 * ((v * m + s1 - 1.0) / v) + sync_s
+                    t2 = t2 * ((v * m + s2 - 1.0) / v) + sync_s
+                best = best_b[b]
+                best = t1 if t1 < best else best
+                best = t2 if t2 < best else best
+                best_b[b] = best
+        for b in range(nb):
+            out[lo + b] = best_b[b]
     for q in range(n_a):  # numpy's NaN propagation
         if total[q] != total[q] or plain[q] != plain[q] or slowest[q] != slowest[q]:
             out[q] = np.nan

@@ -285,6 +285,20 @@ def search(
     run = None
     pool = None
     try:
+        if jobs > 1:  # the bounds' latencies, in parallel (the pool forks after them)
+            from phaze.joint.workers import precompute_latencies
+
+            precompute_latencies(
+                evaluators,
+                [
+                    (wi, m)
+                    for wi, e in enumerate(evaluators)
+                    for m in mbs
+                    if e.memory_fits(m, hbm[-1])
+                ],
+                jobs,
+                (objective, power_budget_w, hbm[-1]),  # the bounds SearchRun starts with
+            )
         run = SearchRun(
             evaluators,
             hbm,

@@ -218,6 +218,8 @@ class WorkloadEvaluator:
         # large spaces: energies of the scheduled architectures, and of all (energy bounds)
         self._energy = EnergyMemo()
         self._total_energy: dict[int, np.ndarray] = {}
+        # score_upper_bound's results by (mbs, objective, power budget, HBM)
+        self._score_ub: dict[tuple, np.ndarray] = {}
 
     def _prepare(self, mbs: int) -> _MbsData:
         w = self.workload
@@ -539,6 +541,19 @@ class WorkloadEvaluator:
         hbm_bytes: float | None = None,
     ) -> np.ndarray:
         """Optimistic score (:func:`phaze.joint.objective.row_score`) of every
+        architecture at micro-batch ``mbs``, valid for every HBM size and recomputation
+        (memoised: :meth:`_score_upper_bound`)."""
+        key = (mbs, objective, power_budget_w, hbm_bytes)
+        found = self._score_ub.get(key)
+        if found is None:
+            found = self._score_ub[key] = self._score_upper_bound(*key)
+            found.setflags(write=False)  # shared by every caller
+        return found
+
+    def _score_upper_bound(
+        self, mbs: int, objective: str, power_budget_w: float | None, hbm_bytes: float | None
+    ) -> np.ndarray:
+        """Optimistic score (:func:`phaze.joint.objective.row_score`) of every
         architecture at micro-batch ``mbs``, valid for every HBM size and recomputation.
 
         Power is at least the leakage (exact per architecture), so no plan of an
@@ -623,6 +638,38 @@ class WorkloadEvaluator:
                 np.ascontiguousarray(fwd[:, :, j]),
                 np.ascontiguousarray(bwd[:, :, j]),
             )
+
+    def latency_state(self, mbs: int, bound_args: tuple | None = None) -> tuple:
+        """What :meth:`set_latency_state` takes: the operator latencies and layer lower
+        bounds of ``mbs`` (computed here on first use) and, given ``bound_args``
+        ``(objective, power_budget_w, hbm_bytes)``, :meth:`score_upper_bound` there;
+        for another process."""
+        bounds = {}
+        if bound_args is not None:
+            key = (mbs, *bound_args)
+            bounds[key] = self.score_upper_bound(*key)
+        return self._latencies(mbs), self._core.get(mbs), bounds
+
+    def set_latency_state(self, mbs: int, state: tuple) -> None:
+        """Keep the latencies (and bounds) of ``mbs`` computed elsewhere
+        (:meth:`latency_state` of a worker process's copy of this evaluator)."""
+        self._lat[mbs], core, bounds = state
+        if core is not None:
+            self._core[mbs] = core
+        self._score_ub.update(bounds)
+
+    def kept_energy(self, mbs: int, arch: int):
+        """The energies of ``arch`` at ``mbs`` memoised when it was scheduled (a large
+        space), or None; for :meth:`keep_energy` in another process."""
+        return self._energy.get(mbs, arch)
+
+    def keep_energy(self, mbs: int, arch: int, found) -> None:
+        """Memoise :meth:`kept_energy` of a worker process's copy of this evaluator."""
+        self._energy.put(mbs, arch, found)
+
+    def has_layers(self, mbs: int, arch: int) -> bool:
+        """Whether the layer latencies of ``arch`` at ``mbs`` are memoised here."""
+        return (mbs, arch) in self._exact_layers
 
     def set_layers(self, mbs: int, arch: int, fwd: np.ndarray, bwd: np.ndarray) -> None:
         """Memoise layer latencies computed elsewhere (a worker process)."""

@@ -252,18 +252,13 @@ class SearchRun:
         processes.
 
         ``schedule_also``: architectures likely visited soon, whose layers are scheduled
-        in the same calls (in this process; no rows are computed for them)."""
+        in the same calls (no rows are computed for them)."""
         hbm = self.hbm[-1]
         todo = [int(a) for a in archs]
+        ahead = [int(a) for a in schedule_also] if todo else []
         # a batch of a few architectures is done here, where the next ones are scheduled
         # in the same calls, rather than split into shares of one or two
-        pool = self.pool if len(todo) >= POOL_MIN_ARCHS else None
-        if schedule_also and pool is None and todo:
-            ahead = [int(a) for a in schedule_also]
-            for e in self.ev:
-                for m in self.mbs:
-                    if e.memory_fits(m, hbm):
-                        e.schedule(m, todo + ahead)
+        pool = self.pool if len(todo) + len(ahead) >= POOL_MIN_ARCHS else None
         for wi, e in enumerate(self.ev):
             name = self.names[wi]
             need = [
@@ -274,18 +269,22 @@ class SearchRun:
                     RowKey(name, a, m, hbm, r) not in self.rows for m in self.mbs for r in self.rc
                 )
             ]
-            if not need:
-                continue
+            self._prefetched.update((wi, a) for a in need)
             # micro-batch sizes that cannot fit in memory need no schedule: their rows are
             # "no plan" at once (WorkloadEvaluator.exact)
             fits = [m for m in self.mbs if e.memory_fits(m, hbm)]
-            self._prefetched.update((wi, a) for a in need)
-            if pool is not None:
-                if fits:  # the workers schedule their shares; no rows are placed ahead
-                    pool.prefetch(wi, need, fits, hbm, self.rc, wanted=set())
+            if not fits:
                 continue
-            for m in fits:
-                e.schedule(m, need)
+            if pool is None:
+                for m in fits:
+                    e.schedule(m, need + ahead)
+                continue
+            # the workers schedule their shares of what this process has not scheduled yet
+            send = [
+                a for a in dict.fromkeys(need + ahead) if not all(e.has_layers(m, a) for m in fits)
+            ]
+            if send:
+                pool.prefetch(wi, send, fits, hbm, self.rc, wanted=set())
 
     def row_table(self) -> dict[str, np.ndarray]:
         """Every row of the run as numpy columns, sorted by (workload, arch, micro-batch

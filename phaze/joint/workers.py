@@ -1,4 +1,6 @@
-"""Worker processes that schedule layers for batches of architectures (``--jobs``).
+"""Worker processes that schedule layers for batches of architectures (``--jobs``), and
+compute the operator latencies and bounds a search starts with
+(:func:`precompute_latencies`).
 
 Layer scheduling is the search's heaviest step and is independent per architecture, so
 :class:`WorkerPool` splits each prefetched batch of architectures over ``jobs`` processes:
@@ -43,7 +45,7 @@ import numpy as np
 from phaze.errors import PhazeError
 from phaze.schedule import ScheduleCache
 
-__all__ = ["WorkerPool", "partition"]
+__all__ = ["WorkerPool", "partition", "precompute_latencies"]
 
 #: Seconds between two checks of a worker's watchdog that its parent is alive.
 _WATCHDOG_S = 0.5
@@ -84,11 +86,14 @@ def _prefetch_chunk(
     ev = _WORKER["evaluators"][wi]
     before = {k: getattr(ev.cache, k) for k in ScheduleCache.COUNTERS}
     calls, reused, mark = ev.dp_calls, ev.placements_reused, ev.placement_count()
-    layers, rows = {}, {}
+    layers, rows, energies = {}, {}, {}
     for m in mbs_list:
         ev.schedule(m, archs)
         for a in archs:
             layers[m, a] = ev.layer_latencies(m, a)
+            found = ev.kept_energy(m, a)  # (a large space: kept when scheduled)
+            if found is not None:
+                energies[m, a] = found
             if wanted is None or (a, m) in wanted:
                 for r in rcs:
                     rows[a, m, r] = ev.exact(m, a, hbm, r)
@@ -98,17 +103,65 @@ def _prefetch_chunk(
     delta["placements"] = ev.placements_since(mark)  # the parent reuses them
     for a in archs:  # the parent keeps them; free the worker's copy
         ev.forget(a)
-    return layers, rows, delta
+    return layers, rows, energies, delta
+
+
+def _latency_task(wi: int, mbs: int, bound_args):
+    """Worker side of :func:`precompute_latencies`: one workload's latencies and bounds
+    at one micro-batch size."""
+    return _WORKER["evaluators"][wi].latency_state(mbs, bound_args)
+
+
+def precompute_latencies(evaluators, pairs, jobs: int, bound_args=None) -> None:
+    """Compute the operator latencies and layer lower bounds of the ``(workload index,
+    micro-batch size)`` pairs, and with ``bound_args`` ``(objective, power_budget_w,
+    hbm_bytes)`` their :meth:`~phaze.joint.evaluator.WorkloadEvaluator.score_upper_bound`,
+    across ``jobs`` processes (the parent and ``jobs - 1`` forked workers, which end when
+    done) and keep them in the parent's evaluators.
+
+    This is the first part of a search (its bounds need every pair) and is independent per
+    pair; the :class:`WorkerPool` forked afterwards inherits the results. The results are
+    the same floats as computing them in the parent."""
+    pairs = list(pairs)
+    if jobs < 2 or len(pairs) < 2:
+        return
+    own, theirs = pairs[: len(pairs) // jobs], pairs[len(pairs) // jobs :]
+    executor = ProcessPoolExecutor(
+        max_workers=min(jobs - 1, len(theirs)),
+        mp_context=mp.get_context("fork"),
+        initializer=_init_worker,
+        initargs=(evaluators, os.getpid()),
+    )
+    try:
+        futures = [executor.submit(_latency_task, wi, m, bound_args) for wi, m in theirs]
+        for wi, m in own:  # the parent's share, while the workers do theirs
+            evaluators[wi].latency_state(m, bound_args)
+        for (wi, m), f in zip(theirs, futures, strict=True):
+            evaluators[wi].set_latency_state(m, f.result())
+    except BrokenProcessPool:
+        raise PhazeError(
+            "a search worker process died while computing bounds; the search stopped "
+            "(rerun with fewer --jobs if memory ran out)"
+        ) from None
+    finally:
+        procs = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for p in procs:  # done or interrupted: no worker outlives this call
+            with contextlib.suppress(OSError, ValueError):
+                p.kill()
+        for p in procs:
+            with contextlib.suppress(OSError, ValueError, AssertionError):
+                p.join(timeout=10)
 
 
 def _core_keys(arch_table) -> np.ndarray:
     """One integer per architecture that identifies its cores (count and shape of the
     tensor and vector cores): architectures with equal keys share most layer schedules."""
-    cols = [
-        np.asarray(getattr(arch_table, f), dtype=np.int64)
-        for f in ("num_tc", "tc_width", "tc_depth", "num_vc", "vc_width")
-    ]
-    return np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+    code = np.zeros(len(arch_table), dtype=np.int64)
+    for f in ("num_tc", "tc_width", "tc_depth", "num_vc", "vc_width"):
+        values, index = np.unique(np.asarray(getattr(arch_table, f)), return_inverse=True)
+        code = code * len(values) + index.reshape(-1)  # mixed radix: the rows' order kept
+    return np.unique(code, return_inverse=True)[1].reshape(-1)
 
 
 def partition(archs, keys: np.ndarray, jobs: int, home: dict) -> list[list[int]]:
@@ -248,9 +301,11 @@ class WorkerPool:
                 f"computed so far are kept in the output directory: rerun the same command "
                 f"to resume (with fewer --jobs if memory ran out)"
             ) from None
-        for layers, got, delta in results:
+        for layers, got, energies, delta in results:
             for (m, a), (fwd, bwd) in layers.items():
                 ev.set_layers(m, a, fwd, bwd)
+            for (m, a), found in energies.items():
+                ev.keep_energy(m, a, found)
             rows.update(got)
             ev.dp_calls += delta.pop("dp_calls")
             ev.placements_reused += delta.pop("placements_reused")
