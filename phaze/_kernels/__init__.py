@@ -76,9 +76,10 @@ def _cold(name: str) -> bool:
     return False
 
 
-def _start_side_compile():
-    """A process compiling :data:`SIDE_MODULES` into the cache, or None when the cache
-    is warm or there is only one CPU to use."""
+def _start_side_compile(large_spaces: bool = True):
+    """A process compiling :data:`SIDE_MODULES` into the cache (what :func:`warmup`
+    with ``large_spaces`` loads of them), or None when the cache is warm or there is only
+    one CPU to use."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -92,7 +93,7 @@ def _start_side_compile():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {**os.environ, "NUMBA_CACHE_DIR": str(numba.config.CACHE_DIR)}
     code = f"import sys; sys.path.insert(0, {root!r}); " + "; ".join(
-        f"from phaze._kernels import {n}; {n}.warmup()" for n in SIDE_MODULES
+        f"from phaze._kernels import {n}; {n}.warmup({large_spaces!r})" for n in SIDE_MODULES
     )
     try:
         return subprocess.Popen(
@@ -111,31 +112,34 @@ def _start_side_compile():
 GRAPH_KINDS = ("chain", "prefix", "dag")
 
 
-def _warmup_module(name: str, graph_kinds, interleaved: bool) -> None:
+def _warmup_module(name: str, graph_kinds, interleaved: bool, large_spaces: bool) -> None:
     module = importlib.import_module(f"phaze._kernels.{name}")
     if name == "stage_tables":
         module.warmup(graph_kinds, interleaved)
     elif name == "dp":
         module.warmup(interleaved)
+    elif name == "schedule":
+        module.warmup(large_spaces)
     else:
         module.warmup()
 
 
-def warmup(graph_kinds=GRAPH_KINDS, interleaved: bool = True) -> None:
+def warmup(graph_kinds=GRAPH_KINDS, interleaved: bool = True, large_spaces: bool = True) -> None:
     """Compile (or load from numba's cache) every kernel of :data:`KERNEL_MODULES` on
     tiny inputs, the placement's other graph paths only for the shapes in
-    ``graph_kinds`` (a subset of :data:`GRAPH_KINDS`) and the interleaved-plan kernels
-    only when ``interleaved``; on a cold cache,
+    ``graph_kinds`` (a subset of :data:`GRAPH_KINDS`), the interleaved-plan kernels
+    only when ``interleaved`` and the bound kernel of large design spaces only when
+    ``large_spaces``; on a cold cache,
     :data:`SIDE_MODULES` compile in a second process meanwhile (module docstring).
     Idempotent and cheap once done in a process."""
     graph_kinds = tuple(graph_kinds)
     if not set(graph_kinds) <= set(GRAPH_KINDS):
         raise ValueError(f"graph_kinds={graph_kinds!r}; allowed: a subset of {GRAPH_KINDS}")
-    side = _start_side_compile()
+    side = _start_side_compile(large_spaces)
     try:
         for name in KERNEL_MODULES:
             if side is None or name not in SIDE_MODULES:
-                _warmup_module(name, graph_kinds, interleaved)
+                _warmup_module(name, graph_kinds, interleaved, large_spaces)
         if side is not None:
             side.wait()
     finally:
@@ -144,4 +148,4 @@ def warmup(graph_kinds=GRAPH_KINDS, interleaved: bool = True) -> None:
             side.wait()
     if side is not None:  # load what it wrote (or compile here if it failed)
         for name in SIDE_MODULES:
-            _warmup_module(name, graph_kinds, interleaved)
+            _warmup_module(name, graph_kinds, interleaved, large_spaces)

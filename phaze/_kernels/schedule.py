@@ -904,9 +904,11 @@ def solve_columns(
     return ms, lbs, status, modes, starts
 
 
-def warmup() -> None:
+def warmup(large_spaces: bool = True) -> None:
     """Compile (or load from numba's cache) every kernel of this module on a tiny input:
-    three operators, two of them in parallel, so enumeration runs."""
+    three operators, two of them in parallel, so enumeration runs;
+    :func:`config_lower_bounds` only for ``large_spaces`` (a search bounds spaces of more
+    than ``phaze.joint.evaluator.LATENCY_CHUNK_ARCHS`` architectures with it)."""
     z = np.zeros(0, np.int64)
     topo = np.array([0, 1, 2], np.int64)
     pred_ptr = np.array([0, 0, 1, 2], np.int64)
@@ -919,20 +921,21 @@ def warmup() -> None:
     two = np.array([2], np.int64)
     lower_bounds(topo, pred_ptr, pred_idx, kinds, l1, la, two, two)
     one = np.zeros(1, np.int64)
-    config_lower_bounds(
-        topo,
-        pred_ptr,
-        pred_idx,
-        kinds,
-        np.stack([l1, la], axis=2),
-        np.zeros((3, 1, 2)),
-        np.zeros(3),
-        one,
-        one,
-        np.ones(1),
-        two,
-        two,
-    )
+    if large_spaces:
+        config_lower_bounds(
+            topo,
+            pred_ptr,
+            pred_idx,
+            kinds,
+            np.stack([l1, la], axis=2),
+            np.zeros((3, 1, 2)),
+            np.zeros(3),
+            one,
+            one,
+            np.ones(1),
+            two,
+            two,
+        )
     solve_columns(
         topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, two, two, 8, 50_000, 1e-12
     )

@@ -274,7 +274,8 @@ def search(
     else:
         arch_table, template = space.enumerate(), space.template
     area = np.asarray(arch_table.area_um2, dtype=np.float64)
-    warmup_kernels(workloads)  # on a cold numba cache, compiles in two processes (docs/search.md)
+    # on a cold numba cache, compiles in two processes (docs/search.md)
+    warmup_kernels(workloads, len(arch_table))
     cache = ScheduleCache()
     evaluators = [WorkloadEvaluator(w, cluster, arch_table, mbs, cache) for w in workloads]
     store = None  # opened after the arguments are known to be good

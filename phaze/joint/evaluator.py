@@ -37,6 +37,7 @@ from phaze.errors import ConfigError
 from phaze.hardware import ArchTable
 from phaze.joint.bounds import (
     devices_lower_bound,
+    layer_latency_lower_bound,
     layer_lower_bound_of_configs,
     stages_lower_bound,
     time_per_batch_lower_bound,
@@ -67,15 +68,21 @@ __all__ = [
 SEARCH_GRAPH_KINDS = ("chain",)
 
 
-def warmup_kernels(workloads=None) -> None:
+def warmup_kernels(workloads=None, architectures: int | None = None) -> None:
     """Compile (or load from numba's cache) every kernel a joint search of ``workloads``
-    uses (None: of any workloads); call before starting worker processes (they then
-    only read numba's cache). The interleaved-plan kernels are left out when no
-    workload has an interleave other than 1."""
+    (None: of any workloads) over ``architectures`` architectures (None: any number)
+    uses; call before starting worker processes (they then only read numba's cache).
+    The interleaved-plan kernels are left out when no workload has an interleave other
+    than 1, the bound kernel of large spaces when there are at most
+    :data:`LATENCY_CHUNK_ARCHS` architectures."""
     from phaze import _kernels
 
     interleaved = workloads is None or any(w.training.interleaves != (1,) for w in workloads)
-    _kernels.warmup(graph_kinds=SEARCH_GRAPH_KINDS, interleaved=interleaved)
+    _kernels.warmup(
+        graph_kinds=SEARCH_GRAPH_KINDS,
+        interleaved=interleaved,
+        large_spaces=architectures is None or architectures > LATENCY_CHUNK_ARCHS,
+    )
 
 
 #: Largest HBM size per device a search or evaluation accepts (1 EiB).
@@ -368,9 +375,24 @@ class WorkloadEvaluator:
                 if energy is not None:
                     energy[..., cols] = layer_energies(e_groups, charged)
                 del charged
+            # kept: the table's planes [mode][pass] (ops, C), whose rows a layer gathers
+            # contiguously; else the per-config cycles, without the (ops, C, 2, 2) table
+            planes = None
+            if keep:
+                planes = [[np.ascontiguousarray(lat[:, :, m, p]) for p in (0, 1)] for m in (0, 1)]
             for gi in range(len(glist)):
                 for u, layer, rows, _ in lb_groups[gi]:
                     for p, out in ((0, lb_f), (1, lb_b)):
+                        if planes is not None:
+                            out[gi, u, cols] = layer_latency_lower_bound(
+                                layer.ops.edges,
+                                layer.ops.kinds,
+                                planes[0][p][rows],
+                                planes[1][p][rows],
+                                self.num_tc[cols],
+                                self.num_vc[cols],
+                            )
+                            continue
                         out[gi, u, cols] = layer_lower_bound_of_configs(
                             layer.ops.edges,
                             layer.ops.kinds,
@@ -380,7 +402,7 @@ class WorkloadEvaluator:
                             self.num_tc[cols],
                             self.num_vc[cols],
                         )
-            del lat_table
+            del lat_table, planes
         if core is not None:
             self._core[mbs] = core
         total = None if energy is None else energy_totals(energy, uniq)

@@ -211,9 +211,8 @@ class WorkerPool:
     def __init__(self, evaluators, jobs: int) -> None:
         from phaze.joint.evaluator import warmup_kernels
 
-        warmup_kernels(
-            [e.workload for e in evaluators]
-        )  # compile in the parent: workers only read numba's cache
+        # compile in the parent: workers only read numba's cache
+        warmup_kernels([e.workload for e in evaluators], len(evaluators[0].arch_table))
         self.evaluators = evaluators
         self.jobs = jobs
         self._keys = _core_keys(evaluators[0].arch_table)
