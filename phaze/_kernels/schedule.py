@@ -96,12 +96,7 @@ def _lower_bound_col(topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc, cap_vc,
         tot = 0.0
         any_sel = False
         for j in range(k):
-            kd = kinds[j]
-            if grp == 0:
-                sel = kd == _TC or kd == _TC_VC
-            else:
-                sel = kd == _VC or kd == _TC_VC
-            if sel:
+            if _single_demand(kinds[j], grp) > 0:
                 a = l1[j, q]
                 b = c * la[j, q]
                 w = a if a <= b else b
@@ -233,12 +228,7 @@ def config_lower_bounds(
         for grp in range(2):
             any_sel = False
             for j in range(k):
-                kd = kinds[j]
-                if grp == 0:
-                    sel = kd == _TC or kd == _TC_VC
-                else:
-                    sel = kd == _VC or kd == _TC_VC
-                if not sel:
+                if _single_demand(kinds[j], grp) == 0:
                     continue
                 for b in range(nb):
                     c = float(cap_tc[lo + b] if grp == 0 else cap_vc[lo + b])
