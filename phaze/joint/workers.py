@@ -106,6 +106,27 @@ def _prefetch_chunk(
     return layers, rows, energies, delta
 
 
+def _death_cause(procs, wait_s: float = 1.0) -> str:
+    """How the first of the worker processes ``procs`` that died ended, as `` (signal
+    9)`` (a pool terminates the others with SIGTERM), or ``""``. The pool's manager
+    thread may be reaping it at this moment, so its exit code is awaited for up to
+    ``wait_s``."""
+    procs = list(procs)
+    deadline = time.monotonic() + wait_s
+    while True:
+        for p in procs:
+            try:
+                code = p.exitcode
+            except ValueError:  # a process object the pool already closed
+                continue
+            if code is None or code == 0 or code == -signal.SIGTERM:
+                continue
+            return f" (signal {-code})" if code < 0 else f" (exit status {code})"
+        if time.monotonic() >= deadline:
+            return ""
+        time.sleep(0.02)
+
+
 def _latency_task(wi: int, mbs: int, bound_args):
     """Worker side of :func:`precompute_latencies`: one workload's latencies and bounds
     at one micro-batch size."""
@@ -132,24 +153,26 @@ def precompute_latencies(evaluators, pairs, jobs: int, bound_args=None) -> None:
         initializer=_init_worker,
         initargs=(evaluators, os.getpid()),
     )
+    procs: dict = {}
     try:
         futures = [executor.submit(_latency_task, wi, m, bound_args) for wi, m in theirs]
+        procs.update(getattr(executor, "_processes", None) or {})
         for wi, m in own:  # the parent's share, while the workers do theirs
             evaluators[wi].latency_state(m, bound_args)
         for (wi, m), f in zip(theirs, futures, strict=True):
             evaluators[wi].set_latency_state(m, f.result())
     except BrokenProcessPool:
         raise PhazeError(
-            "a search worker process died while computing bounds; the search stopped "
-            "(rerun with fewer --jobs if memory ran out)"
+            f"a search worker process died{_death_cause(procs.values())} while computing "
+            f"bounds; the search stopped (rerun with fewer --jobs if memory ran out)"
         ) from None
     finally:
-        procs = list((getattr(executor, "_processes", None) or {}).values())
+        procs.update(getattr(executor, "_processes", None) or {})
         executor.shutdown(wait=False, cancel_futures=True)
-        for p in procs:  # done or interrupted: no worker outlives this call
+        for p in procs.values():  # done or interrupted: no worker outlives this call
             with contextlib.suppress(OSError, ValueError):
                 p.kill()
-        for p in procs:
+        for p in procs.values():
             with contextlib.suppress(OSError, ValueError, AssertionError):
                 p.join(timeout=10)
 
@@ -226,22 +249,8 @@ class WorkerPool:
         self._procs: dict = {}  # the workers, to report how one died
 
     def _cause(self, wait_s: float = 1.0) -> str:
-        """How the first worker that died ended (the pool terminates the others with
-        SIGTERM). The pool's manager thread may be reaping it at this moment, so its exit
-        code is awaited for up to ``wait_s``."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            for p in self._procs.values():
-                try:
-                    code = p.exitcode
-                except ValueError:  # a process object the pool already closed
-                    continue
-                if code is None or code == 0 or code == -signal.SIGTERM:
-                    continue
-                return f" (signal {-code})" if code < 0 else f" (exit status {code})"
-            if time.monotonic() >= deadline:
-                return ""
-            time.sleep(0.02)
+        """How the first worker that died ended (:func:`_death_cause`)."""
+        return _death_cause(self._procs.values(), wait_s)
 
     def close(self) -> None:
         """Stop the workers without waiting for work in flight (idempotent)."""
