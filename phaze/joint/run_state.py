@@ -130,6 +130,8 @@ class SearchRun:
         key = RowKey(self.names[wi], arch, mbs, hbm, rc)
         found = self.rows.get(key)
         if found is None:
+            if self.pool is not None:  # scheduled ahead in a worker: its layers first
+                self.pool.ensure(wi, arch)
             found = self.ev[wi].exact(mbs, arch, hbm, rc)
             self.add_row(key, found)
         return found
@@ -276,15 +278,24 @@ class SearchRun:
             if not fits:
                 continue
             if pool is None:
+                here = need + ahead
+                if self.pool is not None:  # a small batch: all here but what is in flight
+                    here = [a for a in here if not self.pool.in_flight(wi, a)]
                 for m in fits:
-                    e.schedule(m, need + ahead)
+                    e.schedule(m, here)
                 continue
-            # the workers schedule their shares of what this process has not scheduled yet
-            send = [
-                a for a in dict.fromkeys(need + ahead) if not all(e.has_layers(m, a) for m in fits)
-            ]
-            if send:
-                pool.prefetch(wi, send, fits, hbm, self.rc, wanted=set())
+            # the batch's architectures that no worker is scheduling are scheduled here,
+            # now; the workers take the ones ahead, while this process places rows
+            # (row() waits for an architecture still in flight)
+            todo_now, todo_ahead = [], []
+            now = set(need)
+            for a in dict.fromkeys(need + ahead):
+                if pool.in_flight(wi, a) or all(e.has_layers(m, a) for m in fits):
+                    continue
+                (todo_now if a in now else todo_ahead).append(a)
+            for m in fits:
+                e.schedule(m, todo_now)
+            pool.submit(wi, todo_ahead, fits, hbm, self.rc)
 
     def row_table(self) -> dict[str, np.ndarray]:
         """Every row of the run as numpy columns, sorted by (workload, arch, micro-batch

@@ -247,6 +247,10 @@ class WorkerPool:
             initargs=(evaluators, os.getpid()),
         )
         self._procs: dict = {}  # the workers, to report how one died
+        # shares of submit() not merged yet: (workload, arch) -> future -> (workload, archs)
+        self._inflight: dict = {}
+        self._chunks: dict = {}
+        self._home_ahead: dict = {}
 
     def _cause(self, wait_s: float = 1.0) -> str:
         """How the first worker that died ended (:func:`_death_cause`)."""
@@ -302,22 +306,80 @@ class WorkerPool:
             wait(futures, return_when=FIRST_EXCEPTION)
             results = [f.result() for f in futures]  # chunk order: deterministic merge
         except BrokenProcessPool:
-            cause = self._cause()  # before close() kills the survivors
-            self.close()
-            raise PhazeError(
-                f"a search worker process died{cause}; the search stopped. Rows "
-                f"computed so far are kept in the output directory: rerun the same command "
-                f"to resume (with fewer --jobs if memory ran out)"
-            ) from None
-        for layers, got, energies, delta in results:
-            for (m, a), (fwd, bwd) in layers.items():
-                ev.set_layers(m, a, fwd, bwd)
-            for (m, a), found in energies.items():
-                ev.keep_energy(m, a, found)
-            rows.update(got)
-            ev.dp_calls += delta.pop("dp_calls")
-            ev.placements_reused += delta.pop("placements_reused")
-            ev.add_placements(delta.pop("placements"))
-            for k, v in delta.items():
-                setattr(ev.cache, k, getattr(ev.cache, k) + v)
+            self._broken()
+        for result in results:
+            rows.update(self._apply(wi, result))
+        return rows
+
+    def submit(self, wi: int, archs, mbs_list, hbm: int, rcs) -> None:
+        """Start scheduling ``archs`` for workload ``wi`` at every micro-batch size in the
+        workers and return at once (architectures already in flight are not sent again);
+        :meth:`ensure` (or :meth:`drain`) merges the results into the parent's evaluator.
+        The parent meanwhile places the rows of architectures scheduled before."""
+        if self._executor is None:
+            raise PhazeError("the worker pool is closed")
+        archs = [a for a in archs if (wi, a) not in self._inflight]
+        if not archs:
+            return
+        shares = partition(archs, self._keys, max(1, self.jobs - 1), self._home_ahead)
+        try:
+            for share in (c for c in shares if c):
+                f = self._executor.submit(
+                    _prefetch_chunk, wi, share, list(mbs_list), hbm, list(rcs), set()
+                )
+                self._chunks[f] = (wi, share)
+                for a in share:
+                    self._inflight[(wi, a)] = f
+            self._procs.update(getattr(self._executor, "_processes", None) or {})
+        except BrokenProcessPool:
+            self._broken()
+
+    def in_flight(self, wi: int, arch: int) -> bool:
+        """Whether ``arch`` of workload ``wi`` is being scheduled by :meth:`submit`."""
+        return (wi, arch) in self._inflight
+
+    def ensure(self, wi: int, arch: int) -> None:
+        """Wait for the :meth:`submit` share holding ``arch`` (if any) and merge it."""
+        f = self._inflight.get((wi, arch))
+        if f is not None:
+            self._merge(f)
+
+    def drain(self) -> None:
+        """Wait for every share still in flight and merge it (its work is counted)."""
+        for f in list(self._chunks):
+            self._merge(f)
+
+    def _merge(self, f) -> None:
+        wi, share = self._chunks.pop(f)
+        for a in share:
+            self._inflight.pop((wi, a), None)
+        try:
+            result = f.result()
+        except BrokenProcessPool:
+            self._broken()
+        self._apply(wi, result)
+
+    def _broken(self):
+        """Stop the pool after a worker died and say so (raises PhazeError)."""
+        cause = self._cause()  # before close() kills the survivors
+        self.close()
+        raise PhazeError(
+            f"a search worker process died{cause}; the search stopped. Rows "
+            f"computed so far are kept in the output directory: rerun the same command "
+            f"to resume (with fewer --jobs if memory ran out)"
+        ) from None
+
+    def _apply(self, wi: int, result) -> dict:
+        """Merge one share's result into the parent's evaluator; returns its rows."""
+        ev = self.evaluators[wi]
+        layers, rows, energies, delta = result
+        for (m, a), (fwd, bwd) in layers.items():
+            ev.set_layers(m, a, fwd, bwd)
+        for (m, a), found in energies.items():
+            ev.keep_energy(m, a, found)
+        ev.dp_calls += delta.pop("dp_calls")
+        ev.placements_reused += delta.pop("placements_reused")
+        ev.add_placements(delta.pop("placements"))
+        for k, v in delta.items():
+            setattr(ev.cache, k, getattr(ev.cache, k) + v)
         return rows
