@@ -27,9 +27,11 @@ from phaze.errors import ConfigError
 __all__ = [
     "INT_LIMIT",
     "MAX_DEVICES",
+    "MAX_HBM_BYTES",
     "OPTIMIZERS",
     "check_bool",
     "check_choice",
+    "check_hbm_bytes",
     "check_int",
     "check_number",
 ]
@@ -40,6 +42,8 @@ INT_LIMIT = 2**40
 #: Most devices a cluster or placement problem may have (the placement DP's tables grow
 #: with it; 2**24 devices take seconds).
 MAX_DEVICES = 2**24
+#: Largest HBM size per device a search or evaluation accepts (1 EiB).
+MAX_HBM_BYTES = 2**60
 #: Optimizers whose state phaze's memory model knows (Adam keeps one extra copy of the
 #: parameters' bytes in the paper-faithful model).
 OPTIMIZERS = ("sgd", "adam")
@@ -104,6 +108,19 @@ def check_number(
         suffix = f" {unit}" if unit else ""
         raise ConfigError(f"{name}={value!r} is invalid; allowed: {kind} {limits}{suffix}")
     return v
+
+
+def check_hbm_bytes(value: object) -> float:
+    """``value`` as a float if it is an HBM size from 1 byte to :data:`MAX_HBM_BYTES`.
+
+    Examples
+    --------
+    >>> check_hbm_bytes(2**35)
+    34359738368.0
+    """
+    return check_number(
+        "hbm_bytes", value, low=1.0, low_inclusive=True, high=MAX_HBM_BYTES, unit="bytes"
+    )
 
 
 def check_bool(name: str, value: object) -> bool:

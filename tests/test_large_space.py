@@ -17,6 +17,7 @@ from phaze._kernels import dp as kdp
 from phaze.cost import latency_table
 from phaze.hardware import ArchTable, DesignSpace
 from phaze.hardware.archtable import ARCH_COLUMNS
+from phaze.joint import arch_bounds as arch_bounds_module
 from phaze.joint import bounds as bounds_module
 from phaze.joint import evaluator as evaluator_module
 from phaze.joint import search
@@ -190,7 +191,7 @@ def test_energies_of_scheduled_architectures_only_give_the_same_rows(monkeypatch
     whole = search([BERT], CLUSTER, SPACE, objective=objective, **SETTINGS)
     # 7 architectures per chunk: no energy kept for all architectures; the energy bound
     # then needs the totals of all of them, computed chunk by chunk
-    monkeypatch.setattr(evaluator_module, "LATENCY_CHUNK_ARCHS", 7)
+    monkeypatch.setattr(arch_bounds_module, "LATENCY_CHUNK_ARCHS", 7)
     chunked = search([BERT], CLUSTER, SPACE, objective=objective, **SETTINGS)
     assert chunked.best == whole.best
     assert chunked.frontier.tolist() == whole.frontier.tolist()
@@ -204,12 +205,12 @@ def test_energies_of_scheduled_architectures_only_give_the_same_rows(monkeypatch
 
 
 def test_energies_are_kept_only_for_scheduled_architectures(monkeypatch, table):
-    monkeypatch.setattr(evaluator_module, "LATENCY_CHUNK_ARCHS", 7)
+    monkeypatch.setattr(arch_bounds_module, "LATENCY_CHUNK_ARCHS", 7)
     ev = evaluator_module.WorkloadEvaluator(BERT, CLUSTER, table, (1,))
     assert ev._latencies(1).layer_energy_j is None
     ev.schedule(1, [3, 40])
     kept = evaluator_module.WorkloadEvaluator(BERT, CLUSTER, table, (1,))
-    monkeypatch.setattr(evaluator_module, "LATENCY_CHUNK_ARCHS", 10**9)
+    monkeypatch.setattr(arch_bounds_module, "LATENCY_CHUNK_ARCHS", 10**9)
     whole = kept._latencies(1)
     for arch in (3, 40, 17):  # 17: never scheduled, computed on demand
         layer_j, total_j = ev._arch_energy(1, arch)

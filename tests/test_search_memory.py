@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from phaze.hardware import DesignSpace
-from phaze.joint import evaluator as evaluator_module
+from phaze.joint import arch_bounds as arch_bounds_module
 from phaze.joint import search
 from phaze.joint.evaluator import WorkloadEvaluator
 from phaze.models import build_graph, preset, unique_ops
@@ -40,7 +40,7 @@ def test_chunked_latencies_give_the_same_search(monkeypatch):
     whole = search([BERT], CLUSTER, SPACE, **SETTINGS)
     # 7 architectures per chunk: several chunks, a short last one, and the latencies of
     # scheduled architectures computed again
-    monkeypatch.setattr(evaluator_module, "LATENCY_CHUNK_ARCHS", 7)
+    monkeypatch.setattr(arch_bounds_module, "LATENCY_CHUNK_ARCHS", 7)
     chunked = search([BERT], CLUSTER, SPACE, **SETTINGS)
     assert len(SPACE.enumerate()) > 2 * 7
     assert chunked.best == whole.best
@@ -49,7 +49,7 @@ def test_chunked_latencies_give_the_same_search(monkeypatch):
 
 
 def test_lower_bounds_are_stored_per_unique_layer(monkeypatch):
-    monkeypatch.setattr(evaluator_module, "LATENCY_CHUNK_ARCHS", 5)
+    monkeypatch.setattr(arch_bounds_module, "LATENCY_CHUNK_ARCHS", 5)
     table = SPACE.enumerate()
     ev = WorkloadEvaluator(BERT, CLUSTER, table, (1,))
     lat = ev._latencies(1)
@@ -61,7 +61,7 @@ def test_lower_bounds_are_stored_per_unique_layer(monkeypatch):
     assert (lat.lb_count.sum(axis=1) == n_layers).all()
     # the bound equals the one from per-layer rows (each layer its own row)
     full = WorkloadEvaluator(BERT, CLUSTER, table, (1,))
-    monkeypatch.setattr(evaluator_module, "LATENCY_CHUNK_ARCHS", 10**9)
+    monkeypatch.setattr(arch_bounds_module, "LATENCY_CHUNK_ARCHS", 10**9)
     np.testing.assert_allclose(ev.upper_bound(1), full.upper_bound(1), rtol=1e-12)
 
 

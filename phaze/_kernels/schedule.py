@@ -898,7 +898,7 @@ def warmup(large_spaces: bool = True) -> None:
     """Compile (or load from numba's cache) every kernel of this module on a tiny input:
     three operators, two of them in parallel, so enumeration runs;
     :func:`config_lower_bounds` only for ``large_spaces`` (a search bounds spaces of more
-    than ``phaze.joint.evaluator.LATENCY_CHUNK_ARCHS`` architectures with it)."""
+    than ``phaze.joint.arch_bounds.LATENCY_CHUNK_ARCHS`` architectures with it)."""
     z = np.zeros(0, np.int64)
     topo = np.array([0, 1, 2], np.int64)
     pred_ptr = np.array([0, 0, 1, 2], np.int64)

@@ -33,7 +33,7 @@ import numpy as np
 from phaze.errors import ConfigError
 from phaze.hardware import ArchTable, DesignSpace
 from phaze.joint.details import design_details
-from phaze.joint.evaluator import WorkloadEvaluator, check_hbm_bytes, warmup_kernels
+from phaze.joint.evaluator import WorkloadEvaluator, warmup_kernels
 from phaze.joint.objective import check_objective
 from phaze.joint.run_state import Design, SearchRun
 from phaze.joint.strategy import exact_search, phaze_search
@@ -41,7 +41,7 @@ from phaze.schedule import ScheduleCache
 from phaze.store import ResultStore
 from phaze.training import Training
 from phaze.units import GIB
-from phaze.validate import check_bool, check_choice, check_int
+from phaze.validate import check_bool, check_choice, check_hbm_bytes, check_int
 from phaze.workload import Cluster, Workload
 
 __all__ = ["STRATEGIES", "Design", "SearchResult", "fingerprint", "search"]

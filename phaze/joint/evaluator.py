@@ -1,19 +1,21 @@
 """The search's inner loop: architectures in, best plans out, as numpy arrays.
 
 :class:`WorkloadEvaluator` prepares one workload once (model graphs for every micro-batch
-size and tensor width, the unique-operator table, operator latencies for every
-architecture of an :class:`~phaze.hardware.ArchTable`, lower-bound layer latencies) and
-then answers two questions per architecture:
+size and tensor width; from :class:`~phaze.joint.arch_bounds.ArchBounds`, which it
+inherits, the unique-operator table, operator latencies for every architecture of an
+:class:`~phaze.hardware.ArchTable` and lower-bound layer latencies) and then answers two
+questions per architecture:
 
 * :meth:`~WorkloadEvaluator.upper_bound`: an optimistic throughput (samples/s) from
-  lower-bound layer latencies (:mod:`phaze.joint.bounds`) -- cheap, vectorised;
+  lower-bound layer latencies (:mod:`phaze.joint.arch_bounds`) -- cheap, vectorised;
 * :meth:`~WorkloadEvaluator.exact`: the exact throughput of the best plan -- layer
   latencies from the layer scheduler (memoised), then the placement DP for every
   (HBM size, recomputation) setting -- with the plan's average power per device and
   energy per sample (docs/energy.md).
 
-Energy is prepared like the latencies: per micro-batch size, the dynamic energy of every
-layer at every tensor width on every architecture (vectorised), so a plan's energy is a
+Energy is prepared like the latencies (:mod:`phaze.joint.arch_bounds`): per micro-batch
+size, the dynamic energy of every layer at every tensor width on every architecture
+(vectorised), so a plan's energy (:meth:`~WorkloadEvaluator.dynamic_energy_j`) is a
 few sums: every layer runs once per micro-batch, forward and backward, on ``a`` devices
 (``t`` for a tensor-parallel layer), and with recomputation every stage but the last runs
 its forward again.
@@ -31,33 +33,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phaze.cost import latency_table
-from phaze.energy import EnergyModel, energy_table
+from phaze.energy import EnergyModel
 from phaze.errors import ConfigError
 from phaze.hardware import ArchTable
-from phaze.joint.bounds import (
-    devices_lower_bound,
-    layer_latency_lower_bound,
-    layer_lower_bound_of_configs,
-    stages_lower_bound,
-    time_per_batch_lower_bound,
-)
-from phaze.joint.layer_energy import EnergyMemo, energy_totals, layer_energies
-from phaze.joint.megatron import MegatronData, attention_core, megatron_data
-from phaze.models import build_graph, unique_ops
+from phaze.joint import arch_bounds
+from phaze.joint.arch_bounds import ArchBounds
+from phaze.joint.bounds import devices_lower_bound
+from phaze.joint.megatron import MegatronData, megatron_data
+from phaze.models import build_graph
 from phaze.placement import PlacementProblem, Plan, Stage
 from phaze.placement.chain import ChainPlacement, place_chain, prepare_chain
 from phaze.rows import PlanRow
 from phaze.schedule import ScheduleCache, schedule_model
 from phaze.training import stage_rules
-from phaze.validate import check_bool, check_int, check_number
+from phaze.validate import check_bool, check_hbm_bytes, check_int
 from phaze.workload import Cluster, Workload
 
 __all__ = [
-    "MAX_HBM_BYTES",
     "SEARCH_GRAPH_KINDS",
     "WorkloadEvaluator",
-    "check_hbm_bytes",
     "evaluate_architectures",
     "warmup_kernels",
 ]
@@ -74,40 +68,21 @@ def warmup_kernels(workloads=None, architectures: int | None = None) -> None:
     uses; call before starting worker processes (they then only read numba's cache).
     The interleaved-plan kernels are left out when no workload has an interleave other
     than 1, the bound kernel of large spaces when there are at most
-    :data:`LATENCY_CHUNK_ARCHS` architectures."""
+    :data:`~phaze.joint.arch_bounds.LATENCY_CHUNK_ARCHS` architectures (read at each
+    call)."""
     from phaze import _kernels
 
     interleaved = workloads is None or any(w.training.interleaves != (1,) for w in workloads)
     _kernels.warmup(
         graph_kinds=SEARCH_GRAPH_KINDS,
         interleaved=interleaved,
-        large_spaces=architectures is None or architectures > LATENCY_CHUNK_ARCHS,
+        large_spaces=architectures is None or architectures > arch_bounds.LATENCY_CHUNK_ARCHS,
     )
 
-
-#: Largest HBM size per device a search or evaluation accepts (1 EiB).
-MAX_HBM_BYTES = 2**60
-#: Above this many architectures the operator latency table is not kept whole: it is
-#: computed in chunks of this many architectures (bounds, energies), and again for the
-#: few architectures that get scheduled (bounded memory in spaces of 10^6 architectures).
-LATENCY_CHUNK_ARCHS = 65_536
 
 #: Placements an evaluator memoises (keyed by micro-batch size, HBM, recomputation and
 #: the layer latencies); the memo is emptied when full, to bound memory.
 MAX_MEMO_PLACEMENTS = 200_000
-
-
-def check_hbm_bytes(value: object) -> float:
-    """``value`` as a float if it is an HBM size from 1 byte to :data:`MAX_HBM_BYTES`.
-
-    Examples
-    --------
-    >>> check_hbm_bytes(2**35)
-    34359738368.0
-    """
-    return check_number(
-        "hbm_bytes", value, low=1.0, low_inclusive=True, high=MAX_HBM_BYTES, unit="bytes"
-    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,31 +103,13 @@ class _MbsData:
     chain: ChainPlacement  # the placement inputs that do not depend on the architecture
 
 
-@dataclass(frozen=True, eq=False)
-class _MbsLatency:
-    """Operator latencies of one micro-batch size on every architecture (computed only
-    for micro-batch sizes whose plans may fit in memory)."""
-
-    latency_s: np.ndarray | None  # [op, arch, mode, pass]; None: computed when scheduling
-    op_table: object  # OpTable of the graphs' unique operators
-    op_index: object  # OpIndex of the graphs, in width order
-    lb_fwd_s: np.ndarray  # (W, U, A): lower bounds per unique (layer DAG, devices) pair
-    lb_bwd_s: np.ndarray
-    lb_devices: np.ndarray  # (W, U): devices of a stage holding that layer (t or 1)
-    lb_count: np.ndarray  # (W, U): positions per unique layer (0 for padding rows)
-    # (W, U, 2, A): joules of unique layer u, pass, on all devices; None in a large space
-    # (kept per scheduled architecture instead: WorkloadEvaluator._arch_energy)
-    layer_energy_j: np.ndarray | None
-    layer_unique: np.ndarray  # (W, n): the unique layer of each position
-    total_energy_j: np.ndarray | None  # (W, 2, A): sum over layers, per pass; None likewise
-    energy_groups: tuple  # per width: (u, operator rows, devices) of each unique layer
-
-
-class WorkloadEvaluator:
+class WorkloadEvaluator(ArchBounds):
     """Prepared state for evaluating one workload on the architectures of an ArchTable.
 
     Operator latencies of a micro-batch size are computed on first use: a micro-batch size
-    whose plans cannot fit in memory (:meth:`memory_fits`) never needs them.
+    whose plans cannot fit in memory (:meth:`memory_fits`) never needs them. The
+    latencies, layer lower bounds, energies and optimistic bounds of every architecture
+    come from :class:`~phaze.joint.arch_bounds.ArchBounds`.
 
     Parameters
     ----------
@@ -204,7 +161,7 @@ class WorkloadEvaluator:
         self.num_tc = np.asarray(arch_table.num_tc, dtype=np.int64)
         self.num_vc = np.asarray(arch_table.num_vc, dtype=np.int64)
         self._mbs: dict[int, _MbsData] = {}
-        self._lat: dict[int, _MbsLatency] = {}
+        self._init_arch_bounds()
         for mbs in micro_batch_sizes:
             mbs = check_int("micro_batch_size", mbs)
             self._mbs[mbs] = self._prepare(mbs)
@@ -213,7 +170,6 @@ class WorkloadEvaluator:
         self.dp_terms = workload.training.dp_terms(workload.bytes_per_element)
         self._hbm_Bps = np.asarray(arch_table.hbm_bandwidth_Bps, dtype=np.float64)
         self._megatron: dict[int, MegatronData] = {}
-        self._core: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if not workload.training.is_paper:
             for mbs, data in self._mbs.items():
                 self._megatron[mbs] = megatron_data(data, workload.training.recompute_mode)
@@ -222,11 +178,6 @@ class WorkloadEvaluator:
         self._placements: dict[tuple, object] = {}
         self._devices_needed: dict[tuple[int, float], int] = {}
         self._exact_layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        # large spaces: energies of the scheduled architectures, and of all (energy bounds)
-        self._energy = EnergyMemo()
-        self._total_energy: dict[int, np.ndarray] = {}
-        # score_upper_bound's results by (mbs, objective, power budget, HBM)
-        self._score_ub: dict[tuple, np.ndarray] = {}
 
     def _prepare(self, mbs: int) -> _MbsData:
         w = self.workload
@@ -289,182 +240,6 @@ class WorkloadEvaluator:
             ),
         )
 
-    def _op_latency_table(self, table, arch_table):
-        """The :class:`~phaze.cost.LatencyTable` of the operators ``table`` on
-        ``arch_table``."""
-        return latency_table(
-            table,
-            arch_table,
-            link_bandwidth_Bps=self.cluster.link_bandwidth_Bps,
-            network=self.cluster.network,
-        )
-
-    def _latencies(self, mbs: int) -> _MbsLatency:
-        """Operator latencies and lower-bound layer latencies of ``mbs`` on every
-        architecture (computed on first use, then kept).
-
-        Up to :data:`LATENCY_CHUNK_ARCHS` architectures, the operator latency table is
-        kept for scheduling. Above, the table is computed chunk by chunk for the bounds
-        and then dropped; the architectures that get scheduled have theirs computed again
-        (:meth:`schedule`), with their energies: memory per architecture stays a few
-        hundred bytes per micro-batch size instead of the full table."""
-        found = self._lat.get(mbs)
-        if found is not None:
-            return found
-        d = self._mbs[mbs]
-        glist = [d.graphs[t] for t in d.widths]
-        table, index = unique_ops(glist)
-        n_arch = len(self.num_tc)
-        keep = n_arch <= LATENCY_CHUNK_ARCHS
-        core = None
-        if mbs in self._megatron:  # selective recomputation reruns the attention core
-            core = (np.zeros((len(glist), n_arch)), np.zeros((len(glist), n_arch)))
-        shape = d.param_bytes.shape
-        # lower bounds are stored per unique (layer DAG, devices) of each width, not per
-        # layer: gpt3's 96 blocks are one row (memory per architecture, at 10^6 of them)
-        lb_groups: list[list] = []  # per width: (u, layer, rows, devices)
-        e_groups: list[list] = []  # per width: (u, rows, devices)
-        uniq = np.zeros(shape, dtype=np.int64)
-        counts: list[dict] = []
-        for gi, g in enumerate(glist):
-            done: dict[tuple, int] = {}
-            seen: dict[tuple, int] = {}
-            lbs, es, cnt = [], [], {}
-            for pos, layer in enumerate(g.layers):
-                rows = index.rows(gi, pos)
-                a = g.tensor_width if layer.tensor_parallel else 1
-                key = (a, tuple(np.sort(rows).tolist()))
-                if key not in seen:
-                    seen[key] = len(es)
-                    es.append((seen[key], rows, a))
-                uniq[gi, pos] = seen[key]
-                lkey = (id(layer.ops), a)
-                if lkey not in done:
-                    done[lkey] = len(lbs)
-                    lbs.append((done[lkey], layer, rows, a))
-                cnt[done[lkey]] = cnt.get(done[lkey], 0) + 1
-            lb_groups.append(lbs)
-            e_groups.append(es)
-            counts.append(cnt)
-        n_lb = max(len(x) for x in lb_groups)
-        n_u = max(len(x) for x in e_groups)
-        lb_f = np.zeros((shape[0], n_lb, n_arch))
-        lb_b = np.zeros_like(lb_f)
-        lb_dev = np.ones((shape[0], n_lb))
-        lb_count = np.zeros((shape[0], n_lb))
-        # a large space keeps energies only of the architectures it schedules (the energy
-        # of the others is needed only by the energy objectives' bounds: _all_total_energy)
-        lazy = not keep and core is None
-        energy = None if lazy else np.zeros((len(glist), n_u, 2, n_arch))
-        for gi in range(len(glist)):
-            for u, _, _, a in lb_groups[gi]:
-                lb_dev[gi, u] = a
-                lb_count[gi, u] = counts[gi][u]
-        step = n_arch if keep else LATENCY_CHUNK_ARCHS
-        lat = None
-        for lo in range(0, n_arch, step):
-            cols = slice(lo, min(lo + step, n_arch))
-            tab = self.arch_table if keep else self.arch_table.take(cols)
-            lat_table = self._op_latency_table(table, tab)
-            if not lazy:  # (the lazy path never builds the (ops, C, 2, 2) latencies)
-                lat = lat_table.latency_s
-                charged = energy_table(lat_table, self.energy_model).charged_j(lat)
-                if core is not None:
-                    sec, joules = attention_core(glist, index, lat, charged)
-                    core[0][:, cols], core[1][:, cols] = sec, joules
-                if energy is not None:
-                    energy[..., cols] = layer_energies(e_groups, charged)
-                del charged
-            # kept: the table's planes [mode][pass] (ops, C), whose rows a layer gathers
-            # contiguously; else the per-config cycles, without the (ops, C, 2, 2) table
-            planes = None
-            if keep:
-                planes = [[np.ascontiguousarray(lat[:, :, m, p]) for p in (0, 1)] for m in (0, 1)]
-            for gi in range(len(glist)):
-                for u, layer, rows, _ in lb_groups[gi]:
-                    for p, out in ((0, lb_f), (1, lb_b)):
-                        if planes is not None:
-                            out[gi, u, cols] = layer_latency_lower_bound(
-                                layer.ops.edges,
-                                layer.ops.kinds,
-                                planes[0][p][rows],
-                                planes[1][p][rows],
-                                self.num_tc[cols],
-                                self.num_vc[cols],
-                            )
-                            continue
-                        out[gi, u, cols] = layer_lower_bound_of_configs(
-                            layer.ops.edges,
-                            layer.ops.kinds,
-                            lat_table,
-                            rows,
-                            p,
-                            self.num_tc[cols],
-                            self.num_vc[cols],
-                        )
-            del lat_table, planes
-        if core is not None:
-            self._core[mbs] = core
-        total = None if energy is None else energy_totals(energy, uniq)
-        found = self._lat[mbs] = _MbsLatency(
-            latency_s=lat if keep else None,
-            op_table=table,
-            op_index=index,
-            lb_fwd_s=lb_f,
-            lb_bwd_s=lb_b,
-            lb_devices=lb_dev,
-            lb_count=lb_count,
-            layer_energy_j=energy,
-            layer_unique=uniq,
-            total_energy_j=total,
-            energy_groups=tuple(tuple(g) for g in e_groups),
-        )
-        return found
-
-    def _layer_energies(self, mbs: int, table) -> np.ndarray:
-        """:func:`~phaze.joint.layer_energy.layer_energies` on the architectures of the
-        latency table ``table``."""
-        charged = energy_table(table, self.energy_model).charged_j(table.latency_s)
-        return layer_energies(self._latencies(mbs).energy_groups, charged)
-
-    def _keep_energy(self, mbs: int, archs: np.ndarray, table) -> None:
-        """Memoise the energies of ``archs`` (a large space), from their latency table."""
-        unique = self._latencies(mbs).layer_unique
-        self._energy.keep(mbs, archs, self._layer_energies(mbs, table), unique)
-
-    def _arch_energy(self, mbs: int, arch: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(layer joules (W, U, 2), total joules (W, 2))`` of one architecture."""
-        lat = self._latencies(mbs)
-        if lat.layer_energy_j is not None:
-            return lat.layer_energy_j[:, :, :, arch], lat.total_energy_j[:, :, arch]
-        found = self._energy.get(mbs, arch)
-        if found is None:
-            idx = np.array([arch], dtype=np.int64)
-            table = self._op_latency_table(lat.op_table, self.arch_table.take(idx))
-            self._keep_energy(mbs, idx, table)
-            found = self._energy.get(mbs, arch)
-        return found
-
-    def _all_total_energy(self, mbs: int) -> np.ndarray:
-        """Total joules per width and pass of every architecture, ``(W, 2, A)`` (in a large
-        space computed chunk by chunk on first use: only the energy objectives' bounds
-        need it)."""
-        lat = self._latencies(mbs)
-        if lat.total_energy_j is not None:
-            return lat.total_energy_j
-        found = self._total_energy.get(mbs)
-        if found is None:
-            n_arch = len(self.num_tc)
-            found = np.zeros((len(lat.energy_groups), 2, n_arch))
-            for lo in range(0, n_arch, LATENCY_CHUNK_ARCHS):
-                cols = slice(lo, min(lo + LATENCY_CHUNK_ARCHS, n_arch))
-                table = self._op_latency_table(lat.op_table, self.arch_table.take(cols))
-                found[:, :, cols] = energy_totals(
-                    self._layer_energies(mbs, table), lat.layer_unique
-                )
-            self._total_energy[mbs] = found
-        return found
-
     def devices_needed(self, mbs: int, hbm_bytes: float) -> int:
         """A lower bound on the devices any plan at micro-batch ``mbs`` needs to fit in
         ``hbm_bytes`` per device (:func:`phaze.joint.bounds.devices_lower_bound`); memory
@@ -505,117 +280,6 @@ class WorkloadEvaluator:
         """False when no plan at micro-batch ``mbs`` fits in ``hbm_bytes`` per device on
         the cluster (:meth:`devices_needed`); True means "may fit"."""
         return self.devices_needed(mbs, hbm_bytes) <= self.cluster.devices
-
-    def upper_bound(self, mbs: int, hbm_bytes: float | None = None) -> np.ndarray:
-        """Optimistic throughput (samples/s) of every architecture at micro-batch ``mbs``;
-        valid for every recomputation setting and every HBM size up to ``hbm_bytes``
-        (default: any size). Zero when no plan fits in ``hbm_bytes``."""
-        d = self._mbs[mbs]
-        if hbm_bytes is not None and not self.memory_fits(mbs, hbm_bytes):
-            return np.zeros(self.num_tc.shape[0])
-        lat = self._latencies(mbs)
-        best = np.full(self.num_tc.shape[0], np.inf)
-        # least bytes per layer over every recomputation setting (as devices_needed)
-        state = self._least_state_factor(mbs)
-        meg = self._megatron.get(mbs)
-        act = d.activation_bytes if meg is None else meg.least_activation_bytes
-        for i, t in enumerate(d.widths):
-            min_stages = (
-                1
-                if hbm_bytes is None
-                else stages_lower_bound(state * d.param_bytes[i] + act[i], hbm_bytes)
-            )
-            lb = time_per_batch_lower_bound(
-                lat.lb_fwd_s[i],
-                lat.lb_bwd_s[i],
-                lat.lb_devices[i],
-                self.cluster.devices,
-                d.num_micro_batches,
-                first_layer_param_bytes=float(d.param_bytes[i, 0]),
-                # a width without tensor-parallel layers places its pipelines at stride 1
-                link_bandwidth_Bps=self._allreduce_bound_Bps(
-                    t if d.tensor_parallel[i].any() else 1
-                ),
-                min_stages=min_stages,
-                layer_count=lat.lb_count[i],
-                # hidden by the overlap, the synchronisation may cost nothing
-                sync_factor=0.0 if self.dp_terms.overlap_dp else self.dp_terms.sync_factor,
-                interleave=max(self.workload.training.interleaves),
-            )
-            best = np.minimum(best, lb)
-        with np.errstate(divide="ignore"):
-            ub = np.where(best > 0, self.workload.global_batch / best, np.inf)
-        return ub * (1 + 1e-9)  # float summation order must never make the bound cut
-
-    def _allreduce_bound_Bps(self, t: int) -> float:
-        """The fastest the data-parallel all-reduce at width ``t`` can run: the link, or
-        on network levels the ring of two pipelines (rings of more members span no fewer
-        levels, so their bandwidth is no higher)."""
-        if self.cluster.network is None:
-            return self.cluster.data_bandwidth_Bps
-        return self.cluster.network.ring(2, t)[0]
-
-    def score_upper_bound(
-        self,
-        mbs: int,
-        objective: str = "throughput",
-        power_budget_w: float | None = None,
-        hbm_bytes: float | None = None,
-    ) -> np.ndarray:
-        """Optimistic score (:func:`phaze.joint.objective.row_score`) of every
-        architecture at micro-batch ``mbs``, valid for every HBM size and recomputation
-        (memoised: :meth:`_score_upper_bound`)."""
-        key = (mbs, objective, power_budget_w, hbm_bytes)
-        found = self._score_ub.get(key)
-        if found is None:
-            found = self._score_ub[key] = self._score_upper_bound(*key)
-            found.setflags(write=False)  # shared by every caller
-        return found
-
-    def _score_upper_bound(
-        self, mbs: int, objective: str, power_budget_w: float | None, hbm_bytes: float | None
-    ) -> np.ndarray:
-        """Optimistic score (:func:`phaze.joint.objective.row_score`) of every
-        architecture at micro-batch ``mbs``, valid for every HBM size and recomputation.
-
-        Power is at least the leakage (exact per architecture), so no plan of an
-        architecture that leaks more than the budget fits. Energy per sample is at least
-        the dynamic energy of the cheapest tensor width without recomputation or gradient
-        all-reduce, plus the leakage of every device over the least possible time."""
-        tput = self.upper_bound(mbs, hbm_bytes)
-        fits = (
-            np.ones(tput.shape, dtype=bool)
-            if power_budget_w is None
-            else self.leakage_w <= power_budget_w
-        )
-        if objective == "throughput":
-            return np.where(fits, tput, 0.0)
-        if not (tput > 0).any():  # nothing fits: no latencies (or energies) needed
-            return np.zeros(tput.shape)
-        d = self._mbs[mbs]
-        batch = self.workload.global_batch
-        dyn = d.num_micro_batches * self._all_total_energy(mbs).sum(axis=1).min(axis=0)  # (A,)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            leak = np.where(tput > 0, self.cluster.devices * self.leakage_w * batch / tput, np.inf)
-            ub = np.where(dyn + leak > 0, batch / (dyn + leak), np.inf)
-        return np.where(fits, ub * (1 + 1e-9), 0.0)
-
-    def score_bound_from_larger_hbm(self, mbs: int, arch: int, row, objective: str) -> float:
-        """Optimistic score of a setting at a smaller HBM size, given its ``row`` at a
-        larger one: fewer plans fit in less memory, so the time per batch is at least
-        ``row.time_per_batch_s`` (and infeasible stays infeasible); energy per batch is at
-        least the cheapest width's dynamic energy."""
-        if not row.throughput > 0:
-            return 0.0
-        if objective == "throughput":
-            return float(row.throughput)
-        d = self._mbs[mbs]
-        total = self._arch_energy(mbs, arch)[1]
-        dyn = d.num_micro_batches * float(total.sum(axis=1).min())
-        leak = self.cluster.devices * float(self.leakage_w[arch]) * row.time_per_batch_s
-        total = dyn + leak
-        bound = self.workload.global_batch / total if total > 0 else np.inf
-        return bound * (1 + 1e-9)  # float summation order must never make the bound cut
 
     def layer_latencies(self, mbs: int, arch: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact per-layer (fwd, bwd) latencies, shape (W, n), of one architecture."""
@@ -660,34 +324,6 @@ class WorkloadEvaluator:
                 np.ascontiguousarray(fwd[:, :, j]),
                 np.ascontiguousarray(bwd[:, :, j]),
             )
-
-    def latency_state(self, mbs: int, bound_args: tuple | None = None) -> tuple:
-        """What :meth:`set_latency_state` takes: the operator latencies and layer lower
-        bounds of ``mbs`` (computed here on first use) and, given ``bound_args``
-        ``(objective, power_budget_w, hbm_bytes)``, :meth:`score_upper_bound` there;
-        for another process."""
-        bounds = {}
-        if bound_args is not None:
-            key = (mbs, *bound_args)
-            bounds[key] = self.score_upper_bound(*key)
-        return self._latencies(mbs), self._core.get(mbs), bounds
-
-    def set_latency_state(self, mbs: int, state: tuple) -> None:
-        """Keep the latencies (and bounds) of ``mbs`` computed elsewhere
-        (:meth:`latency_state` of a worker process's copy of this evaluator)."""
-        self._lat[mbs], core, bounds = state
-        if core is not None:
-            self._core[mbs] = core
-        self._score_ub.update(bounds)
-
-    def kept_energy(self, mbs: int, arch: int):
-        """The energies of ``arch`` at ``mbs`` memoised when it was scheduled (a large
-        space), or None; for :meth:`keep_energy` in another process."""
-        return self._energy.get(mbs, arch)
-
-    def keep_energy(self, mbs: int, arch: int, found) -> None:
-        """Memoise :meth:`kept_energy` of a worker process's copy of this evaluator."""
-        self._energy.put(mbs, arch, found)
 
     def has_layers(self, mbs: int, arch: int) -> bool:
         """Whether the layer latencies of ``arch`` at ``mbs`` are memoised here."""
@@ -777,12 +413,6 @@ class WorkloadEvaluator:
             "recompute_last": last,
             "stash_inputs": stash,
         }
-
-    def _core_latency(self, mbs: int) -> tuple[np.ndarray, np.ndarray]:
-        """(seconds, joules on all devices) of one block's attention core forward, (W, A)."""
-        if mbs not in self._core:
-            self._latencies(mbs)
-        return self._core[mbs]
 
     def exact(self, mbs: int, arch: int, hbm_bytes: float, recompute: bool) -> PlanRow:
         """The best plan's row (without scheduling a layer when no plan can fit in

@@ -3,7 +3,7 @@
 A search prices every layer of a plan from per-layer energies: the charged energy of the
 layer's operators (:meth:`phaze.energy.EnergyTable.charged_j`) summed per unique layer
 and multiplied by the devices it runs on. Up to
-:data:`~phaze.joint.evaluator.LATENCY_CHUNK_ARCHS` architectures they are kept for every
+:data:`~phaze.joint.arch_bounds.LATENCY_CHUNK_ARCHS` architectures they are kept for every
 architecture; above, only for the architectures that get scheduled
 (:class:`EnergyMemo`), computed from the same latency table as their layer schedules.
 """
