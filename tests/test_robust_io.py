@@ -320,7 +320,6 @@ def test_dead_worker_stops_the_pool_with_a_clear_error():
     from phaze.joint.workers import WorkerPool
     from phaze.models import preset
     from phaze.schedule import ScheduleCache
-    from phaze.units import GIB
     from phaze.workload import Cluster, Workload
 
     table = DesignSpace(area_budget_um2=3.5e6, area_band=0.0).enumerate()
@@ -330,14 +329,21 @@ def test_dead_worker_stops_the_pool_with_a_clear_error():
     pool = WorkerPool([ev], 2)
     old = signal.signal(signal.SIGALRM, _alarm)
     try:
-        assert len(pool.prefetch(0, [0, 1, 2, 3], [4], 16 * GIB, [False])) == 4
+        pool.submit(0, [0, 1, 2, 3], [4])
+        pool.drain()
+        assert all(ev.has_layers(4, a) for a in range(4))
         workers = [p for p in _children(os.getpid()) if p not in before]
         assert len(workers) == 1  # jobs=2: the parent and one worker
         os.kill(workers[0], signal.SIGKILL)
         started = time.monotonic()
         signal.alarm(60)
+
+        def schedule_more():
+            pool.submit(0, [4, 5, 6, 7], [4])
+            pool.ensure(0, 4)
+
         with pytest.raises(PhazeError, match=r"worker process died \(signal 9\)"):
-            pool.prefetch(0, [4, 5, 6, 7], [4], 16 * GIB, [False])
+            schedule_more()
         signal.alarm(0)
         assert time.monotonic() - started < 10
         assert not any(_alive(p) for p in workers)

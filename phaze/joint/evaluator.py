@@ -519,25 +519,6 @@ class WorkloadEvaluator(ArchBounds):
             self.placements_reused += 1
         return res
 
-    def placement_count(self) -> int:
-        """How many placements are memoised (a mark for :meth:`placements_since`)."""
-        return len(self._placements)
-
-    def placements_since(self, mark: int) -> list:
-        """The memoised placements added after ``mark`` (all, if the memo was emptied
-        since), as ``(key, placement)`` pairs for :meth:`add_placements` in another
-        process."""
-        items = list(self._placements.items())
-        return items[mark:] if mark <= len(items) else items
-
-    def add_placements(self, items) -> None:
-        """Memoise placements computed by another process's evaluator of the same
-        workload, cluster and micro-batch sizes (:meth:`placements_since`)."""
-        for key, res in items:
-            if len(self._placements) >= MAX_MEMO_PLACEMENTS:
-                self._placements.clear()
-            self._placements.setdefault(key, res)
-
     def dynamic_energy_j(
         self,
         mbs: int,

@@ -295,7 +295,7 @@ class SearchRun:
                 (todo_now if a in now else todo_ahead).append(a)
             for m in fits:
                 e.schedule(m, todo_now)
-            pool.submit(wi, todo_ahead, fits, hbm, self.rc)
+            pool.submit(wi, todo_ahead, fits)
 
     def row_table(self) -> dict[str, np.ndarray]:
         """Every row of the run as numpy columns, sorted by (workload, arch, micro-batch

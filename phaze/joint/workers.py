@@ -2,14 +2,14 @@
 compute the operator latencies and bounds a search starts with
 (:func:`precompute_latencies`).
 
-Layer scheduling is the search's heaviest step and is independent per architecture, so
-:class:`WorkerPool` splits each prefetched batch of architectures over ``jobs`` processes:
-the parent and ``jobs - 1`` forked workers of a
-:class:`concurrent.futures.ProcessPoolExecutor`. The workers inherit the
-prepared evaluators through ``fork`` (nothing large is pickled); they return per-layer
-latency arrays and their schedule-cache counters, which the parent merges. Kernels are
-compiled in the parent before forking (docs/architecture.md), so no two processes write numba's
-cache at once. Results do not depend on ``jobs``.
+Layer scheduling is independent per architecture, so :class:`WorkerPool` has ``jobs -
+1`` forked workers of a :class:`concurrent.futures.ProcessPoolExecutor` schedule the
+architectures the search will visit next while the parent places the rows of the ones
+it visits now (docs/search.md, "``--jobs``"). The workers inherit the prepared
+evaluators through ``fork`` (nothing large is pickled); they return per-layer latency
+arrays, energies and their schedule-cache counters, which the parent merges. Kernels are
+compiled in the parent before forking (docs/architecture.md), so no two processes write
+numba's cache at once. Results do not depend on ``jobs``.
 
 Failure handling:
 
@@ -37,7 +37,7 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
@@ -79,14 +79,13 @@ def _init_worker(evaluators, parent: int) -> None:
     _WORKER["evaluators"] = evaluators
 
 
-def _prefetch_chunk(
-    wi: int, archs: list[int], mbs_list: list[int], hbm: int, rcs: list, wanted=None
-):
-    """Worker side of :meth:`WorkerPool.prefetch` for one chunk of architectures."""
+def _schedule_chunk(wi: int, archs: list[int], mbs_list: list[int]):
+    """Worker side of :meth:`WorkerPool.submit` for one share of architectures: their
+    layer latencies, the energies kept when they were scheduled (a large space) and the
+    schedule-cache counters of the work."""
     ev = _WORKER["evaluators"][wi]
     before = {k: getattr(ev.cache, k) for k in ScheduleCache.COUNTERS}
-    calls, reused, mark = ev.dp_calls, ev.placements_reused, ev.placement_count()
-    layers, rows, energies = {}, {}, {}
+    layers, energies = {}, {}
     for m in mbs_list:
         ev.schedule(m, archs)
         for a in archs:
@@ -94,16 +93,10 @@ def _prefetch_chunk(
             found = ev.kept_energy(m, a)  # (a large space: kept when scheduled)
             if found is not None:
                 energies[m, a] = found
-            if wanted is None or (a, m) in wanted:
-                for r in rcs:
-                    rows[a, m, r] = ev.exact(m, a, hbm, r)
     delta = {k: getattr(ev.cache, k) - before[k] for k in ScheduleCache.COUNTERS}
-    delta["dp_calls"] = ev.dp_calls - calls
-    delta["placements_reused"] = ev.placements_reused - reused
-    delta["placements"] = ev.placements_since(mark)  # the parent reuses them
     for a in archs:  # the parent keeps them; free the worker's copy
         ev.forget(a)
-    return layers, rows, energies, delta
+    return layers, energies, delta
 
 
 def _death_cause(procs, wait_s: float = 1.0) -> str:
@@ -217,18 +210,19 @@ def partition(archs, keys: np.ndarray, jobs: int, home: dict) -> list[list[int]]
 
 
 class WorkerPool:
-    """``jobs - 1`` forked processes that, with the parent, run
-    :meth:`WorkloadEvaluator.schedule` and the placements of a batch of architectures.
+    """``jobs - 1`` forked processes that schedule the layers of architectures the search
+    will visit, while the parent places rows.
 
-    The parent computes one share itself rather than wait. Shares keep the architectures
-    of one core configuration in one process across batches (:func:`partition`), so the
-    processes' private schedule memos overlap little. :meth:`prefetch` returns when every
-    share is back; :meth:`close` stops the workers.
+    :meth:`submit` splits architectures into ``jobs - 1`` shares, keeping the
+    architectures of one core configuration together and with the share that had them
+    before (:func:`partition`), and returns at once; :meth:`ensure` waits for the share of
+    one architecture and merges it into the parent's evaluator, :meth:`drain` all of
+    them; :meth:`close` stops the workers.
 
     Raises
     ------
     PhazeError
-        From :meth:`prefetch`, when a worker process died.
+        From :meth:`submit`, :meth:`ensure` or :meth:`drain`, when a worker process died.
     """
 
     def __init__(self, evaluators, jobs: int) -> None:
@@ -250,7 +244,6 @@ class WorkerPool:
         # shares of submit() not merged yet: (workload, arch) -> future -> (workload, archs)
         self._inflight: dict = {}
         self._chunks: dict = {}
-        self._home_ahead: dict = {}
 
     def _cause(self, wait_s: float = 1.0) -> str:
         """How the first worker that died ended (:func:`_death_cause`)."""
@@ -272,46 +265,7 @@ class WorkerPool:
             with contextlib.suppress(OSError, ValueError, AssertionError):
                 p.join(timeout=10)
 
-    def prefetch(self, wi: int, archs, mbs_list, hbm: int, rcs, wanted=None) -> dict:
-        """Schedule ``archs`` for workload ``wi`` at every micro-batch size and place them
-        at HBM ``hbm`` for every recomputation setting (only the ``(arch, mbs)`` pairs in
-        ``wanted`` when given), across the workers. Layer latencies go into the parent's
-        evaluator; returns ``{(arch, mbs, rc): row}``."""
-        if self._executor is None:
-            raise PhazeError("the worker pool is closed")
-        ev = self.evaluators[wi]
-        own, *chunks = partition(list(archs), self._keys, self.jobs, self._home)
-        chunks = [c for c in chunks if c]
-        try:
-            futures = [
-                self._executor.submit(
-                    _prefetch_chunk,
-                    wi,
-                    c,
-                    list(mbs_list),
-                    hbm,
-                    list(rcs),
-                    None if wanted is None else {(a, m) for (a, m) in wanted if a in cs},
-                )
-                for c, cs in ((c, set(c)) for c in chunks)
-            ]
-            self._procs.update(getattr(self._executor, "_processes", None) or {})
-            rows = {}
-            for m in mbs_list:  # the parent's share, while the workers do theirs
-                ev.schedule(m, own)
-                for a in own:
-                    if wanted is None or (a, m) in wanted:
-                        for r in rcs:
-                            rows[a, m, r] = ev.exact(m, a, hbm, r)
-            wait(futures, return_when=FIRST_EXCEPTION)
-            results = [f.result() for f in futures]  # chunk order: deterministic merge
-        except BrokenProcessPool:
-            self._broken()
-        for result in results:
-            rows.update(self._apply(wi, result))
-        return rows
-
-    def submit(self, wi: int, archs, mbs_list, hbm: int, rcs) -> None:
+    def submit(self, wi: int, archs, mbs_list) -> None:
         """Start scheduling ``archs`` for workload ``wi`` at every micro-batch size in the
         workers and return at once (architectures already in flight are not sent again);
         :meth:`ensure` (or :meth:`drain`) merges the results into the parent's evaluator.
@@ -321,12 +275,10 @@ class WorkerPool:
         archs = [a for a in archs if (wi, a) not in self._inflight]
         if not archs:
             return
-        shares = partition(archs, self._keys, max(1, self.jobs - 1), self._home_ahead)
+        shares = partition(archs, self._keys, max(1, self.jobs - 1), self._home)
         try:
             for share in (c for c in shares if c):
-                f = self._executor.submit(
-                    _prefetch_chunk, wi, share, list(mbs_list), hbm, list(rcs), set()
-                )
+                f = self._executor.submit(_schedule_chunk, wi, share, list(mbs_list))
                 self._chunks[f] = (wi, share)
                 for a in share:
                     self._inflight[(wi, a)] = f
@@ -369,17 +321,13 @@ class WorkerPool:
             f"to resume (with fewer --jobs if memory ran out)"
         ) from None
 
-    def _apply(self, wi: int, result) -> dict:
-        """Merge one share's result into the parent's evaluator; returns its rows."""
+    def _apply(self, wi: int, result) -> None:
+        """Merge one share's result into the parent's evaluator."""
         ev = self.evaluators[wi]
-        layers, rows, energies, delta = result
+        layers, energies, delta = result
         for (m, a), (fwd, bwd) in layers.items():
             ev.set_layers(m, a, fwd, bwd)
         for (m, a), found in energies.items():
             ev.keep_energy(m, a, found)
-        ev.dp_calls += delta.pop("dp_calls")
-        ev.placements_reused += delta.pop("placements_reused")
-        ev.add_placements(delta.pop("placements"))
         for k, v in delta.items():
             setattr(ev.cache, k, getattr(ev.cache, k) + v)
-        return rows
