@@ -194,31 +194,35 @@ def exact_search(
     # worker processes, which schedule it while this process places rows) half-way
     trigger = 0
     by_area = by_area.tolist()
-    bound = ub.tolist()  # (Python floats: the loop below visits every architecture)
-    for k, arch in enumerate(by_area):
-        if k % BATCH == 0 and not exhaustive:
-            window = [a for a in by_area[k : k + BATCH] if bound[a] >= reached and bound[a] > 0]
+    bound = ub.tolist()  # (Python floats: the windows below cover every architecture)
+    for k in range(0, n, BATCH):
+        # an architecture whose bound is below `reached` now stays below it (`reached`
+        # only grows), so each window keeps only the ones that may still reach it
+        window = by_area[k : k + BATCH]
+        if not exhaustive:
+            window = [a for a in window if bound[a] >= reached and bound[a] > 0]
             later: list[int] = []
             if window and k >= trigger:
                 later, ahead, middle = _candidates_ahead(by_area, ub, max(k, ahead), reached)
                 trigger = ahead if run.pool is None else middle
             run.prefetch(window, schedule_also=later)
-        if not exhaustive and (bound[arch] < reached or bound[arch] <= 0):
-            continue  # (a bound of 0: no plan fits, the value is 0, never on the frontier)
-        floor = 0.0 if exhaustive else reached
-        v = run.design(arch, hbm_desc[0], prune=not exhaustive, floor=floor).value
-        if exhaustive or not run.hbm_monotone:
-            v = max(
-                [
-                    v,
-                    *(
-                        run.design(arch, h, prune=not exhaustive, floor=floor).value
-                        for h in hbm_desc[1:]
-                    ),
-                ]
-            )
-        arch_value[arch], evaluated[arch] = v, True
-        reached = max(reached, v)
+        for arch in window:
+            if not exhaustive and bound[arch] < reached:
+                continue
+            floor = 0.0 if exhaustive else reached
+            v = run.design(arch, hbm_desc[0], prune=not exhaustive, floor=floor).value
+            if exhaustive or not run.hbm_monotone:
+                v = max(
+                    [
+                        v,
+                        *(
+                            run.design(arch, h, prune=not exhaustive, floor=floor).value
+                            for h in hbm_desc[1:]
+                        ),
+                    ]
+                )
+            arch_value[arch], evaluated[arch] = v, True
+            reached = max(reached, v)
     if run.pool is not None:
         run.pool.drain()  # what the workers scheduled ahead is counted
     run.counters["designs_pruned"] = int(n - evaluated.sum())
