@@ -288,3 +288,37 @@ def test_a_fresh_process_loads_every_kernel_from_the_cache(tmp_path):
 def test_a_warm_cache_starts_no_side_process():
     kernels_pkg.warmup()
     assert kernels_pkg._start_side_compile() is None
+
+
+_SIDE_CHECK = textwrap.dedent("""
+    import json
+    from phaze import _kernels
+    print(json.dumps([_kernels._cold("schedule", False), _kernels._cold("schedule", True)]))
+""")
+
+
+def test_a_cache_without_the_large_space_kernel_is_warm_for_small_spaces(tmp_path):
+    # a cache written by small-space searches only (no config_lower_bounds): warm for
+    # them (no side process at every search), cold for a large space
+    import shutil
+
+    from phaze._kernels import schedule
+
+    kernels_pkg.warmup()
+    ours = Path(schedule.config_lower_bounds._cache._cache_file._index_path).parent
+    copy = tmp_path / "cache"
+    shutil.copytree(ours, copy / ours.name)
+    gone = list((copy / ours.name).glob("*config_lower_bounds*"))
+    assert gone
+    for f in gone:
+        f.unlink()
+    done = subprocess.run(
+        [sys.executable, "-c", _SIDE_CHECK],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(copy)},
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, True]

@@ -57,13 +57,20 @@ KERNEL_MODULES = ("stage_tables", "dp", "gemm", "vector", "energy", "schedule")
 SIDE_MODULES = ("schedule",)
 
 
-def _cold(name: str) -> bool:
-    """Whether numba's cache has no index yet for some entry point of module ``name``."""
+def _cold(name: str, large_spaces: bool = True) -> bool:
+    """Whether numba's cache has no index yet for some entry point of module ``name``
+    that :func:`warmup` with ``large_spaces`` compiles (a module's ``LARGE_SPACES_ONLY``
+    entry points only with ``large_spaces``)."""
     from numba.core.registry import CPUDispatcher
 
     module = importlib.import_module(f"phaze._kernels.{name}")
+    skip = () if large_spaces else getattr(module, "LARGE_SPACES_ONLY", ())
     for kernel in vars(module).values():
-        if isinstance(kernel, CPUDispatcher) and kernel.__module__ == module.__name__:
+        if (
+            isinstance(kernel, CPUDispatcher)
+            and kernel.__module__ == module.__name__
+            and kernel.__name__ not in skip
+        ):
             try:
                 index = Path(kernel._cache._cache_file._index_path)
             except AttributeError:  # another numba layout: no side process
@@ -84,7 +91,7 @@ def _start_side_compile(large_spaces: bool = True):
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    if cpus < 2 or not any(_cold(name) for name in SIDE_MODULES):
+    if cpus < 2 or not any(_cold(name, large_spaces) for name in SIDE_MODULES):
         return None
     import numba
 

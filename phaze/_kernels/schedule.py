@@ -132,6 +132,9 @@ def lower_bounds(topo, pred_ptr, pred_idx, kinds, l1, la, cap_tc, cap_vc):
     return out
 
 
+#: Entry points that :func:`warmup` compiles only for large design spaces.
+LARGE_SPACES_ONLY = ("config_lower_bounds",)
+
 #: Architectures :func:`config_lower_bounds` works on at once (rows of its scratch arrays).
 _CONFIG_BLOCK = 256
 
