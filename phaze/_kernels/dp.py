@@ -525,6 +525,20 @@ def reconstruct(
     return out
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _time_at_stages(s, lo_s, s_hi, pl, floor_load, m, v, sync_s):
+    """:func:`time_per_batch_bounds` at ``s`` stages clipped to ``[lo_s, s_hi]``: the
+    largest load ``max(floor_load, pl / s)`` times the bubble factor ``(v m + s - 1) /
+    v`` (``m + s - 1`` when ``v`` is 1, in that order of operations), plus ``sync_s``."""
+    s = lo_s if lo_s > s else s
+    s = s_hi if s_hi < s else s
+    t = pl / s
+    t = floor_load if floor_load > t else t
+    if v == 1.0:
+        return t * (m + s - 1.0) + sync_s
+    return t * ((v * m + s - 1.0) / v) + sync_s
+
+
 #: Architectures :func:`time_per_batch_bounds` works on at once (its scratch arrays stay in
 #: the CPU's cache across the loop over data-parallel degrees).
 _BOUND_BLOCK = 1024
@@ -581,22 +595,9 @@ def time_per_batch_bounds(
                 ok = (pl - pl == 0.0) & (floor_load > 0.0)
                 ratio = pl / floor_load
                 knee = ratio if ok else 1.0
-                s1 = np.floor(knee)
-                s1 = lo_s if lo_s > s1 else s1
-                s1 = s_hi if s_hi < s1 else s1
-                t1 = pl / s1
-                t1 = floor_load if floor_load > t1 else t1
-                s2 = np.ceil(knee)
-                s2 = lo_s if lo_s > s2 else s2
-                s2 = s_hi if s_hi < s2 else s2
-                t2 = pl / s2
-                t2 = floor_load if floor_load > t2 else t2
-                if interleave == 1:
-                    t1 = t1 * (m + s1 - 1.0) + sync_s
-                    t2 = t2 * (m + s2 - 1.0) + sync_s
-                else:
-                    t1 = t1 * ((v * m + s1 - 1.0) / v) + sync_s
-                    t2 = t2 * ((v * m + s2 - 1.0) / v) + sync_s
+                # the two stage counts next to the knee
+                t1 = _time_at_stages(np.floor(knee), lo_s, s_hi, pl, floor_load, m, v, sync_s)
+                t2 = _time_at_stages(np.ceil(knee), lo_s, s_hi, pl, floor_load, m, v, sync_s)
                 best = best_b[b]
                 best = t1 if t1 < best else best
                 best = t2 if t2 < best else best

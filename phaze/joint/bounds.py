@@ -76,10 +76,17 @@ def layer_latency_lower_bound(
     """
     lat_one = np.asarray(lat_one, dtype=np.float64)
     n = lat_one.shape[0]
+    return makespan_lower_bound(
+        range(n), _predecessors(edges, n), kinds, lat_one, lat_all, num_tc, num_vc
+    )
+
+
+def _predecessors(edges: np.ndarray, n: int) -> list[list[int]]:
+    """Predecessors of each of ``n`` operators, from the ``(src, dst)`` edges."""
     preds: list[list[int]] = [[] for _ in range(n)]
     for s, d in np.asarray(edges, dtype=np.int64).reshape(-1, 2).tolist():
         preds[d].append(s)
-    return makespan_lower_bound(range(n), preds, kinds, lat_one, lat_all, num_tc, num_vc)
+    return preds
 
 
 def layer_lower_bound_of_configs(
@@ -118,13 +125,10 @@ def layer_lower_bound_of_configs(
     """
     rows = np.asarray(rows, dtype=np.int64)
     n = rows.shape[0]
-    preds: list[list[int]] = [[] for _ in range(n)]
-    for s, d in np.asarray(edges, dtype=np.int64).reshape(-1, 2).tolist():
-        preds[d].append(s)
     arch = latency.arch_table
     return config_makespan_lower_bound(
         range(n),
-        preds,
+        _predecessors(edges, n),
         kinds,
         latency.tc_cycles[:, :, :, pss][rows],
         latency.vc_cycles[:, :, :, pss][rows],

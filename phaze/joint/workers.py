@@ -120,6 +120,20 @@ def _death_cause(procs, wait_s: float = 1.0) -> str:
         time.sleep(0.02)
 
 
+def _stop(executor, procs: dict) -> None:
+    """Shut ``executor`` down and kill its worker processes now, rather than after the
+    work they are doing (after Ctrl-C, or when a sibling failed): those in ``procs`` (a
+    record of them, which outlives a broken pool) and those in the executor's own map."""
+    procs = list({**procs, **(getattr(executor, "_processes", None) or {})}.values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        with contextlib.suppress(OSError, ValueError):
+            p.kill()
+    for p in procs:
+        with contextlib.suppress(OSError, ValueError, AssertionError):
+            p.join(timeout=10)
+
+
 def _latency_task(wi: int, mbs: int, bound_args):
     """Worker side of :func:`precompute_latencies`: one workload's latencies and bounds
     at one micro-batch size."""
@@ -159,15 +173,8 @@ def precompute_latencies(evaluators, pairs, jobs: int, bound_args=None) -> None:
             f"a search worker process died{_death_cause(procs.values())} while computing "
             f"bounds; the search stopped (rerun with fewer --jobs if memory ran out)"
         ) from None
-    finally:
-        procs.update(getattr(executor, "_processes", None) or {})
-        executor.shutdown(wait=False, cancel_futures=True)
-        for p in procs.values():  # done or interrupted: no worker outlives this call
-            with contextlib.suppress(OSError, ValueError):
-                p.kill()
-        for p in procs.values():
-            with contextlib.suppress(OSError, ValueError, AssertionError):
-                p.join(timeout=10)
+    finally:  # done or interrupted: no worker outlives this call
+        _stop(executor, procs)
 
 
 def _core_keys(arch_table) -> np.ndarray:
@@ -254,16 +261,7 @@ class WorkerPool:
         executor, self._executor = self._executor, None
         if executor is None:
             return
-        # the executor's own map of its processes: stop them now rather than after the
-        # chunk they are working on (after Ctrl-C, or when a sibling failed)
-        procs = list({**self._procs, **(getattr(executor, "_processes", None) or {})}.values())
-        executor.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            with contextlib.suppress(OSError, ValueError):
-                p.kill()
-        for p in procs:
-            with contextlib.suppress(OSError, ValueError, AssertionError):
-                p.join(timeout=10)
+        _stop(executor, self._procs)
 
     def submit(self, wi: int, archs, mbs_list) -> None:
         """Start scheduling ``archs`` for workload ``wi`` at every micro-batch size in the

@@ -78,18 +78,28 @@ def makespan_lower_bound(topo, preds, kinds, lat_one, lat_all, cap_tc, cap_vc) -
     array([2.])
     """
     l1 = _arr(lat_one, np.float64)
-    la = _arr(lat_all, np.float64)
-    n_a = l1.shape[1]
-    ptr, idx = csr(preds)
     return _ks.lower_bounds(
-        _arr(np.asarray(list(topo), dtype=np.int64).reshape(-1), np.int64),
-        ptr,
-        idx,
-        _arr(np.asarray(kinds, dtype=np.int64).reshape(-1), np.int64),
+        *_layer_arrays(topo, preds, kinds),
         l1,
-        la,
-        _arr(np.broadcast_to(np.asarray(cap_tc, dtype=np.int64), (n_a,)), np.int64),
-        _arr(np.broadcast_to(np.asarray(cap_vc, dtype=np.int64), (n_a,)), np.int64),
+        _arr(lat_all, np.float64),
+        *_capacities(cap_tc, cap_vc, l1.shape[1]),
+    )
+
+
+def _layer_arrays(topo, preds, kinds) -> tuple[np.ndarray, ...]:
+    """``(topo, pred_ptr, pred_idx, kinds)``: the bound kernels' arrays of a layer."""
+    return (
+        _arr(np.asarray(list(topo), dtype=np.int64).reshape(-1), np.int64),
+        *csr(preds),
+        _arr(np.asarray(kinds, dtype=np.int64).reshape(-1), np.int64),
+    )
+
+
+def _capacities(cap_tc, cap_vc, n_a: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tensor- and vector-core capacities as int64 arrays of ``n_a`` architectures."""
+    return tuple(
+        _arr(np.broadcast_to(np.asarray(c, dtype=np.int64), (n_a,)), np.int64)
+        for c in (cap_tc, cap_vc)
     )
 
 
@@ -119,21 +129,15 @@ def config_makespan_lower_bound(
     array([2.])
     """
     tc_index = _arr(tc_index, np.int64)
-    n_a = tc_index.shape[0]
-    ptr, idx = csr(preds)
     return _ks.config_lower_bounds(
-        _arr(np.asarray(list(topo), dtype=np.int64).reshape(-1), np.int64),
-        ptr,
-        idx,
-        _arr(np.asarray(kinds, dtype=np.int64).reshape(-1), np.int64),
+        *_layer_arrays(topo, preds, kinds),
         _arr(tc_cycles, np.float64),
         _arr(vc_cycles, np.float64),
         _arr(comm_s, np.float64),
         tc_index,
         _arr(vc_index, np.int64),
         _arr(frequency_hz, np.float64),
-        _arr(np.broadcast_to(np.asarray(cap_tc, dtype=np.int64), (n_a,)), np.int64),
-        _arr(np.broadcast_to(np.asarray(cap_vc, dtype=np.int64), (n_a,)), np.int64),
+        *_capacities(cap_tc, cap_vc, tc_index.shape[0]),
     )
 
 
