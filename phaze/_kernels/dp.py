@@ -9,7 +9,7 @@ counts that can occur are represented). ``r`` has ``n_cheap + 1`` values; it is 
 ``t == 1`` or when no layer (or every layer) is tensor-parallel.
 
 All times in seconds, sizes in bytes, bandwidth in bytes/s; ``inf`` means infeasible and
-is never an error. Every kernel: ``@njit(cache=True, nogil=True)``, no fastmath.
+is never an error. Kernel options as docs/architecture.md's kernel policy says; no fastmath.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def dp_solve(
     ptr,
     partner,
@@ -273,7 +273,7 @@ def dp_solve(
     return best, best_d, best_p, best_s, best_r, g
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _interleaved_round(
     ptr,
     partner,
@@ -372,7 +372,7 @@ def _interleaved_round(
     return best, best_d, best_p, best_r
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def interleaved_final(
     ptr,
     partner,
@@ -425,7 +425,7 @@ def interleaved_final(
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def interleaved_bounds(
     ptr,
     partner,
@@ -479,7 +479,7 @@ def interleaved_bounds(
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def reconstruct(
     ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, cheap_cap, g, first_p, n_stages, r
 ):
@@ -525,7 +525,7 @@ def reconstruct(
     return out
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True, error_model="numpy")
 def _time_at_stages(s, lo_s, s_hi, pl, floor_load, m, v, sync_s):
     """:func:`time_per_batch_bounds` at ``s`` stages clipped to ``[lo_s, s_hi]``: the
     largest load ``max(floor_load, pl / s)`` times the bubble factor ``(v m + s - 1) /
@@ -544,7 +544,7 @@ def _time_at_stages(s, lo_s, s_hi, pl, floor_load, m, v, sync_s):
 _BOUND_BLOCK = 1024
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, error_model="numpy")
 def time_per_batch_bounds(
     total, plain, slowest, step_m, step_n, step_s_hi, step_sync_s, min_stages, interleave
 ):

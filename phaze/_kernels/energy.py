@@ -21,7 +21,7 @@ from numba import njit
 __all__ = ["op_energy", "warmup"]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def op_energy(
     macs,
     vc_ops,

@@ -18,7 +18,8 @@ unit of every resource and runs alone. Intra-op mode is tried only where it is s
 faster. Every float is computed in the same order as the plain-Python reference
 (tests/reference/schedule_kernels.py), so the two agree exactly.
 
-Every kernel: ``@njit(cache=True, nogil=True)``, no fastmath; callees live in this file.
+Kernel options as docs/architecture.md's kernel policy says; no fastmath; callees live in
+this file.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ ST_BOUNDS, ST_ENUMERATED, ST_OPEN = 0, 1, 2
 MAX_ENUM_OPS = 62
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _single_demand(kind, r):
     """Units of resource ``r`` (0 tc, 1 vc, 2 link) a single-core operator holds."""
     if r == 0:
@@ -58,7 +59,7 @@ def _single_demand(kind, r):
     return 1 if kind == _COMM else 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _critical_path(topo, pred_ptr, pred_idx, kinds, l1, la, q, fastest, finish):
     """Longest path through column ``q``'s operators, each taking ``L1`` or, if
     ``fastest``, ``min(L1, LA)`` (COMM rows always ``L1``); ``finish`` is scratch of
@@ -85,7 +86,7 @@ def _critical_path(topo, pred_ptr, pred_idx, kinds, l1, la, q, fastest, finish):
     return cp
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _lower_bound_col(topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc, cap_vc, finish):
     """``max(critical path with min(L1, LA), work / capacity of every resource)`` of column
     ``q``; ``finish`` is scratch of length k. COMM rows use ``L1`` for ``LA``."""
@@ -117,7 +118,7 @@ def _lower_bound_col(topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc, cap_vc,
     return bound
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def lower_bounds(topo, pred_ptr, pred_idx, kinds, l1, la, cap_tc, cap_vc):
     """:func:`_lower_bound_col` of every column: float64 (A,), seconds."""
     k, n_a = l1.shape
@@ -139,7 +140,7 @@ LARGE_SPACES_ONLY = ("config_lower_bounds",)
 _CONFIG_BLOCK = 256
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def config_lower_bounds(
     topo,
     pred_ptr,
@@ -251,7 +252,7 @@ def config_lower_bounds(
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def layer_bounds(
     kinds,
     l1,
@@ -356,7 +357,7 @@ def layer_bounds(
     return cut_s, lb, ub, done
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _fits(t, end, dem, ps, pf, pd, n_placed, cap):
     """Whether ``dem`` (3,) units fit over ``[t, end)`` next to the first ``n_placed``
     placed operators (starts ``ps``, finishes ``pf``, demands ``pd`` (k, 3))."""
@@ -382,7 +383,7 @@ def _fits(t, end, dem, ps, pf, pd, n_placed, cap):
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _earliest_start(est, dur, dem, ps, pf, pd, n_placed, cap, scratch):
     """Earliest ``t >= est`` where the operator fits: ``est`` or a later finish time."""
     if dur <= 0.0 or _fits(est, est + dur, dem, ps, pf, pd, n_placed, cap):
@@ -408,7 +409,7 @@ def _earliest_start(est, dur, dem, ps, pf, pd, n_placed, cap, scratch):
     return scratch[m - 1]  # unreachable: after the last finish every resource is free
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _tails(topo, succ_ptr, succ_idx, durs, out):
     """Longest path from each operator's start to the end, with ``durs``."""
     k = topo.shape[0]
@@ -422,7 +423,7 @@ def _tails(topo, succ_ptr, succ_idx, durs, out):
         out[i] = durs[i] + best
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _priority_order(pred_ptr, succ_ptr, succ_idx, priority, order):
     """Precedence-feasible list: repeatedly the ready operator of highest ``priority``
     (ties: lowest index)."""
@@ -446,7 +447,7 @@ def _priority_order(pred_ptr, succ_ptr, succ_idx, priority, order):
                 ready[s] = True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _sgs(pred_ptr, pred_idx, kinds, durs, modes, order, cap, starts, ps, pf, pd, scratch):
     """Serial SGS of the list ``order``; fills ``starts`` and returns the makespan."""
     k = kinds.shape[0]
@@ -474,7 +475,7 @@ def _sgs(pred_ptr, pred_idx, kinds, durs, modes, order, cap, starts, ps, pf, pd,
     return makespan
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _run(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, modes, cap, starts):
     """List schedule of one mode vector (longest tail first); fills ``starts``."""
     k = kinds.shape[0]
@@ -490,7 +491,7 @@ def _run(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, modes, cap
     return _sgs(pred_ptr, pred_idx, kinds, durs, modes, order, cap, starts, ps, pf, pd, scratch)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def list_schedule(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, cap):
     """Upper bound of one instance: a list schedule (serial SGS, longest-tail-first) over
     all-single-core modes, intra-op wherever faster, and one greedy pass of single flips
@@ -549,7 +550,7 @@ def list_schedule(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, c
 # --- the set of partial schedules already expanded (exact keys, open addressing) ---
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _key_hash(mask, mode_bits, starts, k):
     """FNV-1a over the mask, the mode bits and the placed starts (each as its exact
     mantissa and exponent)."""
@@ -565,7 +566,7 @@ def _key_hash(mask, mode_bits, starts, k):
     return h
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _seen_insert(table, e_mask, e_modes, e_starts, n_e, mask, mode_bits, starts, k):
     """Insert a partial schedule (the starts of the operators in ``mask``) as entry
     ``n_e``; False when an equal one is already there. The caller keeps ``n_e`` below the
@@ -591,7 +592,7 @@ def _seen_insert(table, e_mask, e_modes, e_starts, n_e, mask, mode_bits, starts,
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _rehash(table, e_mask, e_modes, e_starts, n_e, k):
     """Fill an empty ``table`` (all -1) with the first ``n_e`` entries."""
     size = table.shape[0]
@@ -602,7 +603,7 @@ def _rehash(table, e_mask, e_modes, e_starts, n_e, k):
         table[slot] = x
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _bound(mask, cur, topo, pred_ptr, pred_idx, fins, dmin, tail, area, est):
     """Lower bound of every completion of a partial schedule: heads + tails with the
     faster mode; the remaining work per core resource after its earliest start."""
@@ -638,7 +639,7 @@ def _bound(mask, cur, topo, pred_ptr, pred_idx, fins, dmin, tail, area, est):
     return b
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def enumerate_segment(
     topo,
     pred_ptr,
@@ -813,7 +814,7 @@ def enumerate_segment(
     return best, best_modes, best_starts, complete, count
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def solve_columns(
     topo,
     pred_ptr,

@@ -41,7 +41,7 @@ paper's rule; else its activation bytes). The paper's values reproduce its table
 bit.
 
 All times in seconds, sizes in bytes, bandwidth in bytes/s; ``inf`` means infeasible and
-is never an error. Every kernel: ``@njit(cache=True, nogil=True)``, no fastmath.
+is never an error. Kernel options as docs/architecture.md's kernel policy says; no fastmath.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ __all__ = [
 MAX_DOWNSETS = 4096
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def max_stages(const_bytes, stash_bytes, hbm_bytes, n_dev):
     """Largest position from the end a stage may take: ``const + (s-1)*stash <= hbm``.
 
@@ -87,7 +87,7 @@ def max_stages(const_bytes, stash_bytes, hbm_bytes, n_dev):
     return np.int64(v)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _stage_memory_cap(
     param_b, act_b, work_b, edge_in_b, recompute, stash_inputs, state_factor, hbm_bytes, n_dev
 ):
@@ -100,7 +100,7 @@ def _stage_memory_cap(
     return max_stages(const, stash, hbm_bytes, n_dev)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _pair_arrays(n_ptr, n_pairs, n_rem):
     """Empty stage tables: ``ptr``, per-pair ``partner, load1, loadr, maxs, cheap,
     pbytes`` and ``rem`` (see :func:`chain_stage_tables`)."""
@@ -116,7 +116,7 @@ def _pair_arrays(n_ptr, n_pairs, n_rem):
     )
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _prefix(x):
     """Prefix sums of the finite entries of ``x`` and prefix counts of the infinite ones."""
     n = x.shape[0]
@@ -133,14 +133,14 @@ def _prefix(x):
     return pre, cnt
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _range(pre, cnt, i, j):
     if cnt[j] > cnt[i]:
         return np.inf
     return pre[j] - pre[i]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def chain_stage_tables(
     fwd_s,
     bwd_s,
@@ -242,7 +242,7 @@ def chain_stage_tables(
     return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, _suffix_cheap(tensor_parallel, t)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def chain_stage_caps(
     param_bytes,
     activation_bytes,
@@ -300,7 +300,7 @@ def chain_stage_caps(
     return maxs
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def interleaved_chain_tables(
     fwd_s,
     bwd_s,
@@ -422,7 +422,7 @@ def interleaved_chain_tables(
     return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, cap, abytes, wbytes, valid
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def interleaved_in_flight(k, v, n_stages, m_cap):
     """Micro-batch equivalents of activations in flight on the ``k``-th device from the
     end of ``n_stages`` with ``v`` chunks each: ``(2k - 1 + (v - 1) p) / v`` (Megatron's
@@ -436,7 +436,7 @@ def interleaved_in_flight(k, v, n_stages, m_cap):
     return e if e < m_cap else m_cap
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def interleaved_stage_caps(
     param_bytes, act_bytes, work_bytes, valid, state_factor, hbm_bytes, v, n_stages, m_cap, k_max
 ):
@@ -479,7 +479,7 @@ def interleaved_stage_caps(
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _suffix_cheap(tensor_parallel, t):
     """Layers that are not tensor-parallel in each suffix (all 0 when ``t == 1``)."""
     n = tensor_parallel.shape[0]
@@ -490,7 +490,7 @@ def _suffix_cheap(tensor_parallel, t):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def prefix_stage_tables(
     fwd_s,
     bwd_s,
@@ -607,7 +607,7 @@ def prefix_stage_tables(
     return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, _suffix_cheap(tensor_parallel, t)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _popcount(words):
     c = 0
     for w in range(words.shape[0]):
@@ -618,7 +618,7 @@ def _popcount(words):
     return c
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def enumerate_downsets(pred_bits, limit):
     """All downsets of a DAG as bitsets, sorted by size (stable).
 
@@ -693,7 +693,7 @@ def enumerate_downsets(pred_bits, limit):
     return bits, sorted_sizes, count
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _is_proper_subset(a, b):
     for w in range(a.shape[0]):
         if a[w] & ~b[w]:
@@ -701,7 +701,7 @@ def _is_proper_subset(a, b):
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def dag_stage_tables(
     bits,
     sizes,

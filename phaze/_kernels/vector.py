@@ -29,12 +29,12 @@ _MEAN = 12
 _SOFTMAX = 13
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
 def _cdiv(a, b):
     return (a + b - 1) // b
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _part_cycles(code, elems, aux, lanes, pss):
     """Cycles of one part on ``lanes`` lanes; -1 for an unknown code."""
     if code < 0 or code >= CYCLES_FWD.shape[0]:
@@ -51,7 +51,7 @@ def _part_cycles(code, elems, aux, lanes, pss):
     return c * _cdiv(elems, lanes)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def vc_cycles(
     rows,
     vc_ptr,
