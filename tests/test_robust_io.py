@@ -421,6 +421,35 @@ def test_ctrl_c_with_jobs_prints_one_line(tmp_path):
     assert not any(_alive(p) for p in workers)
 
 
+def _sleep_s(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@linux_only
+def test_stopping_a_pool_after_a_half_sent_result_does_not_hang():
+    """A worker killed while sending its result leaves half a message in the result pipe;
+    stopping the pool must still end the pool's manager thread (the interpreter joins it
+    at exit, which hung Ctrl-C with ``--jobs``)."""
+    import multiprocessing as mp
+    import struct
+    from concurrent.futures import ProcessPoolExecutor
+
+    from phaze.joint.workers import _stop
+
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork"))
+    assert executor.submit(_sleep_s, 0.0).result(timeout=60) == 0.0
+    executor.submit(_sleep_s, 30.0)  # the worker is busy; its result will never come
+    manager = executor._executor_manager_thread
+    # what a killed sender leaves: a header announcing 1,000 bytes, then 1 byte
+    executor._result_queue._writer._send(struct.pack("!i", 1000) + b"x")
+    time.sleep(0.5)  # the manager thread is now blocked reading the other 999 bytes
+    assert manager.is_alive()
+    _stop(executor, dict(executor._processes))
+    manager.join(timeout=20)
+    assert not manager.is_alive()
+
+
 # --- atomic outputs ---------------------------------------------------------------------------
 
 _STALL = textwrap.dedent("""

@@ -125,6 +125,7 @@ def _stop(executor, procs: dict) -> None:
     work they are doing (after Ctrl-C, or when a sibling failed): those in ``procs`` (a
     record of them, which outlives a broken pool) and those in the executor's own map."""
     procs = list({**procs, **(getattr(executor, "_processes", None) or {})}.values())
+    results = getattr(executor, "_result_queue", None)  # shutdown() drops it
     executor.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         with contextlib.suppress(OSError, ValueError):
@@ -132,6 +133,12 @@ def _stop(executor, procs: dict) -> None:
     for p in procs:
         with contextlib.suppress(OSError, ValueError, AssertionError):
             p.join(timeout=10)
+    # A worker killed while sending its result leaves half a message in the result pipe:
+    # the pool's manager thread then waits for the rest forever, and the interpreter hangs
+    # at exit joining that thread. With every worker gone, closing this process's end of
+    # the pipe ends the wait (EOF), and the thread exits.
+    with contextlib.suppress(AttributeError, OSError):
+        results._writer.close()
 
 
 def _latency_task(wi: int, mbs: int, bound_args):
