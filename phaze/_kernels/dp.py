@@ -273,7 +273,7 @@ def dp_solve(
     return best, best_d, best_p, best_s, best_r, g
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _interleaved_round(
     ptr,
     partner,
@@ -525,7 +525,7 @@ def reconstruct(
     return out
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True, error_model="numpy")
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True, error_model="numpy")
 def _time_at_stages(s, lo_s, s_hi, pl, floor_load, m, v, sync_s):
     """:func:`time_per_batch_bounds` at ``s`` stages clipped to ``[lo_s, s_hi]``: the
     largest load ``max(floor_load, pl / s)`` times the bubble factor ``(v m + s - 1) /
@@ -570,10 +570,10 @@ def time_per_batch_bounds(
     lo_s = float(min_stages)
     v = float(interleave)
     blk = _BOUND_BLOCK
-    tot_b = np.empty(blk)
-    pl_b = np.empty(blk)
-    slow_b = np.empty(blk)
-    best_b = np.empty(blk)
+    tot_b = np.empty(blk, np.float64)
+    pl_b = np.empty(blk, np.float64)
+    slow_b = np.empty(blk, np.float64)
+    best_b = np.empty(blk, np.float64)
     for lo in range(0, n_a, blk):
         nb = min(blk, n_a - lo)
         for b in range(nb):

@@ -60,12 +60,12 @@ _INF = np.inf
 _BIG = np.int64(2**62)
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _cdiv(a, b):
     return (a + b - 1) // b
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _p2ceil(x):
     v = np.int64(1)
     while v < x:
@@ -73,7 +73,7 @@ def _p2ceil(x):
     return v
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _p2floor(x):
     v = np.int64(1)
     while v * 2 <= x:
@@ -81,7 +81,7 @@ def _p2floor(x):
     return v
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _log2(x):
     """floor(log2(x)) for x >= 1."""
     e = 0
@@ -90,7 +90,7 @@ def _log2(x):
     return e
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _fit(d, limit):
     """Largest tile extent <= limit: the full dimension if it fits, else a power of two."""
     if d <= limit:
@@ -98,7 +98,7 @@ def _fit(d, limit):
     return _p2floor(limit)
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _next_extent(t, d, limit):
     """Next tile extent after ``t`` (powers of two, then the full dimension ``d``), or 0."""
     if t >= d:
@@ -111,7 +111,7 @@ def _next_extent(t, d, limit):
     return nxt
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _operand_stationary_words(m, k, n, cap_s, cap_x, cap_o, shared):
     """Least words with the ``k x n`` operand stationary (tile ``tk x tn`` in a buffer of
     ``cap_s`` words) and the ``m x k`` operand streamed one row at a time (``cap_x``):
@@ -189,7 +189,7 @@ def _pe_words(m, k, n, pes, regs, sram):
     return m * k * _cdiv(n, nt) + m * n * (2 * nk - 1) + k * n * _cdiv(m, mt)
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _fill_splits(
     bt, m, k, n, pes, regs, sram, lmax, e_lsum, e_b, e_m, e_n, e_used, e_comp, e_pe, e_sram
 ):

@@ -49,7 +49,7 @@ ST_BOUNDS, ST_ENUMERATED, ST_OPEN = 0, 1, 2
 MAX_ENUM_OPS = 62
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _single_demand(kind, r):
     """Units of resource ``r`` (0 tc, 1 vc, 2 link) a single-core operator holds."""
     if r == 0:
@@ -59,7 +59,7 @@ def _single_demand(kind, r):
     return 1 if kind == _COMM else 0
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _critical_path(topo, pred_ptr, pred_idx, kinds, l1, la, q, fastest, finish):
     """Longest path through column ``q``'s operators, each taking ``L1`` or, if
     ``fastest``, ``min(L1, LA)`` (COMM rows always ``L1``); ``finish`` is scratch of
@@ -86,7 +86,7 @@ def _critical_path(topo, pred_ptr, pred_idx, kinds, l1, la, q, fastest, finish):
     return cp
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _lower_bound_col(topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc, cap_vc, finish):
     """``max(critical path with min(L1, LA), work / capacity of every resource)`` of column
     ``q``; ``finish`` is scratch of length k. COMM rows use ``L1`` for ``LA``."""
@@ -122,10 +122,10 @@ def _lower_bound_col(topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc, cap_vc,
 def lower_bounds(topo, pred_ptr, pred_idx, kinds, l1, la, cap_tc, cap_vc):
     """:func:`_lower_bound_col` of every column: float64 (A,), seconds."""
     k, n_a = l1.shape
-    out = np.zeros(n_a)
+    out = np.zeros(n_a, np.float64)
     if k == 0:
         return out
-    finish = np.zeros(k)
+    finish = np.zeros(k, np.float64)
     for q in range(n_a):
         out[q] = _lower_bound_col(
             topo, pred_ptr, pred_idx, kinds, l1, la, q, cap_tc[q], cap_vc[q], finish
@@ -167,16 +167,16 @@ def config_lower_bounds(
     over blocks of architectures (inner loops over architectures, which vectorise)."""
     k = kinds.shape[0]
     n_a = tc_index.shape[0]
-    out = np.zeros(n_a)
+    out = np.zeros(n_a, np.float64)
     if k == 0:
         return out
     blk = _CONFIG_BLOCK
-    l1 = np.zeros((k, blk))
-    la = np.zeros((k, blk))
-    finish = np.zeros((k, blk))
-    start = np.zeros(blk)
-    work = np.zeros(blk)
-    bound = np.zeros(blk)
+    l1 = np.zeros((k, blk), np.float64)
+    la = np.zeros((k, blk), np.float64)
+    finish = np.zeros((k, blk), np.float64)
+    start = np.zeros(blk, np.float64)
+    work = np.zeros(blk, np.float64)
+    bound = np.zeros(blk, np.float64)
     comm_total = 0.0
     any_comm = False
     for j in range(k):
@@ -300,10 +300,10 @@ def layer_bounds(
     """
     n, n_a = l1.shape
     n_s = seg_ptr.shape[0] - 1
-    cut_s = np.zeros(n_a)
-    lb = np.zeros((n_s, n_a))
-    ub = np.zeros((n_s, n_a))
-    done = np.zeros((n_s, n_a), dtype=np.bool_)
+    cut_s = np.zeros(n_a, np.float64)
+    lb = np.zeros((n_s, n_a), np.float64)
+    ub = np.zeros((n_s, n_a), np.float64)
+    done = np.zeros((n_s, n_a), np.bool_)
     for q in range(n_a):
         tot = 0.0
         for c in cut_idx:
@@ -314,7 +314,7 @@ def layer_bounds(
     kmax = 0
     for s in range(n_s):
         kmax = max(kmax, seg_ptr[s + 1] - seg_ptr[s])
-    finish = np.zeros(max(kmax, 1))
+    finish = np.zeros(max(kmax, 1), np.float64)
     for s in range(n_s):
         lo, hi = seg_ptr[s], seg_ptr[s + 1]
         k = hi - lo
@@ -322,9 +322,9 @@ def layer_bounds(
         topo = seg_topo[lo:hi]
         pp = pred_ptr[lo : hi + 1] - pred_ptr[lo]
         pi = pred_idx[pred_ptr[lo] : pred_ptr[hi]]
-        sk = np.empty(k, dtype=np.int64)
-        s1 = np.empty((k, n_a))
-        sa = np.empty((k, n_a))
+        sk = np.empty(k, np.int64)
+        s1 = np.empty((k, n_a), np.float64)
+        sa = np.empty((k, n_a), np.float64)
         for j in range(k):
             sk[j] = kinds[nodes[j]]
             for q in range(n_a):
@@ -357,7 +357,7 @@ def layer_bounds(
     return cut_s, lb, ub, done
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _fits(t, end, dem, ps, pf, pd, n_placed, cap):
     """Whether ``dem`` (3,) units fit over ``[t, end)`` next to the first ``n_placed``
     placed operators (starts ``ps``, finishes ``pf``, demands ``pd`` (k, 3))."""
@@ -383,7 +383,7 @@ def _fits(t, end, dem, ps, pf, pd, n_placed, cap):
     return True
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _earliest_start(est, dur, dem, ps, pf, pd, n_placed, cap, scratch):
     """Earliest ``t >= est`` where the operator fits: ``est`` or a later finish time."""
     if dur <= 0.0 or _fits(est, est + dur, dem, ps, pf, pd, n_placed, cap):
@@ -409,7 +409,7 @@ def _earliest_start(est, dur, dem, ps, pf, pd, n_placed, cap, scratch):
     return scratch[m - 1]  # unreachable: after the last finish every resource is free
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _tails(topo, succ_ptr, succ_idx, durs, out):
     """Longest path from each operator's start to the end, with ``durs``."""
     k = topo.shape[0]
@@ -423,13 +423,13 @@ def _tails(topo, succ_ptr, succ_idx, durs, out):
         out[i] = durs[i] + best
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _priority_order(pred_ptr, succ_ptr, succ_idx, priority, order):
     """Precedence-feasible list: repeatedly the ready operator of highest ``priority``
     (ties: lowest index)."""
     k = priority.shape[0]
-    left = np.empty(k, dtype=np.int64)
-    ready = np.zeros(k, dtype=np.bool_)
+    left = np.empty(k, np.int64)
+    ready = np.zeros(k, np.bool_)
     for i in range(k):
         left[i] = pred_ptr[i + 1] - pred_ptr[i]
         ready[i] = left[i] == 0
@@ -447,12 +447,12 @@ def _priority_order(pred_ptr, succ_ptr, succ_idx, priority, order):
                 ready[s] = True
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _sgs(pred_ptr, pred_idx, kinds, durs, modes, order, cap, starts, ps, pf, pd, scratch):
     """Serial SGS of the list ``order``; fills ``starts`` and returns the makespan."""
     k = kinds.shape[0]
-    fins = np.zeros(k)
-    dem = np.empty(3, dtype=np.int64)
+    fins = np.zeros(k, np.float64)
+    dem = np.empty(3, np.int64)
     makespan = 0.0
     for x in range(k):
         i = order[x]
@@ -475,19 +475,19 @@ def _sgs(pred_ptr, pred_idx, kinds, durs, modes, order, cap, starts, ps, pf, pd,
     return makespan
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _run(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, modes, cap, starts):
     """List schedule of one mode vector (longest tail first); fills ``starts``."""
     k = kinds.shape[0]
-    durs = np.empty(k)
+    durs = np.empty(k, np.float64)
     for i in range(k):
         durs[i] = la[i] if modes[i] else l1[i]
-    tail = np.zeros(k)
+    tail = np.zeros(k, np.float64)
     _tails(topo, succ_ptr, succ_idx, durs, tail)
-    order = np.empty(k, dtype=np.int64)
+    order = np.empty(k, np.int64)
     _priority_order(pred_ptr, succ_ptr, succ_idx, tail, order)
-    ps, pf, scratch = np.zeros(k), np.zeros(k), np.zeros(k)
-    pd = np.zeros((k, 3), dtype=np.int64)
+    ps, pf, scratch = np.zeros(k, np.float64), np.zeros(k, np.float64), np.zeros(k, np.float64)
+    pd = np.zeros((k, 3), np.int64)
     return _sgs(pred_ptr, pred_idx, kinds, durs, modes, order, cap, starts, ps, pf, pd, scratch)
 
 
@@ -510,18 +510,18 @@ def list_schedule(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, c
     """
     k = kinds.shape[0]
     best = np.inf
-    best_modes = np.zeros(k, dtype=np.int64)
-    best_starts = np.zeros(k)
+    best_modes = np.zeros(k, np.int64)
+    best_starts = np.zeros(k, np.float64)
     if k == 0:
         return 0.0, best_modes, best_starts
-    intra = np.zeros(k, dtype=np.int64)
+    intra = np.zeros(k, np.int64)
     any_intra = False
     for i in range(k):
         if kinds[i] != _COMM and la[i] < l1[i]:
             intra[i] = 1
             any_intra = True
-    modes = np.zeros(k, dtype=np.int64)
-    st = np.zeros(k)
+    modes = np.zeros(k, np.int64)
+    st = np.zeros(k, np.float64)
     # step 0: all single-core; 1: intra-op wherever faster; 2 + i: flip operator i of
     # the best so far (kept when strictly better); one call site of _run keeps it small
     for step in range(2 + k if any_intra else 1):
@@ -550,7 +550,7 @@ def list_schedule(topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, c
 # --- the set of partial schedules already expanded (exact keys, open addressing) ---
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _key_hash(mask, mode_bits, starts, k):
     """FNV-1a over the mask, the mode bits and the placed starts (each as its exact
     mantissa and exponent)."""
@@ -566,7 +566,7 @@ def _key_hash(mask, mode_bits, starts, k):
     return h
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _seen_insert(table, e_mask, e_modes, e_starts, n_e, mask, mode_bits, starts, k):
     """Insert a partial schedule (the starts of the operators in ``mask``) as entry
     ``n_e``; False when an equal one is already there. The caller keeps ``n_e`` below the
@@ -592,7 +592,7 @@ def _seen_insert(table, e_mask, e_modes, e_starts, n_e, mask, mode_bits, starts,
     return True
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _rehash(table, e_mask, e_modes, e_starts, n_e, k):
     """Fill an empty ``table`` (all -1) with the first ``n_e`` entries."""
     size = table.shape[0]
@@ -603,7 +603,7 @@ def _rehash(table, e_mask, e_modes, e_starts, n_e, k):
         table[slot] = x
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _bound(mask, cur, topo, pred_ptr, pred_idx, fins, dmin, tail, area, est):
     """Lower bound of every completion of a partial schedule: heads + tails with the
     faster mode; the remaining work per core resource after its earliest start."""
@@ -673,15 +673,15 @@ def enumerate_segment(
     count = 0
     if not best > lb:
         return best, best_modes, best_starts, True, count
-    dmin = np.empty(k)
+    dmin = np.empty(k, np.float64)
     for i in range(k):
         dmin[i] = la[i] if la[i] < l1[i] else l1[i]
-    tail = np.zeros(k)
+    tail = np.zeros(k, np.float64)
     _tails(topo, succ_ptr, succ_idx, dmin, tail)
-    can = np.zeros(k, dtype=np.bool_)
+    can = np.zeros(k, np.bool_)
     for i in range(k):
         can[i] = kinds[i] != _COMM and la[i] < l1[i]
-    area = np.zeros((2, k))
+    area = np.zeros((2, k), np.float64)
     for r in range(2):
         c = float(cap[r])
         for i in range(k):
@@ -697,30 +697,30 @@ def enumerate_segment(
         while y > 0 and tail[rank[y - 1]] < tail[rank[y]]:
             rank[y - 1], rank[y] = rank[y], rank[y - 1]
             y -= 1
-    starts = np.zeros(k)
-    fins = np.zeros(k)
-    modes = np.zeros(k, dtype=np.int64)
-    est = np.zeros(k)
-    ps = np.zeros(k)
-    pf = np.zeros(k)
-    pd = np.zeros((k, 3), dtype=np.int64)
-    scratch = np.zeros(k)
-    dem = np.zeros((k, 2, 3), dtype=np.int64)
+    starts = np.zeros(k, np.float64)
+    fins = np.zeros(k, np.float64)
+    modes = np.zeros(k, np.int64)
+    est = np.zeros(k, np.float64)
+    ps = np.zeros(k, np.float64)
+    pf = np.zeros(k, np.float64)
+    pd = np.zeros((k, 3), np.int64)
+    scratch = np.zeros(k, np.float64)
+    dem = np.zeros((k, 2, 3), np.int64)
     for i in range(k):
         for r in range(3):
             dem[i, 0, r] = _single_demand(kinds[i], r)
             dem[i, 1, r] = cap[r]
-    table = np.full(1024, -1, dtype=np.int64)
-    e_mask = np.empty(512, dtype=np.int64)
-    e_modes = np.empty(512, dtype=np.int64)
-    e_starts = np.zeros((512, k))
+    table = np.full(1024, -1, np.int64)
+    e_mask = np.empty(512, np.int64)
+    e_modes = np.empty(512, np.int64)
+    e_starts = np.zeros((512, k), np.float64)
     # counters start as np.int64: a plain 0 is first typed Literal[int](0) and the
     # helpers it reaches would be compiled twice (once for the literal)
     n_e = np.int64(0)
-    d_mask = np.zeros(k + 1, dtype=np.int64)
-    d_cur = np.zeros(k + 1)
-    d_rank = np.zeros(k + 1, dtype=np.int64)
-    d_mode = np.zeros(k + 1, dtype=np.int64)
+    d_mask = np.zeros(k + 1, np.int64)
+    d_cur = np.zeros(k + 1, np.float64)
+    d_rank = np.zeros(k + 1, np.int64)
+    d_mode = np.zeros(k + 1, np.int64)
     d = np.int64(0)
     complete = True
     while d >= 0:
@@ -775,16 +775,16 @@ def enumerate_segment(
                     bits |= np.int64(1) << j
             if n_e == e_mask.shape[0]:  # full: double the entries and the table
                 grow = 2 * n_e
-                m2 = np.empty(grow, dtype=np.int64)
-                b2 = np.empty(grow, dtype=np.int64)
-                s2 = np.zeros((grow, k))
+                m2 = np.empty(grow, np.int64)
+                b2 = np.empty(grow, np.int64)
+                s2 = np.zeros((grow, k), np.float64)
                 for x in range(n_e):
                     m2[x] = e_mask[x]
                     b2[x] = e_modes[x]
                     for j in range(k):
                         s2[x, j] = e_starts[x, j]
                 e_mask, e_modes, e_starts = m2, b2, s2
-                table = np.full(2 * grow, -1, dtype=np.int64)
+                table = np.full(2 * grow, -1, np.int64)
                 _rehash(table, e_mask, e_modes, e_starts, n_e, k)
             if not _seen_insert(table, e_mask, e_modes, e_starts, n_e, new_mask, bits, starts, k):
                 continue
@@ -844,15 +844,15 @@ def solve_columns(
     modes : int64 (Q, k); starts : float64 (Q, k)
     """
     k, n_q = l1.shape
-    ms = np.zeros(n_q)
-    lbs = np.zeros(n_q)
-    status = np.zeros(n_q, dtype=np.int64)
-    modes = np.zeros((n_q, k), dtype=np.int64)
-    starts = np.zeros((n_q, k))
-    finish = np.zeros(max(k, 1))
-    cap = np.ones(3, dtype=np.int64)
-    c1 = np.empty(k)
-    ca = np.empty(k)
+    ms = np.zeros(n_q, np.float64)
+    lbs = np.zeros(n_q, np.float64)
+    status = np.zeros(n_q, np.int64)
+    modes = np.zeros((n_q, k), np.int64)
+    starts = np.zeros((n_q, k), np.float64)
+    finish = np.zeros(max(k, 1), np.float64)
+    cap = np.ones(3, np.int64)
+    c1 = np.empty(k, np.float64)
+    ca = np.empty(k, np.float64)
     for q in range(n_q):
         if k == 0:
             continue

@@ -87,7 +87,7 @@ def max_stages(const_bytes, stash_bytes, hbm_bytes, n_dev):
     return np.int64(v)
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _stage_memory_cap(
     param_b, act_b, work_b, edge_in_b, recompute, stash_inputs, state_factor, hbm_bytes, n_dev
 ):
@@ -100,27 +100,27 @@ def _stage_memory_cap(
     return max_stages(const, stash, hbm_bytes, n_dev)
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _pair_arrays(n_ptr, n_pairs, n_rem):
     """Empty stage tables: ``ptr``, per-pair ``partner, load1, loadr, maxs, cheap,
     pbytes`` and ``rem`` (see :func:`chain_stage_tables`)."""
     return (
         np.empty(n_ptr, np.int64),
         np.empty(n_pairs, np.int64),
-        np.empty(n_pairs),
-        np.empty(n_pairs),
+        np.empty(n_pairs, np.float64),
+        np.empty(n_pairs, np.float64),
         np.empty(n_pairs, np.int64),
         np.empty(n_pairs, np.int64),
-        np.empty(n_pairs),
+        np.empty(n_pairs, np.float64),
         np.empty(n_rem, np.int64),
     )
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _prefix(x):
     """Prefix sums of the finite entries of ``x`` and prefix counts of the infinite ones."""
     n = x.shape[0]
-    pre = np.zeros(n + 1)
+    pre = np.zeros(n + 1, np.float64)
     cnt = np.zeros(n + 1, np.int64)
     for i in range(n):
         v = x[i]
@@ -133,7 +133,7 @@ def _prefix(x):
     return pre, cnt
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _range(pre, cnt, i, j):
     if cnt[j] > cnt[i]:
         return np.inf
@@ -191,8 +191,8 @@ def chain_stage_tables(
     fpre, fcnt = _prefix(fwd_s)
     bpre, bcnt = _prefix(bwd_s)
     rpre, rcnt = _prefix(recompute_s)
-    ppre = np.zeros(n + 1)
-    apre = np.zeros(n + 1)
+    ppre = np.zeros(n + 1, np.float64)
+    apre = np.zeros(n + 1, np.float64)
     tpre = np.zeros(n + 1, np.int64)
     for i in range(n):
         ppre[i + 1] = ppre[i] + param_bytes[i]
@@ -273,8 +273,8 @@ def chain_stage_caps(
     int64 (L (L+1) / 2,)
     """
     n = param_bytes.shape[0]
-    ppre = np.zeros(n + 1)
-    apre = np.zeros(n + 1)
+    ppre = np.zeros(n + 1, np.float64)
+    apre = np.zeros(n + 1, np.float64)
     for i in range(n):
         ppre[i + 1] = ppre[i] + param_bytes[i]
         apre[i + 1] = apre[i] + activation_bytes[i]
@@ -353,8 +353,8 @@ def interleaved_chain_tables(
     fpre, fcnt = _prefix(fwd_s)
     bpre, bcnt = _prefix(bwd_s)
     rpre, rcnt = _prefix(recompute_s)
-    ppre = np.zeros(n + 1)
-    apre = np.zeros(n + 1)
+    ppre = np.zeros(n + 1, np.float64)
+    apre = np.zeros(n + 1, np.float64)
     tpre = np.zeros(n + 1, np.int64)
     kpre = np.zeros(n + 1, np.int64)
     blockpos = np.zeros(n + 1, np.int64)
@@ -369,8 +369,8 @@ def interleaved_chain_tables(
             kpre[i + 1] = kpre[i]
     n_pairs = n * (n + 1) // 2
     ptr, partner, load1, loadr, maxs, cheap, pbytes, rem = _pair_arrays(n + 2, n_pairs, n + 1)
-    abytes = np.empty(n_pairs)
-    wbytes = np.empty(n_pairs)
+    abytes = np.empty(n_pairs, np.float64)
+    wbytes = np.empty(n_pairs, np.float64)
     valid = np.zeros(n_pairs, np.bool_)
     p = 0
     for i in range(n):
@@ -479,7 +479,7 @@ def interleaved_stage_caps(
     return out
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _suffix_cheap(tensor_parallel, t):
     """Layers that are not tensor-parallel in each suffix (all 0 when ``t == 1``)."""
     n = tensor_parallel.shape[0]
@@ -530,10 +530,10 @@ def prefix_stage_tables(
     Other parameters and the returns as :func:`chain_stage_tables`.
     """
     n = fwd_s.shape[0]
-    bwd_m = np.empty((n + 1, n + 1))
-    lp_m = np.empty((n + 1, n + 1))
-    fin = np.empty(n)
-    lpv = np.empty(n)
+    bwd_m = np.empty((n + 1, n + 1), np.float64)
+    lp_m = np.empty((n + 1, n + 1), np.float64)
+    fin = np.empty(n, np.float64)
+    lpv = np.empty(n, np.float64)
     for j in range(1, n + 1):
         for i in range(j - 1, -1, -1):
             start = 0.0
@@ -554,8 +554,8 @@ def prefix_stage_tables(
             lp_m[i, j] = lpv[i]
     n_pairs = n * (n + 1) // 2
     ptr, partner, load1, loadr, maxs, cheap, pbytes, rem = _pair_arrays(n + 2, n_pairs, n + 1)
-    ffin = np.empty(n)
-    fpin = np.empty(n)
+    ffin = np.empty(n, np.float64)
+    fpin = np.empty(n, np.float64)
     p = 0
     for i in range(n):
         ptr[i] = p
@@ -607,7 +607,7 @@ def prefix_stage_tables(
     return ptr, partner, load1, loadr, maxs, cheap, pbytes, rem, _suffix_cheap(tensor_parallel, t)
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _popcount(words):
     c = 0
     for w in range(words.shape[0]):
@@ -693,7 +693,7 @@ def enumerate_downsets(pred_bits, limit):
     return bits, sorted_sizes, count
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _is_proper_subset(a, b):
     for w in range(a.shape[0]):
         if a[w] & ~b[w]:
@@ -747,10 +747,10 @@ def dag_stage_tables(
         n_states + 1, n_pairs, n_states
     )
     inside = np.zeros(n, np.bool_)
-    fin = np.empty(n)
-    fin_p = np.empty(n)
-    fin_b = np.empty(n)
-    fin_r = np.empty(n)
+    fin = np.empty(n, np.float64)
+    fin_p = np.empty(n, np.float64)
+    fin_b = np.empty(n, np.float64)
+    fin_r = np.empty(n, np.float64)
     one = np.uint64(1)
     p = 0
     for k in range(n_states):

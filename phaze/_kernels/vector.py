@@ -29,7 +29,7 @@ _MEAN = 12
 _SOFTMAX = 13
 
 
-@njit(cache=True, nogil=True, no_cfunc_wrapper=True, no_cpython_wrapper=True)
+@njit(cache=True, nogil=True, no_cfunc_wrapper=True)
 def _cdiv(a, b):
     return (a + b - 1) // b
 
