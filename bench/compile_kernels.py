@@ -22,10 +22,11 @@ if __name__ == "__main__":
 
     import phaze
     from phaze import _kernels
+    from phaze.joint.evaluator import SEARCH_GRAPH_KINDS
 
-    # what a default search warms up (phaze.joint.evaluator.warmup_kernels), one module
-    # after the other in this process
-    options = {"graph_kinds": ("chain",), "interleaved": False, "large_spaces": False}
+    # what a default search warms up (phaze.joint.evaluator.warmup_kernels: no interleaved
+    # plans, a space of at most LATENCY_CHUNK_ARCHS), one module after the other here
+    options = {"graph_kinds": SEARCH_GRAPH_KINDS, "interleaved": False, "large_spaces": False}
     total = 0.0
     for name in _kernels.KERNEL_MODULES:
         t0 = time.process_time()
