@@ -42,7 +42,8 @@ module turns it into what people read. Nothing here changes a result.
       "counters": {...}
     }
 
-Plots use matplotlib with the non-interactive Agg backend.
+Plots are drawn with matplotlib's Agg renderer on figures made outside pyplot: writing
+them changes neither the calling process's matplotlib backend nor its open figures.
 """
 
 from __future__ import annotations
@@ -182,13 +183,12 @@ def row_scores(rows: dict, objective: str, power_budget_w: float | None) -> np.n
         return np.where(ok, 1.0 / np.where(ok, e, 1.0), 0.0)
 
 
-def _pyplot():
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    """A matplotlib figure drawn and saved by the Agg renderer, outside pyplot: the
+    calling process's backend and its open figures are left alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=figsize, dpi=120)
 
 
 def plot_frontier(
@@ -207,11 +207,12 @@ def plot_frontier(
     """Value against area: every evaluated architecture, the frontier, the best; with
     ``rows``, a second panel of throughput against average power per device of every
     feasible row, the best design's plans and the power budget."""
-    plt = _pyplot()
     if rows is None:
-        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+        fig = _figure((7, 4.5))
+        ax = fig.subplots()
     else:
-        fig, (ax, ax_p) = plt.subplots(1, 2, figsize=(13, 4.5), dpi=120)
+        fig = _figure((13, 4.5))
+        ax, ax_p = fig.subplots(1, 2)
         ok = rows["throughput"] > 0
         ax_p.scatter(
             rows["power_w"][ok], rows["throughput"][ok], s=6, color="0.6", label="evaluated plans"
@@ -255,15 +256,12 @@ def plot_frontier(
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def plot_stages(path: str | os.PathLike, plans: list[tuple[str, object]], hbm_bytes: float) -> None:
     """Per-stage load and memory of the best plan of each workload."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(
-        2, len(plans), figsize=(max(6, 5 * len(plans)), 6), dpi=120, squeeze=False
-    )
+    fig = _figure((max(6, 5 * len(plans)), 6))
+    axes = fig.subplots(2, len(plans), squeeze=False)
     for col, (name, plan) in enumerate(plans):
         loads = [st.load_s * 1e3 for st in plan.stages]
         mem = [st.memory_bytes / GIB for st in plan.stages]
@@ -283,7 +281,6 @@ def plot_stages(path: str | os.PathLike, plans: list[tuple[str, object]], hbm_by
         axes[1, col].legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def best_payload(result: SearchResult) -> dict:

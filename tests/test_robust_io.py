@@ -568,3 +568,31 @@ def test_an_interrupt_inside_a_compiled_kernel_is_reported_as_one(monkeypatch, c
     monkeypatch.setattr(models, "run", lambda args: (_ for _ in ()).throw(SystemError("x")))
     with pytest.raises(SystemError):
         main(["models"])
+
+
+def test_writing_plots_leaves_the_callers_matplotlib_alone(tmp_path):
+    """A notebook or application that uses pyplot keeps its backend and its open figures
+    when phaze writes plots (in a child process: pyplot's state is global)."""
+    code = textwrap.dedent(
+        f"""
+        import matplotlib
+        matplotlib.use("svg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+        from phaze.report import plot_frontier
+        from phaze.sweeps.report import plot_throughput_vs_area
+
+        mine = plt.figure()
+        plot_frontier({str(tmp_path / "f.png")!r}, np.array([1e8, 2e8]), np.array([1.0, 2.0]),
+                      np.array([0, 1]), 1, "t")
+        plot_throughput_vs_area({str(tmp_path / "s.png")!r}, [
+            {{"model": "m", "area_budget_mm2": 100.0, "throughput_samples_per_s": 1.0}}])
+        print(matplotlib.get_backend(), plt.get_fignums())
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split("\n")[0] == "svg [1]", out.stdout + out.stderr
+    for name in ("f.png", "s.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

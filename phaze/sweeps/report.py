@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from phaze.report import _pyplot, format_table
+from phaze.report import _figure, format_table
 from phaze.sweeps.cell import RECORD_FIELDS
 
 __all__ = ["plot_best_arch_heatmap", "plot_throughput_vs_area", "summary_text", "write_csv"]
@@ -78,11 +78,9 @@ def _group_label(rec: dict, keys: list[str]) -> str:
 
 def plot_throughput_vs_area(path: str | os.PathLike, records: list[dict]) -> None:
     """Best throughput against area budget, one panel per model."""
-    plt = _pyplot()
     models = list(dict.fromkeys(r["model"] for r in records))
-    fig, axes = plt.subplots(
-        1, len(models), figsize=(max(6, 4.5 * len(models)), 4), dpi=120, squeeze=False
-    )
+    fig = _figure((max(6, 4.5 * len(models)), 4))
+    axes = fig.subplots(1, len(models), squeeze=False)
     others = _varying(records, ("model", "area_budget_mm2"))
     for ax, model in zip(axes[0], models):
         mine = [r for r in records if r["model"] == model]
@@ -102,7 +100,6 @@ def plot_throughput_vs_area(path: str | os.PathLike, records: list[dict]) -> Non
             ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _heat_grid(records: list[dict]):
@@ -117,7 +114,6 @@ def _heat_grid(records: list[dict]):
 
 def plot_best_arch_heatmap(path: str | os.PathLike, records: list[dict]) -> None:
     """The best architecture's key dimensions across the grid (log2 colour scale)."""
-    plt = _pyplot()
     row_labels, budgets, index = _heat_grid(records)
     panels = (
         ("tensor cores", lambda r: r["num_tc"], lambda r: f"{r['num_tc']}"),
@@ -129,13 +125,8 @@ def plot_best_arch_heatmap(path: str | os.PathLike, records: list[dict]) -> None
         ("vector cores", lambda r: r["num_vc"], lambda r: f"{r['num_vc']}"),
         ("global buffer (MiB)", lambda r: r["glb_mib"], lambda r: f"{r['glb_mib']:g}"),
     )
-    fig, axes = plt.subplots(
-        1,
-        len(panels),
-        figsize=(3 + len(panels) * (0.8 + 0.7 * len(budgets)), 1.5 + 0.45 * len(row_labels)),
-        dpi=120,
-        squeeze=False,
-    )
+    fig = _figure((3 + len(panels) * (0.8 + 0.7 * len(budgets)), 1.5 + 0.45 * len(row_labels)))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (title, value, text) in zip(axes[0], panels):
         grid = np.full((len(row_labels), len(budgets)), np.nan)
         for i, lab in enumerate(row_labels):
@@ -154,7 +145,6 @@ def plot_best_arch_heatmap(path: str | os.PathLike, records: list[dict]) -> None
         )
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _fmt(x, spec: str = ",.1f") -> str:
