@@ -47,6 +47,14 @@ GLB = tuple(
 )
 
 
+#: The search's settings (the paper's): micro-batch sizes, HBM sizes, recomputation.
+SETTINGS = {
+    "micro_batch_sizes": (1, 2, 4, 8),
+    "hbm_sizes": (32 * GIB, 64 * GIB, 80 * GIB),
+    "recompute": (False, True),
+}
+
+
 def large_space() -> DesignSpace:
     """The paper's template and area band over the finer grid above."""
     return DesignSpace(num_tc=CORES, num_vc=CORES, tc_width=SIDES, tc_depth=SIDES, glb_bytes=GLB)
@@ -71,15 +79,7 @@ def run(jobs: int = 1) -> dict:
     base = _peak_rss_bytes()
     table = large_space().enumerate()
     t0, c0 = time.perf_counter(), time.process_time()
-    result = search(
-        Workload(preset("gpt3-175b")),
-        Cluster(),
-        table,
-        micro_batch_sizes=(1, 2, 4, 8),
-        hbm_sizes=(32 * GIB, 64 * GIB, 80 * GIB),
-        recompute=(False, True),
-        jobs=jobs,
-    )
+    result = search(Workload(preset("gpt3-175b")), Cluster(), table, jobs=jobs, **SETTINGS)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _peak_rss_bytes()
     if os.environ.get("PHAZE_BENCH_ROWS"):

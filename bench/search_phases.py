@@ -106,11 +106,7 @@ def main() -> None:
         import bench_large_space
 
         space = bench_large_space.large_space().enumerate()
-        settings = {
-            "micro_batch_sizes": (1, 2, 4, 8),
-            "hbm_sizes": (32 * phaze.GIB, 64 * phaze.GIB, 80 * phaze.GIB),
-            "recompute": (False, True),
-        }
+        settings = bench_large_space.SETTINGS
     else:
         space = phaze.DesignSpace().enumerate()
     start[0] = time.perf_counter()

@@ -20,7 +20,7 @@ from phaze.errors import ConfigError
 from phaze.hardware.accelerator import Accelerator, core_sram_bytes
 from phaze.hardware.area import area_um2_columns
 
-__all__ = ["ARCH_COLUMNS", "ArchTable", "CoreConfigs"]
+__all__ = ["ARCH_COLUMNS", "ArchTable", "CoreConfigs", "row_codes"]
 
 _INT = (
     "num_tc",
@@ -94,10 +94,11 @@ class CoreConfigs:
             raise AttributeError(name) from None
 
 
-def _row_codes(cols: dict, key: tuple[str, ...]) -> np.ndarray:
+def row_codes(cols: dict, key: tuple[str, ...]) -> np.ndarray:
     """One int64 per row, equal for two rows exactly when their ``key`` columns are equal
-    as float64 (what ``np.unique(axis=0)`` compares), from one 1-D ``np.unique`` per
-    column; about 10x faster than sorting the rows of a million-row table."""
+    as float64 (what ``np.unique(axis=0)`` compares) and ordered as the rows are
+    lexicographically, from one 1-D ``np.unique`` per column (7-10x faster than sorting
+    the rows of a million-row table)."""
     n = len(cols[key[0]])
     code = np.zeros(n, np.int64)
     radix = 1  # code < radix
@@ -114,7 +115,7 @@ def _row_codes(cols: dict, key: tuple[str, ...]) -> np.ndarray:
 def _unique_rows(cols: dict, key: tuple[str, ...]) -> tuple[CoreConfigs, np.ndarray]:
     """The distinct rows of the ``key`` columns, in order of first appearance, and each
     row's index among them."""
-    _, first, inverse = np.unique(_row_codes(cols, key), return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(row_codes(cols, key), return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")  # first-appearance order
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)

@@ -43,6 +43,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from phaze.errors import PhazeError
+from phaze.hardware.archtable import row_codes
 from phaze.schedule import ScheduleCache
 
 __all__ = ["WorkerPool", "partition", "precompute_latencies"]
@@ -187,10 +188,8 @@ def precompute_latencies(evaluators, pairs, jobs: int, bound_args=None) -> None:
 def _core_keys(arch_table) -> np.ndarray:
     """One integer per architecture that identifies its cores (count and shape of the
     tensor and vector cores): architectures with equal keys share most layer schedules."""
-    code = np.zeros(len(arch_table), dtype=np.int64)
-    for f in ("num_tc", "tc_width", "tc_depth", "num_vc", "vc_width"):
-        values, index = np.unique(np.asarray(getattr(arch_table, f)), return_inverse=True)
-        code = code * len(values) + index.reshape(-1)  # mixed radix: the rows' order kept
+    key = ("num_tc", "tc_width", "tc_depth", "num_vc", "vc_width")
+    code = row_codes({f: getattr(arch_table, f) for f in key}, key)
     return np.unique(code, return_inverse=True)[1].reshape(-1)
 
 
