@@ -20,6 +20,7 @@ from phaze.hardware.archtable import ARCH_COLUMNS
 from phaze.joint import arch_bounds as arch_bounds_module
 from phaze.joint import bounds as bounds_module
 from phaze.joint import evaluator as evaluator_module
+from phaze.joint import layer_energy as layer_energy_module
 from phaze.joint import search
 from phaze.joint import strategy as strategy_module
 from phaze.models import build_graph, preset, unique_ops
@@ -216,6 +217,27 @@ def test_energies_are_kept_only_for_scheduled_architectures(monkeypatch, table):
         layer_j, total_j = ev._arch_energy(1, arch)
         assert layer_j.tobytes() == np.ascontiguousarray(whole.layer_energy_j[..., arch]).tobytes()
         assert total_j.tobytes() == np.ascontiguousarray(whole.total_energy_j[..., arch]).tobytes()
+
+
+@given(
+    n_u=st.integers(1, 6),
+    n_cols=st.integers(1, 300),
+    cut=st.integers(0, 300),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_energy_totals_of_a_column_slice_are_the_slice_of_the_whole(n_u, n_cols, cut, seed):
+    # a large space sums its energies chunk by chunk; every column must come out as the
+    # whole table's, bit for bit, whatever the chunk's width (a BLAS product need not)
+    rng = np.random.default_rng(seed)
+    energy = rng.uniform(1e-3, 10.0, (2, n_u, 2, n_cols))
+    unique = rng.integers(0, n_u, (2, 40))
+    whole = layer_energy_module.energy_totals(energy, unique)
+    cut = min(cut, n_cols)
+    for cols in (slice(0, cut), slice(cut, n_cols)):
+        part = layer_energy_module.energy_totals(np.ascontiguousarray(energy[..., cols]), unique)
+        assert part.tobytes() == np.ascontiguousarray(whole[..., cols]).tobytes()
+    per_position = np.stack([energy[g, unique[g]].sum(axis=0) for g in range(2)])
+    np.testing.assert_allclose(whole, per_position, rtol=1e-12)
 
 
 def test_scheduling_ahead_does_not_change_the_rows(monkeypatch):

@@ -51,12 +51,15 @@ def energy_totals(energy: np.ndarray, unique: np.ndarray) -> np.ndarray:
     array([4., 4.])
     """
     n_u = energy.shape[1]
-    return np.stack(
-        [
-            np.tensordot(np.bincount(unique[gi], minlength=n_u).astype(float), energy[gi], 1)
-            for gi in range(energy.shape[0])
-        ]
-    )
+    total = np.zeros((energy.shape[0], 2, energy.shape[3]))
+    # elementwise, one unique layer after another: each column's float is the same however
+    # many columns there are (a BLAS product's rounding depends on the matrix shape and
+    # the CPU, and chunked large spaces must match the whole table bit for bit)
+    for gi in range(energy.shape[0]):
+        counts = np.bincount(unique[gi], minlength=n_u)
+        for u in np.flatnonzero(counts):
+            total[gi] += float(counts[u]) * energy[gi, u]
+    return total
 
 
 class EnergyMemo:
