@@ -7,7 +7,8 @@ Layer scheduling is independent per architecture, so :class:`WorkerPool` has ``j
 architectures the search will visit next while the parent places the rows of the ones
 it visits now (docs/search.md, "``--jobs``"). The workers inherit the prepared
 evaluators through ``fork`` (nothing large is pickled); they return per-layer latency
-arrays, energies and their schedule-cache counters, which the parent merges. Kernels are
+arrays, energies and their schedule-cache counters, which the parent merges. Bounds
+results, which are large, come back through files (:func:`_spill`). Kernels are
 compiled in the parent before forking (docs/architecture.md), so no two processes write
 numba's cache at once. Results do not depend on ``jobs``.
 
@@ -31,10 +32,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import mmap
 import multiprocessing as mp
 import os
+import pickle
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -55,6 +60,13 @@ _WATCHDOG_S = 0.5
 _WORKER: dict = {}
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+#: A bounds result whose arrays hold at least this many bytes goes from a worker to the
+#: parent through a file (:func:`_spill`) rather than the pool's pipe.
+SPILL_MIN_BYTES = 1 << 20
+
+#: Byte alignment of each array in a spill file (numba kernels take aligned arrays only).
+_SPILL_ALIGN = 64
 
 
 def _die_with_parent(parent: int) -> None:
@@ -142,10 +154,71 @@ def _stop(executor, procs: dict) -> None:
         results._writer.close()
 
 
-def _latency_task(wi: int, mbs: int, bound_args):
+def _spill_dir() -> str:
+    """A new private directory for :func:`_spill` files: under ``/dev/shm`` (memory) where
+    there is one, else the temporary directory."""
+    shm = "/dev/shm"
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    return tempfile.mkdtemp(prefix="phaze-bounds-", dir=base)
+
+
+def _spill(obj, directory: str) -> tuple:
+    """``obj`` for :func:`_unspill` in the parent: its arrays written to a new file of
+    ``directory`` (aligned, raw bytes) and the rest pickled, as ``(pickle, path, [(offset,
+    bytes)])``; or ``(obj,)`` itself, to go through the pipe, when its arrays are small or
+    the file cannot be written (a full or missing directory).
+
+    A pool's pipe moves a large result in 64 KiB pieces, each read by the parent's
+    result thread when it gets the interpreter lock from the parent's main thread, which
+    is computing its own share meanwhile: 258 MB of a million-architecture space's
+    bounds took about 2 s, during which the worker could not start its next pair. The file
+    is written in one call and mapped by the parent without a copy."""
+    buffers: list = []
+    head = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    total = sum(r.nbytes for r in raws)
+    if total == 0 or total < SPILL_MIN_BYTES:
+        return (obj,)
+    path = None
+    try:
+        fd, path = tempfile.mkstemp(dir=directory)
+        layout = []
+        with os.fdopen(fd, "wb") as f:
+            pos = 0
+            for r in raws:
+                pad = -pos % _SPILL_ALIGN
+                f.write(bytes(pad))
+                layout.append((pos + pad, r.nbytes))
+                f.write(r)
+                pos += pad + r.nbytes
+    except OSError:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        return (obj,)
+    return (head, path, layout)
+
+
+def _unspill(msg: tuple):
+    """The object :func:`_spill` made ``msg`` of. A file is mapped copy-on-write (its
+    arrays are writable and private to this process) and removed at once; the mapping
+    lives as long as the arrays."""
+    if len(msg) == 1:
+        return msg[0]
+    head, path, layout = msg
+    try:
+        with open(path, "rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    finally:
+        os.remove(path)
+    view = memoryview(mapped)
+    return pickle.loads(head, buffers=[view[o : o + n] for o, n in layout])
+
+
+def _latency_task(wi: int, mbs: int, bound_args, directory: str):
     """Worker side of :func:`precompute_latencies`: one workload's latencies and bounds
-    at one micro-batch size."""
-    return _WORKER["evaluators"][wi].latency_state(mbs, bound_args)
+    at one micro-batch size (:func:`_spill` to ``directory``)."""
+    return _spill(_WORKER["evaluators"][wi].latency_state(mbs, bound_args), directory)
 
 
 def precompute_latencies(evaluators, pairs, jobs: int, bound_args=None) -> None:
@@ -162,6 +235,7 @@ def precompute_latencies(evaluators, pairs, jobs: int, bound_args=None) -> None:
     if jobs < 2 or len(pairs) < 2:
         return
     own, theirs = pairs[: len(pairs) // jobs], pairs[len(pairs) // jobs :]
+    directory = _spill_dir()
     executor = ProcessPoolExecutor(
         max_workers=min(jobs - 1, len(theirs)),
         mp_context=mp.get_context("fork"),
@@ -170,19 +244,20 @@ def precompute_latencies(evaluators, pairs, jobs: int, bound_args=None) -> None:
     )
     procs: dict = {}
     try:
-        futures = [executor.submit(_latency_task, wi, m, bound_args) for wi, m in theirs]
+        futures = [executor.submit(_latency_task, wi, m, bound_args, directory) for wi, m in theirs]
         procs.update(getattr(executor, "_processes", None) or {})
         for wi, m in own:  # the parent's share, while the workers do theirs
             evaluators[wi].latency_state(m, bound_args)
         for (wi, m), f in zip(theirs, futures, strict=True):
-            evaluators[wi].set_latency_state(m, f.result())
+            evaluators[wi].set_latency_state(m, _unspill(f.result()))
     except BrokenProcessPool:
         raise PhazeError(
             f"a search worker process died{_death_cause(procs.values())} while computing "
             f"bounds; the search stopped (rerun with fewer --jobs if memory ran out)"
         ) from None
-    finally:  # done or interrupted: no worker outlives this call
+    finally:  # done or interrupted: no worker outlives this call, and no file either
         _stop(executor, procs)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _core_keys(arch_table) -> np.ndarray:
