@@ -3,6 +3,7 @@ the inner-loop API and the command line."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -358,8 +359,10 @@ def _evaluators():
     return [WorkloadEvaluator(w, CLUSTER, table, mbs, cache) for w in (BERT, OPT)]
 
 
-@pytest.mark.parametrize("passed", ["pipe", "file", "pipe when the file fails"])
-def test_bounds_from_worker_processes_are_the_floats_computed_here(monkeypatch, tmp_path, passed):
+@pytest.mark.parametrize(
+    "passed", ["pipe", "memory file", "pipe when no memory file", "parent when unreadable"]
+)
+def test_bounds_from_worker_processes_are_the_floats_computed_here(monkeypatch, passed):
     from phaze.joint import evaluator as evaluator_module
     from phaze.joint import workers
     from phaze.joint.workers import precompute_latencies
@@ -375,26 +378,29 @@ def test_bounds_from_worker_processes_are_the_floats_computed_here(monkeypatch, 
     unspill = workers._unspill
 
     def recording(msg):
-        messages.append(len(msg))  # 1: through the pipe, 3: through a file
+        messages.append(len(msg))  # 1: through the pipe, 4: through a memory file
+        if passed == "parent when unreadable" and len(msg) == 4:
+            msg = (msg[0], -1, *msg[2:])  # no process -1: the file cannot be opened
         return unspill(msg)
 
-    spill_dir = tmp_path / "spill"
+    def no_memory_file(*args):
+        raise OSError(24, "Too many open files")
+
     monkeypatch.setattr(evaluator_module.WorkloadEvaluator, "set_latency_state", counting)
     monkeypatch.setattr(workers, "_unspill", recording)
-    if passed != "pipe":  # this space's results are small: every one goes to a file
+    if passed != "pipe":  # this space's results are small: every one is spilled
         monkeypatch.setattr(workers, "SPILL_MIN_BYTES", 0)
-    if passed == "file":
-        spill_dir.mkdir()
-        monkeypatch.setattr(workers, "_spill_dir", lambda: str(spill_dir))
-    else:  # a directory that does not exist: a worker cannot write its file
-        monkeypatch.setattr(workers, "_spill_dir", lambda: str(spill_dir / "missing"))
+    if passed == "pipe when no memory file":  # (the forked workers inherit it)
+        monkeypatch.setattr(workers.os, "memfd_create", no_memory_file)
+    fds = set(os.listdir("/proc/self/fd"))
     here, there = _evaluators(), _evaluators()
     hbm = 16 * GIB
     pairs = [(wi, m) for wi in range(2) for m in SETTINGS["micro_batch_sizes"]]
     precompute_latencies(there, pairs, 3, ("throughput", None, hbm))
-    assert len(installed) == len(pairs) - len(pairs) // 3  # the parent did a third
-    assert messages == [3 if passed == "file" else 1] * len(installed)
-    assert not spill_dir.exists()  # removed when done
+    theirs = len(pairs) - len(pairs) // 3  # the parent did a third
+    spilled = passed in ("memory file", "parent when unreadable")
+    assert messages == [4 if spilled else 1] * theirs
+    assert len(installed) == (0 if passed == "parent when unreadable" else theirs)
     for e1, e2 in zip(here, there, strict=True):
         for m in SETTINGS["micro_batch_sizes"]:
             a, b = e1.latency_state(m), e2.latency_state(m)
@@ -403,6 +409,10 @@ def test_bounds_from_worker_processes_are_the_floats_computed_here(monkeypatch, 
             ub = e1.score_upper_bound(m, "throughput", None, hbm)
             assert ub.tobytes() == e2.score_upper_bound(m, "throughput", None, hbm).tobytes()
             assert (ub > 0).any()
+    # a mapping holds a descriptor of its memory file while its arrays live, no longer
+    del there, e2, a, b
+    gc.collect()
+    assert set(os.listdir("/proc/self/fd")) <= fds
 
 
 @settings(max_examples=40, deadline=None)
@@ -411,9 +421,7 @@ def test_bounds_from_worker_processes_are_the_floats_computed_here(monkeypatch, 
     dtypes=st.lists(st.sampled_from(["f8", "i8", "f4", "?", "u1"]), min_size=5, max_size=5),
     fortran=st.booleans(),
 )
-def test_a_spilled_result_comes_back_equal_writable_and_aligned(
-    tmp_path_factory, shapes, dtypes, fortran
-):
+def test_a_spilled_result_comes_back_equal_writable_and_aligned(shapes, dtypes, fortran):
     from phaze.joint import workers
 
     rng = np.random.default_rng(len(shapes))
@@ -424,34 +432,32 @@ def test_a_spilled_result_comes_back_equal_writable_and_aligned(
         for i, shape in enumerate(shapes)
     ]
     obj = {"arrays": arrays, "name": "pair", "none": None}
-    directory = tmp_path_factory.mktemp("spill")
     big = workers.SPILL_MIN_BYTES
     try:
         workers.SPILL_MIN_BYTES = 0
-        msg = workers._spill(obj, str(directory))
+        msg = workers._spill(obj)
     finally:
         workers.SPILL_MIN_BYTES = big
-    assert len(msg) == (3 if any(a.nbytes for a in arrays) else 1)
+    assert len(msg) == (4 if any(a.nbytes for a in arrays) else 1)
     got = workers._unspill(msg)
-    assert not any(directory.iterdir())  # the file is removed once mapped
+    if len(msg) == 4:
+        os.close(msg[2])  # (a worker keeps it open until it ends)
     assert got["name"] == "pair" and got["none"] is None
     for a, b in zip(arrays, got["arrays"], strict=True):
         assert (a.dtype, a.shape, a.flags.f_contiguous) == (b.dtype, b.shape, b.flags.f_contiguous)
         assert a.tobytes(order="A") == b.tobytes(order="A")
         assert b.flags.writeable and b.flags.aligned
-        if b.size and len(msg) == 3:
+        if b.size and len(msg) == 4:
             assert b.ctypes.data % 64 == 0
             b.flat[0] = 0  # (the mapping is copy-on-write)
 
 
-def test_a_small_result_or_an_unwritable_directory_goes_through_the_pipe(tmp_path):
+def test_a_small_result_goes_through_the_pipe():
     from phaze.joint import workers
 
     small = {"x": np.zeros(10)}
-    assert workers._spill(small, str(tmp_path))[0] is small
-    large = {"x": np.zeros(workers.SPILL_MIN_BYTES // 8 + 1)}
-    assert workers._spill(large, str(tmp_path / "missing"))[0] is large
-    assert not any(tmp_path.iterdir())
+    assert workers._spill(small) == (small,)
+    assert workers._unspill((small,)) is small
 
 
 def test_a_worker_dying_while_computing_bounds_stops_the_search_with_one_error(monkeypatch):

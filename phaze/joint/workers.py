@@ -8,7 +8,7 @@ architectures the search will visit next while the parent places the rows of the
 it visits now (docs/search.md, "``--jobs``"). The workers inherit the prepared
 evaluators through ``fork`` (nothing large is pickled); they return per-layer latency
 arrays, energies and their schedule-cache counters, which the parent merges. Bounds
-results, which are large, come back through files (:func:`_spill`). Kernels are
+results, which are large, come back through memory files (:func:`_spill`). Kernels are
 compiled in the parent before forking (docs/architecture.md), so no two processes write
 numba's cache at once. Results do not depend on ``jobs``.
 
@@ -36,10 +36,8 @@ import mmap
 import multiprocessing as mp
 import os
 import pickle
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -62,7 +60,7 @@ _WORKER: dict = {}
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 #: A bounds result whose arrays hold at least this many bytes goes from a worker to the
-#: parent through a file (:func:`_spill`) rather than the pool's pipe.
+#: parent through a memory file (:func:`_spill`) rather than the pool's pipe.
 SPILL_MIN_BYTES = 1 << 20
 
 #: Byte alignment of each array in a spill file (numba kernels take aligned arrays only).
@@ -154,36 +152,31 @@ def _stop(executor, procs: dict) -> None:
         results._writer.close()
 
 
-def _spill_dir() -> str:
-    """A new private directory for :func:`_spill` files: under ``/dev/shm`` (memory) where
-    there is one, else the temporary directory."""
-    shm = "/dev/shm"
-    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    return tempfile.mkdtemp(prefix="phaze-bounds-", dir=base)
+def _spill(obj) -> tuple:
+    """``obj`` for :func:`_unspill` in the parent: its arrays written to a new anonymous
+    memory file (``memfd_create``; aligned, raw bytes) and the rest pickled, as
+    ``(pickle, pid, fd, [(offset, bytes)])``; or ``(obj,)`` itself, to go through the pipe,
+    when its arrays are small or the memory file cannot be made (not Linux, no memory).
+    The caller keeps ``fd`` open until the parent has opened it (through ``/proc``).
 
-
-def _spill(obj, directory: str) -> tuple:
-    """``obj`` for :func:`_unspill` in the parent: its arrays written to a new file of
-    ``directory`` (aligned, raw bytes) and the rest pickled, as ``(pickle, path, [(offset,
-    bytes)])``; or ``(obj,)`` itself, to go through the pipe, when its arrays are small or
-    the file cannot be written (a full or missing directory).
-
-    A pool's pipe moves a large result in 64 KiB pieces, each read by the parent's
-    result thread when it gets the interpreter lock from the parent's main thread, which
-    is computing its own share meanwhile: 258 MB of a million-architecture space's
-    bounds took about 2 s, during which the worker could not start its next pair. The file
-    is written in one call and mapped by the parent without a copy."""
+    A pool's pipe moves a large result in 64 KiB pieces, each read by the parent's result
+    thread when it gets the interpreter lock from the parent's main thread, which is
+    computing its own share meanwhile: 258 MB of a million-architecture space's bounds
+    took about 2 s, during which the worker could not start its next pair. The memory file
+    is written in one call and mapped by the parent without a copy. It has no name: it
+    is freed when the worker has closed it and the parent's arrays are gone, so nothing is
+    left behind if either process is killed."""
     buffers: list = []
     head = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
     raws = [b.raw() for b in buffers]
     total = sum(r.nbytes for r in raws)
-    if total == 0 or total < SPILL_MIN_BYTES:
+    if total == 0 or total < SPILL_MIN_BYTES or not hasattr(os, "memfd_create"):
         return (obj,)
-    path = None
+    fd = -1
     try:
-        fd, path = tempfile.mkstemp(dir=directory)
+        fd = os.memfd_create("phaze-bounds", os.MFD_CLOEXEC)
         layout = []
-        with os.fdopen(fd, "wb") as f:
+        with open(fd, "wb", closefd=False) as f:
             pos = 0
             for r in raws:
                 pad = -pos % _SPILL_ALIGN
@@ -192,33 +185,36 @@ def _spill(obj, directory: str) -> tuple:
                 f.write(r)
                 pos += pad + r.nbytes
     except OSError:
-        if path is not None:
-            with contextlib.suppress(OSError):
-                os.remove(path)
+        if fd >= 0:
+            os.close(fd)
         return (obj,)
-    return (head, path, layout)
+    return (head, os.getpid(), fd, layout)
 
 
 def _unspill(msg: tuple):
-    """The object :func:`_spill` made ``msg`` of. A file is mapped copy-on-write (its
-    arrays are writable and private to this process) and removed at once; the mapping
-    lives as long as the arrays."""
+    """The object :func:`_spill` made ``msg`` of, or None when the memory file cannot be
+    opened here. The file is mapped copy-on-write: its arrays are writable and private to
+    this process, and the mapping lives as long as they do."""
     if len(msg) == 1:
         return msg[0]
-    head, path, layout = msg
+    head, pid, fd, layout = msg
     try:
-        with open(path, "rb") as f:
+        with open(f"/proc/{pid}/fd/{fd}", "rb") as f:
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    finally:
-        os.remove(path)
+    except (OSError, ValueError):
+        return None
     view = memoryview(mapped)
     return pickle.loads(head, buffers=[view[o : o + n] for o, n in layout])
 
 
-def _latency_task(wi: int, mbs: int, bound_args, directory: str):
+def _latency_task(wi: int, mbs: int, bound_args):
     """Worker side of :func:`precompute_latencies`: one workload's latencies and bounds
-    at one micro-batch size (:func:`_spill` to ``directory``)."""
-    return _spill(_WORKER["evaluators"][wi].latency_state(mbs, bound_args), directory)
+    at one micro-batch size, :func:`_spill` ed (the memory file stays open until this
+    worker ends: the pool is stopped only after the parent has mapped every result)."""
+    msg = _spill(_WORKER["evaluators"][wi].latency_state(mbs, bound_args))
+    if len(msg) > 1:
+        _WORKER.setdefault("spilled", []).append(msg[2])
+    return msg
 
 
 def precompute_latencies(evaluators, pairs, jobs: int, bound_args=None) -> None:
@@ -235,7 +231,6 @@ def precompute_latencies(evaluators, pairs, jobs: int, bound_args=None) -> None:
     if jobs < 2 or len(pairs) < 2:
         return
     own, theirs = pairs[: len(pairs) // jobs], pairs[len(pairs) // jobs :]
-    directory = _spill_dir()
     executor = ProcessPoolExecutor(
         max_workers=min(jobs - 1, len(theirs)),
         mp_context=mp.get_context("fork"),
@@ -244,20 +239,23 @@ def precompute_latencies(evaluators, pairs, jobs: int, bound_args=None) -> None:
     )
     procs: dict = {}
     try:
-        futures = [executor.submit(_latency_task, wi, m, bound_args, directory) for wi, m in theirs]
+        futures = [executor.submit(_latency_task, wi, m, bound_args) for wi, m in theirs]
         procs.update(getattr(executor, "_processes", None) or {})
         for wi, m in own:  # the parent's share, while the workers do theirs
             evaluators[wi].latency_state(m, bound_args)
         for (wi, m), f in zip(theirs, futures, strict=True):
-            evaluators[wi].set_latency_state(m, _unspill(f.result()))
+            state = _unspill(f.result())
+            if state is None:  # (the worker's memory file could not be opened here)
+                evaluators[wi].latency_state(m, bound_args)
+            else:
+                evaluators[wi].set_latency_state(m, state)
     except BrokenProcessPool:
         raise PhazeError(
             f"a search worker process died{_death_cause(procs.values())} while computing "
             f"bounds; the search stopped (rerun with fewer --jobs if memory ran out)"
         ) from None
-    finally:  # done or interrupted: no worker outlives this call, and no file either
+    finally:  # done or interrupted: no worker outlives this call
         _stop(executor, procs)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _core_keys(arch_table) -> np.ndarray:
