@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phaze._kernels.energy import op_energy
+from phaze._kernels.energy import op_charged_energy, op_energy
 from phaze._kernels.vector import vc_cycles
 from phaze.cost import LatencyTable
 from phaze.errors import ConfigError
@@ -28,7 +28,7 @@ from phaze.opcodes import OpKind
 from phaze.units import KIB, MIB, UM2_PER_MM2
 from phaze.validate import check_number
 
-__all__ = ["EnergyModel", "EnergyTable", "energy_table"]
+__all__ = ["EnergyModel", "EnergyTable", "charged_energy_j", "energy_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +150,27 @@ class EnergyTable:
         return np.where(all_cores, self.energy_j[:, :, 1], self.energy_j[:, :, 0])
 
 
+def _checked(latency, model) -> tuple:
+    """``(latency, model)`` checked, with the default model for None."""
+    if not isinstance(latency, LatencyTable):
+        raise ConfigError(
+            f"latency must be a phaze.cost.LatencyTable, got {type(latency).__name__}"
+        )
+    model = EnergyModel() if model is None else model
+    if not isinstance(model, EnergyModel):
+        raise ConfigError(f"model must be an EnergyModel, got {type(model).__name__}")
+    return latency, model
+
+
+def _read_only(x) -> np.ndarray:
+    """``x`` as a C-contiguous float64 array that cannot be written (a view: no copy of a
+    latency table's arrays, which are read only). The kernels take the latency table's
+    arrays read only, always: numba compiles writable and read-only arrays separately."""
+    view = np.ascontiguousarray(x, np.float64).view()
+    view.setflags(write=False)
+    return view
+
+
 def _arg(x, dtype) -> np.ndarray:
     return np.require(x, dtype=dtype, requirements=["C", "W"])
 
@@ -225,27 +246,54 @@ def energy_table(latency: LatencyTable, model: EnergyModel | None = None) -> Ene
     >>> e.shape == lat.latency_s.shape, bool((e > 0).all())
     (True, True)
     """
-    if not isinstance(latency, LatencyTable):
-        raise ConfigError(
-            f"latency must be a phaze.cost.LatencyTable, got {type(latency).__name__}"
-        )
-    model = EnergyModel() if model is None else model
-    if not isinstance(model, EnergyModel):
-        raise ConfigError(f"model must be an EnergyModel, got {type(model).__name__}")
-    archs = latency.arch_table
+    latency, model = _checked(latency, model)
     macs, vc_ops, bits = _work(latency)
     out = np.zeros(latency.latency_s.shape)
+    op_energy(*_kernel_args(latency, model, macs, vc_ops, bits), out)
+    out.setflags(write=False)
+    return EnergyTable(energy_j=out, macs=macs, vc_ops=vc_ops, net_bits=bits, model=model)
+
+
+def charged_energy_j(latency: LatencyTable, model: EnergyModel | None = None) -> np.ndarray:
+    """Joules of each operator on each architecture and pass in the mode it runs faster
+    in (ties: all cores), float64 (ops, archs, 2): the same floats as
+    ``energy_table(latency, model).charged_j(latency.latency_s)``, without building the
+    (ops, archs, 2, 2) table (the joint search's per-layer energies need only these).
+
+    Examples
+    --------
+    >>> from phaze.cost import latency_table
+    >>> from phaze.hardware import Accelerator, ArchTable
+    >>> from phaze.models import build_graph, preset, unique_ops
+    >>> ops, _ = unique_ops(build_graph(preset("bert-large"), 512, 1, 1))
+    >>> lat = latency_table(ops, ArchTable.from_accelerators([Accelerator.preset("phaze")]))
+    >>> e = charged_energy_j(lat)
+    >>> e.tobytes() == energy_table(lat).charged_j(lat.latency_s).tobytes()
+    True
+    """
+    latency, model = _checked(latency, model)
+    macs, vc_ops, bits = _work(latency)
+    out = np.empty(latency.latency_s.shape[:2] + (2,))
+    seconds = _read_only(latency.latency_s)
+    op_charged_energy(*_kernel_args(latency, model, macs, vc_ops, bits), seconds, out)
+    return out
+
+
+def _kernel_args(latency: LatencyTable, model: EnergyModel, macs, vc_ops, bits) -> tuple:
+    """The arguments :func:`~phaze._kernels.energy.op_energy` and
+    :func:`~phaze._kernels.energy.op_charged_energy` share."""
+    archs = latency.arch_table
     f8, i8 = np.float64, np.int64
-    op_energy(
+    return (
         _arg(macs, f8),
         _arg(vc_ops, f8),
         _arg(bits, f8),
         _arg(archs.tc_index, i8),
         _arg(archs.vc_index, i8),
-        _arg(latency.pe_words, f8),
-        _arg(latency.sram_words, f8),
-        _arg(latency.hbm_words, f8),
-        _arg(latency.vc_words, f8),
+        _read_only(latency.pe_words),
+        _read_only(latency.sram_words),
+        _read_only(latency.hbm_words),
+        _read_only(latency.vc_words),
         _arg(model.sram_access_j_of(archs.tc_sram_bytes), f8),
         _arg(model.glb_access_j_of(archs.glb_bytes), f8),
         _arg(model.sram_access_j_of(archs.vc_sram_bytes), f8),
@@ -254,7 +302,4 @@ def energy_table(latency: LatencyTable, model: EnergyModel | None = None) -> Ene
         float(model.hbm_access_j),
         float(model.vector_op_j),
         float(model.network_j_per_bit),
-        out,
     )
-    out.setflags(write=False)
-    return EnergyTable(energy_j=out, macs=macs, vc_ops=vc_ops, net_bits=bits, model=model)

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reference import energy as ref_energy
 
-from phaze._kernels.energy import op_energy
+from phaze._kernels.energy import op_charged_energy, op_energy
 from phaze.cost import latency_table
-from phaze.energy import EnergyModel, energy_table
+from phaze.energy import EnergyModel, charged_energy_j, energy_table
 from phaze.errors import ConfigError
 from phaze.hardware import Accelerator, ArchTable
 from phaze.models.optable import OpTable
@@ -111,6 +111,50 @@ def test_energy_kernel_equals_reference(rows, model):
                     )
 
 
+@given(rows=st.lists(op_row, min_size=1, max_size=4), model=models)
+def test_charged_energy_kernel_equals_reference_and_the_table(rows, model):
+    """Each operator's energy in the mode it runs faster in (ties: all cores): the
+    reference in that mode, and bit for bit what the whole table gives."""
+    lat = latency_table(_table(rows), ARCHS)
+    got = charged_energy_j(lat, model)
+    whole = energy_table(lat, model)
+    assert got.tobytes() == whole.charged_j(lat.latency_s).tobytes()
+    for op in range(len(rows)):
+        for a in range(len(ARCHS)):
+            for p in range(2):
+                sec = lat.latency_s[op, a, :, p]
+                mode = 1 if sec[1] <= sec[0] else 0
+                want = ref_energy.op_energy(lat, model, op, a, mode, p)
+                assert math.isclose(got[op, a, p], want, rel_tol=RTOL, abs_tol=0), (rows[op], a, p)
+
+
+def test_charged_energy_takes_the_faster_mode_and_all_cores_on_a_tie():
+    """The kernel on hand-made inputs: mode 0 costs 1 J, mode 1 costs 2 J."""
+    one = np.zeros((1, 2))
+    idx = np.zeros(1, np.int64)
+    words = np.zeros((1, 1, 2, 2))
+    words[0, 0, 1, :] = 1.0  # mode 1 moves one word more, at 1 J a word
+    zeros = np.zeros((1, 1, 2, 2))
+    for x in (words, zeros):
+        x.setflags(write=False)
+    e = np.ones(1)
+    seconds = np.array([[[[1.0, 1.0], [0.5, 1.0]]]])  # pass 0: all cores faster; pass 1: tie
+    seconds.setflags(write=False)
+    out = np.zeros((1, 1, 2))
+    op_charged_energy(
+        np.ones((1, 2)), one, one.copy(), idx, idx.copy(), zeros, zeros, words, zeros,
+        e * 0, e * 0, e * 0, 1.0, 0.0, 1.0, 0.0, 0.0, seconds, out,
+    )  # fmt: skip
+    assert out.tolist() == [[[2.0, 2.0]]]
+    seconds = np.array([[[[0.5, 1.0], [1.0, 2.0]]]])  # one core faster in both passes
+    seconds.setflags(write=False)
+    op_charged_energy(
+        np.ones((1, 2)), one, one.copy(), idx, idx.copy(), zeros, zeros, words, zeros,
+        e * 0, e * 0, e * 0, 1.0, 0.0, 1.0, 0.0, 0.0, seconds, out,
+    )  # fmt: skip
+    assert out.tolist() == [[[1.0, 1.0]]]
+
+
 @given(rows=st.lists(op_row, min_size=2, max_size=5))
 def test_energy_is_additive_over_operators(rows):
     """The table of several operators is the stack of their single-operator tables: the
@@ -134,6 +178,8 @@ def test_energy_is_monotone_in_words_moved(base, extra, which):
 
     def run(counts):
         w = [np.full((1, 1, 2, 2), float(c)) for c in counts]
+        for x in w:  # read only, as phaze.energy passes a latency table's word counts
+            x.setflags(write=False)
         out = np.zeros((1, 1, 2, 2))
         z = np.zeros((1, 2))
         i = np.zeros(1, np.int64)

@@ -44,6 +44,7 @@ ENTRY_POINTS = (
     "gemm.gemm_cycles",
     "vector.vc_cycles",
     "energy.op_energy",
+    "energy.op_charged_energy",
     "schedule.lower_bounds",
     "schedule.config_lower_bounds",
     "schedule.layer_bounds",

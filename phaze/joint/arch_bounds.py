@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phaze.cost import latency_table
-from phaze.energy import energy_table
+from phaze.energy import charged_energy_j
 from phaze.joint.bounds import (
     layer_latency_lower_bound,
     layer_lower_bound_of_configs,
@@ -169,7 +169,7 @@ class ArchBounds:
             lat_table = self._op_latency_table(table, tab)
             if not lazy:  # (the lazy path never builds the (ops, C, 2, 2) latencies)
                 lat = lat_table.latency_s
-                charged = energy_table(lat_table, self.energy_model).charged_j(lat)
+                charged = charged_energy_j(lat_table, self.energy_model)
                 if core is not None:
                     sec, joules = attention_core(glist, index, lat, charged)
                     core[0][:, cols], core[1][:, cols] = sec, joules
@@ -231,7 +231,7 @@ class ArchBounds:
     def _layer_energies(self, mbs: int, table) -> np.ndarray:
         """:func:`~phaze.joint.layer_energy.layer_energies` on the architectures of the
         latency table ``table``."""
-        charged = energy_table(table, self.energy_model).charged_j(table.latency_s)
+        charged = charged_energy_j(table, self.energy_model)
         return layer_energies(self._latencies(mbs).energy_groups, charged)
 
     def _keep_energy(self, mbs: int, archs: np.ndarray, table) -> None:
