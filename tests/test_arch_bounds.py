@@ -25,7 +25,20 @@ def test_warmup_kernels_reads_the_chunk_size_when_called(monkeypatch):
 def test_the_chunk_size_has_one_home():
     # a second copy in the evaluator would take a patch there without effect
     assert not hasattr(evaluator, "LATENCY_CHUNK_ARCHS")
+    assert not hasattr(evaluator, "KEEP_TABLE_ARCHS")
     assert arch_bounds.LATENCY_CHUNK_ARCHS == 65_536  # docs/search.md states this figure
+    assert arch_bounds.KEEP_TABLE_ARCHS == 4_096  # and this one
+
+
+def test_a_space_keeps_its_table_up_to_the_smaller_limit(monkeypatch):
+    assert arch_bounds.keeps_whole_table(4_096)
+    assert not arch_bounds.keeps_whole_table(4_097)
+    assert not arch_bounds.keeps_whole_table(29_360)  # the paper's space
+    monkeypatch.setattr(arch_bounds, "KEEP_TABLE_ARCHS", 10**9)
+    assert arch_bounds.keeps_whole_table(65_536)
+    assert not arch_bounds.keeps_whole_table(65_537)  # never above a chunk
+    monkeypatch.setattr(arch_bounds, "LATENCY_CHUNK_ARCHS", 7)
+    assert not arch_bounds.keeps_whole_table(8)
 
 
 def test_hbm_sizes_from_one_byte_to_one_exbibyte():

@@ -186,8 +186,9 @@ _DAG_ONLY = (
     "stage_tables.dag_stage_tables",
     "stage_tables.enumerate_downsets",
 )
-#: Used only in spaces of more than LATENCY_CHUNK_ARCHS architectures (and warmed up only
-#: for them); tests/test_large_space.py searches such a space.
+#: Used only in spaces that do not keep their whole latency table (more than
+#: KEEP_TABLE_ARCHS architectures; warmed up only for them); tests/test_large_space.py
+#: searches such a space.
 _LARGE_ONLY = ("schedule.config_lower_bounds",)
 
 

@@ -36,11 +36,14 @@ def _rows(result) -> dict:
     }
 
 
-def test_chunked_latencies_give_the_same_search(monkeypatch):
+@pytest.mark.parametrize("patched", ["LATENCY_CHUNK_ARCHS", "KEEP_TABLE_ARCHS"])
+def test_chunked_latencies_give_the_same_search(monkeypatch, patched):
     whole = search([BERT], CLUSTER, SPACE, **SETTINGS)
+    assert arch_bounds_module.keeps_whole_table(len(SPACE.enumerate()))
     # 7 architectures per chunk: several chunks, a short last one, and the latencies of
-    # scheduled architectures computed again
-    monkeypatch.setattr(arch_bounds_module, "LATENCY_CHUNK_ARCHS", 7)
+    # scheduled architectures computed again; or (as the paper's space of 29,360 is
+    # searched) no table kept, in one chunk
+    monkeypatch.setattr(arch_bounds_module, patched, 7)
     chunked = search([BERT], CLUSTER, SPACE, **SETTINGS)
     assert len(SPACE.enumerate()) > 2 * 7
     assert chunked.best == whole.best

@@ -5,8 +5,9 @@ that looks at all architectures of an :class:`~phaze.hardware.ArchTable` at once
 micro-batch size, vectorised over architectures:
 
 * the operator latency table of the workload's unique operators
-  (:func:`phaze.cost.latency_table`), kept whole up to :data:`LATENCY_CHUNK_ARCHS`
-  architectures and built chunk by chunk above;
+  (:func:`phaze.cost.latency_table`), kept whole up to :data:`KEEP_TABLE_ARCHS`
+  architectures; above, built chunk by chunk of :data:`LATENCY_CHUNK_ARCHS` for the
+  bounds, and again for the architectures that get scheduled;
 * lower-bound layer latencies (:mod:`phaze.joint.bounds`), stored per unique layer;
 * the dynamic energy of every unique layer and the attention core's latency and energy
   (selective recomputation);
@@ -38,12 +39,25 @@ from phaze.joint.layer_energy import EnergyMemo, energy_totals, layer_energies
 from phaze.joint.megatron import attention_core
 from phaze.models import unique_ops
 
-__all__ = ["LATENCY_CHUNK_ARCHS", "ArchBounds"]
+__all__ = ["KEEP_TABLE_ARCHS", "LATENCY_CHUNK_ARCHS", "ArchBounds", "keeps_whole_table"]
 
 #: Above this many architectures the operator latency table is not kept whole: it is
 #: computed in chunks of this many architectures (bounds, energies), and again for the
 #: few architectures that get scheduled (bounded memory in spaces of 10^6 architectures).
 LATENCY_CHUNK_ARCHS = 65_536
+
+#: Up to this many architectures (and never above :data:`LATENCY_CHUNK_ARCHS`) the
+#: operator latency table and every architecture's layer energies are kept whole; above,
+#: as for a large space, the bounds come from each unique core configuration's cycles and
+#: a table is built only for the architectures that get scheduled (a search visits a few
+#: thousand of the paper's 29,360: keeping all of them cost more time and memory).
+KEEP_TABLE_ARCHS = 4_096
+
+
+def keeps_whole_table(n_arch: int) -> bool:
+    """Whether a space of ``n_arch`` architectures keeps its whole latency table (the
+    module constants, read at each call)."""
+    return n_arch <= min(KEEP_TABLE_ARCHS, LATENCY_CHUNK_ARCHS)
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,12 +117,13 @@ class ArchBounds:
         """Operator latencies and lower-bound layer latencies of ``mbs`` on every
         architecture (computed on first use, then kept).
 
-        Up to :data:`LATENCY_CHUNK_ARCHS` architectures, the operator latency table is
-        kept for scheduling. Above, the table is computed chunk by chunk for the bounds
-        and then dropped; the architectures that get scheduled have theirs computed again
-        (:meth:`~phaze.joint.evaluator.WorkloadEvaluator.schedule`), with their
-        energies: memory per architecture stays a few hundred bytes per micro-batch size
-        instead of the full table."""
+        Up to :data:`KEEP_TABLE_ARCHS` architectures (:func:`keeps_whole_table`), the
+        operator latency table is kept for scheduling. Above, the table is computed chunk
+        by chunk of :data:`LATENCY_CHUNK_ARCHS` for the bounds and then dropped; the
+        architectures that get scheduled have theirs computed again
+        (:meth:`~phaze.joint.evaluator.WorkloadEvaluator.schedule`), with their energies:
+        memory per architecture stays a few hundred bytes per micro-batch size instead of
+        the full table."""
         found = self._lat.get(mbs)
         if found is not None:
             return found
@@ -116,7 +131,7 @@ class ArchBounds:
         glist = [d.graphs[t] for t in d.widths]
         table, index = unique_ops(glist)
         n_arch = len(self.num_tc)
-        keep = n_arch <= LATENCY_CHUNK_ARCHS
+        keep = keeps_whole_table(n_arch)
         core = None
         if mbs in self._megatron:  # selective recomputation reruns the attention core
             core = (np.zeros((len(glist), n_arch)), np.zeros((len(glist), n_arch)))

@@ -67,16 +67,15 @@ def warmup_kernels(workloads=None, architectures: int | None = None) -> None:
     (None: of any workloads) over ``architectures`` architectures (None: any number)
     uses; call before starting worker processes (they then only read numba's cache).
     The interleaved-plan kernels are left out when no workload has an interleave other
-    than 1, the bound kernel of large spaces when there are at most
-    :data:`~phaze.joint.arch_bounds.LATENCY_CHUNK_ARCHS` architectures (read at each
-    call)."""
+    than 1, the bound kernel of large spaces when the space keeps its whole latency
+    table (:func:`~phaze.joint.arch_bounds.keeps_whole_table`, read at each call)."""
     from phaze import _kernels
 
     interleaved = workloads is None or any(w.training.interleaves != (1,) for w in workloads)
     _kernels.warmup(
         graph_kinds=SEARCH_GRAPH_KINDS,
         interleaved=interleaved,
-        large_spaces=architectures is None or architectures > arch_bounds.LATENCY_CHUNK_ARCHS,
+        large_spaces=architectures is None or not arch_bounds.keeps_whole_table(architectures),
     )
 
 
