@@ -54,10 +54,13 @@ LATENCY_CHUNK_ARCHS = 65_536
 KEEP_TABLE_ARCHS = 4_096
 
 
-def keeps_whole_table(n_arch: int) -> bool:
+def keeps_whole_table(n_arch: int, visits_all: bool = False) -> bool:
     """Whether a space of ``n_arch`` architectures keeps its whole latency table (the
-    module constants, read at each call)."""
-    return n_arch <= min(KEEP_TABLE_ARCHS, LATENCY_CHUNK_ARCHS)
+    module constants, read at each call): up to :data:`KEEP_TABLE_ARCHS`, or, when every
+    architecture will be evaluated (``visits_all``: the table of each is then needed
+    anyway), up to :data:`LATENCY_CHUNK_ARCHS`."""
+    limit = LATENCY_CHUNK_ARCHS if visits_all else min(KEEP_TABLE_ARCHS, LATENCY_CHUNK_ARCHS)
+    return n_arch <= limit
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,7 +89,7 @@ class ArchBounds:
 
     A mixin of :class:`~phaze.joint.evaluator.WorkloadEvaluator`, which calls
     :meth:`_init_arch_bounds` in its constructor and provides what these methods read:
-    ``workload``, ``cluster``, ``arch_table``, ``energy_model``, ``leakage_w``,
+    ``workload``, ``cluster``, ``arch_table``, ``visits_all``, ``energy_model``, ``leakage_w``,
     ``num_tc``, ``num_vc``, ``dp_terms``, the per-micro-batch-size data ``_mbs`` and
     ``_megatron``, and the memory checks ``memory_fits`` and ``_least_state_factor``.
     """
@@ -131,7 +134,7 @@ class ArchBounds:
         glist = [d.graphs[t] for t in d.widths]
         table, index = unique_ops(glist)
         n_arch = len(self.num_tc)
-        keep = keeps_whole_table(n_arch)
+        keep = keeps_whole_table(n_arch, self.visits_all)
         core = None
         if mbs in self._megatron:  # selective recomputation reruns the attention core
             core = (np.zeros((len(glist), n_arch)), np.zeros((len(glist), n_arch)))

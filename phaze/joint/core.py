@@ -275,9 +275,13 @@ def search(
         arch_table, template = space.enumerate(), space.template
     area = np.asarray(arch_table.area_um2, dtype=np.float64)
     # on a cold numba cache, compiles in two processes (docs/search.md)
-    warmup_kernels(workloads, len(arch_table))
+    visits_all = strategy == "exhaustive"
+    warmup_kernels(workloads, len(arch_table), visits_all)
     cache = ScheduleCache()
-    evaluators = [WorkloadEvaluator(w, cluster, arch_table, mbs, cache) for w in workloads]
+    evaluators = [
+        WorkloadEvaluator(w, cluster, arch_table, mbs, cache, visits_all=visits_all)
+        for w in workloads
+    ]
     store = None  # opened after the arguments are known to be good
     if out is not None:
         store = ResultStore(

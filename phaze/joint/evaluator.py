@@ -62,20 +62,24 @@ __all__ = [
 SEARCH_GRAPH_KINDS = ("chain",)
 
 
-def warmup_kernels(workloads=None, architectures: int | None = None) -> None:
+def warmup_kernels(
+    workloads=None, architectures: int | None = None, visits_all: bool = False
+) -> None:
     """Compile (or load from numba's cache) every kernel a joint search of ``workloads``
     (None: of any workloads) over ``architectures`` architectures (None: any number)
     uses; call before starting worker processes (they then only read numba's cache).
     The interleaved-plan kernels are left out when no workload has an interleave other
     than 1, the bound kernel of large spaces when the space keeps its whole latency
-    table (:func:`~phaze.joint.arch_bounds.keeps_whole_table`, read at each call)."""
+    table (:func:`~phaze.joint.arch_bounds.keeps_whole_table` of ``architectures`` and
+    ``visits_all``, read at each call)."""
     from phaze import _kernels
 
     interleaved = workloads is None or any(w.training.interleaves != (1,) for w in workloads)
     _kernels.warmup(
         graph_kinds=SEARCH_GRAPH_KINDS,
         interleaved=interleaved,
-        large_spaces=architectures is None or not arch_bounds.keeps_whole_table(architectures),
+        large_spaces=architectures is None
+        or not arch_bounds.keeps_whole_table(architectures, visits_all),
     )
 
 
@@ -121,6 +125,12 @@ class WorkloadEvaluator(ArchBounds):
         Memo of layer schedules; a new one if omitted.
     energy_model : EnergyModel, optional
         Energy constants (default ``EnergyModel()``).
+    visits_all : bool, optional
+        Whether every architecture will be evaluated (the ``exhaustive`` strategy,
+        :func:`evaluate_architectures`): the whole latency table is then kept up to
+        :data:`~phaze.joint.arch_bounds.LATENCY_CHUNK_ARCHS` architectures, not only up
+        to :data:`~phaze.joint.arch_bounds.KEEP_TABLE_ARCHS`
+        (:func:`~phaze.joint.arch_bounds.keeps_whole_table`).
     """
 
     def __init__(
@@ -131,6 +141,8 @@ class WorkloadEvaluator(ArchBounds):
         micro_batch_sizes: Sequence[int],
         cache: ScheduleCache | None = None,
         energy_model: EnergyModel | None = None,
+        *,
+        visits_all: bool = False,
     ) -> None:
         if not isinstance(workload, Workload):
             raise ConfigError(
@@ -145,6 +157,7 @@ class WorkloadEvaluator(ArchBounds):
                 "phaze.DesignSpace(...).enumerate()"
             )
         self.workload, self.cluster, self.arch_table = workload, cluster, arch_table
+        self.visits_all = check_bool("visits_all", visits_all)
         self.energy_model = EnergyModel() if energy_model is None else energy_model
         if not isinstance(self.energy_model, EnergyModel):
             raise ConfigError(
@@ -618,7 +631,9 @@ def evaluate_architectures(
     recompute = check_bool("recompute", recompute)
     if cache is not None and not isinstance(cache, ScheduleCache):
         raise ConfigError(f"cache={cache!r} is invalid; allowed: a ScheduleCache or None")
-    ev = WorkloadEvaluator(workload, cluster, arch_table, [micro_batch_size], cache)
+    ev = WorkloadEvaluator(
+        workload, cluster, arch_table, [micro_batch_size], cache, visits_all=True
+    )
     n = len(ev.num_tc)
     out = [np.zeros(n), np.full(n, np.inf)] + [np.zeros(n, dtype=np.int64) for _ in range(4)]
     out += [np.zeros(n), np.full(n, np.inf), np.ones(n, dtype=np.int64)]
