@@ -322,9 +322,13 @@ def test_cli_search_bad_input_exits_2_with_one_line(argv, message, capsys):
     [pytest.param(SMALL_SPACE, id="small"), pytest.param(SPACE, id="579", marks=pytest.mark.slow)],
 )
 @pytest.mark.parametrize("pool_min", [1, None], ids=["every-batch", "default"])
-def test_worker_processes_do_not_change_the_result(space, pool_min, monkeypatch):
-    from phaze.joint import run_state, strategy, workers
+@pytest.mark.parametrize("table", ["kept", "not-kept"])
+def test_worker_processes_do_not_change_the_result(space, pool_min, table, monkeypatch):
+    from phaze.joint import arch_bounds, run_state, strategy, workers
 
+    if table == "not-kept":  # as the paper's space: bounds from configurations, tables
+        monkeypatch.setattr(arch_bounds, "KEEP_TABLE_ARCHS", 7)  # built when scheduled
+    assert arch_bounds.keeps_whole_table(len(space.enumerate())) is (table == "kept")
     if pool_min is not None:  # small batches, each with workers scheduling ahead
         monkeypatch.setattr(run_state, "POOL_MIN_ARCHS", pool_min)
         monkeypatch.setattr(strategy, "BATCH", 2)
