@@ -47,56 +47,55 @@ def test_a_search_that_visits_every_architecture_keeps_the_table_up_to_a_chunk()
     assert not arch_bounds.keeps_whole_table(65_537, visits_all=True)
 
 
+def _tiny(num_tc=(1,)):
+    """bert-large on 8 devices and a space of ``len(num_tc)`` architectures."""
+    from phaze import Cluster, DesignSpace, Workload, preset
+
+    space = DesignSpace(num_tc=num_tc, num_vc=(1,), tc_width=(32,), tc_depth=(32,),
+                        glb_bytes=(2**22,), area_band=0.0)  # fmt: skip
+    return Workload(preset("bert-large"), seq_len=128, global_batch=64), Cluster(devices=8), space
+
+
+@pytest.fixture
+def visits_seen(monkeypatch):
+    """``visits_all`` of every WorkloadEvaluator made from now on, in order."""
+    seen = []
+    keep = evaluator.WorkloadEvaluator.__init__
+
+    def recording(self, *args, **kwargs):
+        keep(self, *args, **kwargs)
+        seen.append(self.visits_all)
+
+    monkeypatch.setattr(evaluator.WorkloadEvaluator, "__init__", recording)
+    return seen
+
+
 @pytest.mark.parametrize("strategy", ["exact", "exhaustive"])
 def test_the_strategy_tells_the_evaluators_whether_every_architecture_is_visited(
-    monkeypatch, strategy
+    monkeypatch, visits_seen, strategy
 ):
-    from phaze import Cluster, DesignSpace, Workload, preset, search
+    from phaze import search
     from phaze.joint import core
 
-    seen = []
-    keep = evaluator.WorkloadEvaluator.__init__
-
-    def recording(self, *args, **kwargs):
-        keep(self, *args, **kwargs)
-        seen.append(self.visits_all)
-
     warm = []
-    monkeypatch.setattr(evaluator.WorkloadEvaluator, "__init__", recording)
     monkeypatch.setattr(core, "warmup_kernels", lambda *args: warm.append(args[2]))
-    space = DesignSpace(num_tc=(1, 4), num_vc=(1,), tc_width=(32,), tc_depth=(32,),
-                        glb_bytes=(2**22,), area_band=0.0)  # fmt: skip
-    w = Workload(preset("bert-large"), seq_len=128, global_batch=64)
-    search(w, Cluster(devices=8), space, micro_batch_sizes=(1,), strategy=strategy)
-    assert seen[0] is (strategy == "exhaustive") and warm == [strategy == "exhaustive"]
+    w, cluster, space = _tiny(num_tc=(1, 4))
+    search(w, cluster, space, micro_batch_sizes=(1,), strategy=strategy)
+    assert visits_seen[0] is (strategy == "exhaustive") and warm == [strategy == "exhaustive"]
 
 
-def test_evaluating_every_architecture_keeps_the_table(monkeypatch):
-    from phaze import Cluster, DesignSpace, Workload, evaluate_architectures, preset
+def test_evaluating_every_architecture_keeps_the_table(visits_seen):
+    from phaze import evaluate_architectures
 
-    seen = []
-    keep = evaluator.WorkloadEvaluator.__init__
-
-    def recording(self, *args, **kwargs):
-        keep(self, *args, **kwargs)
-        seen.append(self.visits_all)
-
-    monkeypatch.setattr(evaluator.WorkloadEvaluator, "__init__", recording)
-    space = DesignSpace(num_tc=(1,), num_vc=(1,), tc_width=(32,), tc_depth=(32,),
-                        glb_bytes=(2**22,), area_band=0.0)  # fmt: skip
-    w = Workload(preset("bert-large"), seq_len=128, global_batch=64)
-    evaluate_architectures(w, Cluster(devices=8), space.enumerate(), 1, 2**34, False)
-    assert seen == [True]
+    w, cluster, space = _tiny()
+    evaluate_architectures(w, cluster, space.enumerate(), 1, 2**34, False)
+    assert visits_seen == [True]
 
 
 def test_visits_all_must_be_a_bool():
-    from phaze import Cluster, DesignSpace, Workload, preset
-
-    table = DesignSpace(num_tc=(1,), num_vc=(1,), tc_width=(32,), tc_depth=(32,),
-                        glb_bytes=(2**22,), area_band=0.0).enumerate()  # fmt: skip
-    w = Workload(preset("bert-large"), seq_len=128, global_batch=64)
+    w, cluster, space = _tiny()
     with pytest.raises(ConfigError, match="visits_all"):
-        evaluator.WorkloadEvaluator(w, Cluster(devices=8), table, [1], visits_all="yes")
+        evaluator.WorkloadEvaluator(w, cluster, space.enumerate(), [1], visits_all="yes")
 
 
 def test_hbm_sizes_from_one_byte_to_one_exbibyte():
