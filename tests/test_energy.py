@@ -128,31 +128,31 @@ def test_charged_energy_kernel_equals_reference_and_the_table(rows, model):
                 assert math.isclose(got[op, a, p], want, rel_tol=RTOL, abs_tol=0), (rows[op], a, p)
 
 
-def test_charged_energy_takes_the_faster_mode_and_all_cores_on_a_tie():
-    """The kernel on hand-made inputs: mode 0 costs 1 J, mode 1 costs 2 J."""
-    one = np.zeros((1, 2))
+@pytest.mark.parametrize(
+    ("seconds", "joules"),
+    [
+        ([[1.0, 1.0], [0.5, 1.0]], [2.0, 2.0]),  # pass 0: all cores faster; pass 1: a tie
+        ([[0.5, 1.0], [1.0, 2.0]], [1.0, 1.0]),  # one core faster in both passes
+    ],
+)
+def test_charged_energy_takes_the_faster_mode_and_all_cores_on_a_tie(seconds, joules):
+    """The kernel on hand-made inputs (seconds by [mode][pass]): mode 0 costs 1 J, mode 1
+    costs 2 J."""
+    no_work = np.zeros((1, 2))
     idx = np.zeros(1, np.int64)
     words = np.zeros((1, 1, 2, 2))
-    words[0, 0, 1, :] = 1.0  # mode 1 moves one word more, at 1 J a word
+    words[0, 0, 1, :] = 1.0  # mode 1 moves one HBM word more, at 1 J a word
     zeros = np.zeros((1, 1, 2, 2))
-    for x in (words, zeros):
+    sec = np.array([[seconds]], dtype=np.float64)
+    for x in (words, zeros, sec):
         x.setflags(write=False)
-    e = np.ones(1)
-    seconds = np.array([[[[1.0, 1.0], [0.5, 1.0]]]])  # pass 0: all cores faster; pass 1: tie
-    seconds.setflags(write=False)
+    free = np.zeros(1)
     out = np.zeros((1, 1, 2))
     op_charged_energy(
-        np.ones((1, 2)), one, one.copy(), idx, idx.copy(), zeros, zeros, words, zeros,
-        e * 0, e * 0, e * 0, 1.0, 0.0, 1.0, 0.0, 0.0, seconds, out,
+        np.ones((1, 2)), no_work, no_work.copy(), idx, idx.copy(), zeros, zeros, words, zeros,
+        free, free.copy(), free.copy(), 1.0, 0.0, 1.0, 0.0, 0.0, sec, out,
     )  # fmt: skip
-    assert out.tolist() == [[[2.0, 2.0]]]
-    seconds = np.array([[[[0.5, 1.0], [1.0, 2.0]]]])  # one core faster in both passes
-    seconds.setflags(write=False)
-    op_charged_energy(
-        np.ones((1, 2)), one, one.copy(), idx, idx.copy(), zeros, zeros, words, zeros,
-        e * 0, e * 0, e * 0, 1.0, 0.0, 1.0, 0.0, 0.0, seconds, out,
-    )  # fmt: skip
-    assert out.tolist() == [[[1.0, 1.0]]]
+    assert out.tolist() == [[joules]]
 
 
 @given(rows=st.lists(op_row, min_size=2, max_size=5))
