@@ -1,11 +1,10 @@
-"""Where a search's time goes, phase by phase, and with ``--jobs`` how long the parent
-waits for its worker and how long the worker works.
+"""Where a search's time goes, phase by phase: the bounds (split over the processes with
+``--jobs``), the best-first pass and the frontier pass.
 
 Run: ``python bench/search_phases.py [--jobs N] [--space large|default]`` (gpt3-175b;
 ``large`` is the million-architecture space of ``bench_large_space.py``). Prints one
 line per phase boundary (wall seconds since the search started, the parent's CPU
-seconds), then the parent's waits for worker results, the workers' busy seconds and the
-layer schedules computed.
+seconds), then the rows and the layer schedules computed.
 
 This is a diagnostic: it times the search by wrapping internal functions
 (``phaze.joint.workers``, ``phaze.joint.run_state``, ``phaze.joint.strategy``), so it
@@ -22,14 +21,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def _timed_chunk(*a):
-    """A worker's task with its busy seconds appended (module level: the pool pickles
-    the function by name; the workers fork after :func:`main` sets ``original``)."""
-    t0 = time.perf_counter()
-    out = _timed_chunk.original(*a)
-    return (*out, time.perf_counter() - t0)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1)
@@ -44,8 +35,6 @@ def main() -> None:
 
     _kernels.warmup()
     start = [time.perf_counter()]
-    waited = [0.0]
-    busy = [0.0, 0]
 
     def mark(what: str) -> None:
         print(
@@ -53,20 +42,6 @@ def main() -> None:
             f"  {what}",
             flush=True,
         )
-
-    merge = workers.WorkerPool._merge
-
-    def timed_merge(self, f):
-        t0 = time.perf_counter()
-        merge(self, f)
-        waited[0] += time.perf_counter() - t0
-
-    apply = workers.WorkerPool._apply
-
-    def counted_apply(self, wi, result):
-        busy[0] += result[-1]
-        busy[1] += 1
-        apply(self, wi, result[:-1])
 
     precompute = workers.precompute_latencies
 
@@ -87,16 +62,9 @@ def main() -> None:
     def marked_ahead(*a):
         if first[0]:
             first[0] = False
-            mark(
-                f"pass 2 (frontier) starts; parent waited {waited[0]:.2f} s so far, "
-                f"workers busy {busy[0]:.2f} s so far"
-            )
+            mark("pass 2 (frontier) starts")
         return ahead(*a)
 
-    workers.WorkerPool._merge = timed_merge
-    _timed_chunk.original = workers._schedule_chunk
-    workers._schedule_chunk = _timed_chunk
-    workers.WorkerPool._apply = counted_apply
     workers.precompute_latencies = timed_precompute
     run_state.SearchRun.__init__ = timed_init
     strategy._candidates_ahead = marked_ahead
@@ -121,8 +89,7 @@ def main() -> None:
     mark("search done")
     c = result.counters
     print(
-        f"parent waited {waited[0]:.2f} s for workers; workers busy {busy[0]:.2f} s in "
-        f"{busy[1]} tasks; rows {len(result.rows['arch'])}; layer schedules computed "
+        f"rows {len(result.rows['arch'])}; layer schedules computed "
         f"{c['bound_closed'] + c['enumerated'] + c['solved']} (closed by bounds "
         f"{c['bound_closed']}, enumerated {c['enumerated']}, CBC {c['solved']})"
     )

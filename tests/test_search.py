@@ -321,36 +321,34 @@ def test_cli_search_bad_input_exits_2_with_one_line(argv, message, capsys):
     "space",
     [pytest.param(SMALL_SPACE, id="small"), pytest.param(SPACE, id="579", marks=pytest.mark.slow)],
 )
-@pytest.mark.parametrize("pool_min", [1, None], ids=["every-batch", "default"])
 @pytest.mark.parametrize("table", ["kept", "not-kept"])
-def test_worker_processes_do_not_change_the_result(space, pool_min, table, monkeypatch):
-    from phaze.joint import arch_bounds, run_state, strategy, workers
+def test_worker_processes_change_neither_the_result_nor_the_work(space, table, monkeypatch):
+    from phaze.joint import arch_bounds
+    from phaze.joint import evaluator as evaluator_module
 
     if table == "not-kept":  # as the paper's space: bounds from configurations, tables
         monkeypatch.setattr(arch_bounds, "KEEP_TABLE_ARCHS", 7)  # built when scheduled
     assert arch_bounds.keeps_whole_table(len(space.enumerate())) is (table == "kept")
-    if pool_min is not None:  # small batches, each with workers scheduling ahead
-        monkeypatch.setattr(run_state, "POOL_MIN_ARCHS", pool_min)
-        monkeypatch.setattr(strategy, "BATCH", 2)
-        monkeypatch.setattr(strategy, "LOOKAHEAD", 4)
-    shared = []
-    submit = workers.WorkerPool.submit
+    installed = []
+    keep = evaluator_module.WorkloadEvaluator.set_latency_state
 
-    def counting(self, wi, archs, *args, **kwargs):
-        shared.extend(a for a in archs if not self.in_flight(wi, a))
-        return submit(self, wi, archs, *args, **kwargs)
+    def counting(self, mbs, state):  # called for results of the worker processes only
+        installed.append(mbs)
+        keep(self, mbs, state)
 
-    monkeypatch.setattr(workers.WorkerPool, "submit", counting)
+    monkeypatch.setattr(evaluator_module.WorkloadEvaluator, "set_latency_state", counting)
     one = search([BERT, OPT], CLUSTER, space, **SETTINGS)
+    assert installed == []
     two = search([BERT, OPT], CLUSTER, space, jobs=2, **SETTINGS)
-    # (with the default batches, a space this small fits in the first one, which the
-    # search's own process schedules; the workers schedule only what lies ahead)
-    if pool_min is not None or space is SPACE:
-        assert shared, "no batch went to the worker processes"
+    assert installed, "no bounds came from a worker process"
     assert two.best == one.best
     assert two.frontier.tolist() == one.frontier.tolist()
     for k in one.rows:
         np.testing.assert_array_equal(two.rows[k], one.rows[k])
+    # the same work: schedules, placements, rows (every counter but the time)
+    one.counters.pop("wall_s")
+    two.counters.pop("wall_s")
+    assert two.counters == one.counters
 
 
 def _evaluators():

@@ -169,7 +169,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int_in(*R.JOBS),
         default=1,
-        help="worker processes (default 1; see README on parallelism)",
+        help="processes that compute the bounds a search starts with (default 1; the result "
+        "does not depend on it; see docs/search.md)",
     )
     g.add_argument(
         "--out",

@@ -14,8 +14,8 @@ micro-batch size, vectorised over architectures:
 * the optimistic bounds built from them: :meth:`~ArchBounds.upper_bound` (throughput),
   :meth:`~ArchBounds.score_upper_bound` (any objective, memoised) and
   :meth:`~ArchBounds.score_bound_from_larger_hbm`;
-* the hand-over of that state between processes (:meth:`~ArchBounds.latency_state`,
-  :meth:`~ArchBounds.kept_energy` and their setters).
+* the hand-over of that state between processes (:meth:`~ArchBounds.latency_state` and
+  its setter).
 
 Exact evaluation of one architecture (layer schedules, placement, a plan's energy) stays
 in :mod:`phaze.joint.evaluator`.
@@ -308,15 +308,6 @@ class ArchBounds:
         if core is not None:
             self._core[mbs] = core
         self._score_ub.update(bounds)
-
-    def kept_energy(self, mbs: int, arch: int):
-        """The energies of ``arch`` at ``mbs`` memoised when it was scheduled (a large
-        space), or None; for :meth:`keep_energy` in another process."""
-        return self._energy.get(mbs, arch)
-
-    def keep_energy(self, mbs: int, arch: int, found) -> None:
-        """Memoise :meth:`kept_energy` of a worker process's copy of this evaluator."""
-        self._energy.put(mbs, arch, found)
 
     def upper_bound(self, mbs: int, hbm_bytes: float | None = None) -> np.ndarray:
         """Optimistic throughput (samples/s) of every architecture at micro-batch ``mbs``;

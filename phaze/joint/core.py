@@ -199,8 +199,9 @@ def search(
         Rows are written to the store at least this often (and at the end, also when
         interrupted); at most this much work is lost to a hard kill.
     jobs : int
-        Processes that schedule and place architectures (1: all in this process). The
-        result does not depend on it.
+        Processes that compute the bounds every search starts with (1: this process
+        only); the passes that schedule and place architectures run in this process. The
+        result, and the work counted in ``counters``, do not depend on it.
     objective : {"throughput", "throughput-per-watt", "energy-per-sample"}
         What a design's value is (:mod:`phaze.joint.objective`): the mean over workloads
         of samples/s, or of samples per joule (the two energy objectives rank alike).
@@ -288,9 +289,8 @@ def search(
             out, fingerprint(workloads, cluster, space, mbs, hbm, rc, strategy), force=force
         )
     run = None
-    pool = None
     try:
-        if jobs > 1:  # the bounds' latencies, in parallel (the pool forks after them)
+        if jobs > 1:  # the bounds' latencies, in parallel; the passes run here
             from phaze.joint.workers import precompute_latencies
 
             precompute_latencies(
@@ -315,10 +315,6 @@ def search(
             objective=objective,
             power_budget_w=power_budget_w,
         )
-        if jobs > 1:
-            from phaze.joint.workers import WorkerPool
-
-            pool = run.pool = WorkerPool(evaluators, jobs)
         if strategy == "phaze":
             best, front, front_value = phaze_search(run, area)
         else:
@@ -330,8 +326,6 @@ def search(
             else ()
         )
     finally:  # an interrupted search keeps every row it computed
-        if pool is not None:
-            pool.close()
         if run is not None:
             run.flush()
         if store is not None:

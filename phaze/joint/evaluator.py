@@ -342,13 +342,8 @@ class WorkloadEvaluator(ArchBounds):
         return (mbs, arch) in self._exact_layers
 
     def set_layers(self, mbs: int, arch: int, fwd: np.ndarray, bwd: np.ndarray) -> None:
-        """Memoise layer latencies computed elsewhere (a worker process)."""
+        """Memoise layer latencies given by the caller (as :meth:`schedule` would)."""
         self._exact_layers[(mbs, arch)] = (fwd, bwd)
-
-    def forget(self, arch: int) -> None:
-        """Drop the memoised layer latencies of ``arch`` (bounded memory in long runs)."""
-        for mbs in self._mbs:
-            self._exact_layers.pop((mbs, arch), None)
 
     def problem(
         self,

@@ -79,9 +79,5 @@ class EnergyMemo:
                 np.ascontiguousarray(total[..., j]),
             )
 
-    def put(self, mbs: int, arch: int, found: tuple[np.ndarray, np.ndarray]) -> None:
-        """Memoise what :meth:`get` returned in another process."""
-        self._arch[(mbs, arch)] = found
-
     def get(self, mbs: int, arch: int) -> tuple[np.ndarray, np.ndarray] | None:
         return self._arch.get((mbs, arch))

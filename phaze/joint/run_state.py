@@ -18,11 +18,7 @@ import numpy as np
 from phaze.joint.objective import row_score
 from phaze.rows import NO_PLAN, ROW_FIELDS, ROW_FLOAT_FIELDS, PlanRow, WorkloadBest
 
-__all__ = ["COUNTER_NAMES", "POOL_MIN_ARCHS", "Design", "RowKey", "SearchRun"]
-
-#: Batches of fewer architectures are not split over the worker processes (``--jobs``):
-#: the search's process does them with the next candidates scheduled in the same calls.
-POOL_MIN_ARCHS = 16
+__all__ = ["COUNTER_NAMES", "Design", "RowKey", "SearchRun"]
 
 #: Counters of a run, in the order reports list them.
 COUNTER_NAMES = (
@@ -80,7 +76,6 @@ class SearchRun:
         # a smaller HBM never gives a faster plan; only the plain throughput search may
         # therefore skip smaller HBM sizes (a slower plan may use less power or energy)
         self.hbm_monotone = objective == "throughput" and power_budget_w is None
-        self.pool = None
         self.ev = evaluators
         self.names = [e.workload.name for e in evaluators]
         self.hbm = sorted(int(h) for h in hbm_sizes)
@@ -119,21 +114,13 @@ class SearchRun:
                             )
         self.counters["stored_rows_reused"] = len(self.rows)
 
-    def add_row(self, key: RowKey, row: PlanRow) -> None:
-        """Record a row computed elsewhere (a worker process), unless already known."""
-        if key not in self.rows:
-            self.rows[key] = row
-            self.pending.append(key)
-            self.counters["exact_rows"] += 1
-
     def row(self, wi: int, arch: int, mbs: int, hbm: int, rc: bool) -> PlanRow:
         key = RowKey(self.names[wi], arch, mbs, hbm, rc)
         found = self.rows.get(key)
         if found is None:
-            if self.pool is not None:  # scheduled ahead in a worker: its layers first
-                self.pool.ensure(wi, arch)
-            found = self.ev[wi].exact(mbs, arch, hbm, rc)
-            self.add_row(key, found)
+            found = self.rows[key] = self.ev[wi].exact(mbs, arch, hbm, rc)
+            self.pending.append(key)
+            self.counters["exact_rows"] += 1
         return found
 
     def flush(self) -> None:
@@ -247,20 +234,15 @@ class SearchRun:
 
     def prefetch(self, archs: Sequence[int], schedule_also: Sequence[int] = ()) -> None:
         """Do the work every visited architecture needs, for a batch at once: schedule its
-        layers for every workload and micro-batch size (one vectorised call each), split
-        over the worker processes when there are any. Rows are placed when
-        :meth:`design` reads them (placing the batch's settings ahead cost more than it
-        saved: most are never read), so they are the same whatever the number of
-        processes.
+        layers for every workload and micro-batch size (one vectorised call each). Rows are
+        placed when :meth:`design` reads them (placing the batch's settings ahead cost more
+        than it saved: most are never read).
 
         ``schedule_also``: architectures likely visited soon, whose layers are scheduled
         in the same calls (no rows are computed for them)."""
         hbm = self.hbm[-1]
         todo = [int(a) for a in archs]
         ahead = [int(a) for a in schedule_also] if todo else []
-        # a batch of a few architectures is done here, where the next ones are scheduled
-        # in the same calls, rather than split into shares of one or two
-        pool = self.pool if len(todo) + len(ahead) >= POOL_MIN_ARCHS else None
         for wi, e in enumerate(self.ev):
             name = self.names[wi]
             need = [
@@ -274,28 +256,9 @@ class SearchRun:
             self._prefetched.update((wi, a) for a in need)
             # micro-batch sizes that cannot fit in memory need no schedule: their rows are
             # "no plan" at once (WorkloadEvaluator.exact)
-            fits = [m for m in self.mbs if e.memory_fits(m, hbm)]
-            if not fits:
-                continue
-            if pool is None:
-                here = need + ahead
-                if self.pool is not None:  # a small batch: all here but what is in flight
-                    here = [a for a in here if not self.pool.in_flight(wi, a)]
-                for m in fits:
-                    e.schedule(m, here)
-                continue
-            # the batch's architectures that no worker is scheduling are scheduled here,
-            # now; the workers take the ones ahead, while this process places rows
-            # (row() waits for an architecture still in flight)
-            todo_now, todo_ahead = [], []
-            now = set(need)
-            for a in dict.fromkeys(need + ahead):
-                if pool.in_flight(wi, a) or all(e.has_layers(m, a) for m in fits):
-                    continue
-                (todo_now if a in now else todo_ahead).append(a)
-            for m in fits:
-                e.schedule(m, todo_now)
-            pool.submit(wi, todo_ahead, fits)
+            for m in self.mbs:
+                if e.memory_fits(m, hbm):
+                    e.schedule(m, need + ahead)
 
     def row_table(self) -> dict[str, np.ndarray]:
         """Every row of the run as numpy columns, sorted by (workload, arch, micro-batch

@@ -159,12 +159,7 @@ def exact_search(
             break  # no plan fits in memory here or later: a value of 0 is never the best
         if k % BATCH == 0:
             limit = 0.0 if exhaustive or best is None else best.value
-            # with worker processes, they schedule the next batch while this one is placed
-            nxt = order[k + BATCH : k + 2 * BATCH] if run.pool is not None else []
-            run.prefetch(
-                [a for a in order[k : k + BATCH] if ub[a] >= limit and ub[a] > 0],
-                schedule_also=[a for a in nxt if ub[a] >= limit and ub[a] > 0],
-            )
+            run.prefetch([a for a in order[k : k + BATCH] if ub[a] >= limit and ub[a] > 0])
         # a design below the incumbent's value cannot win: its settings that cannot
         # reach it are skipped (the value is then only known to be below it)
         floor = 0.0 if exhaustive or best is None else best.value
@@ -179,8 +174,6 @@ def exact_search(
             if better(best, d, area):
                 best = d
     if not frontier:
-        if run.pool is not None:
-            run.pool.drain()  # what the workers scheduled ahead is counted
         return best, np.zeros(0, np.int64), np.zeros(0)
     # pass 2: the frontier, by increasing area, at the largest HBM (which bounds the
     # others for plain throughput; else at every HBM size). An architecture whose bound
@@ -190,9 +183,6 @@ def exact_search(
     reached = 0.0
     by_area = np.lexsort((np.arange(n), area))
     ahead = 0  # architectures before this position of by_area have been scheduled ahead
-    # look ahead again from this position on: where the last look-ahead ends, or (with
-    # worker processes, which schedule it while this process places rows) half-way
-    trigger = 0
     by_area = by_area.tolist()
     bound = ub.tolist()  # (Python floats: the windows below cover every architecture)
     for k in range(0, n, BATCH):
@@ -202,9 +192,8 @@ def exact_search(
         if not exhaustive:
             window = [a for a in window if bound[a] >= reached and bound[a] > 0]
             later: list[int] = []
-            if window and k >= trigger:
-                later, ahead, middle = _candidates_ahead(by_area, ub, max(k, ahead), reached)
-                trigger = ahead if run.pool is None else middle
+            if window and k >= ahead:
+                later, ahead = _candidates_ahead(by_area, ub, k, reached)
             run.prefetch(window, schedule_also=later)
         for arch in window:
             if not exhaustive and bound[arch] < reached:
@@ -223,8 +212,6 @@ def exact_search(
                 )
             arch_value[arch], evaluated[arch] = v, True
             reached = max(reached, v)
-    if run.pool is not None:
-        run.pool.drain()  # what the workers scheduled ahead is counted
     run.counters["designs_pruned"] = int(n - evaluated.sum())
     keep = evaluated & (arch_value >= 0)
     front = pareto_frontier(area[keep], arch_value[keep])
@@ -238,8 +225,7 @@ LOOKAHEAD = 256
 
 def _candidates_ahead(by_area: list, ub: np.ndarray, k: int, reached: float) -> tuple:
     """The next :data:`LOOKAHEAD` architectures from position ``k`` of ``by_area`` whose
-    bound reaches ``reached`` now, the position after the last one scanned, and the
-    position of the middle one (the end when there are none).
+    bound reaches ``reached`` now, and the position after the last one scanned.
 
     Few architectures of a window of :data:`BATCH` pass the frontier pass's bound, so
     their layers are scheduled ahead in larger vectorised calls (which architectures get
@@ -257,8 +243,7 @@ def _candidates_ahead(by_area: list, ub: np.ndarray, k: int, reached: float) -> 
             break
         found.extend((pos + ok).tolist())
         pos += block.size
-    middle = found[len(found) // 2] if found else pos
-    return [by_area[p] for p in found], pos, middle
+    return [by_area[p] for p in found], pos
 
 
 def phaze_search(run: SearchRun, area: np.ndarray) -> tuple:

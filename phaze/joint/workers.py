@@ -1,22 +1,21 @@
-"""Worker processes that schedule layers for batches of architectures (``--jobs``), and
-compute the operator latencies and bounds a search starts with
-(:func:`precompute_latencies`).
+"""Worker processes that compute the operator latencies and bounds a search starts with
+(:func:`precompute_latencies`, ``--jobs``).
 
-Layer scheduling is independent per architecture, so :class:`WorkerPool` has ``jobs -
-1`` forked workers of a :class:`concurrent.futures.ProcessPoolExecutor` schedule the
-architectures the search will visit next while the parent places the rows of the ones
-it visits now (docs/search.md, "``--jobs``"). The workers inherit the prepared
-evaluators through ``fork`` (nothing large is pickled); they return per-layer latency
-arrays, energies and their schedule-cache counters, which the parent merges. Bounds
-results, which are large, come back through memory files (:func:`_spill`). Kernels are
-compiled in the parent before forking (docs/architecture.md), so no two processes write
-numba's cache at once. Results do not depend on ``jobs``.
+The bounds need every (workload, micro-batch size) pair before the search's first pass
+can start, and each pair is independent: the parent computes a share and ``jobs - 1``
+forked workers of a :class:`concurrent.futures.ProcessPoolExecutor` the rest
+(docs/search.md, "``--jobs``"). The workers inherit the prepared evaluators through
+``fork`` (nothing large is pickled) and end when the bounds are done; the passes that
+schedule and place architectures run in the parent. Large results come back through
+memory files (:func:`_spill`). Kernels are compiled in the parent before forking
+(docs/architecture.md), so no two processes write numba's cache at once. Results do not
+depend on ``jobs``.
 
 Failure handling:
 
 * a worker that dies (killed, out of memory) breaks the pool; the search stops at once with
-  a :class:`~phaze.errors.PhazeError` saying so (rows computed so far stay in the store, so
-  rerunning the command resumes);
+  a :class:`~phaze.errors.PhazeError` saying so (rows of an earlier, interrupted run stay
+  in the store, so rerunning the command resumes);
 * workers die with their parent: on Linux the kernel sends them ``SIGKILL`` when the parent
   ends (``PR_SET_PDEATHSIG``), and everywhere a watchdog thread in each worker exits when
   the parent process is gone;
@@ -43,13 +42,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-import numpy as np
-
 from phaze.errors import PhazeError
-from phaze.hardware.archtable import row_codes
-from phaze.schedule import ScheduleCache
 
-__all__ = ["WorkerPool", "partition", "precompute_latencies"]
+__all__ = ["precompute_latencies"]
 
 #: Seconds between two checks of a worker's watchdog that its parent is alive.
 _WATCHDOG_S = 0.5
@@ -88,26 +83,6 @@ def _init_worker(evaluators, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
     _WORKER["evaluators"] = evaluators
-
-
-def _schedule_chunk(wi: int, archs: list[int], mbs_list: list[int]):
-    """Worker side of :meth:`WorkerPool.submit` for one share of architectures: their
-    layer latencies, the energies kept when they were scheduled (a large space) and the
-    schedule-cache counters of the work."""
-    ev = _WORKER["evaluators"][wi]
-    before = {k: getattr(ev.cache, k) for k in ScheduleCache.COUNTERS}
-    layers, energies = {}, {}
-    for m in mbs_list:
-        ev.schedule(m, archs)
-        for a in archs:
-            layers[m, a] = ev.layer_latencies(m, a)
-            found = ev.kept_energy(m, a)  # (a large space: kept when scheduled)
-            if found is not None:
-                energies[m, a] = found
-    delta = {k: getattr(ev.cache, k) - before[k] for k in ScheduleCache.COUNTERS}
-    for a in archs:  # the parent keeps them; free the worker's copy
-        ev.forget(a)
-    return layers, energies, delta
 
 
 def _death_cause(procs, wait_s: float = 1.0) -> str:
@@ -225,8 +200,7 @@ def precompute_latencies(evaluators, pairs, jobs: int, bound_args=None) -> None:
     done) and keep them in the parent's evaluators.
 
     This is the first part of a search (its bounds need every pair) and is independent per
-    pair; the :class:`WorkerPool` forked afterwards inherits the results. The results are
-    the same floats as computing them in the parent."""
+    pair. The results are the same floats as computing them in the parent."""
     pairs = list(pairs)
     if jobs < 2 or len(pairs) < 2:
         return
@@ -256,155 +230,3 @@ def precompute_latencies(evaluators, pairs, jobs: int, bound_args=None) -> None:
         ) from None
     finally:  # done or interrupted: no worker outlives this call
         _stop(executor, procs)
-
-
-def _core_keys(arch_table) -> np.ndarray:
-    """One integer per architecture that identifies its cores (count and shape of the
-    tensor and vector cores): architectures with equal keys share most layer schedules."""
-    key = ("num_tc", "tc_width", "tc_depth", "num_vc", "vc_width")
-    code = row_codes({f: getattr(arch_table, f) for f in key}, key)
-    return np.unique(code, return_inverse=True)[1].reshape(-1)
-
-
-def partition(archs, keys: np.ndarray, jobs: int, home: dict) -> list[list[int]]:
-    """Split ``archs`` into ``jobs`` shares of about equal size, keeping architectures of
-    one core key (``keys[arch]``) together and in the share (process) that had the key
-    before (``home``, updated), so that each process's schedule memo sees the layers it
-    has already scheduled. A group goes to its home share unless that share would exceed
-    its fair size by a quarter; then to the smallest share (largest groups first).
-
-    Examples
-    --------
-    >>> home = {}
-    >>> partition([0, 1, 2, 3], np.array([0, 0, 1, 1]), 2, home)
-    [[0, 1], [2, 3]]
-    >>> partition([3, 1], np.array([0, 0, 1, 1]), 2, home)
-    [[1], [3]]
-    """
-    groups: dict[int, list[int]] = {}
-    for a in archs:
-        groups.setdefault(int(keys[a]), []).append(int(a))
-    fair = len(archs) / jobs
-    shares: list[list[int]] = [[] for _ in range(jobs)]
-    for key, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        j = home.get(key)
-        if j is None or len(shares[j]) + len(members) > 1.25 * fair + 1:
-            j = min(range(jobs), key=lambda i: (len(shares[i]), i))
-            home[key] = j
-        shares[j].extend(members)
-    return [sorted(share) for share in shares]
-
-
-class WorkerPool:
-    """``jobs - 1`` forked processes that schedule the layers of architectures the search
-    will visit, while the parent places rows.
-
-    :meth:`submit` splits architectures into ``jobs - 1`` shares, keeping the
-    architectures of one core configuration together and with the share that had them
-    before (:func:`partition`), and returns at once; :meth:`ensure` waits for the share of
-    one architecture and merges it into the parent's evaluator, :meth:`drain` all of
-    them; :meth:`close` stops the workers.
-
-    Raises
-    ------
-    PhazeError
-        From :meth:`submit`, :meth:`ensure` or :meth:`drain`, when a worker process died.
-    """
-
-    def __init__(self, evaluators, jobs: int) -> None:
-        from phaze.joint.evaluator import warmup_kernels
-
-        # compile in the parent: workers only read numba's cache
-        warmup_kernels([e.workload for e in evaluators], len(evaluators[0].arch_table))
-        self.evaluators = evaluators
-        self.jobs = jobs
-        self._keys = _core_keys(evaluators[0].arch_table)
-        self._home: dict = {}
-        self._executor = ProcessPoolExecutor(
-            max_workers=max(1, jobs - 1),
-            mp_context=mp.get_context("fork"),
-            initializer=_init_worker,
-            initargs=(evaluators, os.getpid()),
-        )
-        self._procs: dict = {}  # the workers, to report how one died
-        # shares of submit() not merged yet: (workload, arch) -> future -> (workload, archs)
-        self._inflight: dict = {}
-        self._chunks: dict = {}
-
-    def _cause(self, wait_s: float = 1.0) -> str:
-        """How the first worker that died ended (:func:`_death_cause`)."""
-        return _death_cause(self._procs.values(), wait_s)
-
-    def close(self) -> None:
-        """Stop the workers without waiting for work in flight (idempotent)."""
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        _stop(executor, self._procs)
-
-    def submit(self, wi: int, archs, mbs_list) -> None:
-        """Start scheduling ``archs`` for workload ``wi`` at every micro-batch size in the
-        workers and return at once (architectures already in flight are not sent again);
-        :meth:`ensure` (or :meth:`drain`) merges the results into the parent's evaluator.
-        The parent meanwhile places the rows of architectures scheduled before."""
-        if self._executor is None:
-            raise PhazeError("the worker pool is closed")
-        archs = [a for a in archs if (wi, a) not in self._inflight]
-        if not archs:
-            return
-        shares = partition(archs, self._keys, max(1, self.jobs - 1), self._home)
-        try:
-            for share in (c for c in shares if c):
-                f = self._executor.submit(_schedule_chunk, wi, share, list(mbs_list))
-                self._chunks[f] = (wi, share)
-                for a in share:
-                    self._inflight[(wi, a)] = f
-            self._procs.update(getattr(self._executor, "_processes", None) or {})
-        except BrokenProcessPool:
-            self._broken()
-
-    def in_flight(self, wi: int, arch: int) -> bool:
-        """Whether ``arch`` of workload ``wi`` is being scheduled by :meth:`submit`."""
-        return (wi, arch) in self._inflight
-
-    def ensure(self, wi: int, arch: int) -> None:
-        """Wait for the :meth:`submit` share holding ``arch`` (if any) and merge it."""
-        f = self._inflight.get((wi, arch))
-        if f is not None:
-            self._merge(f)
-
-    def drain(self) -> None:
-        """Wait for every share still in flight and merge it (its work is counted)."""
-        for f in list(self._chunks):
-            self._merge(f)
-
-    def _merge(self, f) -> None:
-        wi, share = self._chunks.pop(f)
-        for a in share:
-            self._inflight.pop((wi, a), None)
-        try:
-            result = f.result()
-        except BrokenProcessPool:
-            self._broken()
-        self._apply(wi, result)
-
-    def _broken(self):
-        """Stop the pool after a worker died and say so (raises PhazeError)."""
-        cause = self._cause()  # before close() kills the survivors
-        self.close()
-        raise PhazeError(
-            f"a search worker process died{cause}; the search stopped. Rows "
-            f"computed so far are kept in the output directory: rerun the same command "
-            f"to resume (with fewer --jobs if memory ran out)"
-        ) from None
-
-    def _apply(self, wi: int, result) -> None:
-        """Merge one share's result into the parent's evaluator."""
-        ev = self.evaluators[wi]
-        layers, energies, delta = result
-        for (m, a), (fwd, bwd) in layers.items():
-            ev.set_layers(m, a, fwd, bwd)
-        for (m, a), found in energies.items():
-            ev.keep_energy(m, a, found)
-        for k, v in delta.items():
-            setattr(ev.cache, k, getattr(ev.cache, k) + v)
