@@ -46,7 +46,7 @@ def _run(benchmark, workloads, cluster, space=None, **kw):
 
 @pytest.mark.benchmark(group="search")
 def test_search_reduced_space(benchmark):
-    """Smoke size: 320 architectures, bert-large on 64 devices (CI runs this)."""
+    """Smoke size: 579 architectures, bert-large on 64 devices (CI runs this)."""
     space = DesignSpace(
         num_tc=(1, 2, 4, 8, 16),
         num_vc=(1, 2, 4, 8),
