@@ -36,9 +36,9 @@ SMALL = (
     "--model bert-large --batch 64 --devices 16 --hbm 16 --mbs 2,4 --area-budget 3.5 "
     "--area-band 0 --seq 128 --recompute off --no-progress"
 ).split()
-#: A search that runs for several seconds after its workers start (the full space for
-#: gpt3-175b; about 10 s on 2 cores), so that a signal sent 1 s after the workers start
-#: lands in the middle of it.
+#: A search that runs for a few seconds (the full space for gpt3-175b), so that a second
+#: search started on its directory meets it still running; the tests that signal
+#: ``--jobs`` workers keep those busy themselves (``_SLOW_WORKERS``).
 LONG = ["--model", "gpt3-175b", "--no-progress"]
 
 
