@@ -60,6 +60,15 @@ def large_space() -> DesignSpace:
     return DesignSpace(num_tc=CORES, num_vc=CORES, tc_width=SIDES, tc_depth=SIDES, glb_bytes=GLB)
 
 
+def space_and_settings(name: str) -> tuple:
+    """The enumerated space and search settings a diagnostic's ``--space`` names:
+    ``large`` (:func:`large_space` and :data:`SETTINGS`) or ``default`` (the paper's space
+    and the search's own defaults)."""
+    if name == "large":
+        return large_space().enumerate(), SETTINGS
+    return DesignSpace().enumerate(), {}
+
+
 def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 

@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--space", choices=("large", "default"), default="large")
     args = parser.parse_args()
 
+    import bench_large_space
+
     import phaze
     import phaze.joint.run_state as run_state
     import phaze.joint.strategy as strategy
@@ -69,14 +71,7 @@ def main() -> None:
     run_state.SearchRun.__init__ = timed_init
     strategy._candidates_ahead = marked_ahead
 
-    settings = {}
-    if args.space == "large":
-        import bench_large_space
-
-        space = bench_large_space.large_space().enumerate()
-        settings = bench_large_space.SETTINGS
-    else:
-        space = phaze.DesignSpace().enumerate()
+    space, settings = bench_large_space.space_and_settings(args.space)
     start[0] = time.perf_counter()
     mark("search starts")
     result = phaze.search(

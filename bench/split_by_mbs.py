@@ -44,23 +44,18 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    import bench_large_space
+
     import phaze
     import phaze.joint.evaluator as evaluator
     from phaze import _kernels
 
     _kernels.warmup()
-    settings = {}
-    if args.space == "large":
-        import bench_large_space
-
-        space = bench_large_space.large_space().enumerate()
-        settings = bench_large_space.SETTINGS
-    else:
-        space = phaze.DesignSpace().enumerate()
+    space, settings = bench_large_space.space_and_settings(args.space)
     cls = evaluator.WorkloadEvaluator
     schedule, exact = cls.schedule, cls.exact
     seconds: collections.Counter = collections.Counter()
-    memo_of: dict = {}  # micro-batch size -> the group's own memo (None: one memo)
+    memo_of: dict = {}  # micro-batch size -> its group's own memo (empty: one memo)
 
     def timed_schedule(self, mbs, archs):
         if memo_of:
