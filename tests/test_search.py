@@ -179,6 +179,14 @@ _SCRIPT = textwrap.dedent("""
     from phaze.joint import search
     from phaze.units import GIB
     from phaze.workload import Cluster, Workload
+    if len(sys.argv) > 3:  # the run to be killed: each write waits, so the kill lands mid-run
+        import time
+        from phaze.store import ResultStore
+        _add = ResultStore.add
+        def _slow_add(self, *args, **kwargs):
+            time.sleep(float(sys.argv[3]))
+            return _add(self, *args, **kwargs)
+        ResultStore.add = _slow_add
     if sys.argv[2] == "small":  # SMALL_SPACE
         space = DesignSpace(num_tc=(1, 4, 16), num_vc=(1, 4), tc_width=(8, 128),
                             tc_depth=(8, 128), glb_bytes=(2**27,), area_band=0.0)
@@ -226,8 +234,8 @@ def test_resume_after_sigkill_gives_the_same_result(tmp_path, space):
         timeout=600,
     )
     total = _count(whole)
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(killed), space],
+    proc = subprocess.Popen(  # (writes slowed: the small space's run is over in milliseconds)
+        [sys.executable, str(script), str(killed), space, "0.01"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
