@@ -10,7 +10,8 @@ the same cases run under pytest-benchmark (all are slow: tens of seconds to minu
 
 Cases: ``gpt3`` (gpt3-175b, full space, 1,024 devices), ``gpt3-16384``, ``bert-1024``,
 ``bert-65536`` (other device counts), ``joint4`` (bert-large, opt-350m, gpt2-xl and
-llama2-7b: the four separate searches, then the joint one), ``gpt3-jobs2``.
+llama2-7b: the four separate searches, then the joint one), ``gpt3-jobs2``,
+``joint4-jobs2`` (the joint search with ``jobs=2``; the separate ones with one).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def run_case(case: str) -> dict:
             r, wall, cpu = _timed(lambda w=w: phaze.search(w, phaze.Cluster()))
             out[w.name] = _summary(r, wall, cpu)
             cpu_sum, wall_sum = cpu_sum + cpu, wall_sum + wall
-        r, wall, cpu = _timed(lambda: phaze.search(ws, phaze.Cluster()))
+        r, wall, cpu = _timed(lambda: phaze.search(ws, phaze.Cluster(), jobs=jobs))
         out["joint"] = _summary(r, wall, cpu)
         out["joint_over_sum_cpu"] = round(cpu / cpu_sum, 3)
         out["joint_over_sum_wall"] = round(wall / wall_sum, 3)

@@ -1,13 +1,16 @@
-"""Where a search's time goes, phase by phase: the bounds (split over the processes with
-``--jobs``), the best-first pass and the frontier pass.
+"""Where a search's time goes, phase by phase: the bounds, the best-first pass and the
+frontier pass.
 
 Run: ``python bench/search_phases.py [--jobs N] [--space large|default]`` (gpt3-175b;
 ``large`` is the million-architecture space of ``bench_large_space.py``). Prints one
-line per phase boundary (wall seconds since the search started, the parent's CPU
-seconds), then the rows and the layer schedules computed.
+line per phase boundary (wall seconds since the search started, the CPU seconds of the
+process that prints it), then the rows and the layer schedules computed. With ``--jobs
+2`` or more, ``exact`` splits the space by area between two processes, and each line
+says which process (``parent`` or ``child``) reached which step over its own region.
 
 This is a diagnostic: it times the search by wrapping internal functions
-(``phaze.joint.workers``, ``phaze.joint.run_state``, ``phaze.joint.strategy``), so it
+(``phaze.joint.workers``, ``phaze.joint.regions``, ``phaze.joint.run_state``,
+``phaze.joint.strategy``), so it
 follows the code of the checkout it runs, and the timers add a little overhead.
 """
 
@@ -40,12 +43,30 @@ def main() -> None:
 
     def mark(what: str) -> None:
         print(
-            f"{time.perf_counter() - start[0]:7.2f} s  parent cpu {time.process_time():7.2f} s"
-            f"  {what}",
+            f"{time.perf_counter() - start[0]:7.2f} s  cpu {time.process_time():7.2f} s  {what}",
             flush=True,
         )
 
     precompute = workers.precompute_latencies
+    import phaze.joint.regions as regions
+
+    parent = os.getpid()
+
+    def region_step(name: str, real):
+        # `exact` with --jobs 2: each process's steps over its own area region (the
+        # child's lines say so; its CPU time is the child's)
+        def step(self, *a, **k):
+            who = "parent" if os.getpid() == parent else "child"
+            mark(f"{who}: {name} starts")
+            out = real(self, *a, **k)
+            mark(f"{who}: {name} done")
+            return out
+
+        return step
+
+    regions._Region.__init__ = region_step("bounds of its region", regions._Region.__init__)
+    regions._Region.best_first = region_step("best-first pass", regions._Region.best_first)
+    regions._Region.frontier = region_step("frontier pass", regions._Region.frontier)
 
     def timed_precompute(*a, **k):
         mark("bounds start (split over the processes)")

@@ -308,19 +308,24 @@ linux_only = pytest.mark.skipif(
 )
 
 
-#: ``phaze search`` (its arguments follow) whose worker processes sleep 600 s before
-#: their share of the bounds: with ``--jobs`` the workers live only while the bounds are
-#: computed (well under a second for ``LONG``), too briefly for a test to signal one mid-work.
+#: ``phaze search`` (its arguments follow) whose forked processes (the bounds' workers, or
+#: the second process of ``exact``, which searches its own area region) sleep 600 s before
+#: computing bounds: for ``LONG`` they would end within seconds, too soon for a test to
+#: signal one mid-work.
 _SLOW_WORKERS = textwrap.dedent("""
     import os, sys, time
     from phaze.cli import main
     from phaze.joint.evaluator import WorkloadEvaluator
-    parent, real = os.getpid(), WorkloadEvaluator.latency_state
-    def slow(self, *args):
-        if os.getpid() != parent:  # (forked workers inherit it)
-            time.sleep(600)
-        return real(self, *args)
-    WorkloadEvaluator.latency_state = slow
+    parent = os.getpid()
+    def slowed(real):
+        def slow(self, *args):
+            if os.getpid() != parent:  # (forked workers inherit it)
+                time.sleep(600)
+            return real(self, *args)
+        return slow
+    # the bounds of a worker of the bounds' pool, and of the second process of `exact`
+    WorkloadEvaluator.latency_state = slowed(WorkloadEvaluator.latency_state)
+    WorkloadEvaluator.score_upper_bound = slowed(WorkloadEvaluator.score_upper_bound)
     sys.exit(main(["search", *sys.argv[1:]]))
 """)
 

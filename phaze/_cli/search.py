@@ -169,8 +169,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int_in(*R.JOBS),
         default=1,
-        help="processes that compute the bounds a search starts with (default 1; the result "
-        "does not depend on it; see docs/search.md)",
+        help="processes (default 1): exact splits the architectures by area between two "
+        "processes, other strategies compute their bounds in N; the best design and "
+        "frontier do not depend on it (docs/search.md)",
     )
     g.add_argument(
         "--out",

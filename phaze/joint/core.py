@@ -35,7 +35,8 @@ from phaze.hardware import ArchTable, DesignSpace
 from phaze.joint.details import design_details
 from phaze.joint.evaluator import WorkloadEvaluator, warmup_kernels
 from phaze.joint.objective import check_objective
-from phaze.joint.run_state import Design, SearchRun
+from phaze.joint.regions import exact_in_regions, split_by_area
+from phaze.joint.run_state import Design, SearchRun, row_table
 from phaze.joint.strategy import exact_search, phaze_search
 from phaze.schedule import ScheduleCache
 from phaze.store import ResultStore
@@ -199,9 +200,13 @@ def search(
         Rows are written to the store at least this often (and at the end, also when
         interrupted); at most this much work is lost to a hard kill.
     jobs : int
-        Processes that compute the bounds every search starts with (1: this process
-        only); the passes that schedule and place architectures run in this process. The
-        result, and the work counted in ``counters``, do not depend on it.
+        Processes (1: this process only). ``exact`` with 2 or more splits the
+        architectures by area between this process and a forked one, each computing its
+        own bounds and running the passes over its region
+        (:mod:`phaze.joint.regions`): the best design and the frontier are the same as
+        with 1; the rows evaluated and the work counters can differ a little. The other
+        strategies compute the bounds in ``jobs`` processes and run their passes here;
+        their result, rows and counters do not depend on it.
     objective : {"throughput", "throughput-per-watt", "energy-per-sample"}
         What a design's value is (:mod:`phaze.joint.objective`): the mean over workloads
         of samples/s, or of samples per joule (the two energy objectives rank alike).
@@ -275,12 +280,25 @@ def search(
     else:
         arch_table, template = space.enumerate(), space.template
     area = np.asarray(arch_table.area_um2, dtype=np.float64)
-    # on a cold numba cache, compiles in two processes (docs/search.md)
     visits_all = strategy == "exhaustive"
-    warmup_kernels(workloads, len(arch_table), visits_all)
+    # --jobs with `exact`: two processes, each searching an area region (docs/search.md)
+    regions = None
+    if jobs > 1 and strategy == "exact":
+        regions = split_by_area(area)
+    # on a cold numba cache, compiles in two processes (docs/search.md)
+    for size in [len(arch_table)] if regions is None else [len(r) for r in regions]:
+        warmup_kernels(workloads, size, visits_all)
     cache = ScheduleCache()
+    # (with regions, each process builds its own; these check the workloads' settings)
     evaluators = [
-        WorkloadEvaluator(w, cluster, arch_table, mbs, cache, visits_all=visits_all)
+        WorkloadEvaluator(
+            w,
+            cluster,
+            arch_table if regions is None else arch_table.take([0]),
+            mbs,
+            cache,
+            visits_all=visits_all,
+        )
         for w in workloads
     ]
     store = None  # opened after the arguments are known to be good
@@ -290,56 +308,86 @@ def search(
         )
     run = None
     try:
-        if jobs > 1:  # the bounds' latencies, in parallel; the passes run here
-            from phaze.joint.workers import precompute_latencies
-
-            precompute_latencies(
-                evaluators,
-                [
-                    (wi, m)
-                    for wi, e in enumerate(evaluators)
-                    for m in mbs
-                    if e.memory_fits(m, hbm[-1])
-                ],
-                jobs,
-                (objective, power_budget_w, hbm[-1]),  # the bounds SearchRun starts with
+        if regions is not None:
+            found = exact_in_regions(
+                workloads,
+                cluster,
+                arch_table,
+                template,
+                mbs,
+                hbm,
+                rc,
+                store,
+                progress,
+                flush_every_s,
+                objective,
+                power_budget_w,
+                regions,
             )
-        run = SearchRun(
-            evaluators,
-            hbm,
-            mbs,
-            rc,
-            store,
-            progress,
-            flush_every_s=flush_every_s,
-            objective=objective,
-            power_budget_w=power_budget_w,
-        )
-        if strategy == "phaze":
-            best, front, front_value = phaze_search(run, area)
+            best, front, front_value, details = (
+                found.best,
+                found.frontier,
+                found.frontier_value,
+                found.details,
+            )
+            counters = dict(found.counters)
+            rows = row_table(found.rows, [w.name for w in workloads])
         else:
-            best, front, front_value = exact_search(run, area, exhaustive=strategy == "exhaustive")
-        run.flush()
-        details = (
-            design_details(run, best, area, strategy, cluster, template, mbs, rc, cache)
-            if best is not None
-            else ()
-        )
+            if jobs > 1:  # the bounds' latencies, in parallel; the passes run here
+                from phaze.joint.workers import precompute_latencies
+
+                precompute_latencies(
+                    evaluators,
+                    [
+                        (wi, m)
+                        for wi, e in enumerate(evaluators)
+                        for m in mbs
+                        if e.memory_fits(m, hbm[-1])
+                    ],
+                    jobs,
+                    (objective, power_budget_w, hbm[-1]),  # the bounds SearchRun starts with
+                )
+            run = SearchRun(
+                evaluators,
+                hbm,
+                mbs,
+                rc,
+                store,
+                progress,
+                flush_every_s=flush_every_s,
+                objective=objective,
+                power_budget_w=power_budget_w,
+            )
+            if strategy == "phaze":
+                best, front, front_value = phaze_search(run, area)
+            else:
+                best, front, front_value = exact_search(
+                    run, area, exhaustive=strategy == "exhaustive"
+                )
+            run.flush()
+            details = (
+                design_details(run, best, area, strategy, cluster, template, mbs, rc, cache)
+                if best is not None
+                else ()
+            )
+            counters = dict(run.counters)
+            counters.update(
+                dp_calls=sum(e.dp_calls for e in evaluators),
+                placements_reused=sum(e.placements_reused for e in evaluators),
+                **cache.stats(),
+            )
+            rows = run.row_table()
     finally:  # an interrupted search keeps every row it computed
         if run is not None:
             run.flush()
         if store is not None:
             store.close()
-    counters = dict(run.counters)
     counters.update(
         architectures=int(area.shape[0]),
-        dp_calls=sum(e.dp_calls for e in evaluators),
-        placements_reused=sum(e.placements_reused for e in evaluators),
         # fewest devices on which a plan of some workload may fit in memory (the bound of
         # phaze.joint.bounds.devices_lower_bound; MAX_DEVICES + 1: on no number of devices)
         memory_devices_needed=min(e.devices_needed(m, hbm[-1]) for e in evaluators for m in mbs),
         wall_s=time.perf_counter() - started,
-        **cache.stats(),
     )
     return SearchResult(
         workloads=workloads,
@@ -349,7 +397,7 @@ def search(
         best=best,
         frontier=front,
         frontier_value=front_value,
-        rows=run.row_table(),
+        rows=rows,
         counters=counters,
         details=details,
         objective=objective,

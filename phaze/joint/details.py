@@ -10,7 +10,7 @@ from phaze.joint.run_state import Design, SearchRun
 from phaze.joint.strategy import exact_search, phaze_search
 from phaze.placement import place
 
-__all__ = ["design_details"]
+__all__ = ["design_details", "own_best_design"]
 
 
 def _seed(run: SearchRun, solo: SearchRun, wi: int) -> Design | None:
@@ -30,6 +30,30 @@ def _seed(run: SearchRun, solo: SearchRun, wi: int) -> Design | None:
     return found if found.value > 0 else None
 
 
+def own_best_design(run: SearchRun, wi: int, area, strategy: str) -> Design | None:
+    """Workload ``wi``'s best design of its own among ``run``'s architectures (searched
+    with ``strategy``, from the rows ``run`` has), or None when nothing fits."""
+    solo = SearchRun(
+        [run.ev[wi]],
+        run.hbm,
+        run.mbs,
+        run.rc,
+        run.store,
+        None,
+        rows=run.rows,
+        objective=run.objective,
+        power_budget_w=run.power_budget_w,
+    )
+    if strategy == "phaze":
+        own_design = phaze_search(solo, area)[0]
+    else:
+        exhaustive = strategy == "exhaustive"
+        seed = None if exhaustive else _seed(run, solo, wi)
+        own_design = exact_search(solo, area, exhaustive, frontier=False, incumbent=seed)[0]
+    solo.flush()
+    return own_design
+
+
 def design_details(
     run: SearchRun,
     best: Design,
@@ -40,10 +64,14 @@ def design_details(
     micro_batch_sizes,
     recompute,
     cache,
+    own_designs=None,
 ) -> tuple[dict, ...]:
     """One dict per workload: ``plan`` (a :class:`~phaze.placement.Plan` or None),
     ``own_best`` (throughput), ``micro_batch_size``, ``recompute``, ``throughput``, ``power_w``,
-    ``energy_per_sample_j`` and the comparisons."""
+    ``energy_per_sample_j`` and the comparisons.
+
+    ``own_designs``: each workload's best design of its own, when known (else searched
+    for among ``run``'s architectures, with several workloads)."""
     out = []
     for wi, ev in enumerate(run.ev):
         mine = best.per_workload[wi]
@@ -59,24 +87,11 @@ def design_details(
             )
         own = mine.throughput
         if len(run.ev) > 1:  # this workload's best on a design of its own
-            solo = SearchRun(
-                [ev],
-                run.hbm,
-                run.mbs,
-                run.rc,
-                run.store,
-                None,
-                rows=run.rows,
-                objective=run.objective,
-                power_budget_w=run.power_budget_w,
+            own_design = (
+                own_designs[wi]
+                if own_designs is not None
+                else own_best_design(run, wi, area, strategy)
             )
-            if strategy == "phaze":
-                own_design = phaze_search(solo, area)[0]
-            else:
-                exhaustive = strategy == "exhaustive"
-                seed = None if exhaustive else _seed(run, solo, wi)
-                own_design = exact_search(solo, area, exhaustive, frontier=False, incumbent=seed)[0]
-            solo.flush()
             own = own_design.per_workload[0].throughput if own_design is not None else 0.0
         cmp = compare(
             ev.workload,

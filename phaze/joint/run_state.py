@@ -9,7 +9,7 @@ The strategies in :mod:`phaze.joint.strategy` drive it.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -18,7 +18,7 @@ import numpy as np
 from phaze.joint.objective import row_score
 from phaze.rows import NO_PLAN, ROW_FIELDS, ROW_FLOAT_FIELDS, PlanRow, WorkloadBest
 
-__all__ = ["COUNTER_NAMES", "Design", "RowKey", "SearchRun"]
+__all__ = ["COUNTER_NAMES", "Design", "RowKey", "SearchRun", "row_table"]
 
 #: Counters of a run, in the order reports list them.
 COUNTER_NAMES = (
@@ -70,8 +70,11 @@ class SearchRun:
         flush_every_s: float = 1.0,
         objective: str = "throughput",
         power_budget_w: float | None = None,
+        on_flush: Callable[[], None] | None = None,
     ) -> None:
         self.flush_every_s = flush_every_s
+        # called at every flush (e.g. to write another process's rows in this one)
+        self.on_flush = on_flush
         self.objective, self.power_budget_w = objective, power_budget_w
         # a smaller HBM never gives a faster plan; only the plain throughput search may
         # therefore skip smaller HBM sizes (a slower plan may use less power or energy)
@@ -125,6 +128,8 @@ class SearchRun:
 
     def flush(self) -> None:
         """Write pending rows to the store (one transaction per setting)."""
+        if self.on_flush is not None:
+            self.on_flush()
         if self.store is None or not self.pending:
             self.pending.clear()
             return
@@ -263,15 +268,22 @@ class SearchRun:
     def row_table(self) -> dict[str, np.ndarray]:
         """Every row of the run as numpy columns, sorted by (workload, arch, micro-batch
         size, HBM, recompute)."""
-        keys = sorted(self.rows, key=lambda k: (self.names.index(k.workload), *k[1:]))
-        table = {
-            "workload": np.array([self.names.index(k.workload) for k in keys], dtype=np.int64),
-            "arch": np.array([k.arch for k in keys], dtype=np.int64),
-            "micro_batch_size": np.array([k.micro_batch_size for k in keys], dtype=np.int64),
-            "hbm_bytes": np.array([k.hbm_bytes for k in keys], dtype=np.int64),
-            "recompute": np.array([k.recompute for k in keys], dtype=bool),
-        }
-        for f in ROW_FIELDS:
-            dtype = np.float64 if f in ROW_FLOAT_FIELDS else np.int64
-            table[f] = np.array([getattr(self.rows[k], f) for k in keys], dtype=dtype)
-        return table
+        return row_table(self.rows, self.names)
+
+
+def row_table(rows: dict, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The rows ``{RowKey: PlanRow}`` as numpy columns, sorted by (workload, arch,
+    micro-batch size, HBM, recompute); ``workload`` is the index of the name in ``names``."""
+    index = {name: i for i, name in enumerate(names)}
+    keys = sorted(rows, key=lambda k: (index[k.workload], *k[1:]))
+    table = {
+        "workload": np.array([index[k.workload] for k in keys], dtype=np.int64),
+        "arch": np.array([k.arch for k in keys], dtype=np.int64),
+        "micro_batch_size": np.array([k.micro_batch_size for k in keys], dtype=np.int64),
+        "hbm_bytes": np.array([k.hbm_bytes for k in keys], dtype=np.int64),
+        "recompute": np.array([k.recompute for k in keys], dtype=bool),
+    }
+    for f in ROW_FIELDS:
+        dtype = np.float64 if f in ROW_FLOAT_FIELDS else np.int64
+        table[f] = np.array([getattr(rows[k], f) for k in keys], dtype=dtype)
+    return table

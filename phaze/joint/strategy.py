@@ -8,7 +8,8 @@
 * :func:`pareto_frontier`: architectures that no other architecture beats with less or
   equal area.
 * :func:`exact_search`, :func:`phaze_search`: the search strategies, driving a
-  :class:`~phaze.joint.run_state.SearchRun` (docs/search.md says why ``exact`` is exact).
+  :class:`~phaze.joint.run_state.SearchRun` (docs/search.md says why ``exact`` is exact);
+  ``exact`` runs :func:`best_first_pass`, then :func:`frontier_pass`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ __all__ = [
     "BUCKET_UM2",
     "LOOKAHEAD",
     "area_buckets",
+    "best_first_pass",
     "better",
     "exact_search",
+    "frontier_pass",
     "pareto_frontier",
     "phaze_search",
     "phaze_walk",
@@ -143,15 +146,37 @@ def exact_search(
     the best design is the same with or without it). Once there is an incumbent, a
     design's settings that cannot reach its value are skipped (``floor``)."""
     n = area.shape[0]
+    # pass 1: the optimum, most promising designs first
+    order = np.lexsort((np.arange(n), area, -run.design_ub)).tolist()
+    best = best_first_pass(run, area, order, exhaustive, incumbent)
+    if not frontier:
+        return best, np.zeros(0, np.int64), np.zeros(0)
+    # pass 2: the frontier, by increasing area
+    by_area = np.lexsort((np.arange(n), area)).tolist()
+    arch_value, evaluated, _ = frontier_pass(run, by_area, exhaustive)
+    run.counters["designs_pruned"] = int(n - evaluated.sum())
+    keep = evaluated & (arch_value >= 0)
+    front = pareto_frontier(area[keep], arch_value[keep])
+    idx = np.flatnonzero(keep)[front]
+    return best, idx, arch_value[idx]
+
+
+def best_first_pass(
+    run: SearchRun,
+    area: np.ndarray,
+    order: list[int],
+    exhaustive: bool,
+    best: Design | None = None,
+) -> Design | None:
+    """The best design among the architectures ``order`` (visited in that order: by
+    decreasing bound, for pruning to stop early), starting from incumbent ``best``.
+
+    HBM sizes from the largest: a smaller HBM never gives a faster plan (fewer plans fit),
+    so for plain throughput it is evaluated only when the largest reaches the incumbent (a
+    tie on value is broken towards the smaller HBM); under a power budget or an energy
+    objective a slower plan may score higher, and every HBM size is evaluated."""
     ub = run.design_ub
     hbm_desc = sorted(run.hbm, reverse=True)
-    best: Design | None = incumbent
-    # pass 1: the optimum, most promising designs first. HBM sizes from the largest:
-    # a smaller HBM never gives a faster plan (fewer plans fit), so for plain throughput
-    # it is evaluated only when the largest reaches the incumbent (a tie on value is
-    # broken towards the smaller HBM); under a power budget or an energy objective a
-    # slower plan may score higher, and every HBM size is evaluated.
-    order = np.lexsort((np.arange(n), area, -ub)).tolist()
     for k, arch in enumerate(order):
         if not exhaustive and best is not None and ub[arch] < best.value:
             break  # every later design has a lower bound still
@@ -173,19 +198,27 @@ def exact_search(
             d = run.design(arch, h, prune=not exhaustive, floor=floor)
             if better(best, d, area):
                 best = d
-    if not frontier:
-        return best, np.zeros(0, np.int64), np.zeros(0)
-    # pass 2: the frontier, by increasing area, at the largest HBM (which bounds the
-    # others for plain throughput; else at every HBM size). An architecture whose bound
-    # is below the best value reached with no more area cannot be on the frontier.
+    return best
+
+
+def frontier_pass(
+    run: SearchRun, by_area: list[int], exhaustive: bool, reached: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Evaluate the architectures ``by_area`` (by increasing area) that may be on the
+    frontier; returns ``(value per architecture, whether evaluated, reached)``.
+
+    At the largest HBM size (which bounds the others for plain throughput; else at every
+    HBM size). An architecture whose bound is below the best value ``reached`` with no
+    more area cannot be on the frontier; ``reached`` starts from the given value (a value
+    reached by architectures before ``by_area``'s first) and is returned updated."""
+    ub = run.design_ub
+    hbm_desc = sorted(run.hbm, reverse=True)
+    n = ub.shape[0]
     arch_value = np.zeros(n)
     evaluated = np.zeros(n, dtype=bool)
-    reached = 0.0
-    by_area = np.lexsort((np.arange(n), area))
     ahead = 0  # architectures before this position of by_area have been scheduled ahead
-    by_area = by_area.tolist()
     bound = ub.tolist()  # (Python floats: the windows below cover every architecture)
-    for k in range(0, n, BATCH):
+    for k in range(0, len(by_area), BATCH):
         # an architecture whose bound is below `reached` now stays below it (`reached`
         # only grows), so each window keeps only the ones that may still reach it
         window = by_area[k : k + BATCH]
@@ -212,11 +245,7 @@ def exact_search(
                 )
             arch_value[arch], evaluated[arch] = v, True
             reached = max(reached, v)
-    run.counters["designs_pruned"] = int(n - evaluated.sum())
-    keep = evaluated & (arch_value >= 0)
-    front = pareto_frontier(area[keep], arch_value[keep])
-    idx = np.flatnonzero(keep)[front]
-    return best, idx, arch_value[idx]
+    return arch_value, evaluated, reached
 
 
 #: Architectures the frontier pass schedules at once (their layer latencies only).
