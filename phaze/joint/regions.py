@@ -432,6 +432,9 @@ def exact_in_regions(
             if mine is not None and better(best, mine, area):
                 best = mine
         region.run.flush()
+        details = ()
+        if best is not None and len(workloads) == 1:  # while the child ends its passes
+            details = _details(args, best, template, None, region.cache)
         child.wait(lambda: child.done is not None)
         child_archs, child_values, child_own, tally = child.done
     finally:
@@ -451,27 +454,24 @@ def exact_in_regions(
         arch_value[a], evaluated[a] = v, True
     keep = evaluated & (arch_value >= 0)
     idx = np.flatnonzero(keep)[pareto_frontier(area[keep], arch_value[keep])]
-    counters = region.tally()
+    if best is not None and len(workloads) > 1:  # each workload's own best: the better one
+        own_designs = [
+            b if a is None or (b is not None and better(a, b, area)) else a
+            for a, b in zip(own, child_own, strict=True)
+        ]
+        details = _details(args, best, template, own_designs, region.cache)
+    counters = region.tally()  # (after the details, as with one process)
     for name, v in tally.items():
         counters[name] = max(counters[name], v) if name == "max_solve_s" else counters[name] + v
     counters["designs_pruned"] = int(n - evaluated.sum())
-    details = ()
-    if best is not None:
-        own_designs = None
-        if len(workloads) > 1:
-            own_designs = [
-                b if a is None or (b is not None and better(a, b, area)) else a
-                for a, b in zip(own, child_own, strict=True)
-            ]
-        details = _details(args, best, template, own_designs, rows, region.cache)
     return RegionResult(best, idx, arch_value[idx], rows, counters, details)
 
 
-def _details(args, best: Design, template, own_designs, rows: dict, cache) -> tuple:
+def _details(args, best: Design, template, own_designs, cache) -> tuple:
     """:func:`~phaze.joint.details.design_details` of ``best``, from evaluators over its
-    architecture alone (neither process has evaluators over the whole space)."""
+    architecture alone (neither process has evaluators over the whole space; the plans
+    are placed again, not read from rows)."""
     ids = np.array([best.arch], dtype=np.int64)
-    one = {k._replace(arch=0): v for k, v in rows.items() if k.arch == best.arch}
     table = args["arch_table"].take(ids)
     evaluators = [
         WorkloadEvaluator(w, args["cluster"], table, args["mbs"], cache) for w in args["workloads"]
@@ -483,7 +483,6 @@ def _details(args, best: Design, template, own_designs, rows: dict, cache) -> tu
         args["rc"],
         None,
         None,
-        rows=one,
         objective=args["objective"],
         power_budget_w=args["power_budget_w"],
     )
