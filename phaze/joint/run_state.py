@@ -103,6 +103,9 @@ class SearchRun:
         self._flushed = time.perf_counter()
         if store is not None:
             self._load_store()
+        # rows from the store or another run: their architectures' layers were scheduled
+        # by the run that computed them, not here (prefetch)
+        self._resumed = bool(self.rows)
 
     def _load_store(self) -> None:
         for e in self.ev:
@@ -250,20 +253,24 @@ class SearchRun:
         ahead = [int(a) for a in schedule_also] if todo else []
         for wi, e in enumerate(self.ev):
             name = self.names[wi]
-            need = [
-                a
-                for a in todo
-                if (wi, a) not in self._prefetched
-                and any(
-                    RowKey(name, a, m, hbm, r) not in self.rows for m in self.mbs for r in self.rc
+
+            def unevaluated(a: int, name=name) -> bool:
+                return not any(
+                    RowKey(name, a, m, hbm, r) in self.rows for m in self.mbs for r in self.rc
                 )
-            ]
+
+            # an architecture with rows was evaluated before: the settings it has no row
+            # for were pruned then and most likely are again (a row still missing is
+            # placed after scheduling that architecture alone: layer_latencies); in a
+            # resumed run, this keeps its layers from being scheduled again
+            need = [a for a in todo if (wi, a) not in self._prefetched and unevaluated(a)]
+            later = [a for a in ahead if unevaluated(a)] if self._resumed else ahead
             self._prefetched.update((wi, a) for a in need)
             # micro-batch sizes that cannot fit in memory need no schedule: their rows are
             # "no plan" at once (WorkloadEvaluator.exact)
             for m in self.mbs:
                 if e.memory_fits(m, hbm):
-                    e.schedule(m, need + ahead)
+                    e.schedule(m, need + later)
 
     def row_table(self) -> dict[str, np.ndarray]:
         """Every row of the run as numpy columns, sorted by (workload, arch, micro-batch
