@@ -24,6 +24,7 @@ micro-batch sizes and recomputation (each workload with its own best plan). Stra
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -283,7 +284,7 @@ def search(
     visits_all = strategy == "exhaustive"
     # --jobs with `exact`: two processes, each searching an area region (docs/search.md)
     regions = None
-    if jobs > 1 and strategy == "exact":
+    if jobs > 1 and strategy == "exact" and hasattr(os, "fork"):
         regions = split_by_area(area)
     # on a cold numba cache, compiles in two processes (docs/search.md)
     for size in [len(arch_table)] if regions is None else [len(r) for r in regions]:
