@@ -49,10 +49,10 @@ import numpy as np
 from phaze.errors import PhazeError
 from phaze.joint.details import design_details, own_best_design
 from phaze.joint.evaluator import WorkloadEvaluator
-from phaze.joint.run_state import Design, RowKey, SearchRun
+from phaze.joint.run_state import Design, RowKey, SearchRun, stored_rows
 from phaze.joint.strategy import best_first_pass, better, frontier_pass, pareto_frontier
 from phaze.joint.workers import _die_with_parent
-from phaze.rows import ROW_FIELDS, ROW_FLOAT_FIELDS, PlanRow
+from phaze.rows import ROW_FIELDS, PlanRow
 from phaze.schedule import ScheduleCache
 
 __all__ = ["LOWER_SHARE", "MIN_ARCHS", "RegionResult", "exact_in_regions", "split_by_area"]
@@ -95,47 +95,18 @@ class RegionResult(NamedTuple):
 
 
 class _RegionStore:
-    """The result store as one region's :class:`SearchRun` sees it: architecture indices
-    of the region (0 .. len(ids) - 1), rows loaded once before the fork (``stored``, keyed
-    by setting, in the space's indices), new rows handed to ``write`` in the space's
-    indices."""
+    """The result store as one region's :class:`SearchRun` writes to it: rows of the
+    region's architectures (0 .. len(ids) - 1) handed to ``write`` in the space's
+    indices. (A region's run is given its stored rows, loaded once before the fork.)"""
 
-    def __init__(self, stored: dict, ids: np.ndarray, n: int, write) -> None:
-        self._stored = stored
+    def __init__(self, ids: np.ndarray, write) -> None:
         self._ids = ids
-        self._local = np.full(n, -1, dtype=np.int64)
-        self._local[ids] = np.arange(ids.size)
         self._write = write
-
-    def load(self, model: str, mbs: int, hbm_bytes: int, recompute: bool) -> dict:
-        got = self._stored.get((model, int(mbs), int(hbm_bytes), bool(recompute)))
-        if got is None:
-            empty = {
-                f: np.zeros(0, np.float64 if f in ROW_FLOAT_FIELDS else np.int64)
-                for f in ROW_FIELDS
-            }
-            return {"arch": np.zeros(0, np.int64), **empty}
-        local = self._local[got["arch"]]
-        keep = local >= 0
-        return {"arch": local[keep], **{f: got[f][keep] for f in ROW_FIELDS}}
 
     def add(self, model: str, mbs: int, hbm_bytes: int, recompute: bool, archs, values) -> int:
         ids = self._ids[np.asarray(archs, np.int64)]
         self._write(model, mbs, hbm_bytes, recompute, ids, values)
         return len(archs)
-
-
-def _stored_rows(store, names, mbs, hbm, rc) -> dict:
-    """Every stored row, by setting (what each region's :class:`_RegionStore` loads)."""
-    if store is None:
-        return {}
-    return {
-        (name, m, h, r): store.load(name, m, h, r)
-        for name in names
-        for m in mbs
-        for h in hbm
-        for r in rc
-    }
 
 
 def _send(fd: int, msg) -> None:
@@ -174,6 +145,11 @@ class _Region:
 
     def __init__(self, args: dict, ids: np.ndarray, stored: dict, write, progress, on_flush):
         self.ids = ids
+        local = np.full(len(args["arch_table"]), -1, dtype=np.int64)
+        local[ids] = np.arange(ids.size)
+        rows = {  # the region's stored rows, in its own indices
+            k._replace(arch=int(local[k.arch])): v for k, v in stored.items() if local[k.arch] >= 0
+        }
         table = args["arch_table"].take(ids)
         self.area = np.asarray(table.area_um2, dtype=np.float64)
         self.cache = ScheduleCache()
@@ -186,13 +162,15 @@ class _Region:
             args["hbm"],
             args["mbs"],
             args["rc"],
-            _RegionStore(stored, ids, len(args["arch_table"]), write),
+            _RegionStore(ids, write),
             progress,
+            rows=rows,
             flush_every_s=args["flush_every_s"],
             objective=args["objective"],
             power_budget_w=args["power_budget_w"],
             on_flush=on_flush,
         )
+        self.run.counters["stored_rows_reused"] = len(rows)
 
     def best_first(self) -> Design | None:
         n = self.area.shape[0]
@@ -412,7 +390,7 @@ def exact_in_regions(
         "parent_pid": os.getpid(),
     }
     names = [w.name for w in workloads]
-    stored = _stored_rows(store, names, mbs, hbm, rc)
+    stored = {} if store is None else stored_rows(store, names, mbs, hbm, rc)
     area = np.asarray(arch_table.area_um2, dtype=np.float64)
     child = _Child(args, upper, stored, store, progress)
     try:
@@ -439,14 +417,9 @@ def exact_in_regions(
         child_archs, child_values, child_own, tally = child.done
     finally:
         child.stop()
-    rows = {k._replace(arch=int(lower[k.arch])): v for k, v in region.run.rows.items()}
-    for key, value in child.rows.items():
-        rows.setdefault(key, value)
-    for (name, m, h, r), got in stored.items():  # the child's stored rows were not sent
-        for i, a in enumerate(got["arch"].tolist()):
-            key = RowKey(name, a, m, h, r)
-            if key not in rows:
-                rows[key] = PlanRow(*(got[f][i].item() for f in ROW_FIELDS))
+    rows = dict(stored)  # (the child sends only the rows it computes)
+    rows.update((k._replace(arch=int(lower[k.arch])), v) for k, v in region.run.rows.items())
+    rows.update(child.rows)
     n = area.shape[0]
     arch_value = np.zeros(n)
     evaluated = np.zeros(n, dtype=bool)

@@ -18,7 +18,7 @@ import numpy as np
 from phaze.joint.objective import row_score
 from phaze.rows import NO_PLAN, ROW_FIELDS, ROW_FLOAT_FIELDS, PlanRow, WorkloadBest
 
-__all__ = ["COUNTER_NAMES", "Design", "RowKey", "SearchRun", "row_table"]
+__all__ = ["COUNTER_NAMES", "Design", "RowKey", "SearchRun", "row_table", "stored_rows"]
 
 #: Counters of a run, in the order reports list them.
 COUNTER_NAMES = (
@@ -101,23 +101,14 @@ class SearchRun:
         )
         self.values: dict[tuple, tuple[Design, float]] = {}
         self._flushed = time.perf_counter()
-        if store is not None:
+        if store is not None and rows is None:  # (given rows already hold the store's)
             self._load_store()
         # rows from the store or another run: their architectures' layers were scheduled
         # by the run that computed them, not here (prefetch)
         self._resumed = bool(self.rows)
 
     def _load_store(self) -> None:
-        for e in self.ev:
-            for m in self.mbs:
-                for h in self.hbm:
-                    for r in self.rc:
-                        got = self.store.load(e.workload.name, m, h, r)
-                        cols = [got[f].tolist() for f in ROW_FIELDS]
-                        for i, a in enumerate(got["arch"].tolist()):
-                            self.rows[RowKey(e.workload.name, a, m, h, r)] = PlanRow(
-                                *(c[i] for c in cols)
-                            )
+        self.rows.update(stored_rows(self.store, self.names, self.mbs, self.hbm, self.rc))
         self.counters["stored_rows_reused"] = len(self.rows)
 
     def row(self, wi: int, arch: int, mbs: int, hbm: int, rc: bool) -> PlanRow:
@@ -276,6 +267,21 @@ class SearchRun:
         """Every row of the run as numpy columns, sorted by (workload, arch, micro-batch
         size, HBM, recompute)."""
         return row_table(self.rows, self.names)
+
+
+def stored_rows(store, names, micro_batch_sizes, hbm_sizes, recompute) -> dict:
+    """The rows ``{RowKey: PlanRow}`` of ``store`` for the workloads ``names`` at these
+    settings."""
+    rows = {}
+    for name in names:
+        for m in micro_batch_sizes:
+            for h in hbm_sizes:
+                for r in recompute:
+                    got = store.load(name, m, h, r)
+                    cols = [got[f].tolist() for f in ROW_FIELDS]
+                    for i, a in enumerate(got["arch"].tolist()):
+                        rows[RowKey(name, a, m, h, r)] = PlanRow(*(c[i] for c in cols))
+    return rows
 
 
 def row_table(rows: dict, names: Sequence[str]) -> dict[str, np.ndarray]:
