@@ -37,7 +37,7 @@ from phaze.joint.details import design_details
 from phaze.joint.evaluator import WorkloadEvaluator, warmup_kernels
 from phaze.joint.objective import check_objective
 from phaze.joint.regions import exact_in_regions, split_by_area
-from phaze.joint.run_state import Design, SearchRun, row_table
+from phaze.joint.run_state import Design, SearchRun, row_table, work_counters
 from phaze.joint.strategy import exact_search, phaze_search
 from phaze.schedule import ScheduleCache
 from phaze.store import ResultStore
@@ -371,12 +371,7 @@ def search(
                 if best is not None
                 else ()
             )
-            counters = dict(run.counters)
-            counters.update(
-                dp_calls=sum(e.dp_calls for e in evaluators),
-                placements_reused=sum(e.placements_reused for e in evaluators),
-                **cache.stats(),
-            )
+            counters = work_counters(run, cache)
             rows = run.row_table()
     finally:  # an interrupted search keeps every row it computed
         if run is not None:

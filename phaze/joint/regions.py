@@ -49,8 +49,15 @@ import numpy as np
 from phaze.errors import PhazeError
 from phaze.joint.details import design_details, own_best_design
 from phaze.joint.evaluator import WorkloadEvaluator
-from phaze.joint.run_state import Design, RowKey, SearchRun, stored_rows
-from phaze.joint.strategy import best_first_pass, better, frontier_pass, pareto_frontier
+from phaze.joint.run_state import Design, RowKey, SearchRun, stored_rows, work_counters
+from phaze.joint.strategy import (
+    area_order,
+    best_first_order,
+    best_first_pass,
+    better,
+    evaluated_frontier,
+    frontier_pass,
+)
 from phaze.joint.workers import _die_with_parent
 from phaze.rows import ROW_FIELDS, PlanRow
 from phaze.schedule import ScheduleCache
@@ -173,16 +180,13 @@ class _Region:
         self.run.counters["stored_rows_reused"] = len(rows)
 
     def best_first(self) -> Design | None:
-        n = self.area.shape[0]
-        order = np.lexsort((np.arange(n), self.area, -self.run.design_ub)).tolist()
+        order = best_first_order(self.area, self.run.design_ub)
         return best_first_pass(self.run, self.area, order, False)
 
     def frontier(self, reached: float) -> tuple[np.ndarray, np.ndarray, float]:
         """The frontier pass from ``reached``: evaluated architectures (space indices),
         their values, and the value reached."""
-        n = self.area.shape[0]
-        by_area = np.lexsort((np.arange(n), self.area)).tolist()
-        value, evaluated, reached = frontier_pass(self.run, by_area, False, reached)
+        value, evaluated, reached = frontier_pass(self.run, area_order(self.area), False, reached)
         idx = np.flatnonzero(evaluated)
         return self.ids[idx], value[idx], reached
 
@@ -198,11 +202,7 @@ class _Region:
 
     def tally(self) -> dict:
         """The work counters of this region (summed over the two by the parent)."""
-        out = dict(self.run.counters)
-        out["dp_calls"] = sum(e.dp_calls for e in self.run.ev)
-        out["placements_reused"] = sum(e.placements_reused for e in self.run.ev)
-        out.update(self.cache.stats())
-        return out
+        return work_counters(self.run, self.cache)
 
 
 def _child_main(args: dict, ids: np.ndarray, stored: dict, to_parent: int, from_parent: int):
@@ -425,8 +425,7 @@ def exact_in_regions(
     evaluated = np.zeros(n, dtype=bool)
     for a, v in ((archs, values), (child_archs, child_values)):
         arch_value[a], evaluated[a] = v, True
-    keep = evaluated & (arch_value >= 0)
-    idx = np.flatnonzero(keep)[pareto_frontier(area[keep], arch_value[keep])]
+    idx = evaluated_frontier(area, arch_value, evaluated)
     if best is not None and len(workloads) > 1:  # each workload's own best: the better one
         own_designs = [
             b if a is None or (b is not None and better(a, b, area)) else a

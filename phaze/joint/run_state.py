@@ -18,7 +18,15 @@ import numpy as np
 from phaze.joint.objective import row_score
 from phaze.rows import NO_PLAN, ROW_FIELDS, ROW_FLOAT_FIELDS, PlanRow, WorkloadBest
 
-__all__ = ["COUNTER_NAMES", "Design", "RowKey", "SearchRun", "row_table", "stored_rows"]
+__all__ = [
+    "COUNTER_NAMES",
+    "Design",
+    "RowKey",
+    "SearchRun",
+    "row_table",
+    "stored_rows",
+    "work_counters",
+]
 
 #: Counters of a run, in the order reports list them.
 COUNTER_NAMES = (
@@ -267,6 +275,16 @@ class SearchRun:
         """Every row of the run as numpy columns, sorted by (workload, arch, micro-batch
         size, HBM, recompute)."""
         return row_table(self.rows, self.names)
+
+
+def work_counters(run: SearchRun, cache) -> dict:
+    """``run``'s counters, with its evaluators' placement counts and the counters of their
+    schedule memo ``cache``."""
+    out = dict(run.counters)
+    out["dp_calls"] = sum(e.dp_calls for e in run.ev)
+    out["placements_reused"] = sum(e.placements_reused for e in run.ev)
+    out.update(cache.stats())
+    return out
 
 
 def stored_rows(store, names, micro_batch_sizes, hbm_sizes, recompute) -> dict:

@@ -25,8 +25,11 @@ __all__ = [
     "BUCKET_UM2",
     "LOOKAHEAD",
     "area_buckets",
+    "area_order",
+    "best_first_order",
     "best_first_pass",
     "better",
+    "evaluated_frontier",
     "exact_search",
     "frontier_pass",
     "pareto_frontier",
@@ -145,20 +148,32 @@ def exact_search(
     ``incumbent``: an exactly evaluated design of ``run`` to start from (it only prunes:
     the best design is the same with or without it). Once there is an incumbent, a
     design's settings that cannot reach its value are skipped (``floor``)."""
-    n = area.shape[0]
     # pass 1: the optimum, most promising designs first
-    order = np.lexsort((np.arange(n), area, -run.design_ub)).tolist()
-    best = best_first_pass(run, area, order, exhaustive, incumbent)
+    best = best_first_pass(run, area, best_first_order(area, run.design_ub), exhaustive, incumbent)
     if not frontier:
         return best, np.zeros(0, np.int64), np.zeros(0)
     # pass 2: the frontier, by increasing area
-    by_area = np.lexsort((np.arange(n), area)).tolist()
-    arch_value, evaluated, _ = frontier_pass(run, by_area, exhaustive)
-    run.counters["designs_pruned"] = int(n - evaluated.sum())
-    keep = evaluated & (arch_value >= 0)
-    front = pareto_frontier(area[keep], arch_value[keep])
-    idx = np.flatnonzero(keep)[front]
+    arch_value, evaluated, _ = frontier_pass(run, area_order(area), exhaustive)
+    run.counters["designs_pruned"] = int(area.shape[0] - evaluated.sum())
+    idx = evaluated_frontier(area, arch_value, evaluated)
     return best, idx, arch_value[idx]
+
+
+def best_first_order(area: np.ndarray, design_ub: np.ndarray) -> list[int]:
+    """The best-first pass's order: by decreasing bound, then area, then index."""
+    return np.lexsort((np.arange(area.shape[0]), area, -design_ub)).tolist()
+
+
+def area_order(area: np.ndarray) -> list[int]:
+    """The frontier pass's order: by increasing area, then index."""
+    return np.lexsort((np.arange(area.shape[0]), area)).tolist()
+
+
+def evaluated_frontier(area: np.ndarray, arch_value: np.ndarray, evaluated: np.ndarray):
+    """Indices on the frontier (:func:`pareto_frontier`) among the architectures the
+    frontier pass evaluated (``evaluated``, with values ``arch_value``)."""
+    keep = evaluated & (arch_value >= 0)
+    return np.flatnonzero(keep)[pareto_frontier(area[keep], arch_value[keep])]
 
 
 def best_first_pass(
