@@ -18,16 +18,16 @@ r = json.loads(sys.stdin.read())
 r = r.get('joint', r)
 c = r['counters']
 print('$2', '$1', r['wall_s'], 's; rows', r['rows'], '; schedules',
-      c['bound_closed'] + c['enumerated'], '; designs', c['designs_evaluated'],
-      '; frontier', r['frontier_sha'])"
+      c['bound_closed'] + c['enumerated'] + c['solved'], '; designs',
+      c['designs_evaluated'], '; frontier', r['frontier_sha'])"
 }
 large_line() {  # jobs label [environment]
     env ${3:-} python bench/bench_large_space.py --jobs "$1" 2>/dev/null | tail -1 | python -c "
 import ast, sys
 r = ast.literal_eval(sys.stdin.read())
 print('$2', 'large, jobs=$1', round(r['search_wall_s'], 2), 's; rows', r['rows'],
-      '; schedules', r['bound_closed'] + r['enumerated'], '; frontier', r['frontier_digest'],
-      '; peak', r['peak_rss_bytes'] >> 20, 'MiB')"
+      '; schedules', r['bound_closed'] + r['enumerated'] + r['solved'],
+      '; frontier', r['frontier_digest'], '; peak', r['peak_rss_bytes'] >> 20, 'MiB')"
 }
 remove() {
     git checkout -q -- phaze
