@@ -39,6 +39,7 @@ COUNTERS = (
     "bound_closed",
     "enumerated",
     "solved",
+    "layer_schedules",
     "chains",
 )
 

@@ -106,7 +106,7 @@ def main() -> None:
     c = result.counters
     print(
         f"rows {len(result.rows['arch'])}; layer schedules computed "
-        f"{c['bound_closed'] + c['enumerated'] + c['solved']} (closed by bounds "
+        f"{c['layer_schedules']} (closed by bounds "
         f"{c['bound_closed']}, enumerated {c['enumerated']}, CBC {c['solved']})"
     )
 

@@ -528,8 +528,9 @@ def summary_text(
         f"{c['architectures']:,} architectures; {c['designs_evaluated']:,} designs "
         f"evaluated exactly, {c['designs_pruned']:,} architectures pruned by bounds; "
         f"{c['exact_rows']:,} placement rows ({c['stored_rows_reused']:,} reused from the "
-        f"store); layer schedules: {c['bound_closed']:,} closed by bounds, "
-        f"{c['enumerated']:,} by enumeration, {c['solved']:,} CBC solves, "
+        f"store); {c['layer_schedules']:,} layer schedules computed "
+        f"({c['bound_closed']:,} closed by bounds, "
+        f"{c['enumerated']:,} by enumeration, {c['solved']:,} CBC solves), "
         f"{c['segment_hits'] + c['layer_hits']:,} memo hits; {c['wall_s']:.1f} s"
     )
     if out is not None:

@@ -114,6 +114,9 @@ def test_two_regions_give_the_one_process_result(share, models, objective, monke
     # every row evaluated is exact: the same as the exhaustive search's
     got, want = _row_dict(two.rows), _row_dict(full.rows)
     assert got and all(want[k] == v for k, v in got.items())
+    # the two processes' counters are merged: the schedules computed are still their parts
+    c = two.counters
+    assert c["layer_schedules"] == c["bound_closed"] + c["enumerated"] + c["solved"] > 0
     # when the parent's region holds the best design, the parent searched it for one
     if int(two.best.arch) in set(lower.tolist()):
         assert parent_best_first

@@ -129,6 +129,7 @@ def test_chain_needs_no_solver():
     assert s.method == "chain"
     assert s.optimal
     assert (cache.chains, cache.solved, cache.enumerated, cache.bound_closed) == (1, 0, 0, 0)
+    assert cache.layer_schedules == 0  # a chain is not a schedule computed
 
 
 def test_bounds_close_without_search():
@@ -141,6 +142,7 @@ def test_bounds_close_without_search():
     assert s.makespan_s == 6.0
     assert s.method == "bounds"
     assert (cache.bound_closed, cache.enumerated, cache.solved) == (1, 0, 0)
+    assert cache.layer_schedules == cache.stats()["layer_schedules"] == 1
     assert s.tc_util_peak == 3 / 8
     assert s.tc_util_avg == pytest.approx(9.0 / (8 * 6.0))
 

@@ -18,7 +18,7 @@ r = json.loads(sys.stdin.read())
 r = r.get('joint', r)
 c = r['counters']
 print('$2', '$1', r['wall_s'], 's; rows', r['rows'], '; schedules',
-      c['bound_closed'] + c['enumerated'] + c['solved'], '; designs',
+      c['layer_schedules'], '; designs',
       c['designs_evaluated'], '; frontier', r['frontier_sha'])"
 }
 large_line() {  # jobs label [environment]
@@ -26,7 +26,7 @@ large_line() {  # jobs label [environment]
 import ast, sys
 r = ast.literal_eval(sys.stdin.read())
 print('$2', 'large, jobs=$1', round(r['search_wall_s'], 2), 's; rows', r['rows'],
-      '; schedules', r['bound_closed'] + r['enumerated'] + r['solved'],
+      '; schedules', r['layer_schedules'],
       '; frontier', r['frontier_digest'], '; peak', r['peak_rss_bytes'] >> 20, 'MiB')"
 }
 remove() {

@@ -105,6 +105,8 @@ class ScheduleCache:
         CBC solves (``ilp_stats`` holds their sizes and times).
     ``not_optimal``
         Results not proven optimal (CBC time limit or positive gap).
+
+    :attr:`layer_schedules` is the work done: ``bound_closed + enumerated + solved``.
     """
 
     layers: dict = field(default_factory=dict)
@@ -124,6 +126,12 @@ class ScheduleCache:
         """Memo hits, layers and segments."""
         return self.layer_hits + self.segment_hits
 
+    @property
+    def layer_schedules(self) -> int:
+        """Schedules computed, not read from the memo: segments closed by bounds,
+        enumerated or solved by CBC (chains need no scheduler and are not counted)."""
+        return self.bound_closed + self.enumerated + self.solved
+
     #: Names of the integer counters (attributes), in report order.
     COUNTERS = (
         "layer_hits",
@@ -136,8 +144,9 @@ class ScheduleCache:
     )
 
     def stats(self) -> dict:
-        """Counters as a dict (for reports)."""
+        """Counters as a dict (for reports), with :attr:`layer_schedules`."""
         out = {name: getattr(self, name) for name in self.COUNTERS}
+        out["layer_schedules"] = self.layer_schedules
         out["max_solve_s"] = max((s.seconds for s in self.ilp_stats), default=0.0)
         return out
 
