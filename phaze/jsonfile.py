@@ -1,6 +1,7 @@
-"""Reading the JSON files phaze accepts (Hugging Face configs, placement instances,
-operator latencies), with every way a file can be wrong reported as a
-:class:`~phaze.errors.ConfigError` that names the file.
+"""Reading the files phaze accepts: JSON (Hugging Face configs, placement instances,
+operator latencies, system descriptions) and other text (sweep files, run files), with
+every way a file can be wrong reported as a :class:`~phaze.errors.ConfigError` that names
+the file.
 
 Examples
 --------
@@ -23,10 +24,60 @@ import os
 
 from phaze.errors import ConfigError
 
-__all__ = ["MAX_JSON_BYTES", "load_json"]
+__all__ = ["MAX_JSON_BYTES", "load_json", "read_text"]
 
 #: Largest JSON file read (placement instances of thousands of layers are a few MiB).
 MAX_JSON_BYTES = 256 * 2**20
+
+
+def read_text(path: str | os.PathLike[str], what: str = "", kind: str = "text") -> str:
+    """The contents of the UTF-8 text file ``path`` (a byte-order mark is dropped).
+
+    Parameters
+    ----------
+    path : path
+    what : str
+        How the file is called in messages (e.g. ``"sweep file"``); default none.
+    kind : str
+        What the file should be, for the message about a directory (``"JSON"``: "is a
+        directory, not a JSON file").
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ConfigError
+        The file is a directory, cannot be read, is larger than :data:`MAX_JSON_BYTES`
+        or is not UTF-8. The message names the file.
+    """
+    try:
+        name = os.fspath(path)
+    except TypeError:
+        raise ConfigError(f"{what or 'path'}={path!r} is invalid; allowed: a file path") from None
+    label = _label(name, what)
+    if os.path.isdir(name):
+        raise ConfigError(f"{label} is a directory, not a {kind} file")
+    try:
+        with open(name, "rb") as fh:
+            raw = fh.read(MAX_JSON_BYTES + 1)
+    except FileNotFoundError:
+        raise  # an OSError, as open() reports it: "[Errno 2] No such file or directory: ..."
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise ConfigError(
+            f"{label}: cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise ConfigError(f"{label} is larger than {MAX_JSON_BYTES} bytes; not a phaze input")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{label} is not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})"
+        ) from None
+
+
+def _label(name: str, what: str) -> str:
+    return f"{what} {name!r}" if what else repr(name)
 
 
 def load_json(path: str | os.PathLike[str], what: str = "") -> object:
@@ -47,30 +98,8 @@ def load_json(path: str | os.PathLike[str], what: str = "") -> object:
         :data:`MAX_JSON_BYTES`, is not UTF-8, is not JSON, or nests arrays and objects
         deeper than Python's parser can follow. The message names the file.
     """
-    try:
-        name = os.fspath(path)
-    except TypeError:
-        raise ConfigError(f"{what or 'path'}={path!r} is invalid; allowed: a file path") from None
-    label = f"{what} {name!r}" if what else repr(name)
-    if os.path.isdir(name):
-        raise ConfigError(f"{label} is a directory, not a JSON file")
-    try:
-        with open(name, "rb") as fh:
-            raw = fh.read(MAX_JSON_BYTES + 1)
-    except FileNotFoundError:
-        raise  # an OSError, as open() reports it: "[Errno 2] No such file or directory: ..."
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        raise ConfigError(
-            f"{label}: cannot be read ({getattr(exc, 'strerror', None) or exc})"
-        ) from None
-    if len(raw) > MAX_JSON_BYTES:
-        raise ConfigError(f"{label} is larger than {MAX_JSON_BYTES} bytes; not a phaze input")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{label} is not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})"
-        ) from None
+    text = read_text(path, what, "JSON")
+    label = _label(os.fspath(path), what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -281,6 +281,23 @@ def _line(**changes):
     return json.dumps(obj)
 
 
+def test_run_files_with_a_bom_and_crlf_or_cr_line_ends_read_as_with_lf(tmp_path):
+    lines = [_line(id="a"), "", "{oops", _line(id="b", micro_batch=4)]
+    want = read_runs(_write_bytes(tmp_path / "lf.jsonl", "\n".join(lines).encode()))
+    assert [r.id for r in want] == ["a", "line 3", "b"]
+    for name, raw in (
+        ("crlf.jsonl", "\r\n".join(lines).encode() + b"\r\n"),
+        ("cr.jsonl", "\r".join(lines).encode()),
+        ("bom.jsonl", b"\xef\xbb\xbf" + "\n".join(lines).encode()),
+    ):
+        assert read_runs(_write_bytes(tmp_path / name, raw)) == want, name
+
+
+def _write_bytes(path, raw: bytes):
+    path.write_bytes(raw)
+    return path
+
+
 def test_bad_lines_are_reported_and_the_rest_estimated(tmp_path, capsys):
     path = tmp_path / "runs.jsonl"
     lines = [

@@ -367,7 +367,16 @@ def bad_files(tmp_path):
     obj = _instance()
     obj["maxDevices"] = 10**30
     huge = _write(tmp_path / "huge.json", json.dumps(obj))
-    return {"deep": deep, "latin1": latin1, "listed": listed, "huge": huge, "dir": tmp_path}
+    jsondir = tmp_path / "dir.json"  # a directory named as a system file
+    jsondir.mkdir()
+    return {
+        "deep": deep,
+        "latin1": latin1,
+        "listed": listed,
+        "huge": huge,
+        "dir": tmp_path,
+        "jsondir": jsondir,
+    }
 
 
 @pytest.mark.parametrize(
@@ -395,10 +404,23 @@ def bad_files(tmp_path):
         (["place", "--instance", "{deep}"], "nests arrays/objects too deeply"),
         (["place", "--instance", "{huge}"], "allowed: an integer from 1 to 16777216"),
         (["schedule", "--latencies", "{latin1}"], "is not UTF-8 text"),
+        (["sweep", "{dir}"], "sweep file '{dir}' is a directory, not a TOML file"),
+        (["sweep", "{latin1}"], "sweep file '{latin1}' is not UTF-8 text (byte 20"),
+        (["estimate", "{dir}"], "run file '{dir}' is a directory, not a JSON-lines file"),
+        (["estimate", "{latin1}"], "run file '{latin1}' is not UTF-8 text (byte 20"),
+        (
+            ["plan", "--system", "{latin1}", "--model", "gpt3-175b", "--devices", "8"],
+            "system file '{latin1}' is not UTF-8 text (byte 20",
+        ),
+        (
+            ["plan", "--system", "{jsondir}", "--model", "gpt3-175b", "--devices", "8"],
+            "system file '{jsondir}' is a directory, not a JSON file",
+        ),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(argv, message, bad_files, tmp_path, capsys):
     argv = [a.format(**bad_files) for a in argv]
+    message = message.format(**bad_files)
     if argv[0] == "search":
         argv += ["--out", str(tmp_path / "out"), "--no-progress"]
     assert main(argv) == 2

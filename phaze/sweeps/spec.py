@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phaze.errors import ConfigError
+from phaze.jsonfile import read_text
 from phaze.models import TransformerSpec, preset
 from phaze.systems.presets import load_system, system_names
 from phaze.training import ACCOUNTINGS, MEGATRON_OPTIONS, Training
@@ -489,7 +490,7 @@ def load_sweep(path: str | os.PathLike) -> SweepSpec:
     """Read and validate a sweep file (TOML); see ``docs/sweeps.md`` for the format."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "sweep file", "TOML")
     except FileNotFoundError:
         raise ConfigError(f"sweep file {str(path)!r}: no such file") from None
     try:

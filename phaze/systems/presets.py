@@ -9,13 +9,13 @@ is known.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from phaze.errors import ConfigError
+from phaze.jsonfile import load_json
 from phaze.systems.network import Network, NetworkLevel
 from phaze.systems.power import A100_SXM_POWER, H100_SXM_POWER, ChipPower
 
@@ -235,9 +235,4 @@ def load_system(name_or_path: str | os.PathLike[str] | System) -> System:
             f"unknown system {key!r}; known systems: {', '.join(SYSTEMS)} "
             f"(or a path to a system .json file)"
         )
-    with open(key, encoding="utf-8") as fh:
-        try:
-            data = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{key}: not valid JSON ({exc})") from None
-    return _from_dict(data, key)
+    return _from_dict(load_json(key, "system file"), key)

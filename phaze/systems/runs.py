@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from phaze.errors import ConfigError
+from phaze.jsonfile import read_text
 from phaze.models.spec import TransformerSpec
 from phaze.systems.presets import System, load_system
 from phaze.systems.training import TrainingPlan, check_plan
@@ -146,26 +147,30 @@ def parse_run(obj: object, systems: dict | None = None) -> Run:
 def read_runs(path: str | os.PathLike[str]) -> list[Run | RunError]:
     """Read a run file: one :class:`Run` or :class:`RunError` per non-blank line.
 
-    ``OSError`` if the file cannot be read.
+    ``FileNotFoundError`` if the file does not exist; :class:`~phaze.errors.ConfigError`
+    naming the file if it is a directory, cannot be read or is not UTF-8
+    (:func:`phaze.jsonfile.read_text`).
     """
     out: list[Run | RunError] = []
     systems: dict = {}
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            label = f"line {number}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                out.append(RunError(label, f"malformed JSON ({exc.msg})"))
-                continue
-            if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj["id"]:
-                label = obj["id"]
-            try:
-                run = parse_run(obj, systems)
-            except ConfigError as exc:
-                out.append(RunError(label, str(exc)))
-                continue
-            out.append(run if run.id else Run(label, *[getattr(run, f) for f in Run.__slots__[1:]]))
+    text = read_text(path, "run file", "JSON-lines")
+    # lines as a text-mode file gives them: "\r\n" and "\r" end a line too
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        label = f"line {number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            out.append(RunError(label, f"malformed JSON ({exc.msg})"))
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj["id"]:
+            label = obj["id"]
+        try:
+            run = parse_run(obj, systems)
+        except ConfigError as exc:
+            out.append(RunError(label, str(exc)))
+            continue
+        out.append(run if run.id else Run(label, *[getattr(run, f) for f in Run.__slots__[1:]]))
     return out
