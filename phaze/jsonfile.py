@@ -31,7 +31,8 @@ MAX_JSON_BYTES = 256 * 2**20
 
 
 def read_text(path: str | os.PathLike[str], what: str = "", kind: str = "text") -> str:
-    """The contents of the UTF-8 text file ``path`` (a byte-order mark is dropped).
+    """The contents of the UTF-8 text file ``path``: a byte-order mark is dropped, and
+    ``"\\r\\n"`` and ``"\\r"`` end lines as ``"\\n"`` (as in a file opened in text mode).
 
     Parameters
     ----------
@@ -69,11 +70,12 @@ def read_text(path: str | os.PathLike[str], what: str = "", kind: str = "text") 
     if len(raw) > MAX_JSON_BYTES:
         raise ConfigError(f"{label} is larger than {MAX_JSON_BYTES} bytes; not a phaze input")
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{label} is not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})"
         ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _label(name: str, what: str) -> str:

@@ -119,6 +119,19 @@ def test_keys_do_not_depend_on_key_order_or_comments(tmp_path, sweep_file):
     assert a.cells[1].key != a.cells[0].key
 
 
+def test_a_bom_and_crlf_or_cr_line_ends_read_as_lf(tmp_path, sweep_file):
+    text = sweep_file.read_text(encoding="utf-8")
+    want = [c.key for c in load_sweep(sweep_file).cells]
+    for name, raw in (
+        ("crlf.toml", text.replace("\n", "\r\n").encode()),
+        ("cr.toml", text.replace("\n", "\r").encode()),
+        ("bom.toml", b"\xef\xbb\xbf" + text.encode()),
+    ):
+        path = tmp_path / name
+        path.write_bytes(raw)
+        assert [c.key for c in load_sweep(path).cells] == want, name
+
+
 def test_list_of_cells_and_set_valued_grid_values(tmp_path):
     text = (
         SEARCH

@@ -154,9 +154,7 @@ def read_runs(path: str | os.PathLike[str]) -> list[Run | RunError]:
     out: list[Run | RunError] = []
     systems: dict = {}
     text = read_text(path, "run file", "JSON-lines")
-    # lines as a text-mode file gives them: "\r\n" and "\r" end a line too
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         label = f"line {number}"
