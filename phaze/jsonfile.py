@@ -26,7 +26,8 @@ from phaze.errors import ConfigError
 
 __all__ = ["MAX_JSON_BYTES", "load_json", "read_text"]
 
-#: Largest JSON file read (placement instances of thousands of layers are a few MiB).
+#: Largest input file read, JSON or other text (placement instances of thousands of
+#: layers are a few MiB; the name dates from when only JSON files were read here).
 MAX_JSON_BYTES = 256 * 2**20
 
 

@@ -148,8 +148,8 @@ def read_runs(path: str | os.PathLike[str]) -> list[Run | RunError]:
     """Read a run file: one :class:`Run` or :class:`RunError` per non-blank line.
 
     ``FileNotFoundError`` if the file does not exist; :class:`~phaze.errors.ConfigError`
-    naming the file if it is a directory, cannot be read or is not UTF-8
-    (:func:`phaze.jsonfile.read_text`).
+    naming the file if it is a directory, cannot be read, is larger than
+    :data:`phaze.jsonfile.MAX_JSON_BYTES` or is not UTF-8 (:func:`phaze.jsonfile.read_text`).
     """
     out: list[Run | RunError] = []
     systems: dict = {}
