@@ -22,6 +22,7 @@ from numba.core.registry import CPUDispatcher
 
 import phaze
 import phaze._kernels as kernels_pkg
+from phaze._kernels import schedule
 from phaze.placement import WidthGraph, graph_kind
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -283,8 +284,16 @@ def test_a_fresh_process_loads_every_kernel_from_the_cache(tmp_path):
     assert sum(misses for _, misses in first.values()) >= 8, first
     _loaded_from_cache(second)
     if len(os.sched_getaffinity(0)) >= 2:  # the side process compiled the scheduler's
-        side = {k: first[k] for k in ENTRY_POINTS if k.split(".")[0] in kernels_pkg.SIDE_MODULES}
-        assert side and all(v[1] == 0 and v[0] >= 1 for v in side.values()), side
+        # kernels but for the one of large spaces, which this process compiled, reading its
+        # callees from the cache (so the two wrote no file in common)
+        side = {k: v for k, v in first.items() if k.split(".")[0] in kernels_pkg.SIDE_MODULES}
+        large = {f"schedule.{n}" for n in schedule.LARGE_SPACES_ONLY}
+        assert large and large <= set(side), (large, side)
+        assert all(side[k] == [0, 1] for k in large), side
+        rest = {k: v for k, v in side.items() if k not in large}
+        assert all(v[1] == 0 for v in rest.values()), rest
+        assert all(rest[k][0] >= 1 for k in ENTRY_POINTS if k in rest), rest
+        assert rest["schedule._single_demand"] == [1, 0], rest  # config_lower_bounds' callee
 
 
 def test_a_warm_cache_starts_no_side_process():
@@ -295,7 +304,8 @@ def test_a_warm_cache_starts_no_side_process():
 _SIDE_CHECK = textwrap.dedent("""
     import json
     from phaze import _kernels
-    print(json.dumps([_kernels._cold("schedule", False), _kernels._cold("schedule", True)]))
+    print(json.dumps([_kernels._cold("schedule", False), _kernels._cold("schedule", True),
+                      _kernels._start_side_compile() is None]))
 """)
 
 
@@ -303,8 +313,6 @@ def test_a_cache_without_the_large_space_kernel_is_warm_for_small_spaces(tmp_pat
     # a cache written by small-space searches only (no config_lower_bounds): warm for
     # them (no side process at every search), cold for a large space
     import shutil
-
-    from phaze._kernels import schedule
 
     kernels_pkg.warmup()
     ours = Path(schedule.config_lower_bounds._cache._cache_file._index_path).parent
@@ -323,4 +331,51 @@ def test_a_cache_without_the_large_space_kernel_is_warm_for_small_spaces(tmp_pat
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, True]
+    # and no second process for a large space either: this process compiles that kernel
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, True, True]
+
+
+_UP_TO_THE_REPORT = textwrap.dedent("""
+    import sys
+    from phaze._kernels import schedule
+    schedule.warmup(False, lambda: sys.exit(0))  # stops where it reports its callees ready
+    sys.exit(1)
+""")
+
+_LARGE_SPACES_KERNEL = textwrap.dedent("""
+    import json
+    from numba.core.registry import CPUDispatcher
+    from phaze._kernels import schedule
+    schedule.warmup_large_spaces()
+    print(json.dumps({n: [sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values())]
+                      for n, f in vars(schedule).items() if isinstance(f, CPUDispatcher)}))
+""")
+
+
+def test_the_scheduler_reports_its_callees_ready_before_the_kernel_of_large_spaces(tmp_path):
+    # what the side process has cached when it prints its line is all that the kernel of
+    # large spaces calls: compiled then in another process, it compiles itself only and
+    # reads its callees from the cache (no cache file written by both processes)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(tmp_path / "c")}
+    runs = []
+    for code in (_UP_TO_THE_REPORT, _LARGE_SPACES_KERNEL):
+        runs.append(
+            subprocess.run(
+                [sys.executable, "-c", code],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+                timeout=600,
+            )
+        )
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert runs[1].returncode == 0, runs[1].stderr
+    stats = json.loads(runs[1].stdout.strip().splitlines()[-1])
+    compiled = {n for n, (_, misses) in stats.items() if misses}
+    assert compiled == set(schedule.LARGE_SPACES_ONLY), stats
+    assert stats["_single_demand"] == [1, 0], stats
+    # and the first run stopped before compiling any of the later kernels
+    written = {p.name.split("-")[0] for p in (tmp_path / "c").rglob("*.nbi")}
+    assert "schedule.lower_bounds" in written
+    assert not written & {"schedule.solve_columns", "schedule.layer_bounds"}, written

@@ -14,7 +14,11 @@ cache location when the function is decorated).
 
 On a cold cache with two or more CPUs, :func:`warmup` compiles the scheduler's kernels in
 a second process while it compiles the others (the two sets call no kernel of each other,
-so the processes write disjoint cache files), then loads them from the cache.
+so the processes write disjoint cache files), then loads them from the cache. The
+scheduler's kernel of large design spaces is the exception: the calling process compiles
+it once the second process reports that its callees are cached (it reads them from the
+cache, so it still writes no file the second process writes); this evens out the two
+processes, of which the second was the longer.
 """
 
 import importlib
@@ -52,9 +56,14 @@ _use_user_cache_dir()
 
 #: Kernel modules of the package; each defines ``warmup()``.
 KERNEL_MODULES = ("stage_tables", "dp", "gemm", "vector", "energy", "schedule")
-#: Compiled in a second process on a cold cache: about half a search's compile time, and no
-#: kernel here calls one of another module (nor the reverse).
+#: Compiled in a second process on a cold cache, except for the kernel of large spaces
+#: (module docstring): about half a search's compile time, and no kernel here calls one
+#: of another module (nor the reverse). The scheduler alone: the second process runs
+#: its ``warmup`` (:func:`_start_side_compile`).
 SIDE_MODULES = ("schedule",)
+#: The line the second process prints when the callees of the kernel of large spaces are
+#: in the cache.
+_CALLEES_READY = "phaze: callees ready"
 
 
 def _cold(name: str, large_spaces: bool = True) -> bool:
@@ -83,32 +92,39 @@ def _cold(name: str, large_spaces: bool = True) -> bool:
     return False
 
 
-def _start_side_compile(large_spaces: bool = True):
-    """A process compiling :data:`SIDE_MODULES` into the cache (what :func:`warmup`
-    with ``large_spaces`` loads of them), or None when the cache is warm or there is only
-    one CPU to use."""
+def _start_side_compile():
+    """A process compiling :data:`SIDE_MODULES` into the cache, all but their kernels of
+    large spaces (:func:`warmup` compiles those), or None when the cache holds those
+    already or there is only one CPU to use."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    if cpus < 2 or not any(_cold(name, large_spaces) for name in SIDE_MODULES):
+    if cpus < 2 or not any(_cold(name, large_spaces=False) for name in SIDE_MODULES):
         return None
     import numba
 
-    # this very phaze (numba keys its cache by the source file's path): first on the
-    # child's path, ahead of its working directory, which may hold a source checkout
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # this very phaze (numba keys its cache by the source file's path), not one that the
+    # child's working directory may hold (a source checkout); and only its kernels: a bare
+    # package stands for phaze, whose __init__ would import all of it (0.3-0.4 s)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "NUMBA_CACHE_DIR": str(numba.config.CACHE_DIR)}
-    code = f"import sys; sys.path.insert(0, {root!r}); " + "; ".join(
-        f"from phaze._kernels import {n}; {n}.warmup({large_spaces!r})" for n in SIDE_MODULES
+    # the kernels of large spaces are left to this process (:func:`warmup`); the side
+    # process prints a line once their callees are in the cache
+    code = (
+        "import sys, types; phaze = types.ModuleType('phaze'); "
+        f"phaze.__path__ = [{package!r}]; sys.modules['phaze'] = phaze; "
+        "from phaze._kernels import schedule; "
+        f"schedule.warmup(False, lambda: print({_CALLEES_READY!r}, flush=True))"
     )
     try:
         return subprocess.Popen(
             [sys.executable, "-c", code],
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            text=True,
         )
     except OSError:  # cannot start a process: compile here
         return None
@@ -142,17 +158,22 @@ def warmup(graph_kinds=GRAPH_KINDS, interleaved: bool = True, large_spaces: bool
     graph_kinds = tuple(graph_kinds)
     if not set(graph_kinds) <= set(GRAPH_KINDS):
         raise ValueError(f"graph_kinds={graph_kinds!r}; allowed: a subset of {GRAPH_KINDS}")
-    side = _start_side_compile(large_spaces)
+    side = _start_side_compile()
     try:
         for name in KERNEL_MODULES:
             if side is None or name not in SIDE_MODULES:
                 _warmup_module(name, graph_kinds, interleaved, large_spaces)
         if side is not None:
-            side.wait()
+            # a line, or "" when the side process ended without reporting (it failed)
+            if large_spaces and side.stdout.readline().strip() == _CALLEES_READY:
+                from phaze._kernels import schedule
+
+                schedule.warmup_large_spaces()
+            side.communicate()  # (reads what else it printed, so that it cannot block)
     finally:
         if side is not None and side.poll() is None:  # interrupted: do not leave it behind
             side.kill()
-            side.wait()
+            side.communicate()
     if side is not None:  # load what it wrote (or compile here if it failed)
         for name in SIDE_MODULES:
             _warmup_module(name, graph_kinds, interleaved, large_spaces)

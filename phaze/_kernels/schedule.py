@@ -898,12 +898,9 @@ def solve_columns(
     return ms, lbs, status, modes, starts
 
 
-def warmup(large_spaces: bool = True) -> None:
-    """Compile (or load from numba's cache) every kernel of this module on a tiny input:
-    three operators, two of them in parallel, so enumeration runs;
-    :func:`config_lower_bounds` only for ``large_spaces`` (a search bounds spaces of more
-    than ``phaze.joint.arch_bounds.LATENCY_CHUNK_ARCHS`` architectures with it)."""
-    z = np.zeros(0, np.int64)
+def _tiny_graph():
+    """Three operators, two of them in parallel (so enumeration runs): ``topo,
+    pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la``."""
     topo = np.array([0, 1, 2], np.int64)
     pred_ptr = np.array([0, 0, 1, 2], np.int64)
     pred_idx = np.array([0, 0], np.int64)
@@ -912,24 +909,51 @@ def warmup(large_spaces: bool = True) -> None:
     kinds = np.array([2, 0, 0], np.int64)
     l1 = np.array([[1.0], [2.0], [2.0]])
     la = np.array([[1.0], [1.5], [1.5]])
+    return topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la
+
+
+def warmup_large_spaces() -> None:
+    """Compile (or load from numba's cache) :func:`config_lower_bounds` on a tiny input.
+    Its only callee, ``_single_demand``, is compiled by :func:`warmup`'s first kernel,
+    before :func:`warmup` calls its ``callees_ready``."""
+    topo, pred_ptr, pred_idx, _, _, kinds, l1, la = _tiny_graph()
+    one = np.zeros(1, np.int64)
+    two = np.array([2], np.int64)
+    config_lower_bounds(
+        topo,
+        pred_ptr,
+        pred_idx,
+        kinds,
+        np.stack([l1, la], axis=2),
+        np.zeros((3, 1, 2)),
+        np.zeros(3),
+        one,
+        one,
+        np.ones(1),
+        two,
+        two,
+    )
+
+
+def warmup(large_spaces: bool = True, callees_ready=None) -> None:
+    """Compile (or load from numba's cache) every kernel of this module on a tiny input
+    (:func:`_tiny_graph`); :func:`config_lower_bounds` only for ``large_spaces`` (a
+    search bounds spaces of more than ``phaze.joint.arch_bounds.LATENCY_CHUNK_ARCHS``
+    architectures with it, :func:`warmup_large_spaces`).
+
+    ``callees_ready``, when given, is called once :func:`lower_bounds` is compiled and
+    cached, and with it every callee of :func:`config_lower_bounds`: another process
+    may then compile that kernel (:func:`warmup_large_spaces`) while this one goes on,
+    reading its callees from the cache and writing no file this one writes
+    (``phaze._kernels.warmup`` does so on a cold cache)."""
+    topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la = _tiny_graph()
+    z = np.zeros(0, np.int64)
     two = np.array([2], np.int64)
     lower_bounds(topo, pred_ptr, pred_idx, kinds, l1, la, two, two)
-    one = np.zeros(1, np.int64)
+    if callees_ready is not None:
+        callees_ready()
     if large_spaces:
-        config_lower_bounds(
-            topo,
-            pred_ptr,
-            pred_idx,
-            kinds,
-            np.stack([l1, la], axis=2),
-            np.zeros((3, 1, 2)),
-            np.zeros(3),
-            one,
-            one,
-            np.ones(1),
-            two,
-            two,
-        )
+        warmup_large_spaces()
     solve_columns(
         topo, pred_ptr, pred_idx, succ_ptr, succ_idx, kinds, l1, la, two, two, 8, 50_000, 1e-12
     )
